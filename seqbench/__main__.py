@@ -1,0 +1,54 @@
+"""``python -m seqbench model=gru dataset=sentiment``: train, test once, write record.json."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from . import SeqbenchError
+from .run import run
+
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+def report(record: dict, record_path: Path) -> None:
+    if record["status"] == "done":
+        primary = next(iter(record["val_best"]))  # the metric that picked the checkpoint comes first
+        names = [primary] + [name for name in record["test"] if name != primary]
+        metrics = ", ".join(f"{name} {record['test'][name]:.4g}" for name in names)
+        print(f"{record['model']} on {record['dataset']} (seed {record['seed']}): test {metrics}")
+    else:
+        print(f"{record['model']} on {record['dataset']} (seed {record['seed']}): {record['status']}: "
+              f"{record.get('error', '')}", file=sys.stderr)
+    print(f"record: {record_path}")
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+def main(cfg: DictConfig) -> None:
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
+    try:
+        record = run(cfg, output_dir)
+    except SeqbenchError as error:
+        # The user's to fix: say what and how, without a traceback; the record says "failed".
+        print(f"error: {error}", file=sys.stderr)
+        print(f"record: {output_dir / 'record.json'}")
+        if not in_sweep:
+            sys.exit(2)
+        return
+    except Exception:
+        print(f"record: {output_dir / 'record.json'}")
+        if not in_sweep:
+            raise
+        return
+    report(record, output_dir / "record.json")
+    if record["status"] != "done" and not in_sweep:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

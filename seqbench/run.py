@@ -1,0 +1,138 @@
+"""One run: build data, model and trainer from a composed config, train, test once, record."""
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+import warnings
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.loggers import TensorBoardLogger
+
+from . import SeqbenchError
+from .data import TEXT_SOURCES, DataSpec, SinCosData, TextClassificationData, TextSettings
+from .models import NetworkConfig, RecurrentNet
+from .record import RECORD_NAME, config_hash, git_commit, hardware, peak_memory_mb, versions, write_json_atomic
+from .training import ClassificationTask, RegressionTask, RunStatistics, SequenceTask, TrainingDiverged
+
+log = logging.getLogger(__name__)
+DATASETS = (*TEXT_SOURCES, "sincos")
+
+# One cheap data loader is faster than worker processes on small CPUs; this advice is noise here.
+warnings.filterwarnings("ignore", ".*does not have many workers.*")
+
+
+def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
+    data = cfg.dataset
+    if data.name not in DATASETS:
+        raise SeqbenchError(f"unknown dataset {data.name!r}; valid data sets: {', '.join(DATASETS)}")
+    if data.name == "sincos":
+        return SinCosData(n_train=data.n_train, n_val=data.n_val, n_test=data.n_test, seq_len=data.seq_len,
+                          omega=data.omega, dt=data.dt, batch_size=data.batch_size, seed=cfg.seed)
+    settings = TextSettings(max_len=data.max_len, vocab_size=data.vocab_size, min_freq=data.min_freq)
+    return TextClassificationData(TEXT_SOURCES[data.name], settings, root=data.root, cache_dir=data.cache_dir,
+                                  batch_size=data.batch_size, eval_batch_size=data.get("eval_batch_size"),
+                                  val_fraction=data.val_fraction, seed=cfg.seed, num_workers=data.num_workers)
+
+
+def network_config(model: DictConfig) -> NetworkConfig:
+    fields = set(NetworkConfig.__dataclass_fields__)
+    try:
+        return NetworkConfig(**{k: v for k, v in OmegaConf.to_container(model).items() if k in fields})
+    except ValueError as error:
+        raise SeqbenchError(f"model {model.get('name')!r}: {error}") from error
+
+
+def build_task(cfg: DictConfig, net_config: NetworkConfig, spec: DataSpec) -> SequenceTask:
+    net = RecurrentNet(net_config, spec.num_outputs, vocab_size=spec.vocab_size,
+                       input_dim=spec.input_dim, per_step=spec.per_step)
+    optimizer = hydra.utils.instantiate(cfg.optimizer)
+    if spec.task == "classification":
+        return ClassificationTask(net, optimizer, num_classes=spec.num_outputs)
+    return RegressionTask(net, optimizer, warmup_steps=cfg.dataset.warmup_steps)
+
+
+def variant_name(cfg: DictConfig) -> str:
+    """Readable name of the model variant: ``bilstm_attn-additive``, ``gru``, ``lstm-bi``..."""
+    name = cfg.model.name
+    if cfg.model.get("pooling") == "attention" and cfg.model.attention not in str(name):
+        name = f"{name}-{cfg.model.attention}"
+    elif cfg.model.get("bidirectional") and not str(name).startswith("bi"):
+        name = f"{name}-bi"
+    return name
+
+
+def build_trainer(cfg: DictConfig, task: SequenceTask, output_dir: Path, stats: RunStatistics) -> tuple[pl.Trainer, ModelCheckpoint]:
+    checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best", monitor=task.monitor,
+                                 mode=task.monitor_mode, save_top_k=1, save_last=False)
+    stopping = EarlyStopping(monitor=task.monitor, mode=task.monitor_mode, patience=cfg.trainer.patience)
+    logger = TensorBoardLogger(save_dir=str(output_dir), name="tensorboard", version="", default_hp_metric=False)
+    options = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
+               if k != "patience" and v is not None}
+    return pl.Trainer(callbacks=[checkpoint, stopping, stats], logger=logger, default_root_dir=str(output_dir),
+                      enable_model_summary=False, **options), checkpoint
+
+
+def base_record(cfg: DictConfig) -> dict:
+    config = OmegaConf.to_container(cfg, resolve=True)
+    return {"status": "running", "model": variant_name(cfg), "dataset": cfg.dataset.name, "seed": cfg.seed,
+            "config_hash": config_hash(config), "config": config, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "hardware": hardware(), "versions": versions(), "git_commit": git_commit()}
+
+
+def run(cfg: DictConfig, output_dir: str | Path) -> dict:
+    """Train and test one configuration; always leaves ``output_dir/record.json``.
+
+    Returns the record. A diverged run returns normally with status "diverged"; any other
+    error is recorded as "failed" and raised again.
+    """
+    output_dir = Path(output_dir)
+    record_path = output_dir / RECORD_NAME
+    record = base_record(cfg)
+    write_json_atomic(record_path, record)  # a run killed from here on leaves "running", never "done"
+    started = time.perf_counter()
+    stats = RunStatistics()
+    try:
+        net_config = network_config(cfg.model)  # before any data is read: a typo fails fast
+        pl.seed_everything(cfg.seed, workers=True, verbose=False)
+        datamodule = build_datamodule(cfg)
+        task = build_task(cfg, net_config, datamodule.spec)
+        record["params"] = sum(p.numel() for p in task.net.parameters())
+        trainer, checkpoint = build_trainer(cfg, task, output_dir, stats)
+        trainer.fit(task, datamodule=datamodule)
+        test_metrics = trainer.test(task, datamodule=datamodule, ckpt_path="best", verbose=False)[0]
+        record["status"] = "done"
+        record["test"] = {k.removeprefix("test/"): v for k, v in test_metrics.items() if k != "test/loss"}
+        record["test_loss"] = test_metrics.get("test/loss")
+        record["val_best"] = {task.monitor.removeprefix("val/"): float(checkpoint.best_model_score)}
+        record["best_checkpoint"] = checkpoint.best_model_path
+        record["best_epoch"] = _best_epoch(stats.history, task)
+    except TrainingDiverged as error:
+        record.update(status="diverged", error=str(error))
+        log.error("run diverged: %s", error)
+    except BaseException as error:  # KeyboardInterrupt too: the record says how the run ended
+        record.update(status="failed", error=f"{type(error).__name__}: {error}",
+                      traceback=traceback.format_exc(limit=20))
+        raise
+    finally:
+        device = task.device if "task" in locals() else torch.device("cpu")
+        memory, memory_kind = peak_memory_mb(device)
+        record.update(epochs=len(stats.epoch_seconds), epoch_seconds=stats.epoch_seconds,
+                      train_tokens_per_s=stats.tokens_per_second, train_tokens=stats.train_tokens,
+                      history=stats.history, peak_memory_mb=memory, peak_memory_kind=memory_kind,
+                      wall_seconds=time.perf_counter() - started)
+        write_json_atomic(record_path, record)
+    return record
+
+
+def _best_epoch(history: list[dict], task: SequenceTask) -> int | None:
+    scored = [h for h in history if task.monitor in h]
+    if not scored:
+        return None
+    pick = max if task.monitor_mode == "max" else min
+    return pick(scored, key=lambda h: h[task.monitor])["epoch"]
