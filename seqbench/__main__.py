@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import traceback
 from pathlib import Path
 
 import hydra
@@ -16,6 +17,9 @@ CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
 def report(record: dict, record_path: Path) -> None:
+    if "reused_from" in record:
+        print(f"{record['model']} on {record['dataset']} (seed {record['seed']}): already done, not run again "
+              f"(force=true reruns it); record: {record['reused_from']}")
     if record["status"] == "done":
         primary = next(iter(record["val_best"]))  # the metric that picked the checkpoint comes first
         names = [primary] + [name for name in record["test"] if name != primary]
@@ -41,9 +45,12 @@ def main(cfg: DictConfig) -> None:
             sys.exit(2)
         return
     except Exception:
-        print(f"record: {output_dir / 'record.json'}")
         if not in_sweep:
+            print(f"record: {output_dir / 'record.json'}")
             raise
+        # In a sweep the other runs go on; this one's record says "failed" and why.
+        traceback.print_exc()
+        print(f"record: {output_dir / 'record.json'}")
         return
     report(record, output_dir / "record.json")
     if record["status"] != "done" and not in_sweep:

@@ -1,10 +1,12 @@
 """One run: build data, model and trainer from a composed config, train, test once, record."""
 from __future__ import annotations
 
+import json
 import logging
 import time
 import traceback
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 
 import hydra
@@ -17,6 +19,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from . import SeqbenchError
 from .data import TEXT_SOURCES, DataSpec, SinCosData, TextClassificationData, TextSettings
 from .models import NetworkConfig, RecurrentNet
+from .results import find_records
 from .record import RECORD_NAME, config_hash, git_commit, hardware, peak_memory_mb, versions, write_json_atomic
 from .training import ClassificationTask, RegressionTask, RunStatistics, SequenceTask, TrainingDiverged
 
@@ -81,19 +84,39 @@ def build_trainer(cfg: DictConfig, task: SequenceTask, output_dir: Path, stats: 
 def base_record(cfg: DictConfig) -> dict:
     config = OmegaConf.to_container(cfg, resolve=True)
     return {"status": "running", "model": variant_name(cfg), "dataset": cfg.dataset.name, "seed": cfg.seed,
-            "config_hash": config_hash(config), "config": config, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "config_hash": config_hash(config), "config": config, "started": datetime.now(timezone.utc).isoformat(),
             "hardware": hardware(), "versions": versions(), "git_commit": git_commit()}
+
+
+def find_done_record(root: Path, config_hash_: str, seed: int) -> Path | None:
+    """A finished record of the same variant and seed anywhere under ``root``."""
+    for path in find_records([root]) if root.is_dir() else []:
+        try:
+            found = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if found.get("status") == "done" and found.get("config_hash") == config_hash_ and found.get("seed") == seed:
+            return path
+    return None
 
 
 def run(cfg: DictConfig, output_dir: str | Path) -> dict:
     """Train and test one configuration; always leaves ``output_dir/record.json``.
 
-    Returns the record. A diverged run returns normally with status "diverged"; any other
-    error is recorded as "failed" and raised again.
+    Returns the record. A run whose variant and seed already has a ``done`` record under
+    ``paths.output_root`` is not run again (``force=true`` reruns it): its record is copied
+    here, marked ``reused_from``. A diverged run returns normally with status "diverged";
+    any other error is recorded as "failed" and raised again.
     """
     output_dir = Path(output_dir)
     record_path = output_dir / RECORD_NAME
     record = base_record(cfg)
+    if not cfg.get("force", False):
+        done = find_done_record(Path(cfg.paths.output_root), record["config_hash"], cfg.seed)
+        if done is not None and done.resolve() != record_path.resolve():
+            reused = {**json.loads(done.read_text()), "reused_from": str(done)}
+            write_json_atomic(record_path, reused)
+            return reused
     write_json_atomic(record_path, record)  # a run killed from here on leaves "running", never "done"
     started = time.perf_counter()
     stats = RunStatistics()
@@ -125,7 +148,8 @@ def run(cfg: DictConfig, output_dir: str | Path) -> dict:
         record.update(epochs=len(stats.epoch_seconds), epoch_seconds=stats.epoch_seconds,
                       train_tokens_per_s=stats.tokens_per_second, train_tokens=stats.train_tokens,
                       history=stats.history, peak_memory_mb=memory, peak_memory_kind=memory_kind,
-                      wall_seconds=time.perf_counter() - started)
+                      wall_seconds=time.perf_counter() - started,
+                      finished=datetime.now(timezone.utc).isoformat())
         write_json_atomic(record_path, record)
     return record
 

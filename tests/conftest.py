@@ -14,11 +14,12 @@ TINY = ["trainer.enable_progress_bar=false", "trainer.max_epochs=2", "trainer.li
 
 
 @pytest.fixture
-def compose_config():
-    """Compose the real configs in conf/ with overrides, as ``python -m seqbench`` would."""
+def compose_config(tmp_path):
+    """Compose the real configs in conf/ with overrides, as ``python -m seqbench`` would.
+    Runs look for earlier records under the test's own folder, never ./outputs."""
     def _compose(*overrides: str):
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-            return compose(config_name="config", overrides=list(overrides))
+            return compose(config_name="config", overrides=[f"paths.output_root={tmp_path}", *overrides])
     return _compose
 
 
