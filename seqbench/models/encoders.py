@@ -12,7 +12,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .scratch import ScratchRecurrentLayer
+
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+IMPLEMENTATIONS = ("native", "scratch")  # torch.nn's fused kernels | hand-written cells, loop over time
 
 
 def check_cell(cell: str) -> str:
@@ -34,6 +37,19 @@ def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tenso
     return x.gather(1, index)
 
 
+def check_impl(impl: str) -> str:
+    if impl not in IMPLEMENTATIONS:
+        raise ValueError(f"unknown impl {impl!r}; valid: {', '.join(IMPLEMENTATIONS)}")
+    return impl
+
+
+def make_layer(cell: str, impl: str, input_size: int, hidden_size: int) -> nn.Module:
+    """One single-layer, unidirectional, batch-first recurrent layer."""
+    if check_impl(impl) == "scratch":
+        return ScratchRecurrentLayer(check_cell(cell), input_size, hidden_size)
+    return CELLS[check_cell(cell)](input_size, hidden_size, batch_first=True)
+
+
 def gather_last_step(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """(B, T, D) -> (B, D): the output at each sequence's last real step."""
     index = (lengths.to(x.device) - 1).view(-1, 1, 1).expand(-1, 1, x.size(-1))
@@ -52,9 +68,8 @@ class RecurrentEncoder(nn.Module):
     """
 
     def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int = 1,
-                 dropout: float = 0.0, bidirectional: bool = False):
+                 dropout: float = 0.0, bidirectional: bool = False, impl: str = "native"):
         super().__init__()
-        cell_class = CELLS[check_cell(cell)]
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         self.cell = cell
@@ -65,8 +80,7 @@ class RecurrentEncoder(nn.Module):
         for layer in range(num_layers):
             layer_input = input_size if layer == 0 else self.output_size
             self.layers.append(nn.ModuleList(
-                cell_class(layer_input, hidden_size, batch_first=True)
-                for _ in range(self.num_directions)))
+                make_layer(cell, impl, layer_input, hidden_size) for _ in range(self.num_directions)))
         self.inter_layer_dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .attention import ATTENTION_RULES, AttentionPooling
-from .encoders import RecurrentEncoder, check_cell
+from .encoders import RecurrentEncoder, check_cell, check_impl
 
 POOLINGS = ("last", "attention")
 
@@ -26,9 +26,12 @@ class NetworkConfig:
     attention: str | None = None     # additive | concat | scaled_dot, with pooling=attention
     attention_dim: int | None = None  # additive only; defaults to the encoder's output size
     embedding_dim: int = 128         # size of the token embedding / signal projection
+    embedding_dropout: float = 0.0   # on the embedded inputs
+    impl: str = "native"             # native (torch.nn fused kernels) | scratch (hand-written cells)
 
     def __post_init__(self):
         check_cell(self.cell)
+        check_impl(self.impl)
         if self.pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {self.pooling!r}; valid: {', '.join(POOLINGS)}")
         if self.pooling == "attention" and self.attention not in ATTENTION_RULES:
@@ -54,8 +57,9 @@ class RecurrentNet(nn.Module):
             self.input_layer = nn.Embedding(vocab_size, config.embedding_dim, padding_idx=pad_id)
         else:
             self.input_layer = nn.Linear(input_dim, config.embedding_dim)
+        self.input_dropout = nn.Dropout(config.embedding_dropout)
         self.encoder = RecurrentEncoder(config.cell, config.embedding_dim, config.hidden_size,
-                                        config.num_layers, config.dropout, config.bidirectional)
+                                        config.num_layers, config.dropout, config.bidirectional, config.impl)
         features = self.encoder.output_size
         self.attention = None
         if config.pooling == "attention":
@@ -67,7 +71,7 @@ class RecurrentNet(nn.Module):
     def forward(self, inputs: torch.Tensor, lengths: torch.Tensor):
         steps = inputs.size(1)
         mask = torch.arange(steps, device=inputs.device).unsqueeze(0) < lengths.to(inputs.device).unsqueeze(1)  # (B, T)
-        outputs, final_state = self.encoder(self.input_layer(inputs), lengths)  # (B, T, D), (B, D)
+        outputs, final_state = self.encoder(self.input_dropout(self.input_layer(inputs)), lengths)  # (B, T, D), (B, D)
         weights = None
         if self.attention is not None:
             pooled, weights = self.attention(outputs, final_state, mask)  # (B, D), (B, T)
