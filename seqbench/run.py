@@ -1,6 +1,7 @@
 """One run: build data, model and trainer from a composed config, train, test once, record."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -17,14 +18,14 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from . import SeqbenchError
-from .data import TEXT_SOURCES, DataSpec, SinCosData, TextClassificationData, TextSettings
+from .data import TEXT_SOURCES, DataSpec, text_file_source, SinCosData, TextClassificationData, TextSettings
 from .models import NetworkConfig, RecurrentNet
 from .results import find_records
 from .record import RECORD_NAME, config_hash, git_commit, hardware, peak_memory_mb, versions, write_json_atomic
 from .training import ClassificationTask, RegressionTask, RunStatistics, SequenceTask, TrainingDiverged
 
 log = logging.getLogger(__name__)
-DATASETS = (*TEXT_SOURCES, "sincos")
+DATASETS = (*TEXT_SOURCES, "text_file", "sincos")
 
 # One cheap data loader is faster than worker processes on small CPUs; this advice is noise here.
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
@@ -38,7 +39,12 @@ def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
         return SinCosData(n_train=data.n_train, n_val=data.n_val, n_test=data.n_test, seq_len=data.seq_len,
                           omega=data.omega, dt=data.dt, batch_size=data.batch_size, seed=cfg.seed)
     settings = TextSettings(max_len=data.max_len, vocab_size=data.vocab_size, min_freq=data.min_freq)
-    return TextClassificationData(TEXT_SOURCES[data.name], settings, root=data.root, cache_dir=data.cache_dir,
+    if data.name == "text_file":
+        source = text_file_source(data.train, data.test, data.get("val"), data.text_column, data.label_column,
+                                  data.encoding)
+    else:
+        source = TEXT_SOURCES[data.name]
+    return TextClassificationData(source, settings, root=data.root, cache_dir=data.cache_dir,
                                   batch_size=data.batch_size, eval_batch_size=data.get("eval_batch_size"),
                                   val_fraction=data.val_fraction, seed=cfg.seed, num_workers=data.num_workers)
 
@@ -46,7 +52,7 @@ def build_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
 def network_config(model: DictConfig) -> NetworkConfig:
     fields = set(NetworkConfig.__dataclass_fields__)
     try:
-        return NetworkConfig(**{k: v for k, v in OmegaConf.to_container(model).items() if k in fields})
+        return NetworkConfig(**{k: v for k, v in OmegaConf.to_container(model, resolve=True).items() if k in fields})
     except ValueError as error:
         raise SeqbenchError(f"model {model.get('name')!r}: {error}") from error
 
@@ -55,9 +61,11 @@ def build_task(cfg: DictConfig, net_config: NetworkConfig, spec: DataSpec) -> Se
     net = RecurrentNet(net_config, spec.num_outputs, vocab_size=spec.vocab_size,
                        input_dim=spec.input_dim, per_step=spec.per_step)
     optimizer = hydra.utils.instantiate(cfg.optimizer)
+    metadata = {"network": dataclasses.asdict(net_config), "spec": dataclasses.asdict(spec),
+                "model": variant_name(cfg), "dataset": cfg.dataset.name}
     if spec.task == "classification":
-        return ClassificationTask(net, optimizer, num_classes=spec.num_outputs)
-    return RegressionTask(net, optimizer, warmup_steps=cfg.dataset.warmup_steps)
+        return ClassificationTask(net, optimizer, num_classes=spec.num_outputs, metadata=metadata)
+    return RegressionTask(net, optimizer, warmup_steps=cfg.dataset.warmup_steps, metadata=metadata)
 
 
 def variant_name(cfg: DictConfig) -> str:
@@ -88,6 +96,17 @@ def base_record(cfg: DictConfig) -> dict:
             "hardware": hardware(), "versions": versions(), "git_commit": git_commit()}
 
 
+def save_record(path: Path, record: dict) -> None:
+    """Atomic write; a full disk or an unwritable folder becomes an error that says what to do
+    (earlier records are never touched: each run writes only its own file)."""
+    try:
+        write_json_atomic(path, record)
+    except OSError as error:
+        raise SeqbenchError(f"cannot write the run record {path}: {error.strerror or error}. "
+                            f"Free some disk space or choose a writable folder with paths.output_root=PATH."
+                            ) from error
+
+
 def find_done_record(root: Path, config_hash_: str, seed: int) -> Path | None:
     """A finished record of the same variant and seed anywhere under ``root``."""
     for path in find_records([root]) if root.is_dir() else []:
@@ -115,9 +134,9 @@ def run(cfg: DictConfig, output_dir: str | Path) -> dict:
         done = find_done_record(Path(cfg.paths.output_root), record["config_hash"], cfg.seed)
         if done is not None and done.resolve() != record_path.resolve():
             reused = {**json.loads(done.read_text()), "reused_from": str(done)}
-            write_json_atomic(record_path, reused)
+            save_record(record_path, reused)
             return reused
-    write_json_atomic(record_path, record)  # a run killed from here on leaves "running", never "done"
+    save_record(record_path, record)  # a run killed from here on leaves "running", never "done"
     started = time.perf_counter()
     stats = RunStatistics()
     try:
@@ -126,6 +145,7 @@ def run(cfg: DictConfig, output_dir: str | Path) -> dict:
         datamodule = build_datamodule(cfg)
         task = build_task(cfg, net_config, datamodule.spec)
         record["params"] = sum(p.numel() for p in task.net.parameters())
+        record["label_names"] = list(datamodule.spec.label_names)
         trainer, checkpoint = build_trainer(cfg, task, output_dir, stats)
         trainer.fit(task, datamodule=datamodule)
         test_metrics = trainer.test(task, datamodule=datamodule, ckpt_path="best", verbose=False)[0]
@@ -150,7 +170,7 @@ def run(cfg: DictConfig, output_dir: str | Path) -> dict:
                       history=stats.history, peak_memory_mb=memory, peak_memory_kind=memory_kind,
                       wall_seconds=time.perf_counter() - started,
                       finished=datetime.now(timezone.utc).isoformat())
-        write_json_atomic(record_path, record)
+        save_record(record_path, record)
     return record
 
 

@@ -24,10 +24,13 @@ class SequenceTask(pl.LightningModule):
     monitor: str
     monitor_mode: str
 
-    def __init__(self, net: RecurrentNet, optimizer: Callable[..., torch.optim.Optimizer]):
+    def __init__(self, net: RecurrentNet, optimizer: Callable[..., torch.optim.Optimizer],
+                 metadata: dict | None = None):
         super().__init__()
         self.net = net
         self.optimizer_factory = optimizer
+        # What it takes to use a checkpoint on its own: network settings, vocabulary, label names.
+        self.metadata = metadata or {}
         metrics = self.make_metrics()
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
@@ -65,13 +68,16 @@ class SequenceTask(pl.LightningModule):
     def configure_optimizers(self):
         return self.optimizer_factory(self.parameters())
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["seqbench"] = self.metadata
+
 
 class ClassificationTask(SequenceTask):
     monitor, monitor_mode = "val/acc", "max"
 
-    def __init__(self, net: RecurrentNet, optimizer, num_classes: int):
+    def __init__(self, net: RecurrentNet, optimizer, num_classes: int, metadata: dict | None = None):
         self.num_classes = num_classes
-        super().__init__(net, optimizer)
+        super().__init__(net, optimizer, metadata)
 
     def make_metrics(self) -> MetricCollection:
         return MetricCollection({"acc": MulticlassAccuracy(self.num_classes, average="micro"),
@@ -88,8 +94,8 @@ class RegressionTask(SequenceTask):
 
     monitor, monitor_mode = "val/mse", "min"
 
-    def __init__(self, net: RecurrentNet, optimizer, warmup_steps: int = 10):
-        super().__init__(net, optimizer)
+    def __init__(self, net: RecurrentNet, optimizer, warmup_steps: int = 10, metadata: dict | None = None):
+        super().__init__(net, optimizer, metadata)
         self.warmup_steps = warmup_steps
 
     def make_metrics(self) -> MetricCollection:

@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from . import imdb, trec
+from . import imdb, text_file, trec
 from .batching import BucketBatchSampler, TextSubset, pad_batch, stratified_split
 from .sincos import make_sincos
 from .sources import resolve_data_root, user_cache_dir
@@ -29,6 +29,8 @@ class DataSpec:
     input_dim: int | None = None    # signals
     per_step: bool = False
     label_names: tuple[str, ...] = ()
+    vocabulary: tuple[str, ...] = ()   # id -> token, for text
+    max_len: int | None = None
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,9 @@ class TextSource:
 
     name: str
     locate: Callable[[Path], object]          # root -> path(s) of the verified input files
-    read: Callable[[object], dict]            # path(s) -> {"train": (texts, labels), "test": ...}
-    label_names: tuple[str, ...]
+    read: Callable[[object], dict]            # path(s) -> {"train": (texts, labels), "test": ..., "val"?: ...}
+    label_names: tuple[str, ...] = ()         # empty: read() returns them under "label_names"
+    options: str = ""                         # reading options that change the result: part of the cache key
 
 
 TEXT_SOURCES = {
@@ -54,13 +57,15 @@ def _input_files(located) -> list[Path]:
 def load_text_corpus(source: TextSource, root: Path, settings: TextSettings, cache_dir: Path) -> EncodedCorpus:
     """Tokenised corpus from the on-disk cache, else read, tokenise and cache it."""
     located = source.locate(root)
-    cache_file = cache_dir / f"{source.name}-{cache_key(source.name, _input_files(located), settings)}.pt"
+    key = cache_key(source.name + source.options, _input_files(located), settings)
+    cache_file = cache_dir / f"{source.name}-{key}.pt"
     if cache_file.is_file():
         try:
             return load_corpus(cache_file)
         except Exception as error:  # a truncated or foreign file: rebuild it
             log.warning("ignoring unreadable token cache %s (%s)", cache_file, error)
-    corpus = encode_corpus(source.read(located), list(source.label_names), settings)
+    raw = source.read(located)
+    corpus = encode_corpus(raw, raw.pop("label_names", None) or list(source.label_names), settings)
     try:
         save_corpus(corpus, cache_file)
     except OSError as error:  # a read-only cache only costs time
@@ -86,19 +91,22 @@ class TextClassificationData(pl.LightningDataModule):
             return
         self.corpus = load_text_corpus(self.source, self.root, self.settings, self.cache_dir)
         train = self.corpus.splits["train"]
-        train_rows, val_rows = stratified_split(train.labels, self.val_fraction, self.seed)
-        self.train_set = TextSubset(train, train_rows)
-        self.val_set = TextSubset(train, val_rows)
+        if "val" in self.corpus.splits:  # a validation file of its own
+            self.train_set, self.val_set = TextSubset(train), TextSubset(self.corpus.splits["val"])
+        else:
+            train_rows, val_rows = stratified_split(train.labels, self.val_fraction, self.seed)
+            self.train_set, self.val_set = TextSubset(train, train_rows), TextSubset(train, val_rows)
         self.test_set = TextSubset(self.corpus.splits["test"])
-        empty = sum(self.corpus.empty_texts.values())
-        if empty:
-            log.warning("%d texts had no tokens and were kept as one <unk> token", empty)
+        for split, empty in self.corpus.empty_texts.items():
+            if empty:
+                log.warning("%d %s texts are empty or whitespace; each is kept as one <unk> token", empty, split)
 
     @property
     def spec(self) -> DataSpec:
         self.setup()
         return DataSpec("classification", len(self.corpus.label_names), vocab_size=len(self.corpus.vocabulary),
-                        label_names=tuple(self.corpus.label_names))
+                        label_names=tuple(self.corpus.label_names), vocabulary=tuple(self.corpus.vocabulary.itos),
+                        max_len=self.settings.max_len)
 
     def _loader(self, dataset: TextSubset, shuffle: bool) -> DataLoader:
         sampler = BucketBatchSampler(dataset.lengths, self.batch_size if shuffle else self.eval_batch_size,
@@ -114,6 +122,24 @@ class TextClassificationData(pl.LightningDataModule):
 
     def test_dataloader(self):
         return self._loader(self.test_set, shuffle=False)
+
+
+def text_file_source(train: str, test: str, val: str | None = None, text_column: str = "text",
+                     label_column: str = "label", encoding: str = "utf-8") -> TextSource:
+    """A source for ``dataset=text_file``: the user's own CSV / TSV / JSONL files."""
+    if not train or not test:
+        raise text_file.BadInputError("dataset=text_file needs dataset.train=PATH and dataset.test=PATH "
+                                      "(dataset.val=PATH is optional: else 10% of train, stratified)")
+    paths = {"train": Path(train).expanduser(), "test": Path(test).expanduser()}
+    if val:
+        paths["val"] = Path(val).expanduser()
+    for split, path in paths.items():
+        if not path.is_file():
+            raise text_file.BadInputError(f"dataset.{split}: {path} does not exist")
+        text_file.file_format(path)
+    return TextSource("text_file", lambda root: paths,
+                      lambda located: text_file.read_splits(located, text_column, label_column, encoding),
+                      options=f"|{text_column}|{label_column}|{encoding}")
 
 
 def _signal_batch(items) -> dict[str, torch.Tensor]:
