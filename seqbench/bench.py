@@ -15,7 +15,7 @@ and, with ``--impl``, the LSTM with model.impl=native against model.impl=scratch
 from __future__ import annotations
 
 import argparse
-import platform
+import sys
 import time
 from pathlib import Path
 
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
                                                              device, seqbench_step, warmup=1)
 
     lines = ["# seqbench training-speed benchmark", "",
-             f"- command: `python -m seqbench.bench {' '.join(argv) if argv is not None else ''}`".rstrip() + "",
+             "- command: `" + " ".join(["python -m seqbench.bench", *(sys.argv[1:] if argv is None else argv)]) + "`",
              f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}",
              f"- device: {args.device}; hardware: {hardware()}",
              f"- versions: {versions()}",

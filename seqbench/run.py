@@ -132,9 +132,10 @@ def run(cfg: DictConfig, output_dir: str | Path) -> dict:
     record = base_record(cfg)
     if not cfg.get("force", False):
         done = find_done_record(Path(cfg.paths.output_root), record["config_hash"], cfg.seed)
-        if done is not None and done.resolve() != record_path.resolve():
+        if done is not None:
             reused = {**json.loads(done.read_text()), "reused_from": str(done)}
-            save_record(record_path, reused)
+            if done.resolve() != record_path.resolve():  # a sweep folder of the same name keeps its record
+                save_record(record_path, reused)
             return reused
     save_record(record_path, record)  # a run killed from here on leaves "running", never "done"
     started = time.perf_counter()

@@ -127,3 +127,10 @@ def test_a_failing_run_does_not_stop_the_sweep(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     statuses = sorted(json.loads(p.read_text())["status"] for p in tmp_path.glob("sweeps/*/*/*/record.json"))
     assert statuses == ["done", "failed"]
+
+
+def test_a_done_run_in_the_same_folder_is_not_trained_again(compose_config, tmp_path):
+    first = run(compose_config(*TINY), tmp_path / "compare" / "0_lstm_sincos_s0")
+    again = run(compose_config(*TINY), tmp_path / "compare" / "0_lstm_sincos_s0")
+    assert again["finished"] == first["finished"]
+    assert json.loads((tmp_path / "compare" / "0_lstm_sincos_s0" / "record.json").read_text())["finished"] == first["finished"]
