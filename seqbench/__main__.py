@@ -35,8 +35,10 @@ def report(record: dict, record_path: Path) -> None:
 def main(cfg: DictConfig) -> None:
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
+    # In a sweep every run logs under one TensorBoard root: `tensorboard --logdir <sweep>/tensorboard`.
+    tensorboard_root = Path(HydraConfig.get().sweep.dir) / "tensorboard" if in_sweep else None
     try:
-        record = run(cfg, output_dir)
+        record = run(cfg, output_dir, tensorboard_root)
     except SeqbenchError as error:
         # The user's to fix: say what and how, without a traceback; the record says "failed".
         print(f"error: {error}", file=sys.stderr)

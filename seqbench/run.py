@@ -14,11 +14,13 @@ import hydra
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from . import SeqbenchError
 from .data import TEXT_SOURCES, DataSpec, text_file_source, SinCosData, TextClassificationData, TextSettings
+from .dashboards import (AttentionSnapshots, GradientFlowSnapshot, SignalSnapshot, final_metrics, hparams_for,
+                         pick_examples)
 from .models import NetworkConfig, RecurrentNet
 from .results import find_records
 from .record import RECORD_NAME, config_hash, git_commit, hardware, peak_memory_mb, versions, write_json_atomic
@@ -78,15 +80,37 @@ def variant_name(cfg: DictConfig) -> str:
     return name
 
 
-def build_trainer(cfg: DictConfig, task: SequenceTask, output_dir: Path, stats: RunStatistics) -> tuple[pl.Trainer, ModelCheckpoint]:
+def run_name(cfg: DictConfig) -> str:
+    """Readable name of a run in TensorBoard: variant, data set, seed (and impl when not native)."""
+    impl = cfg.model.get("impl", "native")
+    return f"{variant_name(cfg)}{'' if impl == 'native' else '-' + impl}_{cfg.dataset.name}_s{cfg.seed}"
+
+
+def dashboard_callbacks(cfg: DictConfig, task: SequenceTask, datamodule) -> list[pl.Callback]:
+    callbacks: list[pl.Callback] = [LearningRateMonitor(logging_interval="epoch"), GradientFlowSnapshot()]
+    if isinstance(datamodule, TextClassificationData) and task.net.attention is not None:
+        spec = datamodule.spec
+        callbacks.append(AttentionSnapshots(pick_examples(datamodule.val_set), list(spec.vocabulary),
+                                            list(spec.label_names)))
+    if isinstance(datamodule, SinCosData):
+        datamodule.setup()
+        callbacks.append(SignalSnapshot(next(iter(datamodule.test_dataloader())), cfg.dataset.warmup_steps))
+    return callbacks
+
+
+def build_trainer(cfg: DictConfig, task: SequenceTask, datamodule, output_dir: Path, stats: RunStatistics,
+                  tensorboard_root: Path | None = None) -> tuple[pl.Trainer, ModelCheckpoint]:
     checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best", monitor=task.monitor,
                                  mode=task.monitor_mode, save_top_k=1, save_last=False)
     stopping = EarlyStopping(monitor=task.monitor, mode=task.monitor_mode, patience=cfg.trainer.patience)
-    logger = TensorBoardLogger(save_dir=str(output_dir), name="tensorboard", version="", default_hp_metric=False)
+    # One TensorBoard root per sweep (or per run), one readable sub-folder per run.
+    logger = TensorBoardLogger(save_dir=str(tensorboard_root or output_dir / "tensorboard"), name=run_name(cfg),
+                               version="", default_hp_metric=False)
     options = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
                if k != "patience" and v is not None}
-    return pl.Trainer(callbacks=[checkpoint, stopping, stats], logger=logger, default_root_dir=str(output_dir),
-                      enable_model_summary=False, **options), checkpoint
+    return pl.Trainer(callbacks=[checkpoint, stopping, stats, *dashboard_callbacks(cfg, task, datamodule)],
+                      logger=logger, default_root_dir=str(output_dir), enable_model_summary=False,
+                      **options), checkpoint
 
 
 def base_record(cfg: DictConfig) -> dict:
@@ -119,7 +143,7 @@ def find_done_record(root: Path, config_hash_: str, seed: int) -> Path | None:
     return None
 
 
-def run(cfg: DictConfig, output_dir: str | Path) -> dict:
+def run(cfg: DictConfig, output_dir: str | Path, tensorboard_root: str | Path | None = None) -> dict:
     """Train and test one configuration; always leaves ``output_dir/record.json``.
 
     Returns the record. A run whose variant and seed already has a ``done`` record under
@@ -147,7 +171,8 @@ def run(cfg: DictConfig, output_dir: str | Path) -> dict:
         task = build_task(cfg, net_config, datamodule.spec)
         record["params"] = sum(p.numel() for p in task.net.parameters())
         record["label_names"] = list(datamodule.spec.label_names)
-        trainer, checkpoint = build_trainer(cfg, task, output_dir, stats)
+        trainer, checkpoint = build_trainer(cfg, task, datamodule, output_dir, stats,
+                                            Path(tensorboard_root) if tensorboard_root else None)
         trainer.fit(task, datamodule=datamodule)
         test_metrics = trainer.test(task, datamodule=datamodule, ckpt_path="best", verbose=False)[0]
         record["status"] = "done"
@@ -156,6 +181,9 @@ def run(cfg: DictConfig, output_dir: str | Path) -> dict:
         record["val_best"] = {task.monitor.removeprefix("val/"): float(checkpoint.best_model_score)}
         record["best_checkpoint"] = checkpoint.best_model_path
         record["best_epoch"] = _best_epoch(stats.history, task)
+        record["tensorboard"] = trainer.logger.log_dir
+        trainer.logger.log_hyperparams(hparams_for(record), final_metrics(record))
+        trainer.logger.finalize("success")
     except TrainingDiverged as error:
         record.update(status="diverged", error=str(error))
         log.error("run diverged: %s", error)

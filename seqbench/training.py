@@ -65,6 +65,12 @@ class SequenceTask(pl.LightningModule):
     def test_step(self, batch, batch_index):
         self._evaluate(batch, self.test_metrics, "test")
 
+    def on_before_optimizer_step(self, optimizer):
+        # Before clipping: the norm the optimiser was handed, the one that explodes or vanishes.
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in self.parameters()
+                                                     if p.grad is not None]))
+        self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
+
     def configure_optimizers(self):
         return self.optimizer_factory(self.parameters())
 

@@ -31,7 +31,7 @@ def test_every_model_trains_on_sincos_and_leaves_a_complete_record(compose_confi
     assert on_disk["epochs"] == 2 and len(on_disk["epoch_seconds"]) == 2 and len(on_disk["history"]) == 2
     assert on_disk["train_tokens_per_s"] > 0 and on_disk["params"] > 0
     assert (tmp_path / "checkpoints" / "best.ckpt").is_file()
-    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert list((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))
 
 
 def test_sincos_lstm_learns_cos_from_sin(compose_config, tmp_path):

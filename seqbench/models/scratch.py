@@ -27,6 +27,9 @@ class ScratchRecurrentLayer(nn.Module):
         bound = 1.0 / math.sqrt(hidden_size)  # as torch.nn initialises them
         for parameter in self.parameters():
             nn.init.uniform_(parameter, -bound, bound)
+        # Diagnostics (seqbench.diagnostics) set this to keep every step's h with its gradient.
+        self.keep_states = False
+        self.states: list[torch.Tensor] = []
 
     def forward(self, x: torch.Tensor):
         """x (B, T, I) -> outputs (B, T, H), final state as torch.nn returns it."""
@@ -51,6 +54,9 @@ class ScratchRecurrentLayer(nn.Module):
                 r, z = torch.sigmoid(a_r + b_r), torch.sigmoid(a_z + b_z)
                 n = torch.tanh(a_n + r * b_n)
                 h = (1 - z) * n + z * h
+            if self.keep_states:
+                h.retain_grad()
             outputs.append(h)
+        self.states = outputs if self.keep_states else []
         final = (h.unsqueeze(0), c.unsqueeze(0)) if self.cell == "lstm" else h.unsqueeze(0)
         return torch.stack(outputs, dim=1), final

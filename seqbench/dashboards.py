@@ -1,0 +1,152 @@
+"""What a run shows in TensorBoard beyond Lightning's scalars: gradient norm, attention over
+fixed validation examples (heat map and highlighted text), predicted versus true cos,
+gradient flow through time, and the HParams tab with the run's real final metrics."""
+from __future__ import annotations
+
+import html
+
+import pytorch_lightning as pl
+import torch
+
+
+
+def _figure(width: float, height: float):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt.subplots(figsize=(width, height))
+
+
+def _experiment(trainer: pl.Trainer):
+    """The SummaryWriter of the TensorBoard logger, or None when logging is off."""
+    logger = trainer.logger
+    return getattr(logger, "experiment", None) if logger is not None else None
+
+
+def attention_figure(tokens: list[list[str]], weights: list[list[float]]):
+    """One row per example: its tokens coloured by attention weight (tokens x weight heat map)."""
+    import numpy as np
+    longest = max(len(t) for t in tokens)
+    grid = np.full((len(tokens), longest), np.nan)
+    for row, w in enumerate(weights):
+        grid[row, : len(w)] = w
+    fig, ax = _figure(min(2 + 0.55 * longest, 30), 0.9 + 0.6 * len(tokens))
+    image = ax.imshow(grid, cmap="Reds", aspect="auto", vmin=0)
+    for row, words in enumerate(tokens):
+        for column, word in enumerate(words):
+            ax.text(column, row, word, ha="center", va="center", fontsize=7, rotation=90 if len(word) > 4 else 0)
+    ax.set_yticks(range(len(tokens)), [f"example {i}" for i in range(len(tokens))])
+    ax.set_xticks([])
+    ax.set_xlabel("token position")
+    fig.colorbar(image, ax=ax, label="attention weight")
+    fig.tight_layout()
+    return fig
+
+
+def highlighted_markdown(tokens: list[str], weights: list[float]) -> str:
+    """Tokens with their weights; the top three in bold (TensorBoard's text tab renders Markdown)."""
+    top = set(sorted(range(len(weights)), key=lambda i: -weights[i])[:3])
+    words = [f"**{html.escape(t)}**<sub>{w:.2f}</sub>" if i in top else f"{html.escape(t)}<sub>{w:.2f}</sub>"
+             for i, (t, w) in enumerate(zip(tokens, weights))]
+    return " ".join(words)
+
+
+class AttentionSnapshots(pl.Callback):
+    """At the end of each validation epoch, attention over the same few validation examples."""
+
+    def __init__(self, examples: dict[str, torch.Tensor], vocabulary: list[str], label_names: list[str]):
+        self.examples, self.vocabulary, self.label_names = examples, vocabulary, label_names
+
+    def on_validation_epoch_end(self, trainer, module):
+        writer = _experiment(trainer)
+        if writer is None or trainer.sanity_checking:
+            return
+        was_training = module.training
+        module.eval()
+        with torch.no_grad():
+            inputs = self.examples["inputs"].to(module.device)
+            logits, weights = module.net(inputs, self.examples["lengths"].to(module.device))
+        module.train(was_training)
+        tokens, rows, lines = [], [], []
+        for i, length in enumerate(self.examples["lengths"].tolist()):
+            words = [self.vocabulary[int(t)] for t in self.examples["inputs"][i, :length]]
+            w = weights[i, :length].tolist()
+            tokens.append(words)
+            rows.append(w)
+            truth = self.label_names[int(self.examples["targets"][i])]
+            guess = self.label_names[int(logits[i].argmax())]
+            lines.append(f"example {i} (true: {truth}, predicted: {guess}): {highlighted_markdown(words, w)}")
+        step = trainer.current_epoch
+        writer.add_figure("attention/heatmap", attention_figure(tokens, rows), global_step=step)
+        writer.add_text("attention/words", "\n\n".join(lines), global_step=step)
+
+
+def pick_examples(dataset, count: int = 4, max_tokens: int = 30) -> dict[str, torch.Tensor]:
+    """The first ``count`` short validation examples (fixed, so epochs compare)."""
+    from .data.batching import pad_batch
+    chosen = [i for i in range(len(dataset)) if int(dataset.lengths[i]) <= max_tokens][:count] or [0]
+    return pad_batch([dataset[i] for i in chosen])
+
+
+class SignalSnapshot(pl.Callback):
+    """After testing, predicted versus true cos over the first few test sequences."""
+
+    def __init__(self, batch: dict[str, torch.Tensor], warmup_steps: int, count: int = 3):
+        self.batch = {k: v[:count] for k, v in batch.items()}
+        self.warmup_steps = warmup_steps
+
+    def on_test_end(self, trainer, module):
+        writer = _experiment(trainer)
+        if writer is None:
+            return
+        with torch.no_grad():
+            values, _ = module.net(self.batch["inputs"].to(module.device), self.batch["lengths"].to(module.device))
+        fig, ax = _figure(7, 3.5)
+        for i in range(len(values)):
+            line, = ax.plot(self.batch["targets"][i].cpu(), linewidth=2, alpha=0.35)
+            ax.plot(values[i, :, 0].cpu(), linestyle="--", color=line.get_color())
+        ax.axvspan(0, self.warmup_steps, color="grey", alpha=0.15, label="warm-up (not scored)")
+        ax.set_xlabel("step")
+        ax.set_ylabel("cos (solid: true, dashed: predicted)")
+        ax.legend(loc="upper right", fontsize=8)
+        fig.tight_layout()
+        writer.add_figure("sincos/predicted_vs_true", fig, global_step=trainer.global_step)
+
+
+class GradientFlowSnapshot(pl.Callback):
+    """After training: ‖∂L/∂h_t‖ per step through the trained first recurrent layer."""
+
+    def __init__(self, steps: int = 100):
+        self.steps = steps
+
+    def on_train_end(self, trainer, module):
+        from .diagnostics import gradient_flow, gradient_flow_figure
+        writer = _experiment(trainer)
+        if writer is None:
+            return
+        layer = module.net.encoder.layers[0][0]
+        norms = gradient_flow(module.net.config.cell, layer.weight_ih_l0.size(1), module.net.config.hidden_size,
+                              steps=self.steps, weights=layer)
+        writer.add_figure("gradient_flow/norm_per_step", gradient_flow_figure({module.net.config.cell: norms}),
+                          global_step=trainer.global_step)
+        writer.add_scalar("gradient_flow/first_to_last_ratio", float(norms[0] / norms[-1]), trainer.global_step)
+
+
+def hparams_for(record: dict) -> dict:
+    """Flat, TensorBoard-friendly hyper-parameters of a run."""
+    config = record.get("config") or {}
+    flat = {"model": record.get("model"), "dataset": record.get("dataset"), "seed": record.get("seed")}
+    for group in ("model", "optimizer"):
+        for key, value in (config.get(group) or {}).items():
+            if not key.startswith("_") and isinstance(value, (int, float, str, bool)):
+                flat[f"{group}.{key}"] = value
+    for key in ("max_len", "batch_size", "vocab_size"):
+        if key in (config.get("dataset") or {}):
+            flat[f"dataset.{key}"] = config["dataset"][key]
+    return flat
+
+
+def final_metrics(record: dict) -> dict[str, float]:
+    out = {f"hparams/test_{k}": float(v) for k, v in (record.get("test") or {}).items()}
+    out.update({f"hparams/val_best_{k}": float(v) for k, v in (record.get("val_best") or {}).items()})
+    return out

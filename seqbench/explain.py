@@ -1,0 +1,125 @@
+"""``python -m seqbench.explain <checkpoint or run folder> "some text"``: the predicted label,
+the class probabilities and, for attention models, each token with its attention weight
+(coloured in a terminal, plain when piped)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import SeqbenchError
+from .data.text import UNK_ID, Vocabulary, tokenize
+from .models import NetworkConfig, RecurrentNet
+
+
+@dataclass
+class Explanation:
+    tokens: list[str]
+    known: list[bool]
+    label: str
+    probabilities: dict[str, float]
+    weights: list[float] | None   # attention weight per token, None without attention
+    empty: bool                   # the text had no token: it was scored as one <unk>
+
+
+def find_checkpoint(path: str | Path) -> Path:
+    path = Path(path)
+    if path.is_file():
+        return path
+    record = path / "record.json"
+    if record.is_file():
+        best = json.loads(record.read_text()).get("best_checkpoint")
+        if best and Path(best).is_file():
+            return Path(best)
+    fallback = path / "checkpoints" / "best.ckpt"
+    if fallback.is_file():
+        return fallback
+    raise SeqbenchError(f"no checkpoint at {path}: give a .ckpt file or a run folder holding record.json "
+                        f"or checkpoints/best.ckpt")
+
+
+class Explainer:
+    def __init__(self, checkpoint_path: str | Path):
+        path = find_checkpoint(checkpoint_path)
+        # A seqbench checkpoint holds plain Python data next to the tensors; it is trusted like the run itself.
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        meta = checkpoint.get("seqbench")
+        if not meta:
+            raise SeqbenchError(f"{path} is not a seqbench checkpoint (it lacks the vocabulary and label names)")
+        spec = meta["spec"]
+        if spec["task"] != "classification" or not spec.get("vocabulary"):
+            raise SeqbenchError(f"{path} is a {meta.get('dataset')} model; explain reads text classifiers")
+        self.vocabulary = Vocabulary(list(spec["vocabulary"]))
+        self.label_names = list(spec["label_names"])
+        self.max_len = spec.get("max_len")
+        self.model_name = meta.get("model")
+        self.net = RecurrentNet(NetworkConfig(**meta["network"]), spec["num_outputs"], vocab_size=spec["vocab_size"])
+        self.net.load_state_dict({k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items()
+                                  if k.startswith("net.")})
+        self.net.eval()
+
+    def explain(self, text: str) -> Explanation:
+        tokens = tokenize(text)[: self.max_len]
+        empty = not tokens
+        if empty:
+            tokens = ["<unk>"]
+        ids = self.vocabulary.encode(tokens)
+        with torch.no_grad():
+            logits, weights = self.net(torch.tensor([ids]), torch.tensor([len(ids)]))
+        probabilities = torch.softmax(logits[0], dim=-1).tolist()
+        best = max(range(len(probabilities)), key=probabilities.__getitem__)
+        return Explanation(tokens, [i != UNK_ID for i in ids], self.label_names[best],
+                           dict(zip(self.label_names, probabilities)),
+                           None if weights is None else weights[0].tolist(), empty)
+
+
+REDS = (231, 224, 217, 210, 203, 196)  # xterm-256 backgrounds, white to red
+
+
+def render(explanation: Explanation, colour: bool) -> str:
+    e = explanation
+    lines = []
+    if e.empty:
+        lines.append("note: the text has no tokens; it was scored as one unknown token")
+    lines.append(f"predicted: {e.label} ({e.probabilities[e.label]:.1%})")
+    lines.append("probabilities: " + ", ".join(f"{name} {p:.3f}" for name, p in e.probabilities.items()))
+    unknown = [t for t, k in zip(e.tokens, e.known) if not k]
+    if unknown and not e.empty:
+        lines.append(f"unknown words (read as <unk>): {', '.join(sorted(set(unknown)))}")
+    if e.weights is None:
+        lines.append("this model has no attention: no per-token weights")
+        return "\n".join(lines)
+    lines.append(f"attention over {len(e.tokens)} tokens (sum {sum(e.weights):.3f}):")
+    top = max(e.weights)
+    for token, known, weight in zip(e.tokens, e.known, e.weights):
+        bar = "█" * max(1, round(20 * weight / top)) if top > 0 else ""
+        name = token if known else f"{token} (unknown)"
+        padded = f"{name:<24}"
+        if colour:
+            shade = REDS[round((len(REDS) - 1) * weight / top) if top > 0 else 0]
+            padded = f"\x1b[48;5;{shade}m\x1b[30m{padded}\x1b[0m"
+        lines.append(f"  {padded} {weight:.3f} {bar}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m seqbench.explain", description=__doc__)
+    parser.add_argument("checkpoint", help="a .ckpt file or a run folder")
+    parser.add_argument("text", help="the text to classify")
+    parser.add_argument("--colour", choices=["auto", "always", "never"], default="auto")
+    args = parser.parse_args(argv)
+    try:
+        explanation = Explainer(args.checkpoint).explain(args.text)
+    except SeqbenchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    colour = args.colour == "always" or (args.colour == "auto" and sys.stdout.isatty())
+    print(render(explanation, colour))
+
+
+if __name__ == "__main__":
+    main()
