@@ -35,6 +35,12 @@ def report(record: dict, record_path: Path) -> None:
 def main(cfg: DictConfig) -> None:
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
+    if in_sweep and str(cfg.trainer.get("strategy", "auto")).startswith("ddp"):
+        # Lightning starts DDP processes by re-running this command line: inside a multirun
+        # each process would start the whole sweep again.
+        print("error: trainer=ddp cannot run inside a multirun; give each job one device "
+              "(hydra/launcher=slurm does) or run the DDP job on its own", file=sys.stderr)
+        sys.exit(2)
     # In a sweep every run logs under one TensorBoard root: `tensorboard --logdir <sweep>/tensorboard`.
     tensorboard_root = Path(HydraConfig.get().sweep.dir) / "tensorboard" if in_sweep else None
     try:
@@ -54,7 +60,7 @@ def main(cfg: DictConfig) -> None:
         traceback.print_exc()
         print(f"record: {output_dir / 'record.json'}")
         return
-    report(record, output_dir / "record.json")
+    report(record, Path(record.get("output_dir", output_dir)) / "record.json")
     if record["status"] != "done" and not in_sweep:
         sys.exit(1)
 

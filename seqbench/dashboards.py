@@ -122,7 +122,7 @@ class GradientFlowSnapshot(pl.Callback):
     def on_train_end(self, trainer, module):
         from .diagnostics import gradient_flow, gradient_flow_figure
         writer = _experiment(trainer)
-        if writer is None:
+        if writer is None or not trainer.is_global_zero:
             return
         layer = module.net.encoder.layers[0][0]
         norms = gradient_flow(module.net.config.cell, layer.weight_ih_l0.size(1), module.net.config.hidden_size,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
+from lightning_fabric.utilities.rank_zero import _get_rank
 import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
@@ -100,8 +101,9 @@ def dashboard_callbacks(cfg: DictConfig, task: SequenceTask, datamodule) -> list
 
 def build_trainer(cfg: DictConfig, task: SequenceTask, datamodule, output_dir: Path, stats: RunStatistics,
                   tensorboard_root: Path | None = None) -> tuple[pl.Trainer, ModelCheckpoint]:
+    # last.ckpt after every epoch: an interrupted run resumes from it (see run()).
     checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best", monitor=task.monitor,
-                                 mode=task.monitor_mode, save_top_k=1, save_last=False)
+                                 mode=task.monitor_mode, save_top_k=1, save_last=True)
     stopping = EarlyStopping(monitor=task.monitor, mode=task.monitor_mode, patience=cfg.trainer.patience)
     # One TensorBoard root per sweep (or per run), one readable sub-folder per run.
     logger = TensorBoardLogger(save_dir=str(tensorboard_root or output_dir / "tensorboard"), name=run_name(cfg),
@@ -131,39 +133,72 @@ def save_record(path: Path, record: dict) -> None:
                             ) from error
 
 
-def find_done_record(root: Path, config_hash_: str, seed: int) -> Path | None:
-    """A finished record of the same variant and seed anywhere under ``root``."""
+def find_record(root: Path, config_hash_: str, seed: int, statuses: set[str]) -> Path | None:
+    """The newest record under ``root`` of the same variant and seed with one of ``statuses``."""
+    matches = []
     for path in find_records([root]) if root.is_dir() else []:
         try:
             found = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if found.get("status") == "done" and found.get("config_hash") == config_hash_ and found.get("seed") == seed:
-            return path
+        if found.get("status") in statuses and found.get("config_hash") == config_hash_ and found.get("seed") == seed:
+            matches.append((found.get("started") or "", path))
+    return max(matches)[1] if matches else None
+
+
+def find_resumable(root: Path, config_hash_: str, seed: int) -> Path | None:
+    """The run folder of an interrupted run (killed, preempted, crashed) of the same variant
+    and seed that saved a checkpoint at the end of an epoch."""
+    record = find_record(root, config_hash_, seed, {"running", "failed"})
+    if record is not None and (record.parent / "checkpoints" / "last.ckpt").is_file():
+        return record.parent
     return None
 
 
 def run(cfg: DictConfig, output_dir: str | Path, tensorboard_root: str | Path | None = None) -> dict:
-    """Train and test one configuration; always leaves ``output_dir/record.json``.
+    """Train and test one configuration; always leaves a ``record.json``, normally in ``output_dir``.
 
-    Returns the record. A run whose variant and seed already has a ``done`` record under
-    ``paths.output_root`` is not run again (``force=true`` reruns it): its record is copied
-    here, marked ``reused_from``. A diverged run returns normally with status "diverged";
-    any other error is recorded as "failed" and raised again.
+    Returns the record (its folder is ``record["output_dir"]``).
+    - A run whose variant and seed already has a ``done`` record under ``paths.output_root``
+      is not run again (``force=true`` reruns it): its record is copied here, marked ``reused_from``.
+    - A run of the same variant and seed that was interrupted after saving a checkpoint is
+      resumed, in its own folder, from the end of its last finished epoch (``resumed`` counts how often).
+    - A diverged run returns normally with status "diverged"; any other error is recorded
+      as "failed" and raised again.
+    Under DDP only global rank 0 reads and writes records.
     """
     output_dir = Path(output_dir)
-    record_path = output_dir / RECORD_NAME
+    rank_zero = (_get_rank() or 0) == 0
     record = base_record(cfg)
+    root = Path(cfg.paths.output_root)
+    resume_from = None
     if not cfg.get("force", False):
-        done = find_done_record(Path(cfg.paths.output_root), record["config_hash"], cfg.seed)
+        done = find_record(root, record["config_hash"], cfg.seed, {"done"})
         if done is not None:
             reused = {**json.loads(done.read_text()), "reused_from": str(done)}
-            if done.resolve() != record_path.resolve():  # a sweep folder of the same name keeps its record
-                save_record(record_path, reused)
-            return reused
-    save_record(record_path, record)  # a run killed from here on leaves "running", never "done"
+            if rank_zero and done.resolve() != (output_dir / RECORD_NAME).resolve():
+                save_record(output_dir / RECORD_NAME, reused)  # a sweep folder of the same name keeps its record
+            return {**reused, "output_dir": str(output_dir if rank_zero else done.parent)}
+        previous_run = find_resumable(root, record["config_hash"], cfg.seed)
+        if previous_run is not None:
+            previous = json.loads((previous_run / RECORD_NAME).read_text())
+            log.warning("resuming the interrupted run in %s from its last checkpoint", previous_run)
+            output_dir, resume_from = previous_run, previous_run / "checkpoints" / "last.ckpt"
+            record["resumed"] = previous.get("resumed", 0) + 1
+            record["started"] = previous.get("started", record["started"])
+    record_path = output_dir / RECORD_NAME
+    record["output_dir"] = str(output_dir)
+    if rank_zero:
+        save_record(record_path, record)  # a run killed from here on leaves "running", never "done"
     started = time.perf_counter()
-    stats = RunStatistics()
+
+    def save_progress():
+        record.update(epochs=len(stats.epoch_seconds), epoch_seconds=stats.epoch_seconds, history=stats.history,
+                      train_tokens=stats.train_tokens)
+        save_record(record_path, record)
+    stats = RunStatistics(after_epoch=save_progress)
+    if resume_from is not None:
+        stats.restore(previous)
     try:
         net_config = network_config(cfg.model)  # before any data is read: a typo fails fast
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -173,7 +208,7 @@ def run(cfg: DictConfig, output_dir: str | Path, tensorboard_root: str | Path | 
         record["label_names"] = list(datamodule.spec.label_names)
         trainer, checkpoint = build_trainer(cfg, task, datamodule, output_dir, stats,
                                             Path(tensorboard_root) if tensorboard_root else None)
-        trainer.fit(task, datamodule=datamodule)
+        trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from)
         test_metrics = trainer.test(task, datamodule=datamodule, ckpt_path="best", verbose=False)[0]
         record["status"] = "done"
         record["test"] = {k.removeprefix("test/"): v for k, v in test_metrics.items() if k != "test/loss"}
@@ -182,6 +217,7 @@ def run(cfg: DictConfig, output_dir: str | Path, tensorboard_root: str | Path | 
         record["best_checkpoint"] = checkpoint.best_model_path
         record["best_epoch"] = _best_epoch(stats.history, task)
         record["tensorboard"] = trainer.logger.log_dir
+        record["world_size"] = trainer.world_size
         trainer.logger.log_hyperparams(hparams_for(record), final_metrics(record))
         trainer.logger.finalize("success")
     except TrainingDiverged as error:
@@ -199,7 +235,8 @@ def run(cfg: DictConfig, output_dir: str | Path, tensorboard_root: str | Path | 
                       history=stats.history, peak_memory_mb=memory, peak_memory_kind=memory_kind,
                       wall_seconds=time.perf_counter() - started,
                       finished=datetime.now(timezone.utc).isoformat())
-        save_record(record_path, record)
+        if rank_zero:
+            save_record(record_path, record)
     return record
 
 

@@ -50,13 +50,13 @@ class SequenceTask(pl.LightningModule):
         if not torch.isfinite(loss):
             raise TrainingDiverged(f"training loss became {loss.item()} at epoch {self.current_epoch}, "
                                    f"step {self.global_step}; lower optimizer.lr or set trainer.gradient_clip_val")
-        self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=len(batch["lengths"]))
+        self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=len(batch["lengths"]), sync_dist=True)
         return loss
 
     def _evaluate(self, batch, metrics: MetricCollection, stage: str):
         loss, predictions, targets = self.loss_and_predictions(batch)
         metrics.update(predictions, targets)
-        self.log(f"{stage}/loss", loss, on_epoch=True, batch_size=len(batch["lengths"]))
+        self.log(f"{stage}/loss", loss, on_epoch=True, batch_size=len(batch["lengths"]), sync_dist=True)
         self.log_dict(metrics, on_epoch=True)
 
     def validation_step(self, batch, batch_index):
@@ -121,12 +121,19 @@ class RegressionTask(SequenceTask):
 class RunStatistics(pl.Callback):
     """Training seconds per epoch (validation excluded), real tokens seen, per-epoch history."""
 
-    def __init__(self):
+    def __init__(self, after_epoch: Callable[[], None] | None = None):
+        self.after_epoch = after_epoch  # e.g. save the record, so a killed run keeps its history
         self.epoch_seconds: list[float] = []
         self.history: list[dict] = []
         self.train_tokens = 0
         self._epoch_start: float | None = None
         self._epoch_tokens = None
+
+    def restore(self, previous_record: dict) -> None:
+        """Carry on the statistics of an interrupted run that is being resumed."""
+        self.epoch_seconds = list(previous_record.get("epoch_seconds") or [])
+        self.history = list(previous_record.get("history") or [])
+        self.train_tokens = int(previous_record.get("train_tokens") or 0)
 
     @staticmethod
     def _now(trainer) -> float:
@@ -156,6 +163,8 @@ class RunStatistics(pl.Callback):
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
                    if k.startswith("val/") or k == "train/loss_epoch"}
         self.history.append({"epoch": trainer.current_epoch, "seconds": self.epoch_seconds[-1], **metrics})
+        if self.after_epoch is not None and trainer.is_global_zero:
+            self.after_epoch()
 
     @property
     def tokens_per_second(self) -> float | None:

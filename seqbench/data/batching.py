@@ -61,19 +61,31 @@ class BucketBatchSampler(Sampler[list[int]]):
     """
 
     def __init__(self, lengths: torch.Tensor, batch_size: int, shuffle: bool, seed: int = 0,
-                 pool_batches: int = 50, drop_last: bool = False):
+                 pool_batches: int = 50, drop_last: bool = False, rank: int = 0, world_size: int = 1):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.lengths = np.asarray(lengths)
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.pool_size = batch_size * pool_batches
         self.drop_last = drop_last
+        # Under DDP each process takes every world_size-th batch. Training keeps the same
+        # number of batches on every process (gradients are averaged step by step); evaluation
+        # keeps all of them, once each: metrics are summed across processes.
+        self.rank, self.world_size = rank, world_size
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def _batches(self) -> list[np.ndarray]:
+        batches = self._all_batches()
+        if self.world_size > 1:
+            if self.shuffle:
+                batches = batches[: len(batches) - len(batches) % self.world_size]
+            batches = batches[self.rank:: self.world_size]
+        return batches
+
+    def _all_batches(self) -> list[np.ndarray]:
         if not self.shuffle:
             order = np.argsort(self.lengths, kind="stable")
             return [order[i: i + self.batch_size] for i in range(0, len(order), self.batch_size)]

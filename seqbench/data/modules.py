@@ -110,7 +110,7 @@ class TextClassificationData(pl.LightningDataModule):
 
     def _loader(self, dataset: TextSubset, shuffle: bool) -> DataLoader:
         sampler = BucketBatchSampler(dataset.lengths, self.batch_size if shuffle else self.eval_batch_size,
-                                     shuffle=shuffle, seed=self.seed)
+                                     shuffle=shuffle, seed=self.seed, **process_share(self))
         return DataLoader(dataset, batch_sampler=sampler, collate_fn=pad_batch, num_workers=self.num_workers,
                           pin_memory=torch.cuda.is_available(), persistent_workers=self.num_workers > 0)
 
@@ -142,6 +142,12 @@ def text_file_source(train: str, test: str, val: str | None = None, text_column:
                       options=f"|{text_column}|{label_column}|{encoding}")
 
 
+def process_share(datamodule: pl.LightningDataModule) -> dict[str, int]:
+    """This process's rank and the number of processes (1 outside DDP)."""
+    trainer = datamodule.trainer
+    return {"rank": trainer.global_rank, "world_size": trainer.world_size} if trainer else {}
+
+
 def _signal_batch(items) -> dict[str, torch.Tensor]:
     inputs, targets = map(torch.stack, zip(*items))
     return {"inputs": inputs, "lengths": torch.full((len(inputs),), inputs.size(1), dtype=torch.int64),
@@ -170,9 +176,12 @@ class SinCosData(pl.LightningDataModule):
         return DataSpec("regression", num_outputs=1, input_dim=1, per_step=True)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
-        return DataLoader(self.sets[split], batch_size=self.batch_size, shuffle=shuffle, generator=generator,
-                          collate_fn=_signal_batch)
+        # All sequences have one length: the bucket sampler is plain seeded shuffling here,
+        # and it shares batches between DDP processes like the text loaders do.
+        dataset = self.sets[split]
+        sampler = BucketBatchSampler(torch.full((len(dataset),), self.seq_len), self.batch_size, shuffle=shuffle,
+                                     seed=self.seed, **process_share(self))
+        return DataLoader(dataset, batch_sampler=sampler, collate_fn=_signal_batch)
 
     def train_dataloader(self):
         return self._loader("train", shuffle=True)
