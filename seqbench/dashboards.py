@@ -32,9 +32,12 @@ def attention_figure(tokens: list[list[str]], weights: list[list[float]]):
         grid[row, : len(w)] = w
     fig, ax = _figure(min(2 + 0.55 * longest, 30), 0.9 + 0.6 * len(tokens))
     image = ax.imshow(grid, cmap="Reds", aspect="auto", vmin=0)
+    darkest = np.nanmax(grid) if np.isfinite(grid).any() else 1.0
     for row, words in enumerate(tokens):
         for column, word in enumerate(words):
-            ax.text(column, row, word, ha="center", va="center", fontsize=7, rotation=90 if len(word) > 4 else 0)
+            light = grid[row, column] > 0.6 * darkest  # white on dark cells, black on light ones
+            ax.text(column, row, word, ha="center", va="center", fontsize=7, rotation=90 if len(word) > 4 else 0,
+                    color="white" if light else "black")
     ax.set_yticks(range(len(tokens)), [f"example {i}" for i in range(len(tokens))])
     ax.set_xticks([])
     ax.set_xlabel("token position")

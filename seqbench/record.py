@@ -95,8 +95,19 @@ def git_commit() -> str | None:
     return commit + ("-dirty" if dirty else "")
 
 
-def peak_memory_mb(device: torch.device) -> tuple[float, str]:
-    """Peak accelerator memory allocated by torch, or the process's peak resident memory on CPU."""
+def current_rss_mb() -> float:
+    """This process's resident memory now (Linux /proc), else its lifetime peak."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_memory_mb(device: torch.device, sampled_rss_peak: float | None) -> tuple[float | None, str]:
+    """Peak accelerator memory allocated by torch during the run (reset when it starts), or on
+    CPU the highest resident memory sampled during the run. Not the process's lifetime peak:
+    a sweep runs many jobs in one process."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process_max_rss"
+    return sampled_rss_peak, "process_rss_sampled_peak"

@@ -24,7 +24,7 @@ from .dashboards import (AttentionSnapshots, GradientFlowSnapshot, SignalSnapsho
                          pick_examples)
 from .models import NetworkConfig, RecurrentNet
 from .results import find_records
-from .record import RECORD_NAME, config_hash, git_commit, hardware, peak_memory_mb, versions, write_json_atomic
+from .record import RECORD_NAME, config_hash, current_rss_mb, git_commit, hardware, peak_memory_mb, versions, write_json_atomic
 from .training import ClassificationTask, RegressionTask, RunStatistics, SequenceTask, TrainingDiverged
 
 log = logging.getLogger(__name__)
@@ -191,6 +191,8 @@ def run(cfg: DictConfig, output_dir: str | Path, tensorboard_root: str | Path | 
     if rank_zero:
         save_record(record_path, record)  # a run killed from here on leaves "running", never "done"
     started = time.perf_counter()
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
 
     def save_progress():
         record.update(epochs=len(stats.epoch_seconds), epoch_seconds=stats.epoch_seconds, history=stats.history,
@@ -229,7 +231,7 @@ def run(cfg: DictConfig, output_dir: str | Path, tensorboard_root: str | Path | 
         raise
     finally:
         device = task.device if "task" in locals() else torch.device("cpu")
-        memory, memory_kind = peak_memory_mb(device)
+        memory, memory_kind = peak_memory_mb(device, max(stats.peak_rss_mb, current_rss_mb()))
         record.update(epochs=len(stats.epoch_seconds), epoch_seconds=stats.epoch_seconds,
                       train_tokens_per_s=stats.tokens_per_second, train_tokens=stats.train_tokens,
                       history=stats.history, peak_memory_mb=memory, peak_memory_kind=memory_kind,

@@ -12,6 +12,7 @@ from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from .models import RecurrentNet
+from .record import current_rss_mb
 
 
 class TrainingDiverged(RuntimeError):
@@ -126,6 +127,7 @@ class RunStatistics(pl.Callback):
         self.epoch_seconds: list[float] = []
         self.history: list[dict] = []
         self.train_tokens = 0
+        self.peak_rss_mb = current_rss_mb()
         self._epoch_start: float | None = None
         self._epoch_tokens = None
 
@@ -147,6 +149,11 @@ class RunStatistics(pl.Callback):
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_index):
         self._epoch_tokens += batch["lengths"].sum()
+        if batch_index % 20 == 0:
+            self.peak_rss_mb = max(self.peak_rss_mb, current_rss_mb())
+
+    def on_validation_end(self, trainer, module):
+        self.peak_rss_mb = max(self.peak_rss_mb, current_rss_mb())
 
     def _close_epoch(self, trainer):
         if self._epoch_start is not None:

@@ -151,3 +151,10 @@ def test_cli_missing_data_says_where_to_put_it(tmp_path):
     assert "Traceback" not in result.stderr
     record = json.loads(Path(result.stdout.strip().splitlines()[-1].removeprefix("record: ")).read_text())
     assert record["status"] == "failed"
+
+
+def test_peak_memory_is_measured_per_run_not_per_process(compose_config, tmp_path):
+    """A sweep runs many jobs in one process: each record must report its own run's peak."""
+    record = run(compose_config(*TINY), tmp_path)
+    assert record["peak_memory_kind"] in {"process_rss_sampled_peak", "cuda_max_allocated"}
+    assert 0 < record["peak_memory_mb"] < 1e6
