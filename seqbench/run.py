@@ -133,23 +133,28 @@ def save_record(path: Path, record: dict) -> None:
                             ) from error
 
 
-def find_record(root: Path, config_hash_: str, seed: int, statuses: set[str]) -> Path | None:
-    """The newest record under ``root`` of the same variant and seed with one of ``statuses``."""
-    matches = []
+def earlier_runs(root: Path, config_hash_: str, seed: int) -> list[tuple[str, str, Path]]:
+    """(started, status, record path) of every run of this variant and seed under ``root``,
+    newest first: one pass over the records serves both the skip and the resume decision."""
+    found = []
     for path in find_records([root]) if root.is_dir() else []:
         try:
-            found = json.loads(path.read_text())
+            record = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        if found.get("status") in statuses and found.get("config_hash") == config_hash_ and found.get("seed") == seed:
-            matches.append((found.get("started") or "", path))
-    return max(matches)[1] if matches else None
+        if record.get("config_hash") == config_hash_ and record.get("seed") == seed:
+            found.append((record.get("started") or "", record.get("status"), path))
+    return sorted(found, reverse=True)
 
 
-def find_resumable(root: Path, config_hash_: str, seed: int) -> Path | None:
-    """The run folder of an interrupted run (killed, preempted, crashed) of the same variant
-    and seed that saved a checkpoint at the end of an epoch."""
-    record = find_record(root, config_hash_, seed, {"running", "failed"})
+def newest(runs: list[tuple[str, str, Path]], statuses: set[str]) -> Path | None:
+    return next((path for _, status, path in runs if status in statuses), None)
+
+
+def resumable(runs: list[tuple[str, str, Path]]) -> Path | None:
+    """The folder of the newest interrupted run (killed, preempted, crashed) that saved a
+    checkpoint at the end of an epoch."""
+    record = newest(runs, {"running", "failed"})
     if record is not None and (record.parent / "checkpoints" / "last.ckpt").is_file():
         return record.parent
     return None
@@ -173,13 +178,14 @@ def run(cfg: DictConfig, output_dir: str | Path, tensorboard_root: str | Path | 
     root = Path(cfg.paths.output_root)
     resume_from = None
     if not cfg.get("force", False):
-        done = find_record(root, record["config_hash"], cfg.seed, {"done"})
+        runs = earlier_runs(root, record["config_hash"], cfg.seed)
+        done = newest(runs, {"done"})
         if done is not None:
             reused = {**json.loads(done.read_text()), "reused_from": str(done)}
             if rank_zero and done.resolve() != (output_dir / RECORD_NAME).resolve():
                 save_record(output_dir / RECORD_NAME, reused)  # a sweep folder of the same name keeps its record
             return {**reused, "output_dir": str(output_dir if rank_zero else done.parent)}
-        previous_run = find_resumable(root, record["config_hash"], cfg.seed)
+        previous_run = resumable(runs)
         if previous_run is not None:
             previous = json.loads((previous_run / RECORD_NAME).read_text())
             log.warning("resuming the interrupted run in %s from its last checkpoint", previous_run)
