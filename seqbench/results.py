@@ -6,7 +6,7 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import pandas as pd
 
@@ -36,16 +36,20 @@ def find_records(folders: Iterable[str | Path]) -> list[Path]:
     return found
 
 
+def read_records(folders: Iterable[str | Path]) -> Iterator[tuple[Path, dict]]:
+    """(path, record) for every readable record under ``folders``; unreadable ones are skipped."""
+    for path in find_records(folders):
+        try:
+            yield path, json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            log.warning("skipping unreadable record %s (%s)", path, error)
+
+
 def load_records(folders: Iterable[str | Path]) -> list[dict]:
     """Every readable record under ``folders``; one per (config hash, seed): the newest
     ``done`` one if there is one, else the newest of any status."""
     best: dict[tuple, dict] = {}
-    for path in find_records(folders):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            log.warning("skipping unreadable record %s (%s)", path, error)
-            continue
+    for path, record in read_records(folders):
         record["record_path"] = str(path)
         key = (record.get("config_hash"), record.get("seed"))
         rank = (record.get("status") == "done", record.get("finished") or record.get("started") or "")

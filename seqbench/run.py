@@ -23,7 +23,7 @@ from .data import TEXT_SOURCES, DataSpec, text_file_source, SinCosData, TextClas
 from .dashboards import (AttentionSnapshots, GradientFlowSnapshot, SignalSnapshot, final_metrics, hparams_for,
                          pick_examples)
 from .models import NetworkConfig, RecurrentNet
-from .results import find_records
+from .results import read_records
 from .record import RECORD_NAME, config_hash, current_rss_mb, git_commit, hardware, peak_memory_mb, versions, write_json_atomic
 from .training import ClassificationTask, RegressionTask, RunStatistics, SequenceTask, TrainingDiverged
 
@@ -136,14 +136,9 @@ def save_record(path: Path, record: dict) -> None:
 def earlier_runs(root: Path, config_hash_: str, seed: int) -> list[tuple[str, str, Path]]:
     """(started, status, record path) of every run of this variant and seed under ``root``,
     newest first: one pass over the records serves both the skip and the resume decision."""
-    found = []
-    for path in find_records([root]) if root.is_dir() else []:
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        if record.get("config_hash") == config_hash_ and record.get("seed") == seed:
-            found.append((record.get("started") or "", record.get("status"), path))
+    found = [(record.get("started") or "", record.get("status"), path)
+             for path, record in (read_records([root]) if root.is_dir() else [])
+             if record.get("config_hash") == config_hash_ and record.get("seed") == seed]
     return sorted(found, reverse=True)
 
 
@@ -201,8 +196,7 @@ def run(cfg: DictConfig, output_dir: str | Path, tensorboard_root: str | Path | 
         torch.cuda.reset_peak_memory_stats()
 
     def save_progress():
-        record.update(epochs=len(stats.epoch_seconds), epoch_seconds=stats.epoch_seconds, history=stats.history,
-                      train_tokens=stats.train_tokens)
+        record.update(stats.as_record_fields())
         save_record(record_path, record)
     stats = RunStatistics(after_epoch=save_progress)
     if resume_from is not None:
@@ -238,9 +232,7 @@ def run(cfg: DictConfig, output_dir: str | Path, tensorboard_root: str | Path | 
     finally:
         device = task.device if "task" in locals() else torch.device("cpu")
         memory, memory_kind = peak_memory_mb(device, max(stats.peak_rss_mb, current_rss_mb()))
-        record.update(epochs=len(stats.epoch_seconds), epoch_seconds=stats.epoch_seconds,
-                      train_tokens_per_s=stats.tokens_per_second, train_tokens=stats.train_tokens,
-                      history=stats.history, peak_memory_mb=memory, peak_memory_kind=memory_kind,
+        record.update(stats.as_record_fields(), peak_memory_mb=memory, peak_memory_kind=memory_kind,
                       wall_seconds=time.perf_counter() - started,
                       finished=datetime.now(timezone.utc).isoformat())
         if rank_zero:

@@ -173,6 +173,11 @@ class RunStatistics(pl.Callback):
         if self.after_epoch is not None and trainer.is_global_zero:
             self.after_epoch()
 
+    def as_record_fields(self) -> dict:
+        """What the run record reports of these statistics (also while the run is in progress)."""
+        return {"epochs": len(self.epoch_seconds), "epoch_seconds": self.epoch_seconds, "history": self.history,
+                "train_tokens": self.train_tokens, "train_tokens_per_s": self.tokens_per_second}
+
     @property
     def tokens_per_second(self) -> float | None:
         total = sum(self.epoch_seconds)
