@@ -1,8 +1,15 @@
-"""``python -m seqbench model=gru dataset=sentiment``: train, test once, write record.json."""
+"""``seqbench model=gru dataset=sentiment`` (or ``python -m seqbench ...``): train, test once,
+write record.json. ``seqbench <report|eval|explain|diagnostics|bench|search> ...``: the other tools.
+
+Imports stay light here (no torch, no Lightning): ``--help``, ``--cfg job`` and tab completion
+answer at once; the training code is imported only when a run starts.
+"""
 from __future__ import annotations
 
+import importlib
+import signal
 import sys
-import traceback
+import warnings
 from pathlib import Path
 
 import hydra
@@ -11,28 +18,96 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from . import SeqbenchError
-from .run import run
+from .names import register_resolvers
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+SUBCOMMANDS = {
+    "report": ("seqbench.report", "comparison tables, plots and the statistical verdict from run records"),
+    "eval": ("seqbench.evaluate", "evaluate a trained run or checkpoint on a data set's test split or your file"),
+    "explain": ("seqbench.explain", "a text classifier's prediction with per-token attention"),
+    "diagnostics": ("seqbench.diagnostics", "gradient flow through time, untrained and trained"),
+    "bench": ("seqbench.bench", "training speed against plain PyTorch loops"),
+    "search": ("seqbench.search", "equal-budget hyper-parameter search (Optuna), retraining, report"),
+}
 
 
-def report(record: dict, record_path: Path) -> None:
+def _config_dir() -> str:
+    """Configs ship inside the package (wheel installs); a source checkout reads conf/ beside it,
+    the one the packaged copy is built from."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "conf", here.parent / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return str(candidate)
+    raise SystemExit("seqbench: its configs are missing (neither seqbench/conf nor conf/ next to the package)")
+
+
+CONFIG_DIR = _config_dir()
+
+
+def quiet_third_party() -> None:
+    """Keep normal output for seqbench's own lines: no deprecation chatter from libraries."""
+    for category in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
+
+
+def quiet_lightning() -> None:
+    """Lightning sets its loggers to INFO when imported (device notices, tips, "fit stopped"):
+    keep the console for seqbench's lines; warnings still show."""
+    import logging
+    for name in ("pytorch_lightning", "lightning_fabric", "lightning", "lightning.pytorch"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def report_line(record: dict) -> list[str]:
+    """What the user reads at the end of a run."""
+    who = f"{record['model']} on {record['dataset']} (seed {record['seed']})"
+    lines = []
     if "reused_from" in record:
-        print(f"{record['model']} on {record['dataset']} (seed {record['seed']}): already done, not run again "
-              f"(force=true reruns it); record: {record['reused_from']}")
+        lines.append(f"{who}: already done with the same config, code and data, not run again (force=true reruns "
+                     f"it)")
+    if record["status"] == "skipped":
+        lines.append(f"{who}: skipped: {record['reason']}")
+        return lines
     if record["status"] == "done":
-        primary = next(iter(record["val_best"]))  # the metric that picked the checkpoint comes first
-        names = [primary] + [name for name in record["test"] if name != primary]
-        metrics = ", ".join(f"{name} {record['test'][name]:.4g}" for name in names)
-        print(f"{record['model']} on {record['dataset']} (seed {record['seed']}): test {metrics}")
+        test = record.get("test") or {}
+        primary = next(iter(record.get("val_best") or {}), None)
+        names = ([primary] if primary in test else []) + [n for n in test if n != primary]
+        if test:
+            lines.append(f"{who}: test " + ", ".join(f"{n} {test[n]:.4g}" for n in names))
+        if record.get("val_best") and record.get("best_epoch") is not None:
+            metric, value = next(iter(record["val_best"].items()))
+            lines.append(f"best validation {metric} {value:.4g} at epoch {record['best_epoch'] + 1} of "
+                         f"{record.get('epochs')}; {record.get('wall_seconds', 0):.1f} s wall time")
+        if record.get("debug"):
+            lines.append("a debug run (fast_dev_run / overfit / limit_*_batches): kept out of tables and reuse")
     else:
-        print(f"{record['model']} on {record['dataset']} (seed {record['seed']}): {record['status']}: "
-              f"{record.get('error', '')}", file=sys.stderr)
-    print(f"record: {record_path}")
+        lines.append(f"{who}: {record['status']}: {record.get('error', '')}")
+    if record.get("tensorboard"):
+        lines.append(f"dashboards: tensorboard --logdir {Path(record['tensorboard']).parent}")
+    return lines
+
+
+def _record_path_if_written(output_dir: Path) -> Path | None:
+    path = output_dir / "record.json"
+    return path if path.is_file() else None
+
+
+def _report_interrupted_sweep() -> None:
+    try:
+        from .report import build_report
+        sweep_dir = Path(HydraConfig.get().sweep.dir)
+        build_report([sweep_dir], sweep_dir / "report", command="(interrupted sweep)")
+        print(f"report of the runs so far: {sweep_dir / 'report' / 'summary.md'}", file=sys.stderr)
+    except BaseException as error:  # the report is a courtesy; the exit code is what matters
+        print(f"no report: {error}", file=sys.stderr)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float | None:
+    """Returns the run's best validation metric: the objective a Hydra sweeper optimises."""
+    quiet_third_party()
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     in_sweep = HydraConfig.get().mode == RunMode.MULTIRUN
     if in_sweep and str(cfg.trainer.get("strategy", "auto")).startswith("ddp"):
@@ -41,29 +116,69 @@ def main(cfg: DictConfig) -> None:
         print("error: trainer=ddp cannot run inside a multirun; give each job one device "
               "(hydra/launcher=slurm does) or run the DDP job on its own", file=sys.stderr)
         sys.exit(2)
+    from .run import Interrupted, raise_interrupted, run
+    quiet_lightning()
+    # SIGTERM (preemption, scancel): record "interrupted", exit non-zero (Lightning alone exits 0).
+    signal.signal(signal.SIGTERM, raise_interrupted)
     # In a sweep every run logs under one TensorBoard root: `tensorboard --logdir <sweep>/tensorboard`.
     tensorboard_root = Path(HydraConfig.get().sweep.dir) / "tensorboard" if in_sweep else None
     try:
-        record = run(cfg, output_dir, tensorboard_root)
+        record = run(cfg, output_dir, tensorboard_root, in_sweep=in_sweep)
     except SeqbenchError as error:
-        # The user's to fix: say what and how, without a traceback; the record says "failed".
+        # The user's to fix: say what and how, without a traceback.
         print(f"error: {error}", file=sys.stderr)
-        print(f"record: {output_dir / 'record.json'}")
+        written = _record_path_if_written(output_dir)
+        if written:
+            print(f"record: {written}")
         if not in_sweep:
             sys.exit(2)
-        return
+        return None
+    except (Interrupted, KeyboardInterrupt, SystemExit) as error:
+        written = _record_path_if_written(output_dir)
+        print(f"interrupted ({type(error).__name__}); the record says 'interrupted': run the same command again "
+              f"to resume from the last finished epoch", file=sys.stderr)
+        if written:
+            print(f"record: {written}")
+        if in_sweep:
+            _report_interrupted_sweep()
+        if isinstance(error, Interrupted) or type(error).__name__ == "SIGTERMException":
+            sys.exit(Interrupted().code)  # 143, as for a process ended by SIGTERM
+        sys.exit(130 if isinstance(error, KeyboardInterrupt) else (error.code or 1))
     except Exception:
+        written = _record_path_if_written(output_dir)
         if not in_sweep:
-            print(f"record: {output_dir / 'record.json'}")
+            if written:
+                print(f"record: {written}")
             raise
         # In a sweep the other runs go on; this one's record says "failed" and why.
+        import traceback
         traceback.print_exc()
-        print(f"record: {output_dir / 'record.json'}")
-        return
-    report(record, Path(record.get("output_dir", output_dir)) / "record.json")
-    if record["status"] != "done" and not in_sweep:
+        if written:
+            print(f"record: {written}")
+        return None
+    for line in report_line(record):
+        print(line)
+    record_dir = Path(record.get("output_dir", output_dir))
+    if (record_dir / "record.json").is_file():
+        print(f"record: {record_dir / 'record.json'}")
+    if record["status"] not in ("done", "skipped") and not in_sweep:
         sys.exit(1)
+    value = next(iter((record.get("val_best") or {}).values()), None)
+    return float(value) if value is not None else None
+
+
+def cli() -> None:
+    """The ``seqbench`` console command: a tool's name first dispatches to it, anything else is a run."""
+    if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
+        name = sys.argv[1]
+        module = importlib.import_module(SUBCOMMANDS[name][0])
+        sys.argv = [f"seqbench {name}", *sys.argv[2:]]
+        module.main()
+        return
+    register_resolvers()
+    main()
 
 
 if __name__ == "__main__":
+    register_resolvers()
     main()

@@ -1,22 +1,32 @@
-"""``python -m seqbench.bench``: training throughput of seqbench against the plain PyTorch
-loops a user would write, measured side by side in one run on the same data and model.
+"""``seqbench bench``: training throughput of seqbench against the plain PyTorch loops a user
+would write, measured side by side in one run, on the same batches and model.
 
-Model for every row: BiLSTM + additive attention, embedding 128, hidden 128, Adam, batch 64,
-IMDB reviews truncated to ``--max-len`` tokens. Throughput counts real (non-pad) tokens.
+Workloads (``--workload``):
+  imdb   BiLSTM + additive attention, embedding 128, hidden 128, batch 64, IMDB reviews
+         truncated to ``--max-len`` tokens (``--reviews`` of them)
+  trec   the TREC defaults: BiLSTM + additive attention, embedding 300, hidden 128, batch 16,
+         all 5,452 training questions (many small batches: where per-batch overhead shows)
 
-Rows:
-  plain padded   every batch padded to max_len, nn.LSTM(bidirectional) - fast, but its
-                 backward direction reads the pads first (outputs depend on padding)
-  plain packed   length-bucketed batches + pack_padded_sequence - correct, slow
-  seqbench loop  seqbench's RecurrentNet on its bucketed batches, plain loop (no Lightning)
-  seqbench       the same batches through Lightning's Trainer (what `python -m seqbench` runs)
-and, with ``--impl``, the LSTM with model.impl=native against model.impl=scratch.
+Paths (every one: forward, backward, gradient clipping at 1.0 as seqbench's default, Adam):
+  plain padded    every batch padded to the longest sequence of the data, nn.LSTM(bidirectional):
+                  fast, but its backward direction reads the pads first (outputs depend on padding)
+  plain bucketed  the same plain model on seqbench's length-bucketed batches (little padding)
+  plain packed    length-bucketed batches + pack_padded_sequence: correct, slow on CPU
+  seqbench loop   seqbench's RecurrentNet on the bucketed batches, in a plain loop
+  seqbench        the same batches through Lightning's Trainer (what `seqbench` runs)
+
+Every path warms up on the same number of batches (untimed), then is timed over the same
+batches; each path is repeated (``--repeats``, default 3) and the median is reported, since
+these machines are noisy. Only training is timed: no validation, no data loading.
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +35,33 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .data import TEXT_SOURCES, TextSettings
-from .data.batching import BucketBatchSampler, TextSubset, pad_batch
+from .data.batching import BucketBatchSampler, TextSubset
 from .data.modules import load_text_corpus
 from .data.sources import resolve_data_root, user_cache_dir
-from .data.text import EncodedTexts
+from .data.text import PAD_ID, EncodedTexts
 from .models import NetworkConfig, RecurrentNet
-from .record import hardware, versions
+from .record import describe_hardware, hardware, versions
+
+CLIP = 1.0
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    source: str
+    max_len: int
+    vocab_size: int
+    min_freq: int
+    batch_size: int
+    embedding_dim: int
+    hidden_size: int
+    classes: int
+
+
+WORKLOADS = {
+    "imdb": Workload("imdb", "sentiment", 400, 25000, 2, 64, 128, 128, 2),
+    "trec": Workload("trec", "trec", 64, 20000, 1, 16, 300, 128, 6),
+}
 
 
 def synchronize(device: torch.device) -> None:
@@ -65,13 +96,15 @@ class PlainBiLSTMAttention(nn.Module):
         return self.out(torch.einsum("bt,btd->bd", weights, output))
 
 
-def padded_batches(texts: EncodedTexts, batch_size: int, max_len: int, seed: int) -> list[dict]:
+def padded_batches(texts: EncodedTexts, batch_size: int, seed: int) -> list[dict]:
+    """Shuffled batches, each padded to the longest sequence of the whole data."""
+    subset = TextSubset(texts)
+    longest = int(texts.lengths.max())
     order = np.random.default_rng(seed).permutation(len(texts))
     batches = []
     for start in range(0, len(order), batch_size):
-        rows = order[start: start + batch_size]
-        batch = pad_batch([(texts.sequence(int(i)), texts.labels[int(i)]) for i in rows])
-        full = torch.zeros(len(rows), max_len, dtype=torch.int64)
+        batch = subset.batch(order[start: start + batch_size].tolist())
+        full = torch.full((len(batch["lengths"]), longest), PAD_ID, dtype=torch.int64)
         full[:, : batch["inputs"].size(1)] = batch["inputs"]
         batch["inputs"] = full
         batches.append(batch)
@@ -81,28 +114,11 @@ def padded_batches(texts: EncodedTexts, batch_size: int, max_len: int, seed: int
 def bucketed_batches(texts: EncodedTexts, batch_size: int, seed: int) -> list[dict]:
     subset = TextSubset(texts)
     sampler = BucketBatchSampler(subset.lengths, batch_size, shuffle=True, seed=seed)
-    return [pad_batch([subset[i] for i in rows]) for rows in sampler]
+    return [subset.batch(rows) for rows in sampler]
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
-def time_plain_loop(model: nn.Module, batches: list[dict], device: torch.device, step, warmup: int = 2) -> dict:
-    """One pass of forward + backward + Adam step over ``batches``; the first ``warmup``
-    batches run before the clock starts (allocator and kernel warm-up)."""
-    model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for batch in batches[:warmup]:
-        step(model, to_device(batch, device), optimizer)
-    synchronize(device)
-    start = time.perf_counter()
-    for batch in batches:
-        step(model, to_device(batch, device), optimizer)
-    synchronize(device)
-    seconds = time.perf_counter() - start
-    tokens = int(sum(int(b["lengths"].sum()) for b in batches))
-    return {"seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds}
 
 
 def plain_step(packed: bool):
@@ -110,6 +126,7 @@ def plain_step(packed: bool):
         optimizer.zero_grad(set_to_none=True)
         loss = nn.functional.cross_entropy(model(batch["inputs"], batch["lengths"], packed), batch["targets"])
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
         optimizer.step()
     return step
 
@@ -118,120 +135,199 @@ def seqbench_step(model, batch, optimizer):
     optimizer.zero_grad(set_to_none=True)
     logits, _ = model(batch["inputs"], batch["lengths"])
     nn.functional.cross_entropy(logits, batch["targets"]).backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
     optimizer.step()
 
 
-def seqbench_network(vocab_size: int, impl: str = "native", attention: bool = True) -> RecurrentNet:
-    config = NetworkConfig(cell="lstm", hidden_size=128, embedding_dim=128, bidirectional=attention,
-                           pooling="attention" if attention else "last",
+def time_plain_loop(make_model, batches: list[dict], device: torch.device, step, warmup: int) -> float:
+    """Seconds for one training pass over ``batches`` after ``warmup`` untimed batches."""
+    torch.manual_seed(0)
+    model = make_model().to(device).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    batches = [to_device(b, device) for b in batches]
+    for batch in batches[:warmup]:
+        step(model, batch, optimizer)
+    synchronize(device)
+    start = time.perf_counter()
+    for batch in batches[warmup:]:
+        step(model, batch, optimizer)
+    synchronize(device)
+    return time.perf_counter() - start
+
+
+def seqbench_network(vocab_size: int, workload: Workload, impl: str = "native", attention: bool = True) -> RecurrentNet:
+    config = NetworkConfig(cell="lstm", hidden_size=workload.hidden_size, embedding_dim=workload.embedding_dim,
+                           bidirectional=attention, pooling="attention" if attention else "last",
                            attention="additive" if attention else None, impl=impl)
-    return RecurrentNet(config, num_outputs=2, vocab_size=vocab_size)
+    return RecurrentNet(config, num_outputs=workload.classes, vocab_size=vocab_size)
 
 
-def time_lightning(vocab_size: int, batches: list[dict], device: torch.device) -> dict:
-    """The same batches through Lightning: ClassificationTask + Trainer, one epoch."""
+def time_lightning(make_model, batches: list[dict], device: torch.device, warmup: int, precision: str,
+                   num_classes: int) -> float:
+    """The same batches through Lightning: ClassificationTask + Trainer with seqbench's run
+    statistics and gradient clipping, one epoch; the clock runs from the first batch after the
+    warm-up to the last, exactly as for the plain loops."""
     import pytorch_lightning as pl
-    from functools import partial
 
     from .training import ClassificationTask, RunStatistics
 
+    class BatchClock(pl.Callback):
+        def __init__(self):
+            self.start = self.stop = None
+
+        def on_train_batch_start(self, trainer, module, batch, batch_index):
+            if batch_index == warmup:
+                synchronize(device)
+                self.start = time.perf_counter()
+
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_index):
+            if batch_index == len(batches) - 1:
+                synchronize(device)
+                self.stop = time.perf_counter()
+
     torch.manual_seed(0)
-    task = ClassificationTask(seqbench_network(vocab_size), partial(torch.optim.Adam, lr=1e-3), num_classes=2)
-    stats = RunStatistics()
-    trainer = pl.Trainer(max_epochs=2, accelerator=device.type, devices=1, logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, callbacks=[stats],
-                         limit_val_batches=0, num_sanity_val_steps=0)
+    task = ClassificationTask(make_model(), partial(torch.optim.Adam, lr=1e-3), num_classes=num_classes)
+    clock = BatchClock()
+    trainer = pl.Trainer(max_epochs=1, accelerator=device.type, devices=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False, callbacks=[RunStatistics(), clock],
+                         limit_val_batches=0, num_sanity_val_steps=0, gradient_clip_val=CLIP, precision=precision)
     # batch_size=None: the loader hands over the prepared batches as they are.
     trainer.fit(task, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
-    # Epoch 1 is the warm-up; epoch 2 is timed.
-    return {"seconds": stats.epoch_seconds[-1], "tokens": stats.train_tokens // 2,
-            "tokens_per_s": (stats.train_tokens // 2) / stats.epoch_seconds[-1]}
+    return clock.stop - clock.start
 
 
-def load_slice(root: Path | None, reviews: int, max_len: int, synthetic: bool, seed: int) -> tuple[EncodedTexts, int, float]:
-    """(first ``reviews`` shuffled training texts, vocabulary size, seconds to load the tokenised corpus)."""
+def load_texts(workload: Workload, root: Path | None, count: int | None, synthetic: bool,
+               seed: int) -> tuple[EncodedTexts, int]:
+    """(``count`` shuffled training texts of the workload's data set, vocabulary size)."""
     if synthetic:
         rng = np.random.default_rng(seed)
-        lengths = np.clip(rng.lognormal(5.2, 0.6, reviews).astype(int), 10, max_len)
+        count = count or 200
+        lengths = np.clip(rng.lognormal(np.log(min(workload.max_len, 200) / 2), 0.6, count).astype(int), 3,
+                          workload.max_len)
         sequences = [rng.integers(2, 5000, n).tolist() for n in lengths]
-        return EncodedTexts.from_lists(sequences, rng.integers(0, 2, reviews).tolist()), 5000, float("nan")
-    settings = TextSettings(max_len=max_len, vocab_size=25000, min_freq=2)
-    cache = user_cache_dir() / "tokenised"
-    load_text_corpus(TEXT_SOURCES["sentiment"], resolve_data_root(root), settings, cache)  # make sure it is cached
-    start = time.perf_counter()
-    corpus = load_text_corpus(TEXT_SOURCES["sentiment"], resolve_data_root(root), settings, cache)
-    load_seconds = time.perf_counter() - start
+        return EncodedTexts.from_lists(sequences, rng.integers(0, workload.classes, count).tolist()), 5000
+    settings = TextSettings(max_len=workload.max_len, vocab_size=workload.vocab_size, min_freq=workload.min_freq)
+    corpus = load_text_corpus(TEXT_SOURCES[workload.source], resolve_data_root(root), settings,
+                              user_cache_dir() / "tokenised")
     train = corpus.splits["train"]
-    rows = np.random.default_rng(seed).permutation(len(train))[:reviews]
+    rows = np.random.default_rng(seed).permutation(len(train))[: count or len(train)]
     sequences = [train.sequence(int(i)).tolist() for i in rows]
-    return EncodedTexts.from_lists(sequences, train.labels[rows].tolist()), len(corpus.vocabulary), load_seconds
+    return EncodedTexts.from_lists(sequences, train.labels[rows].tolist()), len(corpus.vocabulary)
+
+
+def measure(workload: Workload, texts: EncodedTexts, vocab_size: int, device: torch.device, repeats: int,
+            warmup: int, skip: set[str], precision: str) -> dict[str, dict]:
+    padded = padded_batches(texts, workload.batch_size, seed=0)
+    bucketed = bucketed_batches(texts, workload.batch_size, seed=0)
+    if min(len(padded), len(bucketed)) <= warmup:
+        raise SystemExit(f"{workload.name}: {len(texts)} sequences make {len(bucketed)} batches of "
+                         f"{workload.batch_size}, not more than the {warmup} warm-up batches; use more data")
+    plain = partial(PlainBiLSTMAttention, vocab_size, workload.embedding_dim, workload.hidden_size, workload.classes)
+    ours = partial(seqbench_network, vocab_size, workload)
+    paths = {
+        "plain padded": lambda: time_plain_loop(plain, padded, device, plain_step(False), warmup),
+        "plain bucketed": lambda: time_plain_loop(plain, bucketed, device, plain_step(False), warmup),
+        "plain packed": lambda: time_plain_loop(plain, bucketed, device, plain_step(True), warmup),
+        "seqbench loop": lambda: time_plain_loop(ours, bucketed, device, seqbench_step, warmup),
+        "seqbench": lambda: time_lightning(ours, bucketed, device, warmup, precision, workload.classes),
+    }
+    tokens = {"plain padded": sum(int(b["lengths"].sum()) for b in padded[warmup:])}
+    tokens.update({name: sum(int(b["lengths"].sum()) for b in bucketed[warmup:]) for name in paths
+                   if name != "plain padded"})
+    results: dict[str, dict] = {name: {"seconds": []} for name in paths if name.split()[-1] not in skip}
+    for _ in range(repeats):  # interleaved, so a slow spell of the machine hits every path alike
+        for name in results:
+            results[name]["seconds"].append(paths[name]())
+    for name, row in results.items():
+        row["median_seconds"] = statistics.median(row["seconds"])
+        row["tokens"] = tokens[name]
+        row["tokens_per_s"] = tokens[name] / row["median_seconds"]
+        row["batches"] = len(padded if name == "plain padded" else bucketed) - warmup
+    return results
+
+
+def format_rows(workload: Workload, results: dict[str, dict]) -> list[str]:
+    lines = [f"| {workload.name} path | batches | real tokens | seconds (median of {len(next(iter(results.values()))['seconds'])}; all) "
+             f"| real tokens/s | vs plain padded | vs plain bucketed |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, row in results.items():
+        def ratio(base):
+            return f"{row['tokens_per_s'] / results[base]['tokens_per_s']:.2f}x" if base in results else "–"
+        everything = ", ".join(f"{s:.2f}" for s in row["seconds"])
+        lines.append(f"| {name} | {row['batches']} | {row['tokens']:,} | {row['median_seconds']:.2f} ({everything}) | "
+                     f"{row['tokens_per_s']:,.0f} | {ratio('plain padded')} | {ratio('plain bucketed')} |")
+    if "seqbench" in results and "seqbench loop" in results:
+        overhead = results["seqbench"]["median_seconds"] / results["seqbench loop"]["median_seconds"] - 1
+        lines += ["", f"{workload.name}: Lightning's per-batch overhead on identical batches: {overhead * 100:+.1f}% "
+                      f"time (seqbench through Lightning against the same network in a plain loop)."]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m seqbench.bench", description=__doc__,
+    parser = argparse.ArgumentParser(prog="seqbench bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", help="data root (default: $SEQBENCH_DATA, else the download cache)")
+    parser.add_argument("--workload", nargs="+", default=["imdb", "trec"], choices=list(WORKLOADS))
     parser.add_argument("--reviews", type=int, default=1000, help="IMDB training reviews used (25000: all)")
-    parser.add_argument("--max-len", type=int, default=400)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--questions", type=int, default=None, help="TREC training questions used (default: all)")
+    parser.add_argument("--max-len", type=int, default=None, help="IMDB: tokens kept per review (default 400)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=5, help="untimed batches before the clock starts, every path")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["padded", "packed", "loop", "lightning", "impl"])
-    parser.add_argument("--synthetic", action="store_true", help="random token data instead of IMDB")
+    parser.add_argument("--precision", default="32-true", help="Lightning precision for the seqbench path")
+    parser.add_argument("--skip", nargs="*", default=[],
+                        choices=["padded", "bucketed", "packed", "loop", "seqbench", "impl"])
+    parser.add_argument("--synthetic", action="store_true", help="random token data instead of IMDB/TREC")
     parser.add_argument("--out", default="results/bench.md")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-
-    texts, vocab_size, load_seconds = load_slice(args.root, args.reviews, args.max_len, args.synthetic, seed=0)
-    padded = padded_batches(texts, args.batch_size, args.max_len, seed=0)
-    bucketed = bucketed_batches(texts, args.batch_size, seed=0)
-    rows: dict[str, dict] = {}
-    if "padded" not in args.skip:
-        torch.manual_seed(0)
-        rows["plain padded"] = time_plain_loop(PlainBiLSTMAttention(vocab_size), padded, device, plain_step(False))
-    if "packed" not in args.skip:
-        torch.manual_seed(0)
-        rows["plain packed"] = time_plain_loop(PlainBiLSTMAttention(vocab_size), bucketed, device, plain_step(True))
-    if "loop" not in args.skip:
-        torch.manual_seed(0)
-        rows["seqbench loop"] = time_plain_loop(seqbench_network(vocab_size), bucketed, device, seqbench_step)
-    if "lightning" not in args.skip:
-        rows["seqbench"] = time_lightning(vocab_size, bucketed, device)
-    impl_rows: dict[str, dict] = {}
-    if "impl" not in args.skip:
-        few = bucketed[: max(3, len(bucketed) // 4)]  # the scratch loop is slow: a quarter of the batches
-        for impl in ("native", "scratch"):
-            torch.manual_seed(0)
-            impl_rows[f"lstm impl={impl}"] = time_plain_loop(seqbench_network(vocab_size, impl, attention=False), few,
-                                                             device, seqbench_step, warmup=1)
-
+    skip = set(args.skip)
+    command = " ".join(["seqbench bench", *(sys.argv[1:] if argv is None else argv)])
+    info = hardware()
     lines = ["# seqbench training-speed benchmark", "",
-             "- command: `" + " ".join(["python -m seqbench.bench", *(sys.argv[1:] if argv is None else argv)]) + "`",
+             f"- command: `{command}`",
              f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}",
-             f"- device: {args.device}; hardware: {hardware()}",
-             f"- versions: {versions()}",
-             f"- data: {'synthetic' if args.synthetic else 'IMDB train'}, {len(texts)} reviews, max_len {args.max_len}, "
-             f"batch {args.batch_size}, {int(texts.lengths.sum())} real tokens, "
-             f"mean length {float(texts.lengths.float().mean()):.0f}",
-             f"- tokenised IMDB loaded from cache in {load_seconds:.2f} s" if not args.synthetic else "", "",
-             "| path | seconds | real tokens/s | vs plain padded | vs plain packed |", "| --- | --- | --- | --- | --- |"]
-    for name, row in rows.items():
-        ratio = lambda base: (f"{row['tokens_per_s'] / rows[base]['tokens_per_s']:.2f}x" if base in rows else "–")
-        lines.append(f"| {name} | {row['seconds']:.2f} | {row['tokens_per_s']:,.0f} | {ratio('plain padded')} | "
-                     f"{ratio('plain packed')} |")
-    if "seqbench" in rows and "seqbench loop" in rows:
-        overhead = rows["seqbench loop"]["tokens_per_s"] / rows["seqbench"]["tokens_per_s"] - 1
-        lines += ["", f"Lightning overhead on identical batches: {overhead * 100:+.1f}% time versus the plain loop."]
-    if impl_rows:
-        native, scratch = impl_rows["lstm impl=native"], impl_rows["lstm impl=scratch"]
-        lines += ["", "| LSTM (uni, last state), same batches | seconds | real tokens/s |", "| --- | --- | --- |"]
-        lines += [f"| {name} | {row['seconds']:.2f} | {row['tokens_per_s']:,.0f} |" for name, row in impl_rows.items()]
-        lines += ["", f"native / scratch speed ratio: {native['tokens_per_s'] / scratch['tokens_per_s']:.2f}x"]
-    text = "\n".join(line for line in lines if line is not None) + "\n"
+             f"- device: {device}; hardware: {describe_hardware(info)}; {info['platform']}",
+             f"- versions: " + ", ".join(f"{k} {v}" for k, v in versions().items() if v),
+             f"- every path: {args.warmup} warm-up batches (untimed), then one timed pass; {args.repeats} repeats, "
+             f"interleaved; median reported. Training only (forward, backward, clipping at {CLIP}, Adam).", ""]
+    for name in args.workload:
+        workload = WORKLOADS[name]
+        if name == "imdb" and args.max_len:
+            workload = Workload(**{**workload.__dict__, "max_len": args.max_len})
+        count = args.reviews if name == "imdb" else args.questions
+        texts, vocab_size = load_texts(workload, args.root, count, args.synthetic, seed=0)
+        lines += [f"## {name}", "",
+                  f"{'synthetic' if args.synthetic else workload.source} training data: {len(texts):,} sequences, "
+                  f"max_len {workload.max_len}, batch {workload.batch_size}, mean length "
+                  f"{float(texts.lengths.float().mean()):.1f}, longest {int(texts.lengths.max())}; BiLSTM + additive "
+                  f"attention, embedding {workload.embedding_dim}, hidden {workload.hidden_size}, vocabulary "
+                  f"{vocab_size:,}.", ""]
+        results = measure(workload, texts, vocab_size, device, args.repeats, args.warmup, skip, args.precision)
+        lines += format_rows(workload, results) + [""]
+        if name == "imdb" and "impl" not in skip:
+            lines += impl_rows(workload, texts, vocab_size, device, args.warmup) + [""]
+    text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(text)
         print(f"written: {args.out}")
+
+
+def impl_rows(workload: Workload, texts: EncodedTexts, vocab_size: int, device: torch.device, warmup: int) -> list[str]:
+    """The hand-written cells against the fused kernels, on a quarter of the batches (the
+    scratch loop is slow)."""
+    bucketed = bucketed_batches(texts, workload.batch_size, seed=0)
+    few = bucketed[: max(warmup + 3, len(bucketed) // 4)]
+    tokens = sum(int(b["lengths"].sum()) for b in few[warmup:])
+    rows = {}
+    for impl in ("native", "scratch"):
+        seconds = time_plain_loop(partial(seqbench_network, vocab_size, workload, impl, False), few, device,
+                                  seqbench_step, warmup)
+        rows[impl] = tokens / seconds
+    return ["| LSTM (one direction, last state), same batches | real tokens/s |", "| --- | --- |",
+            *[f"| impl={impl} | {speed:,.0f} |" for impl, speed in rows.items()], "",
+            f"native / scratch speed ratio: {rows['native'] / rows['scratch']:.2f}x"]
 
 
 if __name__ == "__main__":

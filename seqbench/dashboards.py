@@ -3,8 +3,6 @@ fixed validation examples (heat map and highlighted text), predicted versus true
 gradient flow through time, and the HParams tab with the run's real final metrics."""
 from __future__ import annotations
 
-import html
-
 import pytorch_lightning as pl
 import torch
 
@@ -46,11 +44,17 @@ def attention_figure(tokens: list[list[str]], weights: list[list[float]]):
     return fig
 
 
+_MARKDOWN_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_{}[]()#+-.!|<>"})
+
+
 def highlighted_markdown(tokens: list[str], weights: list[float]) -> str:
-    """Tokens with their weights; the top three in bold (TensorBoard's text tab renders Markdown)."""
+    """Tokens with their weights in brackets, the top three in bold: plain Markdown, which
+    TensorBoard's text tab renders (it escapes HTML such as <sub>)."""
     top = set(sorted(range(len(weights)), key=lambda i: -weights[i])[:3])
-    words = [f"**{html.escape(t)}**<sub>{w:.2f}</sub>" if i in top else f"{html.escape(t)}<sub>{w:.2f}</sub>"
-             for i, (t, w) in enumerate(zip(tokens, weights))]
+    words = []
+    for i, (token, weight) in enumerate(zip(tokens, weights)):
+        word = token.translate(_MARKDOWN_SPECIAL)
+        words.append(f"**{word}** ({weight:.2f})" if i in top else f"{word} ({weight:.2f})")
     return " ".join(words)
 
 
@@ -79,7 +83,8 @@ class AttentionSnapshots(pl.Callback):
             truth = self.label_names[int(self.examples["targets"][i])]
             guess = self.label_names[int(logits[i].argmax())]
             lines.append(f"example {i} (true: {truth}, predicted: {guess}): {highlighted_markdown(words, w)}")
-        step = trainer.current_epoch
+        # The step Lightning logs epoch-end (validation) metrics at, so the sliders line up.
+        step = max(trainer.global_step - 1, 0)
         writer.add_figure("attention/heatmap", attention_figure(tokens, rows), global_step=step)
         writer.add_text("attention/words", "\n\n".join(lines), global_step=step)
 
@@ -128,24 +133,25 @@ class GradientFlowSnapshot(pl.Callback):
         if writer is None or not trainer.is_global_zero:
             return
         layer = module.net.encoder.layers[0][0]
-        norms = gradient_flow(module.net.config.cell, layer.weight_ih_l0.size(1), module.net.config.hidden_size,
-                              steps=self.steps, weights=layer)
-        writer.add_figure("gradient_flow/norm_per_step", gradient_flow_figure({module.net.config.cell: norms}),
-                          global_step=trainer.global_step)
+        with torch.random.fork_rng():  # the diagnostic's seeding must not move the run's random streams
+            norms = gradient_flow(module.net.config.cell, layer.weight_ih_l0.size(1), module.net.config.hidden_size,
+                                  steps=self.steps, weights=layer, nonlinearity=module.net.config.nonlinearity)
+        figure = gradient_flow_figure({module.net.config.cell: norms}, "this run's trained first layer, random inputs")
+        writer.add_figure("gradient_flow/norm_per_step", figure, global_step=trainer.global_step)
         writer.add_scalar("gradient_flow/first_to_last_ratio", float(norms[0] / norms[-1]), trainer.global_step)
 
 
 def hparams_for(record: dict) -> dict:
-    """Flat, TensorBoard-friendly hyper-parameters of a run."""
+    """Flat, TensorBoard-friendly hyper-parameters of a run: the model, the optimiser, and the
+    data-set and trainer settings that change what a run computes (the ones sweeps vary)."""
+    from .config import computation_config
     config = record.get("config") or {}
+    computed = computation_config(config) if config else {}
     flat = {"model": record.get("model"), "dataset": record.get("dataset"), "seed": record.get("seed")}
-    for group in ("model", "optimizer"):
-        for key, value in (config.get(group) or {}).items():
-            if not key.startswith("_") and isinstance(value, (int, float, str, bool)):
+    for group in ("model", "optimizer", "dataset", "trainer"):
+        for key, value in (computed.get(group) or {}).items():
+            if not key.startswith("_") and key != "name" and isinstance(value, (int, float, str, bool)):
                 flat[f"{group}.{key}"] = value
-    for key in ("max_len", "batch_size", "vocab_size"):
-        if key in (config.get("dataset") or {}):
-            flat[f"dataset.{key}"] = config["dataset"][key]
     return flat
 
 
@@ -153,3 +159,46 @@ def final_metrics(record: dict) -> dict[str, float]:
     out = {f"hparams/test_{k}": float(v) for k, v in (record.get("test") or {}).items()}
     out.update({f"hparams/val_best_{k}": float(v) for k, v in (record.get("val_best") or {}).items()})
     return out
+
+
+def start_logging(trainer: pl.Trainer, record: dict) -> None:
+    """Hyper-parameters before training: TensorBoard's hparams.yaml, MLflow's params, ..."""
+    if trainer.logger is not None and trainer.is_global_zero:
+        trainer.logger.log_hyperparams(hparams_for(record))
+
+
+def finish_logging(trainer: pl.Trainer, record: dict, record_path) -> None:
+    """Final metrics and hyper-parameters to whatever logger the run used.
+
+    TensorBoard: each run writes its HParams *session* (hyper-parameters, then the end status),
+    never an experiment summary of its own. With no experiment summary in a folder, TensorBoard
+    builds the HParams view from all sessions under whatever folder a user opens: the union of
+    their hyper-parameters and metrics, so runs of different data sets show side by side.
+    """
+    from pytorch_lightning.loggers import MLFlowLogger, TensorBoardLogger
+    logger = trainer.logger
+    if logger is None or not trainer.is_global_zero:
+        return
+    params, metrics = hparams_for(record), final_metrics(record)
+    step = trainer.global_step
+    if isinstance(logger, TensorBoardLogger):
+        from torch.utils.tensorboard.summary import hparams as hparams_summary
+        writer = logger.experiment
+        if writer.file_writer is None:  # Lightning already closed it (a run that stopped on an error)
+            from torch.utils.tensorboard import SummaryWriter
+            writer = SummaryWriter(log_dir=logger.log_dir)
+        for name, value in metrics.items():
+            writer.add_scalar(name, value, step)
+        _, session_start, session_end = hparams_summary(_tensorboard_values(params), metrics)
+        writer.file_writer.add_summary(session_start)
+        writer.file_writer.add_summary(session_end)
+        writer.flush()
+    elif metrics:
+        logger.log_metrics(metrics, step)
+    if isinstance(logger, MLFlowLogger) and record_path is not None:
+        logger.experiment.log_artifact(logger.run_id, str(record_path))
+    logger.finalize("success" if record.get("status") == "done" else record.get("status", "failed"))
+
+
+def _tensorboard_values(params: dict) -> dict:
+    return {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in params.items()}

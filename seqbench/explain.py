@@ -32,7 +32,13 @@ def find_checkpoint(path: str | Path) -> Path:
         return path
     record = path / "record.json"
     if record.is_file():
-        best = json.loads(record.read_text()).get("best_checkpoint")
+        try:
+            content = json.loads(record.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise SeqbenchError(f"{record} cannot be read as a run record ({error})") from None
+        if not isinstance(content, dict):
+            raise SeqbenchError(f"{record} is not a run record (a JSON {type(content).__name__}, not an object)")
+        best = content.get("best_checkpoint")
         if best and Path(best).is_file():
             return Path(best)
     fallback = path / "checkpoints" / "best.ckpt"
@@ -45,10 +51,9 @@ def find_checkpoint(path: str | Path) -> Path:
 class Explainer:
     def __init__(self, checkpoint_path: str | Path):
         path = find_checkpoint(checkpoint_path)
-        # A seqbench checkpoint holds plain Python data next to the tensors; it is trusted like the run itself.
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-        meta = checkpoint.get("seqbench")
-        if not meta:
+        checkpoint = load_checkpoint(path)
+        meta = checkpoint.get("seqbench") if isinstance(checkpoint, dict) else None
+        if not isinstance(meta, dict) or not isinstance(meta.get("spec"), dict):
             raise SeqbenchError(f"{path} is not a seqbench checkpoint (it lacks the vocabulary and label names)")
         spec = meta["spec"]
         if spec["task"] != "classification" or not spec.get("vocabulary"):
@@ -75,6 +80,23 @@ class Explainer:
         return Explanation(tokens, [i != UNK_ID for i in ids], self.label_names[best],
                            dict(zip(self.label_names, probabilities)),
                            None if weights is None else weights[0].tolist(), empty)
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Tensors and plain data only (``weights_only=True``): a crafted file cannot run code here.
+    seqbench's checkpoints hold nothing else, so a refused file is not one of them."""
+    import pickle
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "Weights only load failed" in str(error):
+            raise SeqbenchError(f"{path} was refused: it holds Python objects other than tensors and plain data, "
+                                f"which could run code when loaded. seqbench's own checkpoints never do; load "
+                                f"only files you trust.") from None
+        raise SeqbenchError(f"{path} is not a checkpoint that can be read ({error})") from None
+    except Exception as error:  # a truncated file or another kind of file fails in many ways
+        raise SeqbenchError(f"{path} is not a checkpoint that can be read (truncated, or another kind of file): "
+                            f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from None
 
 
 REDS = (231, 224, 217, 210, 203, 196)  # xterm-256 backgrounds, white to red

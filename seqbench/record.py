@@ -1,7 +1,7 @@
-"""The run record: one self-describing JSON file per run, written atomically."""
+"""The run record: one self-describing JSON file per run, written atomically; and what makes
+two runs "the same computation": config, seed, code and data fingerprints."""
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -11,28 +11,36 @@ import subprocess
 import tempfile
 from importlib import metadata
 from pathlib import Path
-
-import torch
+from typing import Callable, IO
 
 RECORD_NAME = "record.json"
-# Settings that do not change what a run computes: left out of the config hash, so a run
-# is recognised whatever folder, cache or progress bar it used.
-NON_RESULT_KEYS = ("seed", "force", "paths", "dataset.root", "dataset.cache_dir", "dataset.num_workers",
-                   "trainer.enable_progress_bar")
+PACKAGE_DIR = Path(__file__).resolve().parent
+# Modules that only read, draw or drive runs: editing them does not change what a run computes,
+# so it does not invalidate finished runs. Everything else in the package is part of a run's code.
+PRESENTATION_MODULES = {"report.py", "results.py", "explain.py", "bench.py", "stats.py", "dashboards.py",
+                        "diagnostics.py", "__main__.py", "cli.py", "console.py", "search.py", "evaluate.py"}
 
 
-def write_json_atomic(path: Path, payload: dict) -> Path:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``:
-    a reader sees the old file or the new one, never half of one."""
+def _file_mode() -> int:
+    """What open() would give a new file under the current umask (mkstemp gives 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Write through ``write(stream)`` to a temporary file in the same folder, fsync, then rename
+    over ``path``: a reader (or a resumed run) sees the old file or the new one, never half of one.
+    The file gets the usual permissions (0644 under the usual umask), not mkstemp's 0600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(payload, stream, indent=2, sort_keys=False, default=str)
-            stream.write("\n")
+        with os.fdopen(handle, "wb") as stream:
+            write(stream)
             stream.flush()
             os.fsync(stream.fileno())
+        os.chmod(temporary, _file_mode())
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
@@ -40,18 +48,50 @@ def write_json_atomic(path: Path, payload: dict) -> Path:
     return path
 
 
-def config_hash(config: dict) -> str:
-    """Hash of the resolved config without ``NON_RESULT_KEYS``: equal for runs that differ
-    only by seed, so it names a model variant on a data set."""
-    trimmed = copy.deepcopy(config)
-    for dotted in NON_RESULT_KEYS:
-        *parents, leaf = dotted.split(".")
-        node = trimmed
-        for key in parents:
-            node = node.get(key, {}) if isinstance(node, dict) else {}
-        if isinstance(node, dict):
-            node.pop(leaf, None)
-    return hashlib.sha256(json.dumps(trimmed, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def write_json_atomic(path: str | Path, payload) -> Path:
+    def write(stream):
+        stream.write((json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n").encode())
+    return atomic_write(path, write)
+
+
+def short_hash(payload) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def content_digest(paths, chunk: int = 1 << 22) -> str:
+    """BLAKE2b of the files' bytes (in the given order): the identity of input data, whatever
+    their names, sizes or modification times say. IMDB's 84 MB take about 0.2 s."""
+    hasher = hashlib.blake2b(digest_size=16)
+    for path in paths:
+        with open(path, "rb") as stream:
+            for block in iter(lambda: stream.read(chunk), b""):
+                hasher.update(block)
+        hasher.update(b"\0")
+    return hasher.hexdigest()
+
+
+_CODE_FINGERPRINT: str | None = None
+
+
+def code_fingerprint() -> str:
+    """Hash of the package's source files that compute a run (PRESENTATION_MODULES left out).
+    Works the same in a git checkout, an editable install and an installed wheel."""
+    global _CODE_FINGERPRINT
+    if _CODE_FINGERPRINT is None:
+        hasher = hashlib.sha256()
+        for path in sorted(PACKAGE_DIR.rglob("*.py")):
+            relative = path.relative_to(PACKAGE_DIR).as_posix()
+            if relative in PRESENTATION_MODULES:
+                continue
+            hasher.update(relative.encode() + b"\0" + path.read_bytes() + b"\0")
+        _CODE_FINGERPRINT = hasher.hexdigest()[:16]
+    return _CODE_FINGERPRINT
+
+
+def run_key(config_hash: str, seed: int, code: str, data: str) -> str:
+    """One run's identity: a finished run is reused, and an interrupted one resumed, only when
+    all four match."""
+    return short_hash({"config": config_hash, "seed": seed, "code": code, "data": data})
 
 
 def _cpu_model() -> str:
@@ -65,11 +105,18 @@ def _cpu_model() -> str:
 
 
 def hardware() -> dict:
+    import torch
     info = {"platform": platform.platform(), "cpu": _cpu_model(), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "gpu": None}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def describe_hardware(info: dict) -> str:
+    """One readable line: 'AMD EPYC, 2 CPU cores (torch uses 2 threads)' or the GPU's name."""
+    cpu = f"{info.get('cpu')}, {info.get('cpu_count')} CPU cores (torch uses {info.get('torch_threads')} threads)"
+    return f"{info['gpu']} GPU; {cpu}" if info.get("gpu") else cpu
 
 
 def versions() -> dict:
@@ -84,11 +131,10 @@ def versions() -> dict:
 
 def git_commit() -> str | None:
     """Commit of the seqbench checkout, with "-dirty" when tracked files differ from it."""
-    here = Path(__file__).resolve().parent
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PACKAGE_DIR, capture_output=True, text=True,
                                 timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PACKAGE_DIR,
                                capture_output=True, text=True, timeout=10, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
@@ -104,10 +150,27 @@ def current_rss_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def peak_memory_mb(device: torch.device, sampled_rss_peak: float | None) -> tuple[float | None, str]:
+# What peak_memory_mb means, per kind. Tables show each kind in its own column, never mixed.
+MEMORY_KINDS = {
+    "cuda_max_allocated": "peak GPU memory allocated by torch during this run",
+    "process_rss_peak": "peak resident memory of the whole process, sampled during this run (in a sweep "
+                        "the process also holds what earlier runs left behind)",
+    "process_lifetime_peak": "peak resident memory over the process's lifetime (records before 2026-11-28)",
+}
+
+
+def peak_memory_mb(device, sampled_rss_peak: float | None) -> tuple[float | None, str]:
     """Peak accelerator memory allocated by torch during the run (reset when it starts), or on
-    CPU the highest resident memory sampled during the run. Not the process's lifetime peak:
-    a sweep runs many jobs in one process."""
+    CPU the process's resident memory, sampled during the run: torch's CPU allocator keeps no
+    per-run statistics, so this is labelled for what it is."""
+    import torch
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
-    return sampled_rss_peak, "process_rss_sampled_peak"
+    return sampled_rss_peak, "process_rss_peak"
+
+
+def memory_kind(record: dict) -> str:
+    kind = record.get("peak_memory_kind")
+    if kind == "process_rss_sampled_peak":  # older name of the same measurement
+        return "process_rss_peak"
+    return kind or "process_lifetime_peak"

@@ -1,8 +1,10 @@
-"""``python -m seqbench.report [FOLDERS...] [--out results]``: comparison tables and plots
-from run records (also run at the end of every multirun)."""
+"""``seqbench report [FOLDERS...] [--out DIR]``: comparison tables, plots and (where per-example
+predictions exist) the statistical verdict, built only from run records (also run at the end
+of every multirun, into ``<sweep>/report``)."""
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import sys
 import time
@@ -11,37 +13,61 @@ from pathlib import Path
 import pandas as pd
 from hydra.experimental.callback import Callback
 
-from .results import PRIMARY_METRIC, learning_curves, load_records, long_table, summary_table
+from . import SeqbenchError
+from .record import MEMORY_KINDS, describe_hardware
+from .results import (POSITIVE_METRICS, budget_words, learning_curves, load_records, long_table, metric_of,
+                      summary_table, task_of)
 
-HIGHER_IS_BETTER = {"acc": True, "mse": False}
+log = logging.getLogger(__name__)
+METRIC_WORDS = {"acc": "accuracy", "mse": "mean squared error", "ce": "cross-entropy per step"}
 
 
-def _format(value, digits=4) -> str:
+def format_metric(value, metric: str) -> str:
+    """One precision per metric: accuracy in percent with one decimal, positive error measures
+    with three significant digits in scientific notation."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    if isinstance(value, float):
+    if metric in ("acc", "f1"):
+        return f"{100 * value:.1f}"
+    return f"{value:.2e}"
+
+
+def _plain(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
         if abs(value) >= 1000:
             return f"{value:,.0f}"
-        if value != 0 and abs(value) < 1e-3:
-            return f"{value:.3g}"
         return f"{value:.{digits}g}"
     return str(value)
 
 
-def markdown_summary(table: pd.DataFrame, metric: str) -> str:
-    shown = table.copy()
-    shown.insert(1, f"test {metric} (mean ± std)", [
-        f"{_format(m)} ± {_format(s)}" for m, s in zip(shown[f"test_{metric}_mean"], shown[f"test_{metric}_std"])])
-    shown.insert(2, "95% CI", [
-        "–" if math.isnan(c) else f"[{_format(m - c)}, {_format(m + c)}]"
-        for m, c in zip(shown[f"test_{metric}_mean"], shown[f"test_{metric}_ci95"])])
-    shown = shown.drop(columns=[f"test_{metric}_mean", f"test_{metric}_std", f"test_{metric}_ci95", "config_hash"])
-    if (shown["impl"] == "native").all():
-        shown = shown.drop(columns=["impl"])
-    header = "| " + " | ".join(shown.columns) + " |"
-    rule = "| " + " | ".join("---" for _ in shown.columns) + " |"
-    body = ["| " + " | ".join(_format(v) for v in row) + " |" for row in shown.itertuples(index=False)]
-    return "\n".join([header, rule, *body])
+def markdown_summary(table: pd.DataFrame, metric: str, secondary: str) -> str:
+    unit = " (%)" if metric in ("acc", "f1") else ""
+    rows = []
+    for r in table.to_dict("records"):
+        mean, std = r[f"test_{metric}_mean"], r[f"test_{metric}_std"]
+        spread = f"{format_metric(mean, metric)} ± {format_metric(std, metric)}" if not math.isnan(std) \
+            else format_metric(mean, metric)
+        low, high = r[f"test_{metric}_ci_low"], r[f"test_{metric}_ci_high"]
+        interval = "–" if math.isnan(low) else f"[{format_metric(low, metric)}, {format_metric(high, metric)}]"
+        if metric in POSITIVE_METRICS:
+            versus = "best" if r["vs_best"] == 1 else f"×{r['vs_best']:.2f}"
+        else:
+            versus = "best" if r["vs_best"] == 0 else f"{100 * r['vs_best']:+.1f}"
+        memory = {k: v for k, v in r.items() if k.startswith("memory_")}
+        rows.append([r["model"], str(r["n"]), spread, interval, versus,
+                     format_metric(r[f"val_best_{metric}"], metric), format_metric(r[f"test_{secondary}_mean"], secondary),
+                     _plain(r["params"]), _plain(r["epochs_to_best"]), _plain(r["seconds_per_epoch"]),
+                     _plain(r["train_tokens_per_s"]), *[_plain(v, 4) for v in memory.values()], r["not_done"] or ""])
+    memory_names = [f"peak memory MB ({k.removeprefix('memory_').removesuffix('_mb')})"
+                    for k in table.columns if k.startswith("memory_")]
+    header = ["variant", "n", f"test {metric}{unit} mean ± std", "95% CI", "vs best" + (" (points)" if unit else ""),
+              f"val {metric}{unit} (best epoch)", f"test {secondary}{' (%)' if secondary in ('acc', 'f1') else ''}",
+              "params", "epochs to best", "train s/epoch", "train tokens/s", *memory_names, "not done"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 def provenance(records: list[dict], command: str | None) -> str:
@@ -51,79 +77,139 @@ def provenance(records: list[dict], command: str | None) -> str:
     lines = [f"- command: `{command}`" if command else None,
              f"- generated: {time.strftime('%Y-%m-%d %H:%M %Z')}",
              f"- runs started: {distinct(lambda r: (r.get('started') or '')[:10])}",
-             f"- hardware: {distinct(lambda r: (r.get('hardware') or {}).get('gpu') or (r.get('hardware') or {}).get('cpu'))}"
-             f" ({distinct(lambda r: (r.get('hardware') or {}).get('cpu_count'))} CPU cores)",
+             f"- hardware: {distinct(lambda r: describe_hardware(r['hardware']) if r.get('hardware') else None)}",
              f"- versions: {versions}",
-             f"- git commits: {distinct(lambda r: r.get('git_commit'))}"]
+             f"- git commits: {distinct(lambda r: r.get('git_commit'))}",
+             f"- code fingerprints: {distinct(lambda r: r.get('code_fingerprint'))}"]
     return "\n".join(line for line in lines if line)
 
 
-def plot_dataset(records: list[dict], table: pd.DataFrame, dataset: str, metric: str, out: Path) -> list[Path]:
+def _figure(width, height, rows=1, **kwargs):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    return plt, *plt.subplots(rows, 1, figsize=(width, height), **kwargs)
 
-    written = []
+
+def plot_scores(frame: pd.DataFrame, table: pd.DataFrame, dataset: str, metric: str, baseline: float | None,
+                out: Path) -> Path | None:
+    """Every seed as a dot, the mean (geometric for positive error measures) as a marker with
+    its 95% interval; n under each variant's name. No bars: a bar's length claims a zero the
+    axis may not show."""
     done = table[table["n"] > 0]
-    if not done.empty:
-        fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(done)), 3.6))
-        errors = done[f"test_{metric}_ci95"].fillna(0)
-        ax.bar(done["model"], done[f"test_{metric}_mean"], yerr=errors, capsize=4, color="#4c72b0")
-        ax.set_ylabel(f"test {metric} (mean, 95% CI)")
-        ax.set_title(f"{dataset}: test {metric} over seeds")
-        if metric == "mse":
-            ax.set_yscale("log")
+    if done.empty:
+        return None
+    positive = metric in POSITIVE_METRICS
+    plt, fig, ax = _figure(max(5.5, 1.2 * len(done) + 2), 4.2)
+    runs = frame[(frame["dataset"] == dataset) & (frame["status"] == "done")]
+    for x, row in enumerate(done.to_dict("records")):
+        values = runs.loc[runs["config_hash"] == row["config_hash"], f"test_{metric}"].dropna()
+        ax.scatter([x] * len(values), values, s=14, color="#999999", zorder=2,
+                   label="one seed" if x == 0 else None)
+        centre = math.exp(values.map(math.log).mean()) if positive and (values > 0).all() else values.mean()
+        low, high = row[f"test_{metric}_ci_low"], row[f"test_{metric}_ci_high"]
+        if not math.isnan(low):
+            ax.errorbar([x + 0.12], [centre], yerr=[[centre - low], [high - centre]], fmt="o", color="#1f4e8c",
+                        capsize=4, zorder=3, label="mean, 95% interval" if x == 0 else None)
         else:
-            low = (done[f"test_{metric}_mean"] - errors).min()
-            ax.set_ylim(max(0.0, low - 0.05), min(1.0, (done[f"test_{metric}_mean"] + errors).max() + 0.02))
-        ax.tick_params(axis="x", rotation=30)
-        fig.tight_layout()
-        written.append(out / f"{dataset}_test_{metric}.png")
-        fig.savefig(written[-1], dpi=120)
-        plt.close(fig)
+            ax.scatter([x + 0.12], [centre], marker="o", color="#1f4e8c", zorder=3,
+                       label="mean (n = 1: no interval)" if x == 0 else None)
+    if baseline is not None:
+        ax.axhline(baseline, color="#b22222", linestyle="--", linewidth=1, label="baseline (learns nothing)")
+    ax.set_xticks(range(len(done)), [f"{m}\nn = {n}" for m, n in zip(done["model"], done["n"])], fontsize=8)
+    if positive:
+        ax.set_yscale("log")
+        ax.set_ylabel(f"test {metric} (log scale; marker: geometric mean)")
+    else:
+        ax.set_ylabel(f"test {metric}")
+    ax.set_title(f"{dataset}: test {METRIC_WORDS.get(metric, metric)}, each seed and the mean")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    path = out / f"{dataset}_test_{metric}.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_learning_curves(records: list[dict], dataset: str, metric: str, out: Path) -> Path | None:
+    """Validation metric per epoch (mean over the seeds still training, band min-max), and under
+    it how many seeds each mean covers: after early stopping a mean is over fewer seeds."""
     curves = learning_curves(records, dataset)
-    if curves:
-        fig, ax = plt.subplots(figsize=(6, 3.8))
-        for model, frame in sorted(curves.items()):
-            epochs = frame.index + 1
-            mean = frame.mean(axis=1)
-            line, = ax.plot(epochs, mean, marker="o", markersize=3, label=model)
-            ax.fill_between(epochs, frame.min(axis=1), frame.max(axis=1), alpha=0.2, color=line.get_color())
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(f"validation {metric} (mean, band: min-max over seeds)")
-        if metric == "mse":
-            ax.set_yscale("log")
-        ax.set_title(f"{dataset}: learning curves")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        written.append(out / f"{dataset}_learning_curves.png")
-        fig.savefig(written[-1], dpi=120)
-        plt.close(fig)
-    return written
+    if not curves:
+        return None
+    plt, fig, (ax, counts) = _figure(7, 5.2, rows=2, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    for label, frame in sorted(curves.items()):
+        epochs = frame.index + 1
+        line, = ax.plot(epochs, frame.mean(axis=1), marker="o", markersize=3, label=label)
+        ax.fill_between(epochs, frame.min(axis=1), frame.max(axis=1), alpha=0.15, color=line.get_color())
+        counts.step(epochs, frame.notna().sum(axis=1), where="mid", color=line.get_color())
+    ax.set_ylabel(f"validation {metric}\n(mean; band: min-max over seeds)")
+    if metric in POSITIVE_METRICS:
+        ax.set_yscale("log")
+    ax.set_title(f"{dataset}: learning curves")
+    ax.legend(fontsize=7)
+    counts.set_ylabel("seeds still\ntraining")
+    counts.set_xlabel("epoch")
+    counts.set_ylim(bottom=0)
+    fig.tight_layout()
+    path = out / f"{dataset}_learning_curves.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def dataset_section(frame: pd.DataFrame, records: list[dict], dataset: str, out: Path, plots: bool) -> tuple[list[str], pd.DataFrame]:
+    runs = frame[frame["dataset"] == dataset]
+    task = runs["task"].dropna().iloc[0]
+    metric, direction = metric_of(task)
+    from .results import SECONDARY_METRIC
+    table = summary_table(frame, dataset)
+    table.to_csv(out / f"summary_{dataset}.csv", index=False)
+    better = "higher" if direction == "max" else "lower"
+    interval_words = ("log-scale interval around the geometric mean (it stays positive)" if metric in POSITIVE_METRICS
+                      else "Student t interval over seeds")
+    kinds = sorted({k for k in runs["peak_memory_kind"].dropna()})
+    lines = [f"## {dataset}", "",
+             f"Task: {task.replace('_', ' ')}. Test {METRIC_WORDS.get(metric, metric)} ({better} is better), "
+             f"over seeds; n = finished runs; 95% CI: {interval_words}; \"vs best\": "
+             + ("the ratio to the best variant's mean." if metric in POSITIVE_METRICS
+                else "the difference from the best variant's mean, in points."), "",
+             f"Budget: {budget_words(records, dataset)}", "",
+             markdown_summary(table, metric, SECONDARY_METRIC[task]), ""]
+    for kind in kinds:
+        lines.append(f"- peak memory ({kind}): {MEMORY_KINDS.get(kind, kind)}.")
+    lines.append("")
+    if plots:
+        baselines = [r.get("baselines", {}).get(metric) for r in records if r.get("dataset") == dataset]
+        baseline = next((b for b in baselines if b is not None), None)
+        for path in (plot_scores(frame, table, dataset, metric, baseline, out),
+                     plot_learning_curves(records, dataset, metric, out)):
+            if path is not None:
+                lines += [f"![{path.stem}]({path.name})", ""]
+    return lines, table
 
 
 def build_report(folders: list[str | Path], out: str | Path, command: str | None = None, plots: bool = True) -> dict:
     """Write runs.csv, summary_<dataset>.csv, summary.md and plots under ``out``."""
-    records = load_records(folders)
+    try:
+        records = load_records(folders)
+    except FileNotFoundError as error:
+        raise SeqbenchError(str(error)) from None
     if not records:
-        raise SystemExit(f"no record.json found under {', '.join(map(str, folders))}")
+        raise SeqbenchError(f"no run record found under {', '.join(map(str, folders))}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     frame = long_table(records)
     frame.to_csv(out / "runs.csv", index=False)
     sections = ["# seqbench comparison", "", provenance(records, command), ""]
+    if frame["code_fingerprint"].nunique() > 1:
+        sections += [f"Note: these runs come from {frame['code_fingerprint'].nunique()} versions of the code "
+                     f"(see the code fingerprints above).", ""]
     tables = {}
     for dataset in sorted(frame["dataset"].dropna().unique()):
-        metric = PRIMARY_METRIC["regression" if dataset == "sincos" else "classification"][0]
-        table = summary_table(frame, dataset)
-        tables[dataset] = table
-        table.to_csv(out / f"summary_{dataset}.csv", index=False)
-        better = "higher" if HIGHER_IS_BETTER[metric] else "lower"
-        sections += [f"## {dataset}", "", f"Test {metric} ({better} is better) over seeds; n = finished runs.", "",
-                     markdown_summary(table, metric), ""]
-        if plots:
-            for path in plot_dataset(records, table, dataset, metric, out):
-                sections += [f"![{path.stem}]({path.name})", ""]
+        lines, tables[dataset] = dataset_section(frame, records, dataset, out, plots)
+        sections += lines
     (out / "summary.md").write_text("\n".join(sections))
     return tables
 
@@ -138,20 +224,25 @@ class ReportAfterSweep(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         out = Path(self.out) if self.out else sweep_dir / "report"
         try:
-            build_report([sweep_dir], out, command="python -m seqbench " + " ".join(config.hydra.overrides.task))
+            build_report([sweep_dir], out, command="seqbench " + " ".join(config.hydra.overrides.task))
             print(f"report: {out / 'summary.md'}")
-        except SystemExit as error:
+        except SeqbenchError as error:
             print(f"no report: {error}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m seqbench.report", description=__doc__)
+    parser = argparse.ArgumentParser(prog="seqbench report", description=__doc__)
     parser.add_argument("folders", nargs="*", default=["outputs"], help="folders searched for record.json")
-    parser.add_argument("--out", default="results", help="where the tables and plots go (default: results)")
+    parser.add_argument("--out", default="report", help="where the tables and plots go (default: ./report)")
     parser.add_argument("--command", help="the command that produced the runs, written into the header")
     parser.add_argument("--no-plots", action="store_true")
     args = parser.parse_args(argv)
-    tables = build_report(args.folders, args.out, args.command, plots=not args.no_plots)
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+    try:
+        tables = build_report(args.folders, args.out, args.command, plots=not args.no_plots)
+    except SeqbenchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
     for dataset, table in tables.items():
         print(f"{dataset}: {len(table)} variants")
     print(f"report: {Path(args.out) / 'summary.md'}")

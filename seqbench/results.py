@@ -9,82 +9,138 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import pandas as pd
+from scipy import stats
 
-from .record import RECORD_NAME
+from .names import TASKS
+from .record import RECORD_NAME, memory_kind
 
 log = logging.getLogger(__name__)
 
-# Which metric each task is judged by, and which way is better.
-PRIMARY_METRIC = {"classification": ("acc", "max"), "regression": ("mse", "min")}
-SECONDARY_METRIC = {"classification": "f1", "regression": "mae"}
-
-# Two-sided 95% Student t quantiles for 1..30 degrees of freedom; 1.96 beyond.
-_T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-        2.045, 2.042]
-
-
-def t95(degrees_of_freedom: int) -> float:
-    return _T95[degrees_of_freedom - 1] if degrees_of_freedom <= len(_T95) else 1.96
+SECONDARY_METRIC = {"classification": "f1", "per_step_regression": "mae", "last_step_regression": "mae",
+                    "per_step_classification": "ce"}
 
 
 def find_records(folders: Iterable[str | Path]) -> list[Path]:
     found = []
     for folder in folders:
         folder = Path(folder)
+        if not folder.exists():
+            raise FileNotFoundError(f"{folder}: no such file or folder")
         found.extend([folder] if folder.is_file() else sorted(folder.rglob(RECORD_NAME)))
     return found
 
 
 def read_records(folders: Iterable[str | Path]) -> Iterator[tuple[Path, dict]]:
-    """(path, record) for every readable record under ``folders``; unreadable ones are skipped."""
+    """(path, record) for every readable record under ``folders``. A file that is not a run
+    record (truncated, not JSON, a list, null, ...) is skipped with a warning: one bad file
+    never stops a report or a run."""
     for path in find_records(folders):
         try:
-            yield path, json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as error:
+            record = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             log.warning("skipping unreadable record %s (%s)", path, error)
+            continue
+        if not isinstance(record, dict):
+            log.warning("skipping %s: not a run record (a JSON %s, not an object)", path, type(record).__name__)
+            continue
+        yield path, record
 
 
-def load_records(folders: Iterable[str | Path]) -> list[dict]:
+def _rank(record: dict) -> tuple:
+    return (record.get("status") == "done", record.get("finished") or record.get("started") or "")
+
+
+def load_records(folders: Iterable[str | Path], include_debug: bool = False) -> list[dict]:
     """Every readable record under ``folders``; one per (config hash, seed): the newest
-    ``done`` one if there is one, else the newest of any status."""
+    ``done`` one if there is one, else the newest of any status. Debug runs (fast_dev_run,
+    limit_*_batches, ...) are left out unless ``include_debug``: they are not results."""
     best: dict[tuple, dict] = {}
     for path, record in read_records(folders):
+        if record.get("debug") and not include_debug:
+            continue
         record["record_path"] = str(path)
         key = (record.get("config_hash"), record.get("seed"))
-        rank = (record.get("status") == "done", record.get("finished") or record.get("started") or "")
-        if key not in best or rank > best[key]["_rank"]:
-            best[key] = {**record, "_rank": rank}
-    return [{k: v for k, v in r.items() if k != "_rank"} for r in best.values()]
+        if key not in best or _rank(record) > _rank(best[key]):
+            best[key] = record
+    return list(best.values())
 
 
 def task_of(record: dict) -> str:
-    return "regression" if record.get("dataset") == "sincos" else "classification"
+    """The record's task; records written before tasks were recorded: sin->cos or classification."""
+    return record.get("task") or ("per_step_regression" if record.get("dataset") == "sincos" else "classification")
+
+
+def metric_of(task: str) -> tuple[str, str]:
+    return TASKS[task]
+
+
+def _flat(config: dict) -> dict:
+    out = {}
+    for key, value in (config or {}).items():
+        if isinstance(value, dict):
+            out.update({f"{key}.{k}": v for k, v in _flat(value).items()})
+        else:
+            out[key] = value
+    return out
+
+
+def variant_labels(records: list[dict]) -> dict[str, str]:
+    """config hash -> a readable label: the model's name, and where two variants of one name
+    differ, what differs (``lstm (dataset.length=200)``), never an opaque hash."""
+    from .config import computation_config
+    by_hash: dict[str, dict] = {}
+    for r in records:
+        if r.get("config_hash") not in by_hash:
+            by_hash[r.get("config_hash")] = r
+    labels = {}
+    by_name: dict[str, list[str]] = {}
+    for config_hash, r in by_hash.items():
+        by_name.setdefault(r.get("model"), []).append(config_hash)
+    for name, hashes in by_name.items():
+        if len(hashes) == 1:
+            labels[hashes[0]] = str(name)
+            continue
+        flats = {h: _flat(computation_config(by_hash[h].get("config") or {})) for h in hashes}
+        keys = sorted({k for f in flats.values() for k in f})
+        differing = [k for k in keys if len({str(f.get(k)) for f in flats.values()}) > 1]
+        for h in hashes:
+            shown = ", ".join(f"{k}={flats[h].get(k)}" for k in differing[:3]) or h[:6]
+            labels[h] = f"{name} ({shown}{', ...' if len(differing) > 3 else ''})"
+    return labels
 
 
 def long_table(records: list[dict]) -> pd.DataFrame:
     """One row per run: outcome columns, then the config flattened into ``config.*`` columns."""
     rows = []
+    labels = variant_labels(records)
     for r in records:
         row = {key: r.get(key) for key in ("dataset", "model", "seed", "status", "config_hash", "epochs",
-                                           "best_epoch", "params", "train_tokens_per_s", "peak_memory_mb",
-                                           "wall_seconds", "git_commit", "error", "record_path")}
+                                           "best_epoch", "params", "train_tokens_per_s", "wall_seconds",
+                                           "git_commit", "code_fingerprint", "data_fingerprint", "error",
+                                           "record_path")}
+        row["variant"] = labels.get(r.get("config_hash"), r.get("model"))
+        row["task"] = task_of(r)
         row.update({f"test_{k}": v for k, v in (r.get("test") or {}).items()})
         row.update({f"val_best_{k}": v for k, v in (r.get("val_best") or {}).items()})
-        seconds = r.get("epoch_seconds") or []
+        seconds = [s for s in (r.get("epoch_seconds") or []) if s is not None]
         row["seconds_per_epoch"] = sum(seconds) / len(seconds) if seconds else None
+        validation = [s for s in (r.get("validation_seconds") or []) if s is not None]
+        row["validation_seconds_per_epoch"] = sum(validation) / len(validation) if validation else None
+        kind = memory_kind(r)
+        row["peak_memory_kind"] = kind
+        row[f"memory_{kind}_mb"] = r.get("peak_memory_mb")   # one column per kind: never averaged together
         row["impl"] = (r.get("config") or {}).get("model", {}).get("impl", "native")
         row["gpu"] = (r.get("hardware") or {}).get("gpu")
         row["cpu"] = (r.get("hardware") or {}).get("cpu")
-        for key, value in pd.json_normalize(r.get("config") or {}, sep=".").iloc[0].items():
+        for key, value in _flat(r.get("config") or {}).items():
             row[f"config.{key}"] = value
         rows.append(row)
     frame = pd.DataFrame(rows)
-    return frame.sort_values(["dataset", "model", "seed"], kind="stable").reset_index(drop=True) if rows else frame
+    return frame.sort_values(["dataset", "variant", "seed"], kind="stable").reset_index(drop=True) if rows else frame
 
 
 def mean_std_ci(values: pd.Series) -> tuple[float, float, float, int]:
-    """Mean, sample standard deviation, half-width of the 95% t interval, and n."""
+    """Mean, sample standard deviation, half-width of the 95% Student t interval, and n."""
     values = values.dropna()
     n = len(values)
     if n == 0:
@@ -93,49 +149,112 @@ def mean_std_ci(values: pd.Series) -> tuple[float, float, float, int]:
     if n == 1:
         return mean, math.nan, math.nan, 1
     std = float(values.std(ddof=1))
-    return mean, std, t95(n - 1) * std / math.sqrt(n), n
+    return mean, std, float(stats.t.ppf(0.975, n - 1)) * std / math.sqrt(n), n
+
+
+def interval(values: pd.Series, positive: bool, bounded: bool = False) -> tuple[float, float]:
+    """95% interval for the mean over seeds. A positive quantity (MSE, cross-entropy) gets a
+    log-scale interval (around the geometric mean), so it never goes below zero; a quantity in
+    [0, 1] (accuracy) gets a t interval clipped to [0, 1]. (nan, nan) for n < 2."""
+    values = values.dropna()
+    if len(values) < 2:
+        return math.nan, math.nan
+    if positive and (values > 0).all():
+        logs = values.map(math.log)
+        mean, _, half, _ = mean_std_ci(logs)
+        return math.exp(mean - half), math.exp(mean + half)
+    mean, _, half, _ = mean_std_ci(values)
+    low, high = mean - half, mean + half
+    return (max(0.0, low), min(1.0, high)) if bounded else (low, high)
+
+
+POSITIVE_METRICS = {"mse", "mae", "ce", "loss"}
 
 
 def summary_table(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """One row per model variant on ``dataset``, best first; failed and diverged runs counted."""
+    """One row per model variant on ``dataset`` (by config hash), best first; runs that did not
+    finish are counted; each memory kind has its own column."""
     runs = frame[frame["dataset"] == dataset]
-    task = "regression" if dataset == "sincos" else "classification"
-    metric, direction = PRIMARY_METRIC[task]
+    task = runs["task"].dropna().iloc[0] if "task" in runs and runs["task"].notna().any() else "classification"
+    metric, direction = metric_of(task)
     secondary = SECONDARY_METRIC[task]
+    memory_columns = sorted(c for c in frame.columns if c.startswith("memory_") and c.endswith("_mb"))
     rows = []
-    for (model, impl, config), group in runs.groupby(["model", "impl", "config_hash"], sort=False, dropna=False):
+    for (variant, impl, config), group in runs.groupby(["variant", "impl", "config_hash"], sort=False, dropna=False):
         done = group[group["status"] == "done"]
-        mean, std, ci, n = mean_std_ci(done.get(f"test_{metric}", pd.Series(dtype=float)))
-        rows.append({
-            "model": model, "impl": impl, "n": n,
-            f"test_{metric}_mean": mean, f"test_{metric}_std": std, f"test_{metric}_ci95": ci,
-            f"val_best_{metric}": done.get(f"val_best_{metric}", pd.Series(dtype=float)).mean(),
-            f"test_{secondary}_mean": done.get(f"test_{secondary}", pd.Series(dtype=float)).mean(),
-            "params": done["params"].mean(),
-            "epochs_to_best": (done["best_epoch"] + 1).mean(),
-            "seconds_per_epoch": done["seconds_per_epoch"].mean(),
-            "train_tokens_per_s": done["train_tokens_per_s"].mean(),
-            "peak_memory_mb": done["peak_memory_mb"].mean(),
-            "not_done": ", ".join(f"{s}: {c}" for s, c in group.loc[group["status"] != "done", "status"]
-                                  .value_counts().items()),
-            "config_hash": config,
-        })
+        values = done.get(f"test_{metric}", pd.Series(dtype=float))
+        mean, std, _, n = mean_std_ci(values)
+        low, high = interval(values, positive=metric in POSITIVE_METRICS, bounded=metric == "acc")
+        row = {"model": variant, "impl": impl, "n": n,
+               f"test_{metric}_mean": mean, f"test_{metric}_std": std,
+               f"test_{metric}_ci_low": low, f"test_{metric}_ci_high": high,
+               f"val_best_{metric}": done.get(f"val_best_{metric}", pd.Series(dtype=float)).mean(),
+               f"test_{secondary}_mean": done.get(f"test_{secondary}", pd.Series(dtype=float)).mean(),
+               "params": done["params"].mean(),
+               "epochs_to_best": (done["best_epoch"] + 1).mean(),
+               "seconds_per_epoch": done["seconds_per_epoch"].mean(),
+               "train_tokens_per_s": done["train_tokens_per_s"].mean()}
+        for column in memory_columns:
+            row[column] = done[column].mean() if column in done else math.nan
+        row["not_done"] = ", ".join(f"{s}: {c}" for s, c in group.loc[group["status"] != "done", "status"]
+                                    .value_counts().items())
+        row["config_hash"] = config
+        rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    if table["model"].duplicated().any():  # same name, other settings: tell them apart
-        table["model"] = table["model"] + " [" + table["config_hash"].str[:6] + "]"
-    return table.sort_values(f"test_{metric}_mean", ascending=(direction == "min"), na_position="last",
-                             kind="stable").reset_index(drop=True)
+    table = table.sort_values(f"test_{metric}_mean", ascending=(direction == "min"), na_position="last",
+                              kind="stable").reset_index(drop=True)
+    best = table[f"test_{metric}_mean"].iloc[0]
+    if metric in POSITIVE_METRICS:  # ratios for positive quantities: "x1.6 the best's MSE"
+        table[f"vs_best"] = table[f"test_{metric}_mean"] / best if best else math.nan
+    else:
+        table[f"vs_best"] = table[f"test_{metric}_mean"] - best
+    return table
 
 
 def learning_curves(records: list[dict], dataset: str) -> dict[str, pd.DataFrame]:
-    """Per model variant: epochs x seeds of the validation metric."""
-    metric = "val/" + PRIMARY_METRIC["regression" if dataset == "sincos" else "classification"][0]
+    """Per model variant (config hash, labelled by what differs): epochs x seeds of the
+    validation metric; NaN where a seed had stopped early."""
+    done = [r for r in records if r.get("dataset") == dataset and r.get("status") == "done"]
+    if not done:
+        return {}
+    metric = "val/" + metric_of(task_of(done[0]))[0]
+    labels = variant_labels(done)
     curves: dict[str, dict] = {}
-    for r in records:
-        if r.get("dataset") != dataset or r.get("status") != "done":
-            continue
+    for r in done:
         points = {h["epoch"]: h[metric] for h in r.get("history") or [] if metric in h}
-        curves.setdefault(r["model"], {})[r["seed"]] = pd.Series(points, dtype=float)
-    return {model: pd.DataFrame(series).sort_index() for model, series in curves.items()}
+        curves.setdefault(labels[r.get("config_hash")], {})[r["seed"]] = pd.Series(points, dtype=float)
+    return {label: pd.DataFrame(series).sort_index() for label, series in curves.items()}
+
+
+def budget_words(records: list[dict], dataset: str) -> str:
+    """The training budget of a data set's finished runs, in words, from their configs."""
+    done = [r for r in records if r.get("dataset") == dataset and r.get("status") == "done"]
+    if not done:
+        return "no finished runs"
+
+    def values(path: str) -> str:
+        found = sorted({str(_flat(r.get("config") or {}).get(path)) for r in done} - {"None"})
+        return "/".join(found) if found else "?"
+    seeds = pd.Series([r.get("seed") for r in done]).groupby([r.get("config_hash") for r in done]).nunique()
+    seed_words = (f"{seeds.min()} seed{'s' if seeds.min() != 1 else ''} per variant" if seeds.min() == seeds.max()
+                  else f"{seeds.min()}-{seeds.max()} seeds per variant")
+    parts = [f"up to {values('trainer.max_epochs')} epochs with early stopping after "
+             f"{values('trainer.patience')} epochs without improvement",
+             f"batch {values('dataset.batch_size')}", f"{values('optimizer._target_').rsplit('.', 1)[-1]} "
+             f"lr {values('optimizer.lr')}", seed_words]
+    config = _flat(done[0].get("config") or {})
+    if "dataset.max_len" in config:
+        parts.insert(1, f"texts truncated to {values('dataset.max_len')} tokens")
+    if "dataset.length" in config:
+        parts.insert(1, f"length {values('dataset.length')}")
+    if "dataset.seq_len" in config:
+        parts.insert(1, f"sequences of {values('dataset.seq_len')} steps")
+    epochs = [r.get("epochs") for r in done if r.get("epochs")]
+    if epochs:
+        trained = f"{min(epochs)}" if min(epochs) == max(epochs) else f"{min(epochs)}-{max(epochs)}"
+        parts.append(f"{trained} epochs actually trained")
+    if seeds.min() < 2:
+        parts.append("with one seed there is no interval")
+    return "; ".join(parts) + "."

@@ -1,13 +1,15 @@
-"""LightningModules around ``RecurrentNet``: loss, metrics, optimiser; and a callback that
-measures what a run record reports (epoch times, token throughput, history)."""
+"""LightningModules around ``RecurrentNet``: loss, metrics, optimiser, one per kind of task;
+and the callbacks that measure a run (``RunStatistics``) and own its record (``RecordWriter``)."""
 from __future__ import annotations
 
+import math
 import time
 from typing import Callable
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.callbacks import Checkpoint
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
@@ -20,21 +22,29 @@ class TrainingDiverged(RuntimeError):
 
 
 class SequenceTask(pl.LightningModule):
-    """Shared loop; subclasses define the loss, the metrics and which metric picks the best epoch."""
+    """Shared loop; subclasses define the loss, the metrics and which metric picks the best epoch.
+
+    No host-device synchronisation per step: the loss is checked for finiteness every
+    ``check_every`` steps and at the end of each epoch (a NaN stays NaN, so it is still caught),
+    and the gradient norm comes from the clipping pass, logged as a tensor.
+    """
 
     monitor: str
     monitor_mode: str
 
     def __init__(self, net: RecurrentNet, optimizer: Callable[..., torch.optim.Optimizer],
-                 metadata: dict | None = None):
+                 metadata: dict | None = None, check_every: int = 50):
         super().__init__()
         self.net = net
         self.optimizer_factory = optimizer
         # What it takes to use a checkpoint on its own: network settings, vocabulary, label names.
         self.metadata = metadata or {}
+        self.check_every = check_every
         metrics = self.make_metrics()
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
+        self.collect_predictions = False   # run() sets it for the final test: per-example predictions
+        self.predictions: list[dict[str, torch.Tensor]] = []
 
     def make_metrics(self) -> MetricCollection:
         raise NotImplementedError
@@ -43,15 +53,25 @@ class SequenceTask(pl.LightningModule):
         """(loss, predictions, targets) with predictions and targets ready for the metrics."""
         raise NotImplementedError
 
+    def example_predictions(self, batch) -> dict[str, torch.Tensor]:
+        """Per-example outputs for the saved test predictions (one row per example)."""
+        raise NotImplementedError
+
     def forward(self, inputs, lengths):
         return self.net(inputs, lengths)
 
+    def _check_finite(self, loss: torch.Tensor, where: str) -> None:
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(f"training loss became {float(loss)} {where}; lower optimizer.lr or set "
+                                   f"trainer.gradient_clip_val")
+
     def training_step(self, batch, batch_index):
         loss, _, _ = self.loss_and_predictions(batch)
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(f"training loss became {loss.item()} at epoch {self.current_epoch}, "
-                                   f"step {self.global_step}; lower optimizer.lr or set trainer.gradient_clip_val")
-        self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=len(batch["lengths"]), sync_dist=True)
+        if batch_index % self.check_every == 0:
+            self._check_finite(loss, f"at epoch {self.current_epoch}, step {self.global_step}")
+        # Per step, this process's loss (no cross-process sync per step); RunStatistics logs the
+        # epoch mean over all processes as train/loss_epoch and checks it is finite.
+        self.log("train/loss_step", loss, on_step=True, on_epoch=False, batch_size=len(batch["lengths"]))
         return loss
 
     def _evaluate(self, batch, metrics: MetricCollection, stage: str):
@@ -65,11 +85,19 @@ class SequenceTask(pl.LightningModule):
 
     def test_step(self, batch, batch_index):
         self._evaluate(batch, self.test_metrics, "test")
+        if self.collect_predictions:
+            self.predictions.append({k: v.detach().cpu() for k, v in self.example_predictions(batch).items()})
 
-    def on_before_optimizer_step(self, optimizer):
-        # Before clipping: the norm the optimiser was handed, the one that explodes or vanishes.
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(p.grad) for p in self.parameters()
-                                                     if p.grad is not None]))
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        # One pass over the gradients gives both the clipping and the logged norm (before clipping:
+        # the norm the optimiser was handed, the one that explodes or vanishes).
+        parameters = [p for p in self.parameters() if p.grad is not None]
+        if gradient_clip_val and (gradient_clip_algorithm in (None, "norm")):
+            norm = torch.nn.utils.clip_grad_norm_(parameters, gradient_clip_val)
+        else:
+            norm = torch.nn.utils.get_total_norm([p.grad for p in parameters])
+            if gradient_clip_val:
+                torch.nn.utils.clip_grad_value_(parameters, gradient_clip_val)
         self.log("train/grad_norm", norm, on_step=True, on_epoch=False)
 
     def configure_optimizers(self):
@@ -79,12 +107,19 @@ class SequenceTask(pl.LightningModule):
         checkpoint["seqbench"] = self.metadata
 
 
+def _masked(values: torch.Tensor, lengths: torch.Tensor, start: int = 0) -> torch.Tensor:
+    """(B, T) mask of the real steps from ``start`` on."""
+    positions = torch.arange(values.size(1), device=values.device).unsqueeze(0)
+    return (positions >= start) & (positions < lengths.to(values.device).unsqueeze(1))
+
+
 class ClassificationTask(SequenceTask):
+    """One label per sequence (IMDB, TREC, your own files)."""
     monitor, monitor_mode = "val/acc", "max"
 
-    def __init__(self, net: RecurrentNet, optimizer, num_classes: int, metadata: dict | None = None):
+    def __init__(self, net: RecurrentNet, optimizer, num_classes: int, metadata: dict | None = None, **kwargs):
         self.num_classes = num_classes
-        super().__init__(net, optimizer, metadata)
+        super().__init__(net, optimizer, metadata, **kwargs)
 
     def make_metrics(self) -> MetricCollection:
         return MetricCollection({"acc": MulticlassAccuracy(self.num_classes, average="micro"),
@@ -94,48 +129,122 @@ class ClassificationTask(SequenceTask):
         logits, _ = self.net(batch["inputs"], batch["lengths"])  # (B, C)
         return F.cross_entropy(logits, batch["targets"]), logits, batch["targets"]
 
+    def example_predictions(self, batch):
+        logits, _ = self.net(batch["inputs"], batch["lengths"])
+        probabilities = torch.softmax(logits.float(), dim=-1)
+        return {"index": batch["index"], "target": batch["targets"], "predicted": probabilities.argmax(-1),
+                "probabilities": probabilities}
+
 
 class RegressionTask(SequenceTask):
-    """Per-step regression; the first ``warmup_steps`` steps are left out of loss and metrics
-    (from sin alone the sign of cos is unknowable until the signal has moved)."""
+    """Per-step regression (sin -> cos): the first ``warmup_steps`` steps are left out of loss and
+    metrics (from sin alone the sign of cos is unknowable until the signal has moved). With
+    ``per_step=False`` one value per sequence, read after its last step (the adding problem)."""
 
     monitor, monitor_mode = "val/mse", "min"
 
-    def __init__(self, net: RecurrentNet, optimizer, warmup_steps: int = 10, metadata: dict | None = None):
-        super().__init__(net, optimizer, metadata)
-        self.warmup_steps = warmup_steps
+    def __init__(self, net: RecurrentNet, optimizer, warmup_steps: int = 10, per_step: bool = True,
+                 metadata: dict | None = None, **kwargs):
+        super().__init__(net, optimizer, metadata, **kwargs)
+        self.warmup_steps, self.per_step = warmup_steps, per_step
 
     def make_metrics(self) -> MetricCollection:
         return MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError()})
 
     def loss_and_predictions(self, batch):
-        values, _ = self.net(batch["inputs"], batch["lengths"])  # (B, T, 1)
+        values, _ = self.net(batch["inputs"], batch["lengths"])  # (B, T, 1) or (B, 1)
+        if not self.per_step:
+            predictions, targets = values.squeeze(-1), batch["targets"]
+            return F.mse_loss(predictions, targets), predictions, targets
         steps = values.size(1)
         if self.warmup_steps >= steps:
             raise ValueError(f"warmup_steps={self.warmup_steps} leaves nothing of sequences of {steps} steps")
-        positions = torch.arange(steps, device=values.device).unsqueeze(0)
-        scored = (positions >= self.warmup_steps) & (positions < batch["lengths"].unsqueeze(1))  # (B, T)
+        scored = _masked(values.squeeze(-1), batch["lengths"], self.warmup_steps)  # (B, T)
         predictions, targets = values.squeeze(-1)[scored], batch["targets"][scored]
         return F.mse_loss(predictions, targets), predictions, targets
 
+    def example_predictions(self, batch):
+        values, _ = self.net(batch["inputs"], batch["lengths"])
+        if not self.per_step:
+            return {"index": batch["index"], "target": batch["targets"], "prediction": values.squeeze(-1)}
+        # One row per sequence: its mean squared error over the scored steps.
+        scored = _masked(values.squeeze(-1), batch["lengths"], self.warmup_steps).float()
+        errors = (values.squeeze(-1) - batch["targets"]) ** 2 * scored
+        return {"index": batch["index"], "squared_error": errors.sum(1) / scored.sum(1).clamp_min(1)}
+
+
+class PerStepClassificationTask(SequenceTask):
+    """A class at every step (the copy task): cross-entropy over every real step; accuracy over
+    the steps where ``batch["recall"]`` is True (the symbols the model must reproduce)."""
+
+    monitor, monitor_mode = "val/acc", "max"
+
+    def __init__(self, net: RecurrentNet, optimizer, num_classes: int, metadata: dict | None = None, **kwargs):
+        self.num_classes = num_classes
+        super().__init__(net, optimizer, metadata, **kwargs)
+
+    def make_metrics(self) -> MetricCollection:
+        return MetricCollection({"acc": MulticlassAccuracy(self.num_classes, average="micro")})
+
+    def _loss(self, logits, batch) -> torch.Tensor:
+        real = _masked(batch["targets"], batch["lengths"])
+        return F.cross_entropy(logits[real], batch["targets"][real])
+
+    def loss_and_predictions(self, batch):
+        logits, _ = self.net(batch["inputs"], batch["lengths"])  # (B, T, C)
+        recall = batch["recall"] & _masked(batch["targets"], batch["lengths"])
+        return self._loss(logits, batch), logits[recall], batch["targets"][recall]
+
+    def _evaluate(self, batch, metrics, stage):
+        super()._evaluate(batch, metrics, stage)
+        logits, _ = self.net(batch["inputs"], batch["lengths"])
+        # Cross-entropy per step, averaged over all steps: the quantity the memoryless baseline
+        # 10 log(8) / (T + 20) is stated in.
+        self.log(f"{stage}/ce", self._loss(logits, batch), on_epoch=True, batch_size=len(batch["lengths"]),
+                 sync_dist=True)
+
+    def example_predictions(self, batch):
+        logits, _ = self.net(batch["inputs"], batch["lengths"])
+        recall = batch["recall"]
+        hits = ((logits.argmax(-1) == batch["targets"]) & recall).sum(1).float() / recall.sum(1).clamp_min(1)
+        return {"index": batch["index"], "recall_accuracy": hits}
+
 
 class RunStatistics(pl.Callback):
-    """Training seconds per epoch (validation excluded), real tokens seen, per-epoch history."""
+    """What a record reports of training: training seconds per epoch (validation excluded and
+    timed on its own), real tokens seen (summed over DDP processes), per-epoch history.
 
-    def __init__(self, after_epoch: Callable[[], None] | None = None):
-        self.after_epoch = after_epoch  # e.g. save the record, so a killed run keeps its history
+    Its state is saved in every checkpoint, so a resumed run continues from exactly the epoch
+    its ``last.ckpt`` describes: no epoch is counted twice, even when a kill fell between the
+    checkpoint and the record.
+    """
+
+    def __init__(self):
         self.epoch_seconds: list[float] = []
+        self.validation_seconds: list[float] = []
         self.history: list[dict] = []
         self.train_tokens = 0
+        self.training_finished = False   # early-stopped or out of epochs: a resume must not train on
         self.peak_rss_mb = current_rss_mb()
-        self._epoch_start: float | None = None
-        self._epoch_tokens = None
+        self._train_start: float | None = None
+        self._train_seconds: float | None = None
+        self._validation_start: float | None = None
+        self._validation_seconds = 0.0
+        self._epoch_tokens: torch.Tensor | None = None
+        self._epoch_loss: torch.Tensor | None = None   # sum of loss x examples, on the device
+        self._epoch_examples = 0
 
-    def restore(self, previous_record: dict) -> None:
-        """Carry on the statistics of an interrupted run that is being resumed."""
-        self.epoch_seconds = list(previous_record.get("epoch_seconds") or [])
-        self.history = list(previous_record.get("history") or [])
-        self.train_tokens = int(previous_record.get("train_tokens") or 0)
+    def state_dict(self) -> dict:
+        return {"epoch_seconds": self.epoch_seconds, "validation_seconds": self.validation_seconds,
+                "history": self.history, "train_tokens": self.train_tokens,
+                "training_finished": self.training_finished}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch_seconds = list(state.get("epoch_seconds", []))
+        self.validation_seconds = list(state.get("validation_seconds", []))
+        self.history = list(state.get("history", []))
+        self.train_tokens = int(state.get("train_tokens", 0))
+        self.training_finished = bool(state.get("training_finished", False))
 
     @staticmethod
     def _now(trainer) -> float:
@@ -143,42 +252,96 @@ class RunStatistics(pl.Callback):
             torch.cuda.synchronize()
         return time.perf_counter()
 
+    @staticmethod
+    def _fitting(trainer) -> bool:
+        return trainer.state.fn == "fit" and not trainer.sanity_checking
+
+    def on_train_start(self, trainer, module):
+        if self.training_finished:  # resumed after training had ended (killed during the test)
+            trainer.should_stop = True
+
     def on_train_epoch_start(self, trainer, module):
         self._epoch_tokens = torch.zeros((), dtype=torch.int64, device=module.device)
-        self._epoch_start = self._now(trainer)
+        self._epoch_loss = torch.zeros((), dtype=torch.float64, device=module.device)
+        self._epoch_examples = 0
+        self._train_seconds, self._validation_seconds = None, 0.0
+        self._train_start = self._now(trainer)
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_index):
         self._epoch_tokens += batch["lengths"].sum()
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        if loss is not None:
+            self._epoch_loss += loss.detach().double() * len(batch["lengths"])
+            self._epoch_examples += len(batch["lengths"])
         if batch_index % 20 == 0:
             self.peak_rss_mb = max(self.peak_rss_mb, current_rss_mb())
 
-    def on_validation_end(self, trainer, module):
-        self.peak_rss_mb = max(self.peak_rss_mb, current_rss_mb())
-
-    def _close_epoch(self, trainer):
-        if self._epoch_start is not None:
-            self.epoch_seconds.append(self._now(trainer) - self._epoch_start)
-            self.train_tokens += int(self._epoch_tokens)
-            self._epoch_start = None
+    def _stop_training_clock(self, trainer) -> None:
+        if self._train_start is not None and self._train_seconds is None:
+            self._train_seconds = self._now(trainer) - self._train_start
 
     def on_validation_start(self, trainer, module):
-        if trainer.training and not trainer.sanity_checking:
-            self._close_epoch(trainer)
+        if self._fitting(trainer):
+            self._stop_training_clock(trainer)  # validation inside a training epoch is not training time
+            self._validation_start = self._now(trainer)
+
+    def on_validation_end(self, trainer, module):
+        self.peak_rss_mb = max(self.peak_rss_mb, current_rss_mb())
+        if self._fitting(trainer) and self._validation_start is not None:
+            self._validation_seconds += self._now(trainer) - self._validation_start
+            self._validation_start = None
 
     def on_train_epoch_end(self, trainer, module):
-        self._close_epoch(trainer)  # only when no validation ran this epoch
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()
-                   if k.startswith("val/") or k == "train/loss_epoch"}
-        self.history.append({"epoch": trainer.current_epoch, "seconds": self.epoch_seconds[-1], **metrics})
-        if self.after_epoch is not None and trainer.is_global_zero:
-            self.after_epoch()
+        self._stop_training_clock(trainer)  # when no validation ran this epoch
+        tokens = int(trainer.strategy.reduce(self._epoch_tokens, reduce_op="sum"))  # every process's tokens
+        totals = torch.stack([self._epoch_loss, torch.tensor(float(self._epoch_examples), dtype=torch.float64,
+                                                             device=self._epoch_loss.device)])
+        loss_sum, examples = trainer.strategy.reduce(totals, reduce_op="sum").tolist()
+        train_loss = loss_sum / examples if examples else float("nan")
+        if examples and not math.isfinite(train_loss):
+            raise TrainingDiverged(f"training loss became {train_loss} during epoch {trainer.current_epoch}; "
+                                   f"lower optimizer.lr or set trainer.gradient_clip_val")
+        module.log("train/loss_epoch", train_loss, on_epoch=True, on_step=False)
+        self.epoch_seconds.append(self._train_seconds)
+        self.validation_seconds.append(self._validation_seconds)
+        self.train_tokens += tokens
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        metrics["train/loss_epoch"] = train_loss
+        self.history.append({"epoch": trainer.current_epoch, "seconds": self._train_seconds,
+                             "validation_seconds": self._validation_seconds, "train_tokens": tokens, **metrics})
+        self.training_finished = bool(trainer.should_stop) or trainer.current_epoch + 1 >= (trainer.max_epochs or 0) > 0
+        self._train_start = None
 
     def as_record_fields(self) -> dict:
         """What the run record reports of these statistics (also while the run is in progress)."""
-        return {"epochs": len(self.epoch_seconds), "epoch_seconds": self.epoch_seconds, "history": self.history,
+        return {"epochs": len(self.epoch_seconds), "epoch_seconds": self.epoch_seconds,
+                "validation_seconds": self.validation_seconds, "history": self.history,
                 "train_tokens": self.train_tokens, "train_tokens_per_s": self.tokens_per_second}
 
     @property
     def tokens_per_second(self) -> float | None:
         total = sum(self.epoch_seconds)
         return self.train_tokens / total if total > 0 else None
+
+
+class RecordWriter(Checkpoint):
+    """Owns ``record.json`` while a run trains. A ``Checkpoint`` so that Lightning runs it after
+    ``ModelCheckpoint`` at the end of each epoch: the record is written after ``last.ckpt``, and
+    both describe the same epoch (a kill between the two leaves the record one epoch behind the
+    checkpoint, never ahead of it; the statistics themselves come back from the checkpoint)."""
+
+    def __init__(self, save: Callable[[dict], None], record: dict, statistics: RunStatistics):
+        self.save, self.record, self.statistics = save, record, statistics
+
+    def on_train_epoch_end(self, trainer, module):
+        if trainer.is_global_zero:
+            self.record.update(self.statistics.as_record_fields())
+            self.save(self.record)
+
+
+def best_epoch(history: list[dict], monitor: str, mode: str) -> int | None:
+    scored = [h for h in history if isinstance(h.get(monitor), float) and math.isfinite(h[monitor])]
+    if not scored:
+        return None
+    pick = max if mode == "max" else min
+    return pick(scored, key=lambda h: h[monitor])["epoch"]

@@ -5,11 +5,16 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+REPO = Path(__file__).resolve().parent.parent
 
-# Overrides that make any composed run tiny: a few batches, one or two epochs, no progress bar.
-TINY = ["trainer.enable_progress_bar=false", "trainer.max_epochs=2", "trainer.limit_train_batches=3",
-        "trainer.limit_val_batches=2", "trainer.limit_test_batches=2", "model.hidden_size=8",
-        "model.embedding_dim=8", "dataset.n_train=64", "dataset.n_val=32", "dataset.n_test=32",
+from seqbench.names import register_resolvers
+
+register_resolvers()
+
+# Overrides that make any composed run tiny: small generated data (3 batches), two epochs, no
+# progress bar. Not limit_*_batches: those make a run a debug run, which is never reused.
+TINY = ["trainer.enable_progress_bar=false", "trainer.max_epochs=2", "model.hidden_size=8",
+        "model.embedding_dim=8", "dataset.n_train=48", "dataset.n_val=32", "dataset.n_test=32",
         "dataset.seq_len=16", "dataset.warmup_steps=2", "dataset.batch_size=16"]
 
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from seqbench import SeqbenchError
 from seqbench.data import modules
 from seqbench.diagnostics import gradient_flow
 from seqbench.explain import Explainer, render
@@ -38,18 +39,27 @@ def tags(log_dir):
 
 def test_attention_run_logs_scalars_images_text_and_real_hparams(attention_run):
     record, root = attention_run
-    run_dir = root / "bilstm_attn-additive_trec_s0"
-    assert run_dir.is_dir()  # readable run name under the shared root
+    run_dir = root / "bilstm_attn_additive_trec_s0"
+    assert run_dir.is_dir()  # readable run name under the shared root, spelled as on the command line
     found, events = tags(run_dir)
     for tag in ["train/loss_step", "train/loss_epoch", "val/loss", "val/acc", "val/f1", "train/grad_norm",
                 "lr-Adam", "hparams/test_acc", "hparams/val_best_acc", "gradient_flow/first_to_last_ratio"]:
         assert tag in found["scalars"], tag
     assert {"attention/heatmap", "gradient_flow/norm_per_step"} <= set(found["images"])
-    assert len(events.Images("attention/heatmap")) == 3  # one per epoch
+    images = events.Images("attention/heatmap")
+    assert len(images) == 3  # one per epoch...
+    epoch_steps = [e.step for e in events.Scalars("train/loss_epoch")]
+    assert [i.step for i in images] == epoch_steps  # ...at the scalars' global step, so sliders line up
     assert "attention/words/text_summary" in found["tensors"]
+    text = events.Tensors("attention/words/text_summary")[-1].tensor_proto.string_val[0].decode()
+    assert "<sub>" not in text and "**" in text and "(0." in text  # Markdown TensorBoard renders
     hparams = set(events.PluginTagToContent("hparams"))
-    assert {"_hparams_/experiment", "_hparams_/session_start_info", "_hparams_/session_end_info"} <= hparams
+    # A session per run, no per-run experiment summary (TensorBoard would pick one run's for all).
+    assert {"_hparams_/session_start_info", "_hparams_/session_end_info"} <= hparams
+    assert "_hparams_/experiment" not in hparams
     assert events.Scalars("hparams/test_acc")[-1].value == pytest.approx(record["test"]["acc"])
+    import yaml
+    assert yaml.safe_load((run_dir / "hparams.yaml").read_text())["model.hidden_size"] == 8
 
 
 def test_sincos_run_logs_predicted_versus_true(compose_config, tmp_path):
@@ -64,8 +74,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_tensorboard_serves_the_tags_over_http(attention_run):
+def test_tensorboard_serves_the_tags_over_http_and_hparams_for_mixed_folders(attention_run, compose_config):
     _, root = attention_run
+    # A second task in the same folder (as experiment=compare does): HParams must show both.
+    run(compose_config(*TINY), root.parent / "sincos-run", tensorboard_root=root)
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(root), "--host", "127.0.0.1",
                                "--port", str(port), "--reload_interval", "1"],
@@ -85,7 +97,7 @@ def test_tensorboard_serves_the_tags_over_http(attention_run):
             if time.time() > deadline:
                 pytest.fail("TensorBoard did not serve the log folder within 90 s")
             time.sleep(1)
-        run_name = "bilstm_attn-additive_trec_s0"
+        run_name = "bilstm_attn_additive_trec_s0"
         assert "val/acc" in scalars[run_name] and "hparams/test_acc" in scalars[run_name]
         assert "attention/heatmap" in get("/data/plugin/images/tags")[run_name]
         assert "attention/words/text_summary" in get("/data/plugin/text/tags")[run_name]
@@ -95,8 +107,9 @@ def test_tensorboard_serves_the_tags_over_http(attention_run):
         with urllib.request.urlopen(request, timeout=5) as response:
             experiment = json.loads(response.read())
         names = {h["name"] for h in experiment["hparamInfos"]}
-        assert {"model", "dataset", "seed", "model.hidden_size"} <= names
-        assert "hparams/test_acc" in {m["name"]["tag"] for m in experiment["metricInfos"]}
+        assert {"model", "dataset", "seed", "model.hidden_size", "trainer.max_epochs"} <= names
+        metrics = {m["name"]["tag"] for m in experiment["metricInfos"]}
+        assert {"hparams/test_acc", "hparams/test_mse"} <= metrics  # the union over both tasks
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -135,3 +148,34 @@ def test_explain_command_line_plain_when_piped(attention_run, tmp_path):
     missing = subprocess.run([sys.executable, "-m", "seqbench.explain", str(tmp_path / "nowhere"), "x"],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "no checkpoint" in missing.stderr
+
+
+def test_explain_refuses_crafted_and_wrong_files_with_one_line(attention_run, tmp_path):
+    import pickle
+
+    class RunsCode:
+        def __reduce__(self):
+            return (print, ("this would have run",))
+    crafted = tmp_path / "crafted.ckpt"
+    torch.save({"seqbench": {"spec": {}}, "payload": RunsCode()}, crafted)
+    truncated = tmp_path / "truncated.ckpt"
+    truncated.write_bytes((tmp_path / "run" / "checkpoints" / "best.ckpt").read_bytes()[:500])
+    csv_file = tmp_path / "table.csv"
+    csv_file.write_text("a,b\n1,2\n")
+    listed = tmp_path / "listed"
+    listed.mkdir()
+    (listed / "record.json").write_text("[]")
+    nulled = tmp_path / "nulled"
+    nulled.mkdir()
+    (nulled / "record.json").write_text("null")
+    cases = {crafted: "was refused: it holds Python objects", truncated: "not a checkpoint that can be read",
+             csv_file: "not a checkpoint that can be read", listed: "not a run record (a JSON list",
+             nulled: "not a run record (a JSON NoneType"}
+    for path, message in cases.items():
+        with pytest.raises(SeqbenchError, match=message.replace("(", "\\(")):
+            Explainer(path)
+    result = subprocess.run([sys.executable, "-m", "seqbench.explain", str(crafted), "x"], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2 and "was refused" in result.stderr and "Traceback" not in result.stderr
+    assert "this would have run" not in result.stdout + result.stderr
+    assert pickle  # (used by torch.save above)

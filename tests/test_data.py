@@ -1,3 +1,4 @@
+import os
 import hashlib
 import io
 import tarfile
@@ -190,6 +191,33 @@ def test_tokenised_corpus_is_cached_and_not_tokenised_twice(tmp_path):
     assert torch.equal(second.splits["train"].ids, first.splits["train"].ids)
     load_text_corpus(source, tmp_path, TextSettings(max_len=4), tmp_path / "cache")  # new settings, new key
     assert len(reads) == 2
+
+
+def test_token_cache_is_keyed_by_content_and_force_rebuilds_it(tmp_path):
+    reads = []
+    source = tiny_source(tmp_path, reads)
+    data = tmp_path / "tiny.txt"
+    load_text_corpus(source, tmp_path, TextSettings(max_len=5), tmp_path / "cache")
+    stat = data.stat()
+    data.write_text("y")  # same size, same time, other content
+    os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    load_text_corpus(source, tmp_path, TextSettings(max_len=5), tmp_path / "cache")
+    assert len(reads) == 2
+    load_text_corpus(source, tmp_path, TextSettings(max_len=5), tmp_path / "cache")
+    assert len(reads) == 2
+    load_text_corpus(source, tmp_path, TextSettings(max_len=5), tmp_path / "cache", rebuild=True)
+    assert len(reads) == 3
+
+
+def test_an_extracted_imdb_review_that_is_not_utf8_is_one_clear_line(tmp_path, monkeypatch):
+    for split in ("train", "test"):
+        for label in ("pos", "neg"):
+            folder = tmp_path / "aclImdb" / split / label
+            folder.mkdir(parents=True)
+            (folder / "0_7.txt").write_bytes("fine film".encode())
+    (tmp_path / "aclImdb" / "train" / "neg" / "1_2.txt").write_bytes(b"bad\ncaf\xe9")
+    with pytest.raises(SeqbenchError, match=r"1_2.txt: byte 7 \(line 2\) is not valid UTF-8"):
+        imdb.read(imdb.locate(tmp_path))
 
 
 def test_text_datamodule_splits_train_into_train_and_val(tmp_path):

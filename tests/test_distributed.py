@@ -9,7 +9,8 @@ import pytorch_lightning as pl
 from seqbench.run import build_datamodule, build_task, network_config
 from tests.conftest import TINY
 
-DDP_RUN = [*TINY, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "dataset.n_test=50"]
+DDP_RUN = [*TINY, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "dataset.n_test=50",
+           "dataset.n_train=64"]
 
 
 def test_ddp_run_writes_one_record_whose_test_metric_matches_one_process(compose_config, tmp_path):
@@ -20,9 +21,12 @@ def test_ddp_run_writes_one_record_whose_test_metric_matches_one_process(compose
     assert len(records) == 1
     record = json.loads(records[0].read_text())
     assert record["status"] == "done" and record["world_size"] == 2
+    # Throughput is the whole job's: 4 batches of 16 sequences of 16 steps per epoch, shared by
+    # two processes, all counted (one process alone would count half).
+    assert record["train_tokens"] == record["epochs"] * 64 * 16
 
     # The same checkpoint evaluated by one process on the whole test set.
-    cfg = compose_config(*TINY, "dataset.n_test=50")
+    cfg = compose_config(*TINY, "dataset.n_test=50", "dataset.n_train=64")
     datamodule = build_datamodule(cfg)
     task = build_task(cfg, network_config(cfg.model), datamodule.spec)
     trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
@@ -49,12 +53,24 @@ def test_sweep_through_the_local_submitit_launcher_lands_both_records(tmp_path):
     assert all(r["status"] == "done" for r in records)
 
 
-def test_slurm_launcher_config_composes(compose_config):
+def test_slurm_launcher_settings_are_ones_submitit_accepts(tmp_path, monkeypatch):
+    """Compose hydra/launcher=slurm and hand its settings to submitit's own SLURM executor the way
+    Hydra's plugin does: a key or value submitit does not accept fails here, not on a cluster."""
+    import submitit
     from hydra import compose, initialize_config_dir
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+    from omegaconf import OmegaConf
     from tests.conftest import CONFIG_DIR
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="config", overrides=["hydra/launcher=slurm", "hydra.launcher.partition=gpu"],
                       return_hydra_config=True)
-    launcher = cfg.hydra.launcher
-    assert launcher._target_.endswith("SlurmLauncher")
-    assert launcher.partition == "gpu" and launcher.gpus_per_task == 1 and launcher.array_parallelism == 32
+    params = OmegaConf.to_container(cfg.hydra.launcher, resolve=False)
+    assert params.pop("_target_").endswith("SlurmLauncher")
+    params.pop("submitit_folder")
+    base = set(OmegaConf.structured(BaseQueueConf).keys())
+    # No srun here: tell submitit it is on a cluster; parameter checks are its own.
+    monkeypatch.setattr(submitit.slurm.slurm.SlurmExecutor, "affinity", classmethod(lambda cls: 1))
+    executor = submitit.AutoExecutor(folder=tmp_path, cluster="slurm")
+    executor.update_parameters(**{k if k in base else f"slurm_{k}": v for k, v in params.items()
+                                  if k not in ("max_num_timeout",) and v is not None})
+    assert executor._executor.parameters["partition"] == "gpu"

@@ -1,41 +1,214 @@
-"""A run killed mid-training (kill -9) and launched again resumes from its last checkpoint."""
+"""Runs that are killed, preempted, started twice or left with a broken checkpoint: nothing is
+stolen, nothing is lost, every epoch is counted once."""
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+import pytest
+
+from seqbench import run as run_module
+from seqbench.results import load_records
+from seqbench.run import run
+from seqbench.training import RecordWriter
 from tests.conftest import TINY
 
-SLOW_ENOUGH = [*TINY, "trainer.max_epochs=12", "trainer.limit_train_batches=null", "dataset.n_train=512",
-               "trainer.patience=100"]
+SLOW_ENOUGH = [*TINY, "trainer.max_epochs=12", "dataset.n_train=512", "trainer.patience=100"]
+
+
+def launch(args, cwd, **kwargs):
+    return subprocess.Popen([sys.executable, "-m", "seqbench", *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def wait_for_epochs(root: Path, epochs: int, timeout: float = 240) -> Path:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for record in root.glob("runs/*/*/record.json"):
+            try:
+                progress = json.loads(record.read_text())
+            except json.JSONDecodeError:
+                continue
+            if progress.get("epochs", 0) >= epochs and (record.parent / "checkpoints" / "last.ckpt").is_file():
+                return record
+        time.sleep(0.2)
+    raise AssertionError("the run never got that far")
 
 
 def test_killed_run_resumes_from_its_last_checkpoint_and_loses_no_finished_epoch(tmp_path):
-    command = [sys.executable, "-m", "seqbench", *SLOW_ENOUGH, f"paths.output_root={tmp_path}"]
-    first = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    record = None
-    while time.time() < deadline:
-        records = list(tmp_path.glob("runs/*/*/record.json"))
-        if records and (records[0].parent / "checkpoints" / "last.ckpt").is_file():
-            record = records[0]
-            progress = json.loads(record.read_text())
-            if progress.get("epochs", 0) >= 2:
-                break
-        time.sleep(0.2)
-    assert record is not None, "the first run never saved a checkpoint"
+    args = [*SLOW_ENOUGH, f"paths.output_root={tmp_path}"]
+    first = launch(args, tmp_path)
+    record = wait_for_epochs(tmp_path, 2)
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
     killed = json.loads(record.read_text())
     assert killed["status"] == "running" and 2 <= killed["epochs"] < 12
 
-    second = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    second = subprocess.run([sys.executable, "-m", "seqbench", *args], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
     assert second.stdout.strip().splitlines()[-1] == f"record: {record}"
     resumed = json.loads(record.read_text())
     assert resumed["status"] == "done" and resumed["resumed"] == 1
-    epochs = [h["epoch"] for h in resumed["history"]]
-    assert epochs == list(range(12))  # nothing trained twice, nothing missing
+    assert [h["epoch"] for h in resumed["history"]] == list(range(12))  # nothing trained twice, nothing missing
     assert resumed["history"][: killed["epochs"]] == killed["history"]
+
+
+def test_sigterm_exits_non_zero_records_interrupted_and_the_relaunch_resumes(tmp_path):
+    args = [*SLOW_ENOUGH, f"paths.output_root={tmp_path}"]
+    first = launch(args, tmp_path)
+    record = wait_for_epochs(tmp_path, 2)
+    first.send_signal(signal.SIGTERM)
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 143, err[-2000:]
+    assert "interrupted" in err
+    assert json.loads(record.read_text())["status"] == "interrupted"
+    second = subprocess.run([sys.executable, "-m", "seqbench", *args], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    final = json.loads(record.read_text())
+    assert final["status"] == "done" and final["resumed"] == 1
+    assert [h["epoch"] for h in final["history"]] == list(range(12))
+
+
+class SimulatedKill(BaseException):
+    pass
+
+
+def test_a_kill_between_checkpoint_and_record_counts_every_epoch_once(compose_config, tmp_path, monkeypatch):
+    """Die right after last.ckpt of epoch 2 is written, before the record is: the record says
+    one epoch, the checkpoint two; the resumed run must list each epoch exactly once."""
+    dead = {"now": False}
+    real_save, real_writer = run_module.save_record, RecordWriter.on_train_epoch_end
+
+    def save_unless_dead(path, record):
+        if not dead["now"]:
+            real_save(path, record)
+
+    def writer_dies_at_epoch_two(self, trainer, module):
+        if trainer.current_epoch == 1:
+            dead["now"] = True
+            raise SimulatedKill
+        real_writer(self, trainer, module)
+    monkeypatch.setattr(run_module, "save_record", save_unless_dead)
+    monkeypatch.setattr(RecordWriter, "on_train_epoch_end", writer_dies_at_epoch_two)
+    cfg = compose_config(*TINY, "trainer.max_epochs=4")
+    with pytest.raises(SimulatedKill):
+        run(cfg, tmp_path / "first")
+    on_disk = json.loads((tmp_path / "first" / "record.json").read_text())
+    assert on_disk["status"] == "running" and on_disk["epochs"] == 1  # the record is one epoch behind
+
+    monkeypatch.setattr(run_module, "save_record", real_save)
+    monkeypatch.setattr(RecordWriter, "on_train_epoch_end", real_writer)
+    resumed = run(cfg, tmp_path / "second")
+    assert resumed["output_dir"] == str(tmp_path / "first") and resumed["resumed"] == 1
+    assert [h["epoch"] for h in resumed["history"]] == [0, 1, 2, 3]
+    assert len(resumed["epoch_seconds"]) == 4
+
+
+def test_a_resumed_run_appears_in_the_report_of_the_sweep_that_resumed_it(compose_config, tmp_path, monkeypatch):
+    def dies(self, trainer, module):
+        raise SimulatedKill
+    monkeypatch.setattr(RecordWriter, "on_train_epoch_end", dies)
+    cfg = compose_config(*TINY, "trainer.max_epochs=3")
+    with pytest.raises(SimulatedKill):
+        run(cfg, tmp_path / "old_sweep" / "0_lstm")
+    monkeypatch.undo()
+    job = tmp_path / "new_sweep" / "0_lstm"
+    resumed = run(cfg, job, in_sweep=True)
+    assert resumed["status"] == "done" and resumed["output_dir"] == str(tmp_path / "old_sweep" / "0_lstm")
+    records = load_records([tmp_path / "new_sweep"])
+    assert len(records) == 1 and records[0]["status"] == "done"
+    assert records[0]["copy_of"] == str(tmp_path / "old_sweep" / "0_lstm" / "record.json")
+
+
+def test_a_truncated_checkpoint_is_moved_aside_and_the_run_starts_afresh(compose_config, tmp_path, monkeypatch,
+                                                                         caplog):
+    def dies(self, trainer, module):
+        raise SimulatedKill
+    monkeypatch.setattr(RecordWriter, "on_train_epoch_end", dies)
+    cfg = compose_config(*TINY, "trainer.max_epochs=3")
+    with pytest.raises(SimulatedKill):
+        run(cfg, tmp_path / "first")
+    monkeypatch.undo()
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:1000])  # what a full disk leaves
+    again = run(cfg, tmp_path / "second")
+    assert again["status"] == "done" and again["output_dir"] == str(tmp_path / "second")
+    assert [h["epoch"] for h in again["history"]] == [0, 1, 2]
+    assert "cannot be read" in caplog.text and list((tmp_path / "first" / "checkpoints").glob("last.ckpt.unreadable-*"))
+    third = run(cfg, tmp_path / "third")  # and no crash loop: the next launch reuses the finished run
+    assert third["reused_from"] == str(tmp_path / "second" / "record.json")
+
+
+def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
+    import torch
+    from seqbench.run import AtomicCheckpointIO
+    path = tmp_path / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"epoch": 1}, path)
+    monkeypatch.setattr(torch, "save", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+    with pytest.raises(OSError):
+        AtomicCheckpointIO().save_checkpoint({"epoch": 2}, path)
+    assert torch.load(path, weights_only=True) == {"epoch": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
+def test_the_same_command_twice_never_shares_a_run(tmp_path):
+    """Started twice, the second process sees the live claim, says so, and leaves the run alone;
+    the record holds the figures of the process that trained it."""
+    args = [*SLOW_ENOUGH, "trainer.max_epochs=100", f"paths.output_root={tmp_path}"]
+    first = launch(args, tmp_path)
+    try:
+        record = wait_for_epochs(tmp_path, 1)
+        second = subprocess.run([sys.executable, "-m", "seqbench", *args], cwd=tmp_path, capture_output=True,
+                                text=True, timeout=300)
+        assert second.returncode == 0, second.stderr[-2000:]
+        assert "skipped" in second.stdout and f"process {first.pid}" in second.stdout
+        assert "record:" not in second.stdout
+        assert first.poll() is None  # the first is still training, undisturbed
+        progress = json.loads(record.read_text())
+        assert progress["status"] == "running" and progress["process"]["pid"] == first.pid
+        assert len(list(tmp_path.rglob("record.json"))) == 1  # the second copy trained nothing, wrote nothing
+    finally:
+        first.kill()
+        first.communicate()
+
+
+def test_fault_injection_many_kills_every_run_done_once_every_epoch_once(tmp_path):
+    """A small sweep, killed 12 times (SIGKILL and SIGTERM, at seeded random moments) and
+    relaunched each time; in the end every run is done once, each history lists every epoch
+    once, and the report includes every run."""
+    sweep = tmp_path / "sweep"
+    args = ["-m", "model=rnn,gru", "seed=0,1", *TINY, "trainer.max_epochs=4", "dataset.n_train=512",
+            "trainer.patience=100", f"paths.output_root={tmp_path}", f"hydra.sweep.dir={sweep}"]
+    rng = random.Random(20261128)
+    kills = 0
+    for attempt in range(40):
+        process = launch(args, tmp_path)
+        if kills < 12:
+            try:
+                process.wait(timeout=rng.uniform(3.0, 9.0))
+            except subprocess.TimeoutExpired:
+                process.send_signal(rng.choice([signal.SIGKILL, signal.SIGTERM]))
+                kills += 1
+            process.communicate(timeout=120)
+            if process.returncode == 0:  # finished before the kill came
+                break
+            continue
+        out, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err[-3000:]
+        break
+    assert kills >= 10
+    records = [json.loads(p.read_text()) for p in sweep.glob("*/record.json")]
+    trained = [r for r in records if not r.get("copy_of")]
+    assert sorted((r["model"], r["seed"]) for r in records) == [("gru", 0), ("gru", 1), ("rnn", 0), ("rnn", 1)]
+    assert all(r["status"] == "done" for r in records)
+    assert len({r["run_key"] for r in trained}) == len(trained) == 4  # each run trained in one folder only
+    for r in records:
+        assert [h["epoch"] for h in r["history"]] == [0, 1, 2, 3], r["history"]
+    summary = (sweep / "report" / "summary.md").read_text()
+    assert "| gru | 2 |" in summary and "| rnn | 2 |" in summary

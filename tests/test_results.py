@@ -6,24 +6,29 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from omegaconf import OmegaConf
 
+from seqbench import record as record_module
+from seqbench.config import config_hash
 from seqbench.record import write_json_atomic
 from seqbench.report import build_report
-from seqbench.results import load_records, long_table, mean_std_ci, summary_table
+from seqbench.results import interval, learning_curves, load_records, long_table, mean_std_ci, summary_table
 from seqbench.run import run
 from tests.conftest import TINY
 
 
 def record(model, seed, acc=None, status="done", dataset="trec", config_hash=None, started="2026-01-01T00:00:00",
-           **extra):
-    return {"status": status, "model": model, "dataset": dataset, "seed": seed,
-            "config_hash": config_hash or f"hash-{model}", "started": started,
+           hidden=8, **extra):
+    return {"status": status, "model": model, "dataset": dataset, "seed": seed, "task": "classification",
+            "config_hash": config_hash or f"hash-{model}-{hidden}", "started": started,
             "test": {"acc": acc, "f1": acc - 0.01} if acc is not None else None,
             "val_best": {"acc": acc + 0.01} if acc is not None else None,
             "best_epoch": 2, "epochs": 5, "epoch_seconds": [1.0, 3.0], "params": 1000,
-            "train_tokens_per_s": 500.0, "peak_memory_mb": 100.0,
+            "train_tokens_per_s": 500.0, "peak_memory_mb": 100.0, "peak_memory_kind": "process_rss_peak",
             "history": [{"epoch": 0, "val/acc": 0.5}, {"epoch": 1, "val/acc": 0.7}],
-            "config": {"model": {"name": model, "hidden_size": 8}}, **extra}
+            "config": {"model": {"name": model, "hidden_size": hidden}, "trainer": {"max_epochs": 5, "patience": 5},
+                       "dataset": {"name": dataset, "batch_size": 16, "max_len": 64},
+                       "optimizer": {"_target_": "torch.optim.Adam", "lr": 0.003}}, **extra}
 
 
 def write_records(root: Path, records: list[dict]) -> None:
@@ -34,8 +39,19 @@ def write_records(root: Path, records: list[dict]) -> None:
 def test_mean_std_and_95_interval_by_value():
     mean, std, ci, n = mean_std_ci(pd.Series([0.80, 0.84, 0.88]))
     assert n == 3 and mean == pytest.approx(0.84) and std == pytest.approx(0.04)
-    assert ci == pytest.approx(4.303 * 0.04 / math.sqrt(3))  # t(0.975, 2 dof) = 4.303
+    assert ci == pytest.approx(4.302653 * 0.04 / math.sqrt(3), rel=1e-5)  # t(0.975, 2 dof)
     assert mean_std_ci(pd.Series([0.5]))[1:] == (pytest.approx(math.nan, nan_ok=True),) * 2 + (1,)
+
+
+def test_intervals_of_positive_quantities_stay_positive_and_n1_has_none():
+    errors = pd.Series([1.1e-5, 4.0e-5, 1.2e-5])  # a t interval here would go below zero
+    mean, _, half, _ = mean_std_ci(errors)
+    assert mean - half < 0
+    low, high = interval(errors, positive=True)
+    assert 0 < low < errors.min() and high > errors.max()
+    assert all(math.isnan(v) for v in interval(pd.Series([0.5]), positive=False))
+    low, high = interval(pd.Series([0.99, 1.0, 0.97]), positive=False, bounded=True)
+    assert high <= 1.0
 
 
 def test_summary_aggregates_over_seeds_and_shows_runs_that_did_not_finish(tmp_path):
@@ -47,7 +63,7 @@ def test_summary_aggregates_over_seeds_and_shows_runs_that_did_not_finish(tmp_pa
     assert table.loc["gru", "n"] == 3
     assert table.loc["gru", "test_acc_mean"] == pytest.approx(0.84)
     assert table.loc["gru", "test_acc_std"] == pytest.approx(0.04)
-    assert table.loc["gru", "test_acc_ci95"] == pytest.approx(4.303 * 0.04 / math.sqrt(3))
+    assert table.loc["gru", "vs_best"] == 0 and table.loc["rnn", "vs_best"] == pytest.approx(-0.24)
     assert table.loc["gru", "test_f1_mean"] == pytest.approx(0.83)
     assert table.loc["gru", "val_best_acc"] == pytest.approx(0.85)
     assert table.loc["gru", "epochs_to_best"] == 3 and table.loc["gru", "seconds_per_epoch"] == 2.0
@@ -62,29 +78,54 @@ def test_a_done_record_wins_over_a_failed_one_and_the_newest_over_older(tmp_path
     assert len(records) == 1 and records[0]["test"]["acc"] == 0.75
 
 
-def test_variants_with_the_same_name_but_other_settings_stay_apart(tmp_path):
-    write_records(tmp_path, [record("gru", 0, 0.8, config_hash="aaaaaaaa1"), record("gru", 0, 0.9, config_hash="bbbbbbbb2")])
-    table = summary_table(long_table(load_records([tmp_path])), "trec")
-    assert sorted(table["model"]) == ["gru [aaaaaa]", "gru [bbbbbb]"]
+def test_variants_of_one_name_are_labelled_by_what_differs_and_kept_apart(tmp_path):
+    write_records(tmp_path, [record("gru", 0, 0.8, hidden=64), record("gru", 0, 0.9, hidden=128),
+                             record("gru", 1, 0.85, hidden=128)])
+    records = load_records([tmp_path])
+    table = summary_table(long_table(records), "trec")
+    assert sorted(table["model"]) == ["gru (model.hidden_size=128)", "gru (model.hidden_size=64)"]
+    curves = learning_curves(records, "trec")
+    assert set(curves) == {"gru (model.hidden_size=128)", "gru (model.hidden_size=64)"}
+    assert list(curves["gru (model.hidden_size=128)"].columns) == [0, 1]  # two seeds, not merged with hidden 64
 
 
-def test_report_writes_tables_and_plots_with_provenance(tmp_path):
+def test_learning_curves_show_how_many_seeds_each_epoch_covers(tmp_path):
+    early = record("gru", 1, 0.8, history=[{"epoch": 0, "val/acc": 0.5}])
+    write_records(tmp_path, [record("gru", 0, 0.8), early])
+    frame = learning_curves(load_records([tmp_path]), "trec")["gru"]
+    assert list(frame.notna().sum(axis=1)) == [2, 1]  # the mean at epoch 2 covers one seed
+
+
+def test_memory_kinds_are_never_averaged_together(tmp_path):
+    write_records(tmp_path, [record("gru", 0, 0.8, peak_memory_mb=100.0),
+                             record("gru", 1, 0.8, peak_memory_mb=3000.0, peak_memory_kind="cuda_max_allocated")])
+    table = summary_table(long_table(load_records([tmp_path])), "trec").set_index("model")
+    assert table.loc["gru", "memory_process_rss_peak_mb"] == 100.0
+    assert table.loc["gru", "memory_cuda_max_allocated_mb"] == 3000.0
+
+
+def test_report_writes_tables_and_honest_plots_with_provenance_and_budget(tmp_path):
     write_records(tmp_path / "runs", [record("gru", 0, 0.8), record("gru", 1, 0.9),
                                       record("lstm", 0, status="failed", error="boom"),
-                                      {**record("lstm", 0, dataset="sincos", config_hash="sincos-lstm"), "test": {"mse": 0.01, "mae": 0.1},
+                                      {**record("lstm", 0, dataset="sincos", config_hash="sincos-lstm"),
+                                       "task": "per_step_regression", "test": {"mse": 0.01, "mae": 0.1},
                                        "val_best": {"mse": 0.02}, "history": [{"epoch": 0, "val/mse": 0.1}]}])
-    build_report([tmp_path / "runs"], tmp_path / "out", command="python -m seqbench experiment=compare")
+    build_report([tmp_path / "runs"], tmp_path / "out", command="seqbench experiment=compare")
     out = tmp_path / "out"
     assert {p.name for p in out.iterdir()} >= {"runs.csv", "summary.md", "summary_trec.csv", "summary_sincos.csv",
                                                "trec_test_acc.png", "trec_learning_curves.png", "sincos_test_mse.png"}
     text = (out / "summary.md").read_text()
-    assert "python -m seqbench experiment=compare" in text and "failed: 1" in text
-    assert "0.85 ± 0.07071" in text
+    assert "seqbench experiment=compare" in text and "failed: 1" in text
+    assert "| gru | 2 | 85.0 ± 7.1 |" in text      # one precision: percent, one decimal
+    assert "| 1.00e-02 |" in text or "1.00e-02" in text
+    sincos, trec = text.split("## sincos")[1].split("## trec")
+    assert "Budget: up to 5 epochs" in trec and "2 seeds per variant" in trec and "5 epochs actually trained" in trec
+    assert "1 seed per variant" in sincos and "with one seed there is no interval" in sincos
     runs = pd.read_csv(out / "runs.csv")
     assert len(runs) == 4 and "config.model.hidden_size" in runs.columns
 
 
-def test_rerun_skips_a_done_run_and_force_reruns_it(compose_config, tmp_path):
+def test_rerun_reuses_a_done_run_and_force_reruns_it(compose_config, tmp_path):
     first = run(compose_config(*TINY), tmp_path / "a")
     assert first["status"] == "done"
     second = run(compose_config(*TINY), tmp_path / "b")
@@ -96,15 +137,53 @@ def test_rerun_skips_a_done_run_and_force_reruns_it(compose_config, tmp_path):
     assert "reused_from" not in other_seed
 
 
+def test_settings_that_do_not_change_the_result_do_not_split_runs(compose_config):
+    def hashed(*overrides):
+        return config_hash(OmegaConf.to_container(compose_config(*overrides), resolve=True))
+    same = hashed("seed=1")
+    for override in ("seed=2", "paths.output_root=/elsewhere", "trainer.accelerator=cpu",
+                     "trainer.log_every_n_steps=5", "trainer.enable_progress_bar=false", "claimed=wait",
+                     "logger=csv", "force=true"):
+        assert hashed(override) == same, override
+    assert hashed("dataset=trec") == hashed("dataset=trec", "dataset.eval_batch_size=64", "dataset.num_workers=2",
+                                            "dataset.root=/data", "dataset.cache_dir=/cache")
+    for override in ("optimizer.lr=0.5", "model=gru", "trainer.max_epochs=3", "trainer.gradient_clip_val=5",
+                     "trainer.precision=bf16-mixed", "dataset.n_train=10", "+trainer.accumulate_grad_batches=2"):
+        assert hashed(override) != same, override
+
+
+def test_a_code_change_reruns_instead_of_reusing_and_says_why(compose_config, tmp_path, monkeypatch):
+    first = run(compose_config(*TINY), tmp_path / "a")
+    monkeypatch.setattr(record_module, "_CODE_FINGERPRINT", "edited-model-file")
+    second = run(compose_config(*TINY), tmp_path / "b")
+    assert "reused_from" not in second and second["finished"] != first["finished"]
+    assert "code" in second["plan"]["reason"] and "edited-model-file" in second["plan"]["reason"]
+    assert second["code_fingerprint"] == "edited-model-file"
+
+
+def test_the_code_fingerprint_covers_the_model_files_not_the_report():
+    from seqbench.record import PRESENTATION_MODULES, code_fingerprint
+    assert "report.py" in PRESENTATION_MODULES and "models/network.py" not in PRESENTATION_MODULES
+    assert len(code_fingerprint()) == 16
+
+
 def test_a_killed_run_is_run_again(compose_config, tmp_path):
     cfg = compose_config(*TINY)
     killed = record("lstm", 0, status="running")
-    from omegaconf import OmegaConf
-    from seqbench.record import config_hash
     killed["config_hash"] = config_hash(OmegaConf.to_container(cfg, resolve=True))
     write_json_atomic(tmp_path / "killed" / "record.json", killed)
     again = run(cfg, tmp_path / "again")
     assert again["status"] == "done" and "reused_from" not in again
+
+
+def test_debug_runs_are_never_reused_nor_tabulated(compose_config, tmp_path):
+    debug = run(compose_config(*TINY, "trainer.limit_train_batches=2"), tmp_path / "debug")
+    assert debug["status"] == "done" and debug["debug"] is True
+    again = run(compose_config(*TINY, "trainer.limit_train_batches=2"), tmp_path / "again")
+    assert "reused_from" not in again
+    assert load_records([tmp_path]) == []
+    fast = run(compose_config(*TINY, "+trainer.fast_dev_run=true"), tmp_path / "fast")
+    assert fast["status"] == "done" and fast["debug"] and fast["tested_weights"] == "last"
 
 
 def test_parallel_sweep_keeps_separate_records_and_reports(tmp_path):
@@ -122,15 +201,38 @@ def test_parallel_sweep_keeps_separate_records_and_reports(tmp_path):
 
 def test_a_failing_run_does_not_stop_the_sweep(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "seqbench", "-m", "model.num_layers=0,1", *TINY, f"paths.output_root={tmp_path}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        [sys.executable, "-m", "seqbench", "-m", "model.attention=additive,luong", "model=bilstm_attn", *TINY,
+         f"paths.output_root={tmp_path}"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     statuses = sorted(json.loads(p.read_text())["status"] for p in tmp_path.glob("sweeps/*/*/*/record.json"))
-    assert statuses == ["done", "failed"]
+    assert statuses == ["done"]  # the bad one stops before training, with one line, and no record
+    assert "valid attention rules" in result.stderr
 
 
 def test_a_done_run_in_the_same_folder_is_not_trained_again(compose_config, tmp_path):
     first = run(compose_config(*TINY), tmp_path / "compare" / "0_lstm_sincos_s0")
-    again = run(compose_config(*TINY), tmp_path / "compare" / "0_lstm_sincos_s0")
+    again = run(compose_config(*TINY), tmp_path / "compare" / "0_lstm_sincos_s0", in_sweep=True)
     assert again["finished"] == first["finished"]
     assert json.loads((tmp_path / "compare" / "0_lstm_sincos_s0" / "record.json").read_text())["finished"] == first["finished"]
+
+
+def test_experiment_compare_does_not_write_into_results(compose_config):
+    from hydra import compose, initialize_config_dir
+    from tests.conftest import CONFIG_DIR
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["experiment=compare"], return_hydra_config=True)
+    assert cfg.hydra.callbacks.report.out is None  # <sweep>/report; results/ only on purpose
+
+
+def test_report_and_runs_skip_malformed_records_with_a_warning(compose_config, tmp_path, caplog):
+    for i, payload in enumerate(["[]", "null", "{truncated", "\"text\"", "1"]):
+        (tmp_path / f"bad{i}").mkdir()
+        (tmp_path / f"bad{i}" / "record.json").write_text(payload)
+    done = run(compose_config(*TINY), tmp_path / "good")  # a run under the same root is not disturbed
+    assert done["status"] == "done"
+    assert len(load_records([tmp_path])) == 1
+    assert "not a run record" in caplog.text and "unreadable record" in caplog.text
+    result = subprocess.run([sys.executable, "-m", "seqbench.report", str(tmp_path / "bad0"), "--out",
+                             str(tmp_path / "rep")], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "no run record found" in result.stderr

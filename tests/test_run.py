@@ -1,35 +1,58 @@
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
+import torch
 
 from seqbench import SeqbenchError
 from seqbench.data import modules
-from seqbench.record import config_hash, write_json_atomic
-from seqbench.run import run
-from tests.conftest import TINY
+from seqbench.record import write_json_atomic
+from seqbench.run import build_datamodule, run
+from tests.conftest import REPO, TINY
 
-REPO = Path(__file__).resolve().parent.parent
-RECORD_FIELDS = {"status", "model", "dataset", "seed", "config", "config_hash", "test", "val_best", "epochs",
-                 "epoch_seconds", "train_tokens_per_s", "params", "peak_memory_mb", "hardware", "versions",
-                 "git_commit"}
+RECORD_FIELDS = {"status", "model", "dataset", "seed", "config", "config_hash", "code_fingerprint",
+                 "data_fingerprint", "run_key", "task", "metric", "examples", "test", "val_best", "epochs",
+                 "epoch_seconds", "validation_seconds", "train_tokens_per_s", "params", "peak_memory_mb",
+                 "peak_memory_kind", "hardware", "versions", "git_commit"}
+
+
+def independent_test_mse(cfg, checkpoint: str) -> float:
+    """The test MSE of a checkpoint computed here, without seqbench's task or metrics."""
+    from seqbench.run import build_task, network_config
+    datamodule = build_datamodule(cfg)
+    datamodule.setup()
+    task = build_task(cfg, network_config(cfg.model), datamodule.spec)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    task.load_state_dict(state)
+    task.eval()
+    test = datamodule.sets["test"]
+    batch = test[list(range(len(test)))]
+    with torch.no_grad():
+        values, _ = task.net(batch["inputs"], batch["lengths"])
+    warmup = cfg.dataset.warmup_steps
+    return float(((values.squeeze(-1) - batch["targets"])[:, warmup:] ** 2).mean())
 
 
 @pytest.mark.parametrize("model,extra", [("rnn", []), ("lstm", []), ("gru", []), ("lstm", ["model.bidirectional=true"]),
                                          ("bilstm_attn", ["model.attention=additive"]),
                                          ("bilstm_attn", ["model.attention=concat"]),
-                                         ("bilstm_attn", ["model.attention=scaled_dot"])])
+                                         ("bilstm_attn", ["model.attention=scaled_dot"]), ("irnn", [])])
 def test_every_model_trains_on_sincos_and_leaves_a_complete_record(compose_config, tmp_path, model, extra):
     cfg = compose_config(*TINY, f"model={model}", *extra)
     record = run(cfg, tmp_path)
     assert record["status"] == "done"
     on_disk = json.loads((tmp_path / "record.json").read_text())
     assert RECORD_FIELDS <= on_disk.keys()
-    assert set(on_disk["test"]) == {"mse", "mae"} and on_disk["test"]["mse"] >= 0
+    assert on_disk["task"] == "per_step_regression" and on_disk["metric"] == "mse"
+    assert on_disk["examples"] == {"train": 48, "val": 32, "test": 32}
+    # The recorded test MSE is the best checkpoint's, recomputed here without seqbench's metrics.
+    assert on_disk["test"]["mse"] == pytest.approx(independent_test_mse(cfg, on_disk["best_checkpoint"]), rel=1e-4)
     assert on_disk["epochs"] == 2 and len(on_disk["epoch_seconds"]) == 2 and len(on_disk["history"]) == 2
-    assert on_disk["train_tokens_per_s"] > 0 and on_disk["params"] > 0
+    assert on_disk["train_tokens"] == 2 * 48 * 16  # every real step of every training sequence, twice
     assert (tmp_path / "checkpoints" / "best.ckpt").is_file()
     assert list((tmp_path / "tensorboard").rglob("events.out.tfevents.*"))
 
@@ -42,25 +65,54 @@ def test_sincos_lstm_learns_cos_from_sin(compose_config, tmp_path):
     assert record["test"]["mse"] < 0.05, record["history"]
 
 
+def test_sincos_test_set_is_the_same_for_every_seed(compose_config):
+    sets = {}
+    for seed in (0, 1):
+        datamodule = build_datamodule(compose_config(*TINY, f"seed={seed}"))
+        datamodule.setup()
+        sets[seed] = datamodule.sets
+    assert torch.equal(sets[0]["test"].tensors["inputs"], sets[1]["test"].tensors["inputs"])
+    assert not torch.equal(sets[0]["train"].tensors["inputs"], sets[1]["train"].tensors["inputs"])
+    assert not torch.equal(sets[0]["val"].tensors["inputs"], sets[1]["val"].tensors["inputs"])
+
+
 def tiny_text_source(tmp_path):
+    """Labels spelled out by three words; the test examples are not in the training data."""
     data = tmp_path / "tiny.tsv"
     data.write_text("x")
-    words = {0: "awful dull boring", 1: "great superb lovely"}
-    texts = [f"{words[i % 2]} film number {i}" for i in range(80)]
+    words = {0: ["awful dull boring", "dull awful boring"], 1: ["great superb lovely", "lovely great superb"]}
+    texts = [f"{words[i % 2][i % 4 // 2]} film number {i}" for i in range(80)]
+    held_out = [f"this {words[i % 2][(i + 1) % 4 // 2]} movie {1000 + i}" for i in range(20)]
     return modules.TextSource("tiny", lambda root: data,
                               lambda path: {"train": (texts, [i % 2 for i in range(80)]),
-                                            "test": (texts[:20], [i % 2 for i in range(20)])}, ("neg", "pos"))
+                                            "test": (held_out, [i % 2 for i in range(20)])}, ("neg", "pos"))
 
 
-def test_text_classification_runs_end_to_end(compose_config, tmp_path, monkeypatch):
+def test_text_classification_runs_end_to_end_on_held_out_examples(compose_config, tmp_path, monkeypatch):
     monkeypatch.setitem(modules.TEXT_SOURCES, "trec", tiny_text_source(tmp_path))
     cfg = compose_config("dataset=trec", "model=bilstm_attn", "model.attention=scaled_dot", "model.hidden_size=8",
                          "model.embedding_dim=8", "trainer.enable_progress_bar=false", "trainer.max_epochs=8",
-                         f"dataset.cache_dir={tmp_path / 'cache'}", "dataset.batch_size=8", "dataset.lr=0.02")
+                         f"dataset.cache_dir={tmp_path / 'cache'}", "dataset.batch_size=8", "dataset.lr=0.02",
+                         "dataset.embedding_dropout=0", "dataset.dropout=0")
     record = run(cfg, tmp_path / "run")
-    assert record["status"] == "done" and record["model"] == "bilstm_attn-scaled_dot"
+    assert record["status"] == "done" and record["model"] == "bilstm_attn_scaled_dot"
     assert set(record["test"]) == {"acc", "f1"}
-    assert record["test"]["acc"] == 1.0  # the label is spelled out by three words
+    assert record["test"]["acc"] >= 0.9, record["history"]  # unseen sentences, other numbers and filler words
+    predictions = (tmp_path / "run" / "predictions.csv").read_text().splitlines()
+    assert predictions[0].startswith("index,target,predicted,p_neg,p_pos") and len(predictions) == 21
+
+
+class SlowValidation(pl.Callback):
+    def on_validation_epoch_end(self, trainer, module):
+        if not trainer.sanity_checking:
+            time.sleep(0.5)
+
+
+def test_epoch_time_is_training_only_and_validation_is_timed_apart(compose_config, tmp_path):
+    record = run(compose_config(*TINY), tmp_path, extra_callbacks=[SlowValidation()])
+    assert all(seconds < 0.45 for seconds in record["epoch_seconds"]), record["epoch_seconds"]
+    assert all(seconds >= 0.5 for seconds in record["validation_seconds"]), record["validation_seconds"]
+    assert record["train_tokens_per_s"] == pytest.approx(record["train_tokens"] / sum(record["epoch_seconds"]))
 
 
 def test_diverging_run_is_recorded_as_diverged(compose_config, tmp_path):
@@ -81,7 +133,7 @@ def test_failing_run_is_recorded_as_failed_and_raises(compose_config, tmp_path, 
     assert record["status"] == "failed" and "disk on fire" in record["error"]
 
 
-def test_run_that_never_finishes_leaves_no_done_record(compose_config, tmp_path, monkeypatch):
+def test_interrupted_run_leaves_no_done_record(compose_config, tmp_path, monkeypatch):
     seen = {}
 
     def interrupted(*args, **kwargs):
@@ -91,7 +143,7 @@ def test_run_that_never_finishes_leaves_no_done_record(compose_config, tmp_path,
     with pytest.raises(KeyboardInterrupt):
         run(compose_config(*TINY), tmp_path)
     assert seen["status"] == "running"
-    assert json.loads((tmp_path / "record.json").read_text())["status"] == "failed"
+    assert json.loads((tmp_path / "record.json").read_text())["status"] == "interrupted"
 
 
 def test_wrong_attention_name_is_a_clear_error(compose_config, tmp_path):
@@ -99,36 +151,40 @@ def test_wrong_attention_name_is_a_clear_error(compose_config, tmp_path):
         run(compose_config(*TINY, "model=bilstm_attn", "model.attention=luong"), tmp_path)
 
 
-def test_config_hash_ignores_seed_and_paths_but_not_hyperparameters(compose_config):
-    from omegaconf import OmegaConf
-    def hashed(*overrides):
-        return config_hash(OmegaConf.to_container(compose_config(*overrides), resolve=True))
-    assert hashed("seed=1") == hashed("seed=2") == hashed("seed=1", "paths.output_root=/elsewhere")
-    assert hashed("seed=1") != hashed("seed=1", "optimizer.lr=0.5")
-    assert hashed() != hashed("model=gru")
-
-
 def test_atomic_write_leaves_the_old_record_when_writing_fails(tmp_path, monkeypatch):
     path = write_json_atomic(tmp_path / "record.json", {"status": "done"})
-    monkeypatch.setattr("json.dump", lambda *a, **k: (_ for _ in ()).throw(OSError("No space left on device")))
+    monkeypatch.setattr("json.dumps", lambda *a, **k: (_ for _ in ()).throw(OSError("No space left on device")))
     with pytest.raises(OSError):
         write_json_atomic(path, {"status": "running"})
     assert json.loads(path.read_text()) == {"status": "done"}
     assert [p.name for p in tmp_path.iterdir()] == ["record.json"]
+    assert oct(path.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # 0644 under the usual umask
 
 
-def cli(*args, cwd):
+def _umask() -> int:
+    import os
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def cli(*args, cwd, timeout=300):
     return subprocess.run([sys.executable, "-m", "seqbench", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=timeout)
 
 
-def test_cli_runs_and_prints_the_record_path_last(tmp_path):
+def test_cli_runs_and_prints_a_readable_summary_and_the_record_path_last(tmp_path):
     result = cli(*TINY, f"paths.output_root={tmp_path}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    last = result.stdout.strip().splitlines()[-1]
-    assert last.startswith("record: ")
-    record = json.loads(Path(last.removeprefix("record: ")).read_text())
+    lines = result.stdout.strip().splitlines()
+    assert lines[-1].startswith("record: ")
+    record = json.loads(Path(lines[-1].removeprefix("record: ")).read_text())
     assert record["status"] == "done" and "test mse" in result.stdout
+    assert "best validation mse" in result.stdout and "tensorboard --logdir" in result.stdout
+    # Piped: one line per epoch, no progress-bar redraws, no Lightning start-up notices.
+    assert sum(line.startswith("epoch ") for line in lines) == 2
+    assert "\r" not in result.stdout and "GPU available" not in result.stdout and "Tip" not in result.stdout
+    assert (Path(record["output_dir"]) / "__main__.log").read_text().count("epoch ") == 2
 
 
 def test_cli_wrong_model_name_lists_the_valid_ones(tmp_path):
@@ -149,12 +205,50 @@ def test_cli_missing_data_says_where_to_put_it(tmp_path):
     assert result.returncode == 2
     assert "error: The TREC train file train_5500.label is not on this machine" in result.stderr
     assert "Traceback" not in result.stderr
-    record = json.loads(Path(result.stdout.strip().splitlines()[-1].removeprefix("record: ")).read_text())
-    assert record["status"] == "failed"
+    # Nothing was run, so no record was written, and none is announced.
+    assert "record:" not in result.stdout and not list(tmp_path.rglob("record.json"))
 
 
-def test_peak_memory_is_measured_per_run_not_per_process(compose_config, tmp_path):
-    """A sweep runs many jobs in one process: each record must report its own run's peak."""
-    record = run(compose_config(*TINY), tmp_path)
-    assert record["peak_memory_kind"] in {"process_rss_sampled_peak", "cuda_max_allocated"}
-    assert 0 < record["peak_memory_mb"] < 1e6
+def test_help_is_fast_and_names_the_other_tools(tmp_path):
+    started = time.perf_counter()
+    result = cli("--help", cwd=tmp_path)
+    seconds = time.perf_counter() - started
+    assert result.returncode == 0
+    for tool in ("report", "eval", "explain", "diagnostics", "bench", "search"):
+        assert f"seqbench {tool}" in result.stdout
+    probe = subprocess.run([sys.executable, "-X", "importtime", "-m", "seqbench", "--cfg", "job"], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120)
+    assert probe.returncode == 0 and "model:" in probe.stdout
+    imported = {line.split("|")[-1].strip() for line in probe.stderr.splitlines() if "|" in line}
+    assert "torch" not in imported and "pytorch_lightning" not in imported
+    assert seconds < 30  # generous: the point is the import check above, not a timing
+
+
+def test_config_values_are_checked_before_any_data_is_read(compose_config, tmp_path, monkeypatch):
+    def must_not_read(*args, **kwargs):
+        raise AssertionError("data was read before the config was checked")
+    monkeypatch.setitem(modules.TEXT_SOURCES, "trec", modules.TextSource("trec", must_not_read, must_not_read))
+    bad = {"model.hidden_size=0": "model.hidden_size=0: must be a number > 0",
+           "model.dropout=1.0": "model.dropout=1.0: must be in [0, 1)",
+           "model.embedding_dropout=-0.1": "model.embedding_dropout=-0.1: must be in [0, 1)",
+           "dataset.val_fraction=1.0": "dataset.val_fraction=1.0: must be in (0, 1)",
+           "dataset.val_fraction=0": "dataset.val_fraction=0: must be in (0, 1)",
+           "dataset.max_len=0": "dataset.max_len=0: must be a number > 0",
+           "dataset.batch_size=0": "dataset.batch_size=0: must be a number > 0",
+           "trainer.max_epochs=0": "trainer.max_epochs=0: must be a number > 0",
+           "trainer.limit_train_batches=0": "trainer.limit_train_batches=0 trains nothing",
+           "+model.hiden_size=8": "model.hiden_size: unknown key; did you mean 'hidden_size'?",
+           "+dataset.batchsize=8": "dataset.batchsize: unknown key; did you mean 'batch_size'?",
+           "+trainer.max_epoch=3": "trainer.max_epoch: unknown key; did you mean 'max_epochs'?"}
+    for override, message in bad.items():
+        with pytest.raises(SeqbenchError) as error:
+            run(compose_config("dataset=trec", override), tmp_path / "x")
+        assert message in str(error.value), (override, str(error.value))
+        assert "\n" not in str(error.value)
+
+
+def test_cli_unknown_key_is_one_line_naming_the_nearest_key(tmp_path):
+    result = cli(*TINY, "+model.hiden_size=8", f"paths.output_root={tmp_path}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "model.hiden_size: unknown key; did you mean 'hidden_size'?" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -42,7 +42,7 @@ def test_text_file_runs_end_to_end_with_names_for_labels(compose_config, tmp_pat
     record = run(cfg, tmp_path / "run")
     assert record["status"] == "done" and record["test"]["acc"] == 1.0
     assert record["label_names"] == ["bad", "good"]
-    checkpoint = torch.load(record["best_checkpoint"], weights_only=False)
+    checkpoint = torch.load(record["best_checkpoint"], weights_only=True)
     assert checkpoint["seqbench"]["spec"]["label_names"] == ("bad", "good")
 
 
@@ -69,14 +69,118 @@ def bad(tmp_path, name, content: bytes | str):
     ("notjson.jsonl", "text,label\nok,pos\n", r"line 1: not JSON"),
     ("fields.tsv", "text\tlabel\nok\tpos\textra\n", r"line 2: more fields than the header"),
     ("nolabel.csv", "text,label\nok,\n", r"line 2: empty label"),
+    ("missing_field.csv", "text,label\nok,pos\njust text\n", r"line 3: 1 field\(s\) where the header has 2; no 'label'"),
     ("data.xlsx", "whatever", r"unknown file ending '.xlsx'"),
 ])
 def test_bad_input_names_the_file_the_line_and_what_to_do(tmp_path, name, content, message):
     path = bad(tmp_path, name, content)
     good = write_examples(tmp_path / "good.csv", examples(4))
+    if message is None:  # accepted as it is
+        read_splits({"train": path, "test": good})
+        return
     with pytest.raises(BadInputError, match=message) as error:
         read_splits({"train": path, "test": good})
     assert str(path) in str(error.value)
+
+
+def test_a_utf8_byte_order_mark_is_accepted_and_named_when_the_encoding_is_other(tmp_path):
+    path = bad(tmp_path, "bom.csv", "\ufefftext,label\ncafé,pos\nthé,neg\n".encode("utf-8"))
+    assert read_splits({"train": path, "test": path})["train"][0][0] == "café"
+    with pytest.raises(BadInputError, match="byte-order mark; set dataset.encoding=utf-8-sig"):
+        read_splits({"train": path, "test": path}, encoding="latin-1")
+
+
+def test_an_encoding_error_gives_the_right_line_and_byte(tmp_path):
+    rows = "".join(f"row number {i},pos\n" for i in range(5000))  # far past the first read buffer
+    path = bad(tmp_path, "late.csv", ("text,label\n" + rows).encode() + b"caf\xe9,neg\n")
+    with pytest.raises(BadInputError) as error:
+        read_splits({"train": path, "test": path})
+    offset = len(("text,label\n" + rows).encode()) + 3
+    assert f"line 5002, byte 4 of the line (byte {offset} of the file)" in str(error.value)
+
+
+def test_a_stray_quote_that_merges_rows_is_an_error_with_the_line(tmp_path):
+    lines = ["text,label"] + [f"review {i} was fine,pos" if i % 2 else f"review {i} was poor,neg" for i in range(400)]
+    unclosed = list(lines)
+    unclosed[101] = '"review 100 starts a quote that never closes,neg'
+    path = bad(tmp_path, "stray.csv", "\n".join(unclosed) + "\n")
+    with pytest.raises(BadInputError, match=r"stray.csv, line 102: a quoted field opened here runs to line 401 .*"
+                                            r"stray or unclosed quote merged 300 lines"):
+        read_splits({"train": path, "test": path})
+    closed_later = list(lines)  # the quote closes 100 rows later: 400 rows would silently become 300
+    closed_later[101] = '"review 100 opens a quote,neg'
+    closed_later[201] = 'review 200 closes it",pos'
+    path = bad(tmp_path, "stray2.csv", "\n".join(closed_later) + "\n")
+    with pytest.raises(BadInputError, match=r"stray2.csv, line 102: a quoted 'text' field runs to line 202 and holds "
+                                            r"99 line\(s\) that look like rows of their own.*instead of at least 400"):
+        read_splits({"train": path, "test": path})
+    legit = bad(tmp_path, "multiline.csv", 'text,label\n"a review\nover two lines, with a comma",pos\nshort,neg\n')
+    assert len(read_splits({"train": legit, "test": legit})["train"][0]) == 2  # real multi-line texts still pass
+
+
+def test_unreadable_paths_are_one_clear_line(compose_config, tmp_path):
+    good = write_examples(tmp_path / "good.csv", examples(20))
+    folder = tmp_path / "folder.csv"
+    folder.mkdir()
+    with pytest.raises(SeqbenchError, match="folder.csv is a folder; give the path of a CSV"):
+        run(compose_config("dataset=text_file", f"dataset.train={folder}", f"dataset.test={good}"), tmp_path / "r")
+    locked = write_examples(tmp_path / "locked.csv", examples(20))
+    locked.chmod(0)
+    try:
+        if os.geteuid() == 0:  # root reads anything: check the message through a faked open
+            import builtins
+            real_open = builtins.open
+
+            def refusing(file, *args, **kwargs):
+                if str(file) == str(locked):
+                    raise PermissionError(13, "Permission denied")
+                return real_open(file, *args, **kwargs)
+            builtins.open = refusing
+        with pytest.raises(SeqbenchError, match="locked.csv: permission denied"):
+            run(compose_config("dataset=text_file", f"dataset.train={locked}", f"dataset.test={good}"), tmp_path / "r")
+    finally:
+        if os.geteuid() == 0:
+            builtins.open = real_open
+        locked.chmod(0o644)
+
+
+def test_too_few_examples_for_a_validation_split_and_a_single_class_are_clear(compose_config, tmp_path):
+    good = write_examples(tmp_path / "good.csv", examples(20))
+    two = write_examples(tmp_path / "two.csv", examples(2))
+    with pytest.raises(SeqbenchError, match="2 training examples leave 2 for training and 0 for validation"):
+        run(compose_config("dataset=text_file", f"dataset.train={two}", f"dataset.test={good}",
+                           f"dataset.cache_dir={tmp_path / 'c'}"), tmp_path / "r")
+    single = write_examples(tmp_path / "single.csv", [(t, "good") for t, _ in examples(20)])
+    with pytest.raises(SeqbenchError, match="single class \\('good'\\)"):
+        run(compose_config("dataset=text_file", f"dataset.train={single}", f"dataset.test={single}",
+                           f"dataset.cache_dir={tmp_path / 'c'}"), tmp_path / "r2")
+    with pytest.raises(SeqbenchError, match="dataset.encoding='klingon' is not an encoding Python knows"):
+        run(compose_config("dataset=text_file", f"dataset.train={good}", f"dataset.test={good}",
+                           "dataset.encoding=klingon"), tmp_path / "r3")
+
+
+def test_every_record_counts_the_examples_read_per_split(compose_config, tmp_path):
+    train = write_examples(tmp_path / "train.csv", examples(40))
+    test = write_examples(tmp_path / "test.csv", examples(7))
+    cfg = compose_config("dataset=text_file", f"dataset.train={train}", f"dataset.test={test}", "model.hidden_size=4",
+                         "model.embedding_dim=4", "trainer.max_epochs=1", f"dataset.cache_dir={tmp_path / 'c'}")
+    assert run(cfg, tmp_path / "run")["examples"] == {"train": 36, "val": 4, "test": 7}
+
+
+def test_a_changed_file_at_the_same_path_size_and_time_is_read_again_and_not_reused(compose_config, tmp_path):
+    train = write_examples(tmp_path / "train.csv", examples(40))
+    test = write_examples(tmp_path / "test.csv", examples(6))
+    cfg = compose_config("dataset=text_file", f"dataset.train={train}", f"dataset.test={test}", "model.hidden_size=4",
+                         "model.embedding_dim=4", "trainer.max_epochs=1", f"dataset.cache_dir={tmp_path / 'c'}")
+    first = run(cfg, tmp_path / "a")
+    stat = train.stat()
+    swapped = train.read_text().replace("awful", "AWFUL")  # same size
+    train.write_text(swapped)
+    os.utime(train, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # and the same modification time
+    assert train.stat().st_size == stat.st_size and train.stat().st_mtime_ns == stat.st_mtime_ns
+    second = run(cfg, tmp_path / "b")
+    assert "reused_from" not in second and second["data_fingerprint"] != first["data_fingerprint"]
+    assert "data" in second["plan"]["reason"]
 
 
 def test_a_label_that_train_lacks_is_an_error_with_the_line(tmp_path):

@@ -27,29 +27,49 @@ def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[
 
 
 class TextSubset(Dataset):
-    """Rows ``indices`` of an ``EncodedTexts``; items are (ids, label)."""
+    """Rows ``indices`` of an ``EncodedTexts``. Indexed by one position it gives (ids, label,
+    row); indexed by a list of positions (what ``BucketBatchSampler`` yields) it gives the whole
+    padded batch at once, built with tensor ops instead of one Python step per example."""
 
     def __init__(self, texts: EncodedTexts, indices: torch.Tensor | None = None):
         self.texts = texts
-        self.indices = torch.arange(len(texts)) if indices is None else indices
+        self.indices = torch.arange(len(texts)) if indices is None else torch.as_tensor(indices)
         self.lengths = texts.lengths[self.indices]
 
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, position: int):
+    def __getitem__(self, position):
+        if isinstance(position, (list, tuple, np.ndarray, torch.Tensor)):
+            return self.batch(position)
         index = int(self.indices[position])
-        return self.texts.sequence(index), self.texts.labels[index]
+        return self.texts.sequence(index), self.texts.labels[index], torch.tensor(index)
+
+    def batch(self, positions) -> dict[str, torch.Tensor]:
+        """inputs (B, T) int64 right-padded, lengths (B,), targets (B,), index (B,): each example's
+        row in its split's file order (what saved predictions are keyed by)."""
+        rows = self.indices[torch.as_tensor(positions, dtype=torch.int64)]
+        starts = self.texts.offsets[rows]
+        lengths = self.texts.lengths[rows]
+        steps = torch.arange(int(lengths.max()))
+        real = steps.unsqueeze(0) < lengths.unsqueeze(1)  # (B, T)
+        where = (starts.unsqueeze(1) + steps.unsqueeze(0)).clamp_max(max(len(self.texts.ids) - 1, 0))
+        inputs = torch.where(real, self.texts.ids[where].long(), torch.full_like(where, PAD_ID))
+        return {"inputs": inputs, "lengths": lengths, "targets": self.texts.labels[rows], "index": rows}
 
 
 def pad_batch(items) -> dict[str, torch.Tensor]:
-    """Right-pad (ids, label) items: inputs (B, T) int64, lengths (B,), targets (B,)."""
-    sequences, labels = zip(*items)
+    """Right-pad (ids, label[, row]) items: inputs (B, T) int64, lengths (B,), targets (B,)[, index (B,)]."""
+    columns = list(zip(*items))
+    sequences, labels = columns[0], columns[1]
     lengths = torch.tensor([len(s) for s in sequences], dtype=torch.int64)
     inputs = torch.full((len(sequences), int(lengths.max())), PAD_ID, dtype=torch.int64)
     for row, sequence in enumerate(sequences):
         inputs[row, : len(sequence)] = sequence
-    return {"inputs": inputs, "lengths": lengths, "targets": torch.stack(labels)}
+    batch = {"inputs": inputs, "lengths": lengths, "targets": torch.stack(labels)}
+    if len(columns) > 2:
+        batch["index"] = torch.stack(columns[2])
+    return batch
 
 
 class BucketBatchSampler(Sampler[list[int]]):

@@ -29,19 +29,33 @@ def locate(root: Path) -> Path:
     return fetch(OFFICIAL, root, description="The IMDB archive (aclImdb_v1.tar.gz, or an extracted aclImdb/ folder)")
 
 
+def _decode(data: bytes, where: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise SeqbenchError(f"{where}: byte {error.start} (line {line}) is not valid UTF-8 ({error.reason}); the "
+                            f"official reviews are UTF-8: replace this copy with the official archive from "
+                            f"{OFFICIAL.url}") from None
+
+
 def _read_members(source: Path):
     """Yield (split, label name, text) from the archive or the extracted folder."""
     if source.is_dir():
         for split in ("train", "test"):
             for label in LABEL_NAMES:
                 for file in sorted((source / split / label).glob("*_*.txt")):
-                    yield split, label, file.read_text(encoding="utf-8")
+                    try:
+                        data = file.read_bytes()
+                    except OSError as error:
+                        raise SeqbenchError(f"{file} cannot be read: {error.strerror or error}") from None
+                    yield split, label, _decode(data, str(file))
         return
     with tarfile.open(source, "r:gz") as archive:
         for member in archive:
             match = _MEMBER.search(member.name)
             if match and member.isfile():
-                yield match[1], match[2], archive.extractfile(member).read().decode("utf-8")
+                yield match[1], match[2], _decode(archive.extractfile(member).read(), f"{source}:{member.name}")
 
 
 def read(source: Path) -> dict[str, tuple[list[str], list[int]]]:

@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -13,10 +11,12 @@ from typing import Iterable, Sequence
 
 import torch
 
+from ..record import atomic_write
+
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
 # Bumped whenever tokenisation or encoding changes, so stale caches are never read.
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2
 
 _LINE_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 # A word (letters/digits, inner apostrophes kept: "don't") or one punctuation mark.
@@ -111,33 +111,17 @@ def encode_corpus(raw_splits: dict[str, tuple[list[str], list[int]]], label_name
     return EncodedCorpus(vocabulary, label_names, splits, empty)
 
 
-def file_fingerprint(paths: Iterable[Path]) -> list[tuple[str, int, int]]:
-    """Identity of input files without reading them: path, size and modification time."""
-    out = []
-    for path in paths:
-        stat = os.stat(path)
-        out.append((str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns))
-    return out
-
-
-def cache_key(dataset: str, inputs: Iterable[Path], settings: TextSettings) -> str:
-    description = json.dumps({"dataset": dataset, "inputs": file_fingerprint(inputs),
-                              "settings": asdict(settings), "pipeline": PIPELINE_VERSION}, sort_keys=True)
+def cache_key(data_fingerprint: str, settings: TextSettings) -> str:
+    """Token cache key: the input data's content fingerprint, the settings, the pipeline version."""
+    description = json.dumps({"data": data_fingerprint, "settings": asdict(settings), "pipeline": PIPELINE_VERSION},
+                             sort_keys=True)
     return hashlib.sha256(description.encode()).hexdigest()[:20]
 
 
 def save_corpus(corpus: EncodedCorpus, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"itos": corpus.vocabulary.itos, "label_names": corpus.label_names, "empty_texts": corpus.empty_texts,
                "splits": {n: (s.ids, s.offsets, s.labels) for n, s in corpus.splits.items()}}
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".part")
-    os.close(handle)
-    try:
-        torch.save(payload, temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    atomic_write(path, lambda stream: torch.save(payload, stream))
 
 
 def load_corpus(path: Path) -> EncodedCorpus:

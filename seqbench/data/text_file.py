@@ -27,10 +27,49 @@ def file_format(path: Path) -> str:
     return FORMATS[suffix]
 
 
+def check_readable(path: Path, what: str = "") -> None:
+    """A clear line for the usual ways a path is not a readable file."""
+    where = f"{what}: " if what else ""
+    if not path.exists():
+        raise BadInputError(f"{where}{path} does not exist")
+    if path.is_dir():
+        raise BadInputError(f"{where}{path} is a folder; give the path of a CSV, TSV or JSON Lines file")
+    try:
+        with open(path, "rb") as stream:
+            stream.read(1)
+    except PermissionError:
+        raise BadInputError(f"{where}{path}: permission denied; make it readable (chmod a+r) or copy it "
+                            f"somewhere readable") from None
+    except OSError as error:
+        raise BadInputError(f"{where}{path} cannot be read: {error.strerror or error}") from None
+
+
+def _python_encoding(encoding: str) -> str:
+    """UTF-8 files written by Excel and others start with a byte-order mark: accept it."""
+    import codecs
+    return "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
+
+
+def decode_error_position(path: Path, encoding: str) -> tuple[int, int, int] | None:
+    """(byte offset in the file, line number, column byte) of the first byte that is not valid
+    ``encoding``; a decode error's own offset is relative to a read buffer, not the file."""
+    import codecs
+    decoder = codecs.getincrementaldecoder(_python_encoding(encoding))()
+    offset = 0
+    with open(path, "rb") as stream:
+        for number, line in enumerate(stream, start=1):
+            try:
+                decoder.decode(line)
+            except UnicodeDecodeError as error:
+                return offset + error.start, number, error.start
+            offset += len(line)
+    return None
+
+
 def _rows(path: Path, encoding: str):
-    """Yield (line number, dict of columns) from a CSV/TSV/JSONL file."""
+    """Yield (first line, last line, dict of columns, header) from a CSV/TSV/JSONL file."""
     kind = file_format(path)
-    with open(path, encoding=encoding, newline="") as stream:
+    with open(path, encoding=_python_encoding(encoding), newline="") as stream:
         if kind == "jsonl":
             for number, line in enumerate(stream, start=1):
                 if not line.strip():
@@ -43,47 +82,101 @@ def _rows(path: Path, encoding: str):
                 if not isinstance(row, dict):
                     raise BadInputError(f"{path}, line {number}: expected a JSON object like "
                                         f'{{"text": "...", "label": "..."}}, got {type(row).__name__}')
-                yield number, row
+                yield number, number, row, None
         else:
             csv.field_size_limit(sys.maxsize)  # very long texts are truncated later, not refused here
             reader = csv.DictReader(stream, delimiter="," if kind == "csv" else "\t")
+            previous_end = 1  # the header line
             for row in reader:
+                first = previous_end + 1
+                previous_end = reader.line_num
                 if None in row:
-                    raise BadInputError(f"{path}, line {reader.line_num}: more fields than the header's "
+                    raise BadInputError(f"{path}, line {first}: more fields than the header's "
                                         f"{len(reader.fieldnames)}; is this really a {kind.upper()} file?")
-                yield reader.line_num, row
+                missing = [name for name, value in row.items() if value is None]
+                if missing and reader.line_num > first:
+                    raise BadInputError(f"{path}, line {first}: a quoted field opened here runs to line "
+                                        f"{reader.line_num} and the row still has no {', '.join(map(repr, missing))}: "
+                                        f"a stray or unclosed quote merged {reader.line_num - first + 1} lines into "
+                                        f"one field. Close the quote, or write a literal quote inside a quoted field "
+                                        f"twice (\"\").")
+                if missing:
+                    present = len(reader.fieldnames) - len(missing)
+                    raise BadInputError(f"{path}, line {first}: {present} field(s) where the header has "
+                                        f"{len(reader.fieldnames)}; no {', '.join(map(repr, missing))} on this line")
+                yield first, reader.line_num, row, reader.fieldnames
+
+
+def _swallowed_rows(text: str, delimiter: str, fields: int, label_index: int, labels: set[str]) -> list[str]:
+    """Lines inside a multi-line field that parse as a complete row of their own, ending in a
+    label the file uses: the sign of a stray quote that merged rows into one field."""
+    found = []
+    for line in text.split("\n")[1:]:
+        parsed = next(csv.reader([line], delimiter=delimiter), [])
+        if len(parsed) == fields and parsed[label_index].strip() in labels:
+            found.append(line)
+    return found
 
 
 def read_examples(path: Path, text_column: str, label_column: str,
                   encoding: str) -> tuple[list[str], list[str], list[int]]:
     """(texts, labels, line numbers)."""
     path = Path(path)
-    if not path.is_file():
-        raise BadInputError(f"{path}: no such file")
-    texts, labels, lines = [], [], []
+    check_readable(path)
+    texts, labels, lines, spans = [], [], [], []
+    header = None
     try:
-        for number, row in _rows(path, encoding):
+        for first, last, row, header in _rows(path, encoding):
             missing = [c for c in (text_column, label_column) if c not in row]
             if missing:
-                raise BadInputError(f"{path}, line {number}: no column {', '.join(map(repr, missing))}; columns there: "
-                                    f"{', '.join(map(repr, row))}. Set dataset.text_column / dataset.label_column.")
+                bom = next((c for c in row if c.startswith(("\ufeff", "ï»¿"))), None)
+                hint = (f" The first column is {bom!r}: the file starts with a UTF-8 byte-order mark; set "
+                        f"dataset.encoding=utf-8-sig." if bom else
+                        " Set dataset.text_column / dataset.label_column.")
+                raise BadInputError(f"{path}, line {first}: no column {', '.join(map(repr, missing))}; columns there: "
+                                    f"{', '.join(map(repr, row))}.{hint}")
             text, label = row[text_column], row[label_column]
+            if label is None:
+                raise BadInputError(f"{path}, line {first}: no {label_column!r} value")
             if not isinstance(label, str):
-                raise BadInputError(f"{path}, line {number}: the label {label!r} is a {type(label).__name__}; labels "
+                raise BadInputError(f"{path}, line {first}: the label {label!r} is a {type(label).__name__}; labels "
                                     f"must be strings (write \"{label}\" in quotes)")
             if not isinstance(text, str):
-                raise BadInputError(f"{path}, line {number}: the text is a {type(text).__name__}, not a string")
+                raise BadInputError(f"{path}, line {first}: the text is a {type(text).__name__}, not a string")
             if not label.strip():
-                raise BadInputError(f"{path}, line {number}: empty label")
+                raise BadInputError(f"{path}, line {first}: empty label")
             texts.append(text)
             labels.append(label.strip())
-            lines.append(number)
+            lines.append(first)
+            spans.append((first, last))
     except UnicodeDecodeError as error:
-        raise BadInputError(f"{path}: byte {error.start} is not valid {encoding} ({error.reason}); set "
-                            f"dataset.encoding to the file's encoding (for example dataset.encoding=latin-1)") from None
+        position = decode_error_position(path, encoding)
+        where = (f"line {position[1]}, byte {position[2] + 1} of the line (byte {position[0]} of the file)"
+                 if position else f"byte {error.start}")
+        raise BadInputError(f"{path}, {where}: not valid {encoding} ({error.reason}); set dataset.encoding to the "
+                            f"file's encoding (for example dataset.encoding=latin-1 or cp1252)") from None
     if not texts:
         raise BadInputError(f"{path}: the file holds no examples")
+    if header is not None:
+        _check_merged_rows(path, texts, labels, spans, header, text_column, label_column)
     return texts, labels, lines
+
+
+def _check_merged_rows(path: Path, texts, labels, spans, header, text_column: str, label_column: str) -> None:
+    delimiter = "," if file_format(path) == "csv" else "\t"
+    known = set(labels)
+    label_index = list(header).index(label_column)
+    for text, (first, last) in zip(texts, spans):
+        if last == first:
+            continue
+        swallowed = _swallowed_rows(text, delimiter, len(header), label_index, known)
+        if swallowed:
+            raise BadInputError(
+                f"{path}, line {first}: a quoted {text_column!r} field runs to line {last} and holds "
+                f"{len(swallowed)} line(s) that look like rows of their own (for example {swallowed[0][:60]!r}): "
+                f"a stray or unclosed quote merged them. Close the quote, or write a literal quote inside a "
+                f"quoted field twice (\"\"). Read as it is, the file would give {len(texts)} rows instead of at "
+                f"least {len(texts) + last - first}.")
 
 
 def read_splits(paths: dict[str, Path], text_column: str = "text", label_column: str = "label",

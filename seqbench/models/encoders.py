@@ -43,11 +43,49 @@ def check_impl(impl: str) -> str:
     return impl
 
 
-def make_layer(cell: str, impl: str, input_size: int, hidden_size: int) -> nn.Module:
-    """One single-layer, unidirectional, batch-first recurrent layer."""
+NONLINEARITIES = ("tanh", "relu")   # of the plain RNN
+INITS = ("default", "identity")     # identity: the IRNN of Le et al. (2015)
+
+
+def make_layer(cell: str, impl: str, input_size: int, hidden_size: int, nonlinearity: str = "tanh",
+               init: str = "default", forget_bias: float | None = None) -> nn.Module:
+    """One single-layer, unidirectional, batch-first recurrent layer.
+
+    ``nonlinearity`` (rnn only): tanh or relu. ``init="identity"``: recurrent weights = I and
+    biases = 0 (with relu, the IRNN). ``forget_bias`` (lstm only): the forget gate's bias
+    starts at this value (split as b_ih = forget_bias, b_hh = 0), so the cell remembers by
+    default (Jozefowicz et al., 2015).
+    """
+    check_cell(cell)
+    if nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"unknown nonlinearity {nonlinearity!r}; valid: {', '.join(NONLINEARITIES)}")
+    if nonlinearity != "tanh" and cell != "rnn":
+        raise ValueError(f"model.nonlinearity={nonlinearity} applies to the plain rnn only, not {cell}")
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; valid: {', '.join(INITS)}")
+    if forget_bias is not None and cell != "lstm":
+        raise ValueError(f"model.forget_bias applies to lstm only, not {cell}")
     if check_impl(impl) == "scratch":
-        return ScratchRecurrentLayer(check_cell(cell), input_size, hidden_size)
-    return CELLS[check_cell(cell)](input_size, hidden_size, batch_first=True)
+        layer = ScratchRecurrentLayer(cell, input_size, hidden_size, nonlinearity=nonlinearity)
+    elif cell == "rnn":
+        layer = nn.RNN(input_size, hidden_size, batch_first=True, nonlinearity=nonlinearity)
+    else:
+        layer = CELLS[cell](input_size, hidden_size, batch_first=True)
+    initialise(layer, cell, hidden_size, init, forget_bias)
+    return layer
+
+
+@torch.no_grad()
+def initialise(layer: nn.Module, cell: str, hidden_size: int, init: str, forget_bias: float | None) -> None:
+    """The same rules for torch.nn and scratch layers (same parameter names and gate order)."""
+    if init == "identity":
+        gates = layer.weight_hh_l0.size(0) // hidden_size
+        layer.weight_hh_l0.copy_(torch.eye(hidden_size).repeat(gates, 1))
+        layer.bias_ih_l0.zero_()
+        layer.bias_hh_l0.zero_()
+    if forget_bias is not None:  # PyTorch's LSTM gate order: input, forget, cell, output
+        layer.bias_ih_l0[hidden_size: 2 * hidden_size] = forget_bias
+        layer.bias_hh_l0[hidden_size: 2 * hidden_size] = 0.0
 
 
 def gather_last_step(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -68,7 +106,8 @@ class RecurrentEncoder(nn.Module):
     """
 
     def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int = 1,
-                 dropout: float = 0.0, bidirectional: bool = False, impl: str = "native"):
+                 dropout: float = 0.0, bidirectional: bool = False, impl: str = "native",
+                 nonlinearity: str = "tanh", init: str = "default", forget_bias: float | None = None):
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
@@ -80,7 +119,8 @@ class RecurrentEncoder(nn.Module):
         for layer in range(num_layers):
             layer_input = input_size if layer == 0 else self.output_size
             self.layers.append(nn.ModuleList(
-                make_layer(cell, impl, layer_input, hidden_size) for _ in range(self.num_directions)))
+                make_layer(cell, impl, layer_input, hidden_size, nonlinearity, init, forget_bias)
+                for _ in range(self.num_directions)))
         self.inter_layer_dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

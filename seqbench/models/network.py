@@ -28,10 +28,19 @@ class NetworkConfig:
     embedding_dim: int = 128         # size of the token embedding / signal projection
     embedding_dropout: float = 0.0   # on the embedded inputs
     impl: str = "native"             # native (torch.nn fused kernels) | scratch (hand-written cells)
+    nonlinearity: str = "tanh"       # rnn only: tanh | relu
+    init: str = "default"            # default (torch.nn's) | identity (recurrent weights = I: with relu, the IRNN)
+    forget_bias: float | None = None  # lstm only: initial forget-gate bias (1.0: Jozefowicz et al. 2015)
 
     def __post_init__(self):
         check_cell(self.cell)
         check_impl(self.impl)
+        if self.hidden_size < 1 or self.num_layers < 1 or self.embedding_dim < 1:
+            raise ValueError(f"hidden_size, num_layers and embedding_dim must be >= 1; got {self.hidden_size}, "
+                             f"{self.num_layers}, {self.embedding_dim}")
+        for name in ("dropout", "embedding_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"unknown pooling {self.pooling!r}; valid: {', '.join(POOLINGS)}")
         if self.pooling == "attention" and self.attention not in ATTENTION_RULES:
@@ -59,7 +68,8 @@ class RecurrentNet(nn.Module):
             self.input_layer = nn.Linear(input_dim, config.embedding_dim)
         self.input_dropout = nn.Dropout(config.embedding_dropout)
         self.encoder = RecurrentEncoder(config.cell, config.embedding_dim, config.hidden_size,
-                                        config.num_layers, config.dropout, config.bidirectional, config.impl)
+                                        config.num_layers, config.dropout, config.bidirectional, config.impl,
+                                        config.nonlinearity, config.init, config.forget_bias)
         features = self.encoder.output_size
         self.attention = None
         if config.pooling == "attention":

@@ -16,9 +16,10 @@ GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
 class ScratchRecurrentLayer(nn.Module):
-    def __init__(self, cell: str, input_size: int, hidden_size: int):
+    def __init__(self, cell: str, input_size: int, hidden_size: int, nonlinearity: str = "tanh"):
         super().__init__()
         self.cell, self.hidden_size = cell, hidden_size
+        self.activation = torch.relu if nonlinearity == "relu" else torch.tanh  # plain RNN only
         rows = GATES[cell] * hidden_size
         self.weight_ih_l0 = nn.Parameter(torch.empty(rows, input_size))
         self.weight_hh_l0 = nn.Parameter(torch.empty(rows, hidden_size))
@@ -43,7 +44,7 @@ class ScratchRecurrentLayer(nn.Module):
             from_hidden = torch.nn.functional.linear(h, self.weight_hh_l0, self.bias_hh_l0)  # (B, G*H)
             a = from_input[:, t]
             if self.cell == "rnn":
-                h = torch.tanh(a + from_hidden)
+                h = self.activation(a + from_hidden)
             elif self.cell == "lstm":
                 i, f, g, o = (a + from_hidden).chunk(4, dim=1)
                 c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)

@@ -1,0 +1,306 @@
+"""What a config may say, checked before any data is read; and which of it a run's result
+depends on (the config hash).
+
+Each config group has a schema dataclass. Its fields are the valid keys; a key the schema
+does not know is an error naming the nearest valid key (``+model.hiden_size=8`` ->
+"did you mean model.hidden_size?"). Field metadata ``identity=False`` marks settings that do
+not change what a run computes (folders, loader workers, evaluation batch size, progress
+bar, ...): the config hash leaves those out, and keeps everything else, so a setting nobody
+classified splits runs rather than silently merging them.
+"""
+from __future__ import annotations
+
+import difflib
+import inspect
+import math
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any
+
+from . import SeqbenchError
+from .record import short_hash
+
+
+class ConfigError(SeqbenchError):
+    pass
+
+
+def choose(kind: str, name, registry) -> Any:
+    """``registry[name]``, or an error that lists the valid names (one helper for every group)."""
+    if name not in registry:
+        raise ConfigError(f"unknown {kind} {name!r}; valid: {', '.join(map(str, registry))}")
+    return registry[name]
+
+
+def _not_identity(default=None):
+    return field(default=default, metadata={"identity": False})
+
+
+def _positive(where: str, **values) -> None:
+    for key, value in values.items():
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0):
+            raise ConfigError(f"{where}.{key}={value!r}: must be a number > 0")
+
+
+def _fraction(where: str, key: str, value, low_open: bool, high_open: bool) -> None:
+    low_ok = value > 0 if low_open else value >= 0
+    high_ok = value < 1 if high_open else value <= 1
+    if not isinstance(value, (int, float)) or not (low_ok and high_ok):
+        interval = f"{'(' if low_open else '['}0, 1{')' if high_open else ']'}"
+        raise ConfigError(f"{where}.{key}={value!r}: must be in {interval}")
+
+
+# ---------------------------------------------------------------------------------------- model
+@dataclass
+class ModelSchema:
+    name: str = "lstm"
+    cell: str = "lstm"
+    hidden_size: int = 128
+    num_layers: int = 1
+    dropout: float = 0.0
+    bidirectional: bool = False
+    pooling: str = "last"
+    attention: str | None = None
+    attention_dim: int | None = None
+    embedding_dim: int = 128
+    embedding_dropout: float = 0.0
+    impl: str = "native"
+    nonlinearity: str = "tanh"
+    init: str = "default"
+    forget_bias: float | None = None
+
+    def __post_init__(self):
+        _positive("model", hidden_size=self.hidden_size, num_layers=self.num_layers,
+                  embedding_dim=self.embedding_dim, attention_dim=self.attention_dim)
+        _fraction("model", "dropout", self.dropout, low_open=False, high_open=True)
+        _fraction("model", "embedding_dropout", self.embedding_dropout, low_open=False, high_open=True)
+
+
+# -------------------------------------------------------------------------------------- datasets
+@dataclass
+class DatasetSchema:
+    """Keys every data set has: the optimiser and trainer defaults that suit it, and the
+    model defaults (embedding size, dropout) the model configs read from it."""
+    name: str = ""
+    batch_size: int = 32
+    eval_batch_size: int | None = _not_identity()
+    num_workers: int = _not_identity(0)
+    lr: float = 1e-3
+    max_epochs: int = 10
+    embedding_dim: int = 128
+    embedding_dropout: float = 0.0
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        _positive("dataset", batch_size=self.batch_size, eval_batch_size=self.eval_batch_size, lr=self.lr,
+                  max_epochs=self.max_epochs)
+        if not isinstance(self.num_workers, int) or self.num_workers < 0:
+            raise ConfigError(f"dataset.num_workers={self.num_workers!r}: must be an integer >= 0")
+
+
+@dataclass
+class TextDatasetSchema(DatasetSchema):
+    root: str | None = _not_identity()
+    cache_dir: str | None = _not_identity()
+    max_len: int = 400
+    vocab_size: int = 25000
+    min_freq: int = 1
+    val_fraction: float = 0.1
+
+    def __post_init__(self):
+        super().__post_init__()
+        _positive("dataset", max_len=self.max_len, min_freq=self.min_freq)
+        if not isinstance(self.vocab_size, int) or self.vocab_size < 3:
+            raise ConfigError(f"dataset.vocab_size={self.vocab_size!r}: must be an integer >= 3 "
+                              f"(<pad>, <unk> and at least one word)")
+        _fraction("dataset", "val_fraction", self.val_fraction, low_open=True, high_open=True)
+
+
+@dataclass
+class TextFileSchema(TextDatasetSchema):
+    # The files' contents are part of the data fingerprint; their paths are not the data.
+    train: str | None = _not_identity()
+    val: str | None = _not_identity()
+    test: str | None = _not_identity()
+    text_column: str = "text"
+    label_column: str = "label"
+    encoding: str = "utf-8"
+
+    def __post_init__(self):
+        super().__post_init__()
+        import codecs
+        try:
+            codecs.lookup(self.encoding)
+        except (LookupError, TypeError):
+            raise ConfigError(f"dataset.encoding={self.encoding!r} is not an encoding Python knows; "
+                              f"for example utf-8, utf-8-sig, latin-1, cp1252") from None
+
+
+@dataclass
+class GeneratedDatasetSchema(DatasetSchema):
+    """Synthetic data: train/validation drawn from the run's seed, the test set from its own
+    ``test_seed`` (the same for every run, so seeds vary initialisation, not the test)."""
+    n_train: int = 2000
+    n_val: int = 200
+    n_test: int = 500
+    test_seed: int = 1_000_003
+
+    def __post_init__(self):
+        super().__post_init__()
+        _positive("dataset", n_train=self.n_train, n_val=self.n_val, n_test=self.n_test)
+
+
+@dataclass
+class SinCosSchema(GeneratedDatasetSchema):
+    seq_len: int = 60
+    omega: float = 1.0
+    dt: float = 0.2
+    warmup_steps: int = 10
+
+    def __post_init__(self):
+        super().__post_init__()
+        _positive("dataset", seq_len=self.seq_len, omega=self.omega, dt=self.dt)
+        if not 0 <= self.warmup_steps < self.seq_len:
+            raise ConfigError(f"dataset.warmup_steps={self.warmup_steps}: must be >= 0 and below "
+                              f"dataset.seq_len={self.seq_len}")
+
+
+@dataclass
+class MemoryTaskSchema(GeneratedDatasetSchema):
+    length: int = 100
+    fresh_train: bool = True    # a new training set every epoch (drawn from seed and epoch)
+    solved_below: float | None = None   # adding: test MSE that counts as solved
+    solved_above: float | None = None   # copy: accuracy on the recalled symbols that counts as solved
+    symbols: int = 10           # copy: how many symbols to remember
+    alphabet: int = 8           # copy: drawn from this many
+
+    def __post_init__(self):
+        super().__post_init__()
+        _positive("dataset", length=self.length, symbols=self.symbols, alphabet=self.alphabet)
+
+
+DATASET_SCHEMAS = {"sentiment": TextDatasetSchema, "trec": TextDatasetSchema, "text_file": TextFileSchema,
+                   "sincos": SinCosSchema, "adding": MemoryTaskSchema, "copy": MemoryTaskSchema}
+
+
+# --------------------------------------------------------------------------------------- trainer
+@dataclass
+class TrainerSchema:
+    """seqbench's own trainer keys; any other pytorch_lightning.Trainer argument is accepted
+    too (and counts in the config hash unless listed in NOT_IDENTITY_TRAINER_KEYS)."""
+    max_epochs: int = 10
+    patience: int = 5
+    limit_train_batches: int | float | None = None
+    limit_val_batches: int | float | None = None
+    limit_test_batches: int | float | None = None
+    divergence_check_every_n_steps: int = 50
+
+    def __post_init__(self):
+        _positive("trainer", max_epochs=self.max_epochs, patience=self.patience,
+                  divergence_check_every_n_steps=self.divergence_check_every_n_steps)
+        for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
+            value = getattr(self, key)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or \
+                    (isinstance(value, float) and value > 1.0):
+                raise ConfigError(f"trainer.{key}={value!r}: a number of batches (int >= 1) or a fraction in "
+                                  f"(0, 1]; null for all")
+        if self.limit_train_batches == 0:
+            raise ConfigError("trainer.limit_train_batches=0 trains nothing; use a fraction in (0, 1], "
+                              "a number of batches >= 1, or null for all")
+
+
+# Trainer settings that decide where and how fast a run computes, not what: left out of the hash.
+# The number of processes (devices x num_nodes under DDP) changes the effective batch: it is kept.
+NOT_IDENTITY_TRAINER_KEYS = {"accelerator", "devices", "num_nodes", "strategy", "enable_progress_bar",
+                             "enable_model_summary", "log_every_n_steps", "deterministic", "benchmark",
+                             "use_distributed_sampler", "profiler", "enable_checkpointing", "default_root_dir",
+                             "logger", "callbacks", "plugins", "sync_batchnorm", "barebones", "detect_anomaly",
+                             "inference_mode", "num_sanity_val_steps", "reload_dataloaders_every_n_epochs",
+                             "divergence_check_every_n_steps"}
+DEBUG_TRAINER_KEYS = ("fast_dev_run", "overfit_batches", "limit_train_batches", "limit_val_batches",
+                      "limit_test_batches")
+TOP_LEVEL_KEYS = {"seed", "force", "claimed", "optimizer", "paths", "model", "dataset", "trainer", "logger",
+                  "debug", "hparams_search", "experiment", "report", "objective"}
+NOT_IDENTITY_TOP_LEVEL = {"seed", "force", "claimed", "paths", "logger", "debug", "hparams_search", "experiment",
+                          "report", "objective"}
+
+
+def _trainer_arguments() -> set[str]:
+    import pytorch_lightning as pl
+    return set(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
+
+
+def _nearest(key: str, valid) -> str:
+    close = difflib.get_close_matches(key, list(valid), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _check_keys(group: str, given: dict, valid: set[str]) -> None:
+    for key in given:
+        if key not in valid:
+            raise ConfigError(f"{group}.{key}: unknown key{_nearest(key, valid)} "
+                              f"(valid: {', '.join(sorted(valid))})")
+
+
+def _build(schema, group: str, values: dict):
+    valid = {f.name for f in fields(schema)}
+    _check_keys(group, values, valid)
+    try:
+        return schema(**values)
+    except TypeError as error:  # a missing required field
+        raise ConfigError(f"{group}: {error}") from None
+
+
+def check_config(config: dict) -> None:
+    """Raise ConfigError with one line for the first thing wrong in a resolved config."""
+    if not isinstance(config.get("seed"), int) or isinstance(config.get("seed"), bool):
+        raise ConfigError(f"seed={config.get('seed')!r}: must be an integer")
+    if config.get("claimed", "skip") not in ("skip", "wait"):
+        raise ConfigError(f"claimed={config.get('claimed')!r}: valid: skip, wait")
+    _build(ModelSchema, "model", config.get("model") or {})
+    dataset = config.get("dataset") or {}
+    schema = choose("dataset", dataset.get("name"), DATASET_SCHEMAS)
+    _build(schema, "dataset", dataset)
+    trainer = dict(config.get("trainer") or {})
+    own = {f.name for f in fields(TrainerSchema)}
+    _check_keys("trainer", trainer, own | _trainer_arguments())
+    _build(TrainerSchema, "trainer", {k: v for k, v in trainer.items() if k in own})
+
+
+def is_debug_run(trainer: dict) -> bool:
+    """fast_dev_run, overfit_batches or limit_*_batches: a quick look, not a result."""
+    if trainer.get("fast_dev_run") or trainer.get("overfit_batches"):
+        return True
+    limits = [trainer.get(key) for key in DEBUG_TRAINER_KEYS if key.startswith("limit")]
+    return any(value is not None and not (isinstance(value, float) and value == 1.0) for value in limits)
+
+
+def _identity_fields(schema) -> set[str]:
+    return {f.name for f in fields(schema) if f.metadata.get("identity", True)}
+
+
+def computation_config(config: dict) -> dict:
+    """The part of a resolved config that decides what a run computes (seed apart)."""
+    dataset = dict(config.get("dataset") or {})
+    schema = DATASET_SCHEMAS.get(dataset.get("name"))
+    if schema is not None:
+        dataset = {k: v for k, v in dataset.items() if k in _identity_fields(schema)}
+    trainer = {k: v for k, v in (config.get("trainer") or {}).items()
+               if k not in NOT_IDENTITY_TRAINER_KEYS and v is not None}
+    trainer_config = config.get("trainer") or {}
+    if str(trainer_config.get("strategy", "auto")).startswith("ddp"):
+        devices, nodes = trainer_config.get("devices", 1), int(trainer_config.get("num_nodes") or 1)
+        trainer["processes"] = devices * nodes if isinstance(devices, int) else f"{devices}x{nodes}"
+    rest = {k: v for k, v in config.items() if k not in NOT_IDENTITY_TOP_LEVEL and k not in ("dataset", "trainer")}
+    return {**rest, "dataset": dataset, "trainer": trainer}
+
+
+def config_hash(config: dict) -> str:
+    """Hash of ``computation_config``: equal for runs that differ only by seed or by settings
+    that do not change the result, so it names a model variant on a data set."""
+    return short_hash(computation_config(config))
+
+
+def finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)

@@ -1,0 +1,83 @@
+"""What a person sees while a run trains, and where its metrics are tracked.
+
+- In a terminal: Lightning's live progress bar. Piped to a file or a CI log: no progress bar
+  (its redraws fill logs), one readable line per epoch instead.
+- ``logger=tensorboard|csv|mlflow|wandb``: Lightning's own loggers, built from the config
+  group with ``_target_``; the optional packages give a one-line install hint when missing.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import sys
+from pathlib import Path
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig, OmegaConf
+
+from . import SeqbenchError
+from .names import variant_of  # noqa: F401  (re-exported: run.variant_name uses it)
+
+log = logging.getLogger("seqbench.progress")
+OPTIONAL_LOGGER_PACKAGES = {"mlflow": "mlflow", "wandb": "wandb"}
+
+
+def _format(value: float) -> str:
+    return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
+
+
+class EpochLines(pl.Callback):
+    """One line per finished epoch: epoch, train loss, validation metrics, seconds."""
+
+    def __init__(self, statistics):
+        self.statistics = statistics
+
+    def on_train_epoch_end(self, trainer, module):
+        if not trainer.is_global_zero or not self.statistics.history:
+            return
+        last = self.statistics.history[-1]
+        metrics = "  ".join(f"{k.removeprefix('val/').replace('/', ' ')} {_format(v)}" for k, v in last.items()
+                            if k.startswith("val/") and k != "val/loss")
+        total = f"/{trainer.max_epochs}" if trainer.max_epochs and trainer.max_epochs > 0 else ""
+        log.info("epoch %d%s  train loss %s  val loss %s  %s  (%.1f s train, %.1f s val)",
+                 last["epoch"] + 1, total, _format(last.get("train/loss_epoch", float("nan"))),
+                 _format(last.get("val/loss", float("nan"))), metrics, last["seconds"] or 0.0,
+                 last.get("validation_seconds") or 0.0)
+
+
+def wants_progress_bar(requested: bool) -> bool:
+    """A live bar only where someone watches it: a terminal."""
+    return bool(requested) and sys.stdout.isatty()
+
+
+def console_callbacks(options: dict, statistics) -> tuple[list[pl.Callback], dict]:
+    options = dict(options)
+    options["enable_progress_bar"] = wants_progress_bar(options.get("enable_progress_bar", True))
+    extra = [] if options["enable_progress_bar"] else [EpochLines(statistics)]
+    return extra, options
+
+
+def make_logger(cfg: DictConfig, run_name: str, tensorboard_dir: Path, output_dir: Path):
+    """The logger the ``logger`` config group names (TensorBoard when there is none)."""
+    from hydra.utils import instantiate
+    spec = OmegaConf.to_container(cfg.logger, resolve=True) if cfg.get("logger") else {
+        "_target_": "pytorch_lightning.loggers.TensorBoardLogger", "version": "", "default_hp_metric": False}
+    spec = dict(spec)
+    kind = spec.pop("kind", None) or spec["_target_"].rsplit(".", 1)[-1].removesuffix("Logger").lower()
+    package = OPTIONAL_LOGGER_PACKAGES.get(kind)
+    if package and importlib.util.find_spec(package) is None:
+        raise SeqbenchError(f"logger={kind} needs the {package} package: pip install 'seqbench[{kind}]' "
+                            f"(or pip install {package})")
+    if kind == "tensorboard":
+        spec["save_dir"] = spec.get("save_dir") or str(tensorboard_dir)
+        spec["name"] = spec.get("name") or run_name
+    elif kind == "csv":
+        spec["save_dir"] = spec.get("save_dir") or str(output_dir / "csv")
+        spec["name"] = spec.get("name") or run_name
+    elif kind == "mlflow":
+        spec["run_name"] = spec.get("run_name") or run_name
+        spec["tracking_uri"] = spec.get("tracking_uri") or f"file:{Path(cfg.paths.output_root).resolve() / 'mlruns'}"
+    elif kind == "wandb":
+        spec["name"] = spec.get("name") or run_name
+        spec["save_dir"] = spec.get("save_dir") or str(output_dir)
+    return instantiate(spec)
