@@ -52,6 +52,22 @@ def quiet_third_party() -> None:
     warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
 
 
+def set_threads(cfg: DictConfig) -> None:
+    """torch's threads for this job: ``torch_threads``, else, when a launcher runs several jobs
+    at once (hydra/launcher=joblib hydra.launcher.n_jobs=N), the cores divided among them, so
+    that N jobs do not oversubscribe the machine."""
+    import os
+    import torch
+    threads = cfg.get("torch_threads")
+    if not threads:
+        launcher = HydraConfig.get().launcher
+        jobs = launcher.get("n_jobs") if launcher is not None else None
+        if isinstance(jobs, int) and jobs > 1:
+            threads = max(1, (os.cpu_count() or 1) // jobs)
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
 def quiet_lightning() -> None:
     """Lightning sets its loggers to INFO when imported (device notices, tips, "fit stopped"):
     keep the console for seqbench's lines; warnings still show."""
@@ -118,6 +134,7 @@ def main(cfg: DictConfig) -> float | None:
         sys.exit(2)
     from .run import Interrupted, raise_interrupted, run
     quiet_lightning()
+    set_threads(cfg)
     # SIGTERM (preemption, scancel): record "interrupted", exit non-zero (Lightning alone exits 0).
     signal.signal(signal.SIGTERM, raise_interrupted)
     # In a sweep every run logs under one TensorBoard root: `tensorboard --logdir <sweep>/tensorboard`.

@@ -7,7 +7,7 @@ Workloads (``--workload``):
   trec   the TREC defaults: BiLSTM + additive attention, embedding 300, hidden 128, batch 16,
          all 5,452 training questions (many small batches: where per-batch overhead shows)
 
-Paths (every one: forward, backward, gradient clipping at 1.0 as seqbench's default, Adam):
+Paths (every one: forward, backward, gradient clipping at 1.0 and fused Adam, as seqbench's defaults):
   plain padded    every batch padded to the longest sequence of the data, nn.LSTM(bidirectional):
                   fast, but its backward direction reads the pads first (outputs depend on padding)
   plain bucketed  the same plain model on seqbench's length-bucketed batches (little padding)
@@ -139,11 +139,12 @@ def seqbench_step(model, batch, optimizer):
     optimizer.step()
 
 
-def time_plain_loop(make_model, batches: list[dict], device: torch.device, step, warmup: int) -> float:
+def time_plain_loop(make_model, batches: list[dict], device: torch.device, step, warmup: int,
+                    fused: bool = True) -> float:
     """Seconds for one training pass over ``batches`` after ``warmup`` untimed batches."""
     torch.manual_seed(0)
     model = make_model().to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused)
     batches = [to_device(b, device) for b in batches]
     for batch in batches[:warmup]:
         step(model, batch, optimizer)
@@ -186,7 +187,7 @@ def time_lightning(make_model, batches: list[dict], device: torch.device, warmup
                 self.stop = time.perf_counter()
 
     torch.manual_seed(0)
-    task = ClassificationTask(make_model(), partial(torch.optim.Adam, lr=1e-3), num_classes=num_classes)
+    task = ClassificationTask(make_model(), partial(torch.optim.Adam, lr=1e-3, fused=True), num_classes=num_classes)
     clock = BatchClock()
     trainer = pl.Trainer(max_epochs=1, accelerator=device.type, devices=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, callbacks=[RunStatistics(), clock],

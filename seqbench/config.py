@@ -220,9 +220,9 @@ NOT_IDENTITY_TRAINER_KEYS = {"accelerator", "devices", "num_nodes", "strategy", 
                              "divergence_check_every_n_steps"}
 DEBUG_TRAINER_KEYS = ("fast_dev_run", "overfit_batches", "limit_train_batches", "limit_val_batches",
                       "limit_test_batches")
-TOP_LEVEL_KEYS = {"seed", "force", "claimed", "optimizer", "paths", "model", "dataset", "trainer", "logger",
+TOP_LEVEL_KEYS = {"seed", "force", "claimed", "torch_threads", "optimizer", "paths", "model", "dataset", "trainer", "logger",
                   "debug", "hparams_search", "experiment", "report", "objective"}
-NOT_IDENTITY_TOP_LEVEL = {"seed", "force", "claimed", "paths", "logger", "debug", "hparams_search", "experiment",
+NOT_IDENTITY_TOP_LEVEL = {"seed", "force", "claimed", "torch_threads", "paths", "logger", "debug", "hparams_search", "experiment",
                           "report", "objective"}
 
 

@@ -17,7 +17,7 @@ from .record import RECORD_NAME, memory_kind
 log = logging.getLogger(__name__)
 
 SECONDARY_METRIC = {"classification": "f1", "per_step_regression": "mae", "last_step_regression": "mae",
-                    "per_step_classification": "ce"}
+                    "per_step_classification": "acc"}
 
 
 def find_records(folders: Iterable[str | Path]) -> list[Path]:

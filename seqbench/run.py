@@ -41,7 +41,7 @@ from .record import (RECORD_NAME, atomic_write, code_fingerprint, current_rss_mb
                      peak_memory_mb, run_key, versions, write_json_atomic)
 from .results import read_records
 from .training import (ClassificationTask, PerStepClassificationTask, RecordWriter, RegressionTask, RunStatistics,
-                       SequenceTask, TrainingDiverged, best_epoch)
+                       SequenceTask, StepScalars, TrainingDiverged, best_epoch)
 
 log = logging.getLogger(__name__)
 PLAN_ENV = "SEQBENCH_PLAN"
@@ -158,7 +158,8 @@ def build_trainer(cfg: DictConfig, task: SequenceTask, datamodule, output_dir: P
     # Lightning runs plain callbacks in this order (the console line after the statistics it
     # prints), then the Checkpoint ones in theirs: ModelCheckpoint writes last.ckpt, then the
     # RecordWriter writes the record.
-    all_callbacks = [stopping, *dashboard_callbacks(cfg, task, datamodule), stats, *console, *(extra_callbacks or []),
+    all_callbacks = [stopping, StepScalars(), *dashboard_callbacks(cfg, task, datamodule), stats, *console,
+                     *(extra_callbacks or []),
                      checkpoint, *([record_writer] if record_writer else [])]
     return pl.Trainer(callbacks=all_callbacks, logger=logger, default_root_dir=str(output_dir),
                       enable_model_summary=False, plugins=[AtomicCheckpointIO()], **options), checkpoint

@@ -115,6 +115,19 @@ def test_epoch_time_is_training_only_and_validation_is_timed_apart(compose_confi
     assert record["train_tokens_per_s"] == pytest.approx(record["train_tokens"] / sum(record["epoch_seconds"]))
 
 
+def test_record_describes_every_trained_epoch_when_the_best_is_earlier(compose_config, tmp_path, monkeypatch):
+    from seqbench.training import RegressionTask
+
+    def worse_every_epoch(self, batch, metrics, stage):  # the first epoch is the best: best.ckpt != last
+        self.log(f"{stage}/mse", float(self.current_epoch + 1), on_epoch=True, batch_size=len(batch["lengths"]))
+        self.log(f"{stage}/loss", float(self.current_epoch + 1), on_epoch=True, batch_size=len(batch["lengths"]))
+    monkeypatch.setattr(RegressionTask, "_evaluate", worse_every_epoch)
+    record = run(compose_config(*TINY, "trainer.max_epochs=4"), tmp_path)
+    assert record["best_epoch"] == 0 and record["best_checkpoint"].endswith("best.ckpt")
+    assert record["epochs"] == 4 and [h["epoch"] for h in record["history"]] == [0, 1, 2, 3]
+    assert json.loads((tmp_path / "record.json").read_text())["epochs"] == 4
+
+
 def test_diverging_run_is_recorded_as_diverged(compose_config, tmp_path):
     cfg = compose_config(*TINY, "optimizer.lr=1e20", "trainer.gradient_clip_val=null")
     record = run(cfg, tmp_path)
