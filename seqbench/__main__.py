@@ -197,5 +197,4 @@ def cli() -> None:
 
 
 if __name__ == "__main__":
-    register_resolvers()
-    main()
+    cli()

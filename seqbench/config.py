@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import math
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
@@ -254,6 +253,7 @@ def _build(schema, group: str, values: dict):
 
 def check_config(config: dict) -> None:
     """Raise ConfigError with one line for the first thing wrong in a resolved config."""
+    _check_keys("config", {k: v for k, v in config.items() if k != "hydra"}, TOP_LEVEL_KEYS)
     if not isinstance(config.get("seed"), int) or isinstance(config.get("seed"), bool):
         raise ConfigError(f"seed={config.get('seed')!r}: must be an integer")
     if config.get("claimed", "skip") not in ("skip", "wait"):
@@ -300,7 +300,3 @@ def config_hash(config: dict) -> str:
     """Hash of ``computation_config``: equal for runs that differ only by seed or by settings
     that do not change the result, so it names a model variant on a data set."""
     return short_hash(computation_config(config))
-
-
-def finite(value) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)

@@ -16,7 +16,6 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 
 from . import SeqbenchError
-from .names import variant_of  # noqa: F401  (re-exported: run.variant_name uses it)
 
 log = logging.getLogger("seqbench.progress")
 OPTIONAL_LOGGER_PACKAGES = {"mlflow": "mlflow", "wandb": "wandb"}

@@ -16,9 +16,11 @@ def _figure(width: float, height: float):
 
 
 def _experiment(trainer: pl.Trainer):
-    """The SummaryWriter of the TensorBoard logger, or None when logging is off."""
+    """The SummaryWriter of the TensorBoard logger; None with another logger (CSV, MLflow, W&B
+    take the scalars; figures and text are TensorBoard's) or when logging is off."""
+    from pytorch_lightning.loggers import TensorBoardLogger
     logger = trainer.logger
-    return getattr(logger, "experiment", None) if logger is not None else None
+    return logger.experiment if isinstance(logger, TensorBoardLogger) else None
 
 
 def attention_figure(tokens: list[list[str]], weights: list[list[float]]):
@@ -136,7 +138,7 @@ class GradientFlowSnapshot(pl.Callback):
         with torch.random.fork_rng():  # the diagnostic's seeding must not move the run's random streams
             norms = gradient_flow(module.net.config.cell, layer.weight_ih_l0.size(1), module.net.config.hidden_size,
                                   steps=self.steps, weights=layer, nonlinearity=module.net.config.nonlinearity)
-        figure = gradient_flow_figure({module.net.config.cell: norms}, "this run's trained first layer, random inputs")
+        figure = gradient_flow_figure({module.net.config.cell: norms}, "trained layer, random inputs")
         writer.add_figure("gradient_flow/norm_per_step", figure, global_step=trainer.global_step)
         writer.add_scalar("gradient_flow/first_to_last_ratio", float(norms[0] / norms[-1]), trainer.global_step)
 

@@ -66,21 +66,105 @@ def gradient_flow_figure(norms: dict[str, torch.Tensor], title: str = "untrained
     return fig
 
 
+def trained_and_untrained(run: str | Path, batch: int = 32, seed: int = 0) -> tuple[str, torch.Tensor, torch.Tensor]:
+    """(label, untrained norms, trained norms) for one run: its first recurrent layer (forward
+    direction) after training, and the same architecture freshly initialised (with the run's own
+    init rules), both driven by the run's own test inputs through its trained input layer."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    from .explain import find_checkpoint, load_checkpoint
+    from .models import NetworkConfig, RecurrentNet
+    path = find_checkpoint(run)
+    checkpoint = load_checkpoint(path)
+    meta = checkpoint.get("seqbench") or {}
+    spec, network = meta.get("spec") or {}, NetworkConfig(**(meta.get("network") or {}))
+    net = RecurrentNet(network, spec["num_outputs"], vocab_size=spec.get("vocab_size"), input_dim=spec.get("input_dim"),
+                       per_step=str(spec.get("task", "")).startswith("per_step"))
+    net.load_state_dict({k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")})
+    net.eval()
+    record_path = Path(run) / "record.json" if Path(run).is_dir() else path.parent.parent / "record.json"
+    record = json.loads(record_path.read_text())
+    from .run import build_datamodule
+    datamodule = build_datamodule(OmegaConf.create(record["config"]))
+    datamodule.setup()
+    test = datamodule.test_set if hasattr(datamodule, "test_set") else datamodule.sets["test"]
+    sample = test[list(range(min(batch, len(test))))]
+    with torch.no_grad():
+        inputs = net.input_layer(sample["inputs"])  # (B, T, E): what the first recurrent layer reads
+    layer = net.encoder.layers[0][0]
+    hidden = network.hidden_size
+    trained = gradient_flow(network.cell, inputs.size(-1), hidden, weights=layer, inputs=inputs,
+                            nonlinearity=network.nonlinearity, seed=seed)
+    from .models.encoders import make_layer
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        fresh = make_layer(network.cell, "scratch", inputs.size(-1), hidden, network.nonlinearity, network.init,
+                           network.forget_bias)
+    untrained = gradient_flow(network.cell, inputs.size(-1), hidden, weights=fresh, inputs=inputs,
+                              nonlinearity=network.nonlinearity, seed=seed)
+    length = (record["config"].get("dataset") or {}).get("length")
+    label = f"{record.get('model')} on {record.get('dataset')}" + (f" T={length}" if length else "")
+    return label, untrained, trained
+
+
+def trained_figure(results: list[tuple[str, torch.Tensor, torch.Tensor]]):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
+    for label, untrained, trained in results:
+        line, = axes[0].semilogy(range(1, len(untrained) + 1), untrained.numpy(), label=label)
+        axes[1].semilogy(range(1, len(trained) + 1), trained.numpy(), color=line.get_color(),
+                         label=f"{label} (first/last = {float(trained[0] / trained[-1]):.1e})")
+    axes[0].set_title("untrained (same architecture and init rules)")
+    axes[1].set_title("trained (the run's best checkpoint)")
+    for ax in axes:
+        ax.set_xlabel("time step t (the loss reads the last step)")
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("‖∂L/∂h_t‖ (mean over the task's test sequences)")
+    fig.suptitle("Gradient flow back through time, driven by each task's own inputs")
+    fig.tight_layout()
+    return fig
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m seqbench.diagnostics", description=__doc__,
+    parser = argparse.ArgumentParser(prog="seqbench diagnostics", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cells", nargs="+", default=["rnn", "lstm", "gru"])
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--hidden", type=int, default=64)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--runs", nargs="*", default=[], help="run folders or checkpoints of trained networks: "
+                        "adds their gradient flow, trained and untrained, to <out>_trained.png/.csv")
     parser.add_argument("--out", default="results/gradient_flow")
     args = parser.parse_args(argv)
-    norms = {cell: gradient_flow(cell, hidden_size=args.hidden, steps=args.steps, batch=args.batch, seed=args.seed)
-             for cell in args.cells}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     import pandas as pd
+    if args.runs:
+        from . import SeqbenchError
+        try:
+            results = [trained_and_untrained(run, args.batch, args.seed) for run in args.runs]
+        except SeqbenchError as error:
+            raise SystemExit(f"error: {error}")
+        trained_figure(results).savefig(out.with_name(out.name + "_trained.png"), dpi=120)
+        columns = {}
+        for label, untrained, trained in results:
+            columns[f"{label} untrained"] = pd.Series(untrained.numpy())
+            columns[f"{label} trained"] = pd.Series(trained.numpy())
+        frame = pd.DataFrame(columns)
+        frame.index = pd.RangeIndex(1, len(frame) + 1, name="step")
+        frame.to_csv(out.with_name(out.name + "_trained.csv"))
+        for label, untrained, trained in results:
+            print(f"{label}: first/last untrained {float(untrained[0] / untrained[-1]):.3e}, "
+                  f"trained {float(trained[0] / trained[-1]):.3e}")
+        print(f"written: {out.with_name(out.name + '_trained.png')} and .csv")
+        return
+    norms = {cell: gradient_flow(cell, hidden_size=args.hidden, steps=args.steps, batch=args.batch, seed=args.seed)
+             for cell in args.cells}
     frame = pd.DataFrame({cell: values.numpy() for cell, values in norms.items()})
     frame.index = pd.RangeIndex(1, args.steps + 1, name="step")
     frame.to_csv(out.with_suffix(".csv"))

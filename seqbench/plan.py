@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .record import RECORD_NAME
 
 log = logging.getLogger(__name__)
 CLAIMS_DIR = ".claims"
@@ -153,7 +152,7 @@ def _differences(record: dict, identity: Identity) -> list[str]:
     return out
 
 
-def plan(identity: Identity, output_dir: Path, records, force: bool = False) -> Decision:
+def plan(identity: Identity, output_dir: Path, records, force: bool = False, needs_test: bool = True) -> Decision:
     """Decide, from the records under the output root, what this run does. Call it while
     holding the run's claim (``Claim.try_acquire``). Pure apart from moving an unreadable
     checkpoint aside."""
@@ -164,7 +163,8 @@ def plan(identity: Identity, output_dir: Path, records, force: bool = False) -> 
     runs = earlier_runs(records, identity)
     same = [(started, path, record) for started, path, record in runs if record.get("run_key") == identity.key]
     for _, path, record in same:
-        if record.get("status") == "done" and not record.get("debug"):
+        # A search trial never read the test split: a run that needs test metrics cannot reuse it.
+        if record.get("status") == "done" and not record.get("debug") and (record.get("test") or not needs_test):
             original = Path(record.get("copy_of") or path)
             return Reuse(original, record, f"a finished run with the same config, seed, code and data: {original}")
     for _, path, record in same:
@@ -197,7 +197,3 @@ def plan_from_json(text: str) -> Decision:
     if data["kind"] == "resume":
         return Resume(Path(data["output_dir"]), Path(data["checkpoint"]), {}, data["reason"])
     return Fresh(Path(data["output_dir"]), data["reason"])
-
-
-def record_of(folder: Path) -> Path:
-    return Path(folder) / RECORD_NAME

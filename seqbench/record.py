@@ -115,7 +115,7 @@ def hardware() -> dict:
 
 def describe_hardware(info: dict) -> str:
     """One readable line: 'AMD EPYC, 2 CPU cores (torch uses 2 threads)' or the GPU's name."""
-    cpu = f"{info.get('cpu')}, {info.get('cpu_count')} CPU cores (torch uses {info.get('torch_threads')} threads)"
+    cpu = f"{info.get('cpu')}, {info.get('cpu_count')} CPU cores (torch uses {info.get('torch_threads')} thread{'s' if info.get('torch_threads') != 1 else ''})"
     return f"{info['gpu']} GPU; {cpu}" if info.get("gpu") else cpu
 
 

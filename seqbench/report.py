@@ -14,7 +14,7 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 
 from . import SeqbenchError
-from .record import MEMORY_KINDS, describe_hardware
+from .record import MEMORY_KINDS, describe_hardware, short_hash
 from .results import (POSITIVE_METRICS, budget_words, learning_curves, load_records, long_table, metric_of,
                       summary_table, task_of)
 
@@ -84,6 +84,13 @@ def provenance(records: list[dict], command: str | None) -> str:
     return "\n".join(line for line in lines if line)
 
 
+def _save(plt, fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def _figure(width, height, rows=1, **kwargs):
     import matplotlib
     matplotlib.use("Agg")
@@ -125,11 +132,7 @@ def plot_scores(frame: pd.DataFrame, table: pd.DataFrame, dataset: str, metric: 
     ax.set_title(f"{dataset}: test {METRIC_WORDS.get(metric, metric)}, each seed and the mean")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    path = out / f"{dataset}_test_{metric}.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out / f"{dataset}_test_{metric}.png")
 
 
 def plot_learning_curves(records: list[dict], dataset: str, metric: str, out: Path) -> Path | None:
@@ -152,11 +155,7 @@ def plot_learning_curves(records: list[dict], dataset: str, metric: str, out: Pa
     counts.set_ylabel("seeds still\ntraining")
     counts.set_xlabel("epoch")
     counts.set_ylim(bottom=0)
-    fig.tight_layout()
-    path = out / f"{dataset}_learning_curves.png"
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, out / f"{dataset}_learning_curves.png")
 
 
 def dataset_section(frame: pd.DataFrame, records: list[dict], dataset: str, out: Path, plots: bool) -> tuple[list[str], pd.DataFrame]:
@@ -190,8 +189,213 @@ def dataset_section(frame: pd.DataFrame, records: list[dict], dataset: str, out:
     return lines, table
 
 
-def build_report(folders: list[str | Path], out: str | Path, command: str | None = None, plots: bool = True) -> dict:
-    """Write runs.csv, summary_<dataset>.csv, summary.md and plots under ``out``."""
+def _memory_variant(record: dict) -> str:
+    """A variant of a memory task apart from its length T: the model and its settings."""
+    from .config import computation_config
+    config = computation_config(record.get("config") or {})
+    config["dataset"] = {k: v for k, v in config["dataset"].items() if k != "length"}
+    return short_hash(config)
+
+
+def solved(record: dict, metric_value: float) -> bool | None:
+    """Whether a memory-task run counts as solved: adding test MSE below dataset.solved_below,
+    copy test accuracy on the recalled symbols at or above dataset.solved_above."""
+    data = (record.get("config") or {}).get("dataset") or {}
+    test = record.get("test") or {}
+    if data.get("solved_below") is not None and "mse" in test:
+        return test["mse"] < data["solved_below"]
+    if data.get("solved_above") is not None and "acc" in test:
+        return test["acc"] >= data["solved_above"]
+    return None
+
+
+def memory_section(records: list[dict], dataset: str, out: Path, plots: bool) -> list[str]:
+    """Test metric against the length T for each variant, with the baseline; and the longest T
+    each variant solved, in how many of its seeds."""
+    done = [r for r in records if r.get("dataset") == dataset and r.get("status") == "done"
+            and ((r.get("config") or {}).get("dataset") or {}).get("length") is not None]
+    if not done:
+        return []
+    metric = metric_of(task_of(done[0]))[0]
+    names: dict[str, str] = {}
+    points: dict[str, dict[int, list[dict]]] = {}
+    for r in done:
+        key = _memory_variant(r)
+        names.setdefault(key, r.get("model"))
+        points.setdefault(key, {}).setdefault(int(r["config"]["dataset"]["length"]), []).append(r)
+    if len(set(names.values())) < len(names):  # one name, several settings: say what differs
+        from .results import variant_labels
+        labels = variant_labels([{**r, "config_hash": _memory_variant(r),
+                                  "config": {**r["config"], "dataset": {k: v for k, v in r["config"]["dataset"].items()
+                                                                         if k != "length"}}} for r in done])
+        names = {k: labels.get(k, v) for k, v in names.items()}
+    lengths = sorted({t for by_length in points.values() for t in by_length})
+    criterion = next((f"test MSE below {r['config']['dataset']['solved_below']}" for r in done
+                      if r["config"]["dataset"].get("solved_below") is not None), None) or next(
+        (f"recall accuracy at least {r['config']['dataset']['solved_above']}" for r in done
+         if r["config"]["dataset"].get("solved_above") is not None), "–")
+    header = ["variant", *[f"T = {t}" for t in lengths], "longest T solved (seeds)"]
+    lines = [f"### {dataset}: memory length", "",
+             f"Test {METRIC_WORDS.get(metric, metric)} against the length T (mean over seeds, n in brackets); solved: "
+             f"{criterion}. Baseline (a model that learns nothing): "
+             + ", ".join(f"T = {t}: {format_metric(_baseline(done, t, metric), metric)}" for t in lengths) + ".", "",
+             "| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    for key in sorted(points, key=lambda k: names[k]):
+        cells, best = [], "none"
+        for t in lengths:
+            runs = points[key].get(t, [])
+            values = [r["test"][metric] for r in runs if metric in (r.get("test") or {})]
+            cells.append(f"{format_metric(sum(values) / len(values), metric)} ({len(values)})" if values else "–")
+            verdicts = [solved(r, r["test"].get(metric)) for r in runs]
+            if verdicts and any(verdicts):
+                best = f"{t} ({sum(bool(v) for v in verdicts)} of {len(verdicts)})"
+        lines.append("| " + " | ".join([names[key], *cells, best]) + " |")
+    lines.append("")
+    if plots and len(lengths) > 1:
+        path = plot_memory(points, names, lengths, done, dataset, metric, out)
+        lines += [f"![{path.stem}]({path.name})", ""]
+    return lines
+
+
+def _baseline(records: list[dict], length: int, metric: str) -> float | None:
+    for r in records:
+        if int(r["config"]["dataset"]["length"]) == length and (r.get("baselines") or {}).get(metric) is not None:
+            return r["baselines"][metric]
+    return None
+
+
+def plot_memory(points, names, lengths, records, dataset, metric, out: Path) -> Path:
+    plt, fig, ax = _figure(6.5, 4.2)
+    for key in sorted(points, key=lambda k: names[k]):
+        xs, means = [], []
+        for t in lengths:
+            values = [r["test"][metric] for r in points[key].get(t, []) if metric in (r.get("test") or {})]
+            if values:
+                xs.append(t)
+                means.append(sum(values) / len(values))
+                ax.scatter([t] * len(values), values, s=10, alpha=0.5)
+        ax.plot(xs, means, marker="o", label=names[key])
+    baseline = [(t, _baseline(records, t, metric)) for t in lengths]
+    baseline = [(t, b) for t, b in baseline if b is not None]
+    if baseline:
+        ax.plot(*zip(*baseline), color="black", linestyle="--", linewidth=1, label="baseline (learns nothing)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(lengths, [str(t) for t in lengths])
+    if metric in POSITIVE_METRICS:
+        ax.set_yscale("log")
+    ax.set_xlabel("length T (steps to remember across)")
+    ax.set_ylabel(f"test {metric} (dots: seeds; line: mean)")
+    ax.set_title(f"{dataset}: how long a span each cell bridges")
+    ax.legend(fontsize=7)
+    return _save(plt, fig, out / f"{dataset}_memory_length.png")
+
+
+def statistics_section(records: list[dict], frame: pd.DataFrame, dataset: str, out: Path,
+                       resamples: int = 9999) -> tuple[list[str], str | None]:
+    """Pairwise paired tests on the test examples (Holm-adjusted), and the verdict in words."""
+    from .results import variant_labels
+    from .stats import load_scores, pairwise, smallest_step, verdict
+    done = [r for r in records if r.get("dataset") == dataset and r.get("status") == "done"]
+    if len({r.get("config_hash") for r in done}) < 2:
+        return [], None
+    task = task_of(done[0])
+    scores = load_scores(done, variant_labels(done), task)
+    scores = {k: v for k, v in scores.items() if not v.empty}
+    if len(scores) < 2:
+        return [], None
+    pairs = pairwise(scores, resamples=resamples)
+    metric, _ = metric_of(task)
+    table = summary_table(frame, dataset)
+    means = {r["model"]: r[f"test_{metric}_mean"] for r in table.to_dict("records") if r["model"] in scores}
+    examples = pairs[0].examples if pairs else 0
+    from .stats import EXAMPLE_SCORE
+    column, _ = EXAMPLE_SCORE[task]
+    scale, unit = (100, " (points)") if column in ("correct", "recall_accuracy") else (1, "")
+    lines = [f"#### {dataset}: paired comparisons", "",
+             f"Per-example {column.replace('_', ' ')} on the same {examples} test examples, averaged over each "
+             f"variant's seeds; difference = row variant minus column variant{unit}; 95% paired bootstrap interval; "
+             f"p from a paired permutation test, Holm-adjusted over the {len(pairs)} pairs. Resolution: "
+             f"{smallest_step(task, examples)}.", "",
+             "| variant A | variant B | A − B | 95% interval | p | p (Holm) |", "| --- | --- | --- | --- | --- | --- |"]
+    for pair in pairs:
+        value = (lambda v: f"{v * scale:+.2f}") if scale == 100 else (lambda v: f"{v:+.2e}")
+        lines.append(f"| {pair.a} | {pair.b} | {value(pair.difference)} | [{value(pair.low)}, {value(pair.high)}] | "
+                     f"{pair.p:.3g} | {pair.p_holm:.3g} |")
+    lines.append("")
+    pd.DataFrame([pair.__dict__ for pair in pairs]).to_csv(out / f"pairs_{dataset}.csv", index=False)
+    return lines, verdict(dataset, task, pairs, means)
+
+
+def across_datasets(tables: dict[str, pd.DataFrame], records: list[dict], out: Path, plots: bool) -> list[str]:
+    """Ranks of the variants present on every data set, Friedman's test, critical difference."""
+    from .stats import cd_diagram, friedman
+    means, better = {}, {}
+    for dataset, table in tables.items():
+        done = [r for r in records if r.get("dataset") == dataset and r.get("status") == "done"]
+        if not done or table.empty:
+            continue
+        metric, direction = metric_of(task_of(done[0]))
+        means[dataset] = dict(zip(table["model"], table[f"test_{metric}_mean"]))
+        better[dataset] = direction == "max"
+    frame = pd.DataFrame(means).T
+    if frame.empty:
+        return []
+    frame = frame.dropna(axis=1, how="any")
+    if frame.shape[0] < 2 or frame.shape[1] < 3:
+        return ["## Across data sets", "",
+                f"{frame.shape[0]} data set(s) with {frame.shape[1]} variants in common: too few to rank.", ""]
+    result = friedman(frame, better)
+    ranks = result["average_ranks"]
+    lines = ["## Across data sets", "",
+             f"Variants present on all of {', '.join(result['datasets'])}, ranked per data set by mean test metric "
+             f"(1 = best). " + (f"Friedman's test: chi² = {result['statistic']:.2f}, p = {result['p']:.3g}; Nemenyi "
+                                f"critical difference at 0.05: {result['critical_difference']:.2f} ranks."
+                                if "statistic" in result and not math.isnan(result["statistic"])
+                                else "Fewer than three data sets: no Friedman test."), "",
+             "| variant | average rank | " + " | ".join(result["datasets"]) + " |",
+             "|" + " --- |" * (2 + len(result["datasets"]))]
+    for name, rank in ranks.items():
+        lines.append(f"| {name} | {rank:.2f} | " + " | ".join(f"{result['ranks'].loc[d, name]:.0f}"
+                                                            for d in result["datasets"]) + " |")
+    lines.append("")
+    if plots and result.get("critical_difference") is not None:
+        path = cd_diagram(result, out / "critical_difference.png", "Variants across data sets")
+        lines += [f"![critical difference]({path.name})", ""]
+    return lines
+
+
+def tuned_versus_default(frame: pd.DataFrame, records: list[dict]) -> list[str]:
+    """Per data set and model: the default configuration beside the tuned one."""
+    lines = []
+    for dataset in sorted(frame["dataset"].dropna().unique()):
+        done = [r for r in records if r.get("dataset") == dataset and r.get("status") == "done"]
+        if not any(r.get("tuned") for r in done):
+            continue
+        metric, _ = metric_of(task_of(done[0]))
+        table = summary_table(frame, dataset)
+        by_label = {r["model"]: r for r in table.to_dict("records")}
+        tuned_info = {r["model"]: r["tuned"] for r in done if r.get("tuned")}
+        lines += [f"### {dataset}: tuned beside default", "",
+                  f"| model | default: test {metric} (n) | tuned: test {metric} (n) | tuned − default | "
+                  f"trials | best parameters |", "| --- | --- | --- | --- | --- | --- |"]
+        for model, info in sorted(tuned_info.items()):
+            tuned, default = by_label.get(f"{model} (tuned)"), by_label.get(model)
+            cell = (lambda r: f"{format_metric(r[f'test_{metric}_mean'], metric)} ± "
+                              f"{format_metric(r[f'test_{metric}_std'], metric)} ({r['n']})" if r else "–")
+            delta = ("–" if not (tuned and default) else
+                     (f"{100 * (tuned[f'test_{metric}_mean'] - default[f'test_{metric}_mean']):+.1f} points"
+                      if metric == "acc" else f"×{tuned[f'test_{metric}_mean'] / default[f'test_{metric}_mean']:.2f}"))
+            params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                               for k, v in (info.get("params") or {}).items())
+            lines.append(f"| {model} | {cell(default)} | {cell(tuned)} | {delta} | {info.get('trials')} | {params} |")
+        lines.append("")
+    return lines
+
+
+def build_report(folders: list[str | Path], out: str | Path, command: str | None = None, plots: bool = True,
+                 studies: str | Path | None = None, statistics: bool = True) -> dict:
+    """Write runs.csv, summary_<dataset>.csv, pairs_<dataset>.csv, summary.md and plots under
+    ``out``; summary.md opens with the verdict in words."""
     try:
         records = load_records(folders)
     except FileNotFoundError as error:
@@ -202,15 +406,25 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
     out.mkdir(parents=True, exist_ok=True)
     frame = long_table(records)
     frame.to_csv(out / "runs.csv", index=False)
-    sections = ["# seqbench comparison", "", provenance(records, command), ""]
-    if frame["code_fingerprint"].nunique() > 1:
-        sections += [f"Note: these runs come from {frame['code_fingerprint'].nunique()} versions of the code "
-                     f"(see the code fingerprints above).", ""]
-    tables = {}
+    body, verdicts, tables = [], [], {}
     for dataset in sorted(frame["dataset"].dropna().unique()):
         lines, tables[dataset] = dataset_section(frame, records, dataset, out, plots)
-        sections += lines
-    (out / "summary.md").write_text("\n".join(sections))
+        tested, words = statistics_section(records, frame, dataset, out) if statistics else ([], None)
+        body += lines + tested + memory_section(records, dataset, out, plots)
+        if words:
+            verdicts.append(words)
+    body += tuned_versus_default(frame, records)
+    body += across_datasets(tables, records, out, plots)
+    head = ["# seqbench comparison", ""]
+    if verdicts:
+        head += ["## Verdict", "", *[f"- {words}" for words in verdicts], ""]
+    head += [provenance(records, command), ""]
+    if frame["code_fingerprint"].nunique() > 1:
+        head += [f"Note: these runs come from {frame['code_fingerprint'].nunique()} versions of the code "
+                 f"(see the code fingerprints above).", ""]
+    if studies and Path(studies).is_file():
+        head += [Path(studies).read_text().replace("# Hyper-parameter search", "## Hyper-parameter search"), ""]
+    (out / "summary.md").write_text("\n".join(head + body))
     return tables
 
 

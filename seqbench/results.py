@@ -53,10 +53,11 @@ def _rank(record: dict) -> tuple:
 def load_records(folders: Iterable[str | Path], include_debug: bool = False) -> list[dict]:
     """Every readable record under ``folders``; one per (config hash, seed): the newest
     ``done`` one if there is one, else the newest of any status. Debug runs (fast_dev_run,
-    limit_*_batches, ...) are left out unless ``include_debug``: they are not results."""
+    limit_*_batches, ...) and search trials (validation only) are left out unless
+    ``include_debug``: they are not results."""
     best: dict[tuple, dict] = {}
     for path, record in read_records(folders):
-        if record.get("debug") and not include_debug:
+        if (record.get("debug") or record.get("search")) and not include_debug:
             continue
         record["record_path"] = str(path)
         key = (record.get("config_hash"), record.get("seed"))
@@ -97,8 +98,14 @@ def variant_labels(records: list[dict]) -> dict[str, str]:
     for config_hash, r in by_hash.items():
         by_name.setdefault(r.get("model"), []).append(config_hash)
     for name, hashes in by_name.items():
+        tuned = [h for h in hashes if by_hash[h].get("tuned")]
+        if len(tuned) == 1:  # the retrained best configuration of an equal-budget search
+            labels[tuned[0]] = f"{name} (tuned)"
+            hashes = [h for h in hashes if h != tuned[0]]
         if len(hashes) == 1:
             labels[hashes[0]] = str(name)
+            continue
+        if not hashes:
             continue
         flats = {h: _flat(computation_config(by_hash[h].get("config") or {})) for h in hashes}
         keys = sorted({k for f in flats.values() for k in f})
@@ -112,7 +119,9 @@ def variant_labels(records: list[dict]) -> dict[str, str]:
 def long_table(records: list[dict]) -> pd.DataFrame:
     """One row per run: outcome columns, then the config flattened into ``config.*`` columns."""
     rows = []
-    labels = variant_labels(records)
+    labels = {}  # per data set: a name is ambiguous only among the variants of one data set
+    for dataset in {r.get("dataset") for r in records}:
+        labels.update(variant_labels([r for r in records if r.get("dataset") == dataset]))
     for r in records:
         row = {key: r.get(key) for key in ("dataset", "model", "seed", "status", "config_hash", "epochs",
                                            "best_epoch", "params", "train_tokens_per_s", "wall_seconds",

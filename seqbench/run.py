@@ -198,7 +198,8 @@ def _only_hydra_files(folder: Path) -> bool:
     return folder.is_dir() and all(p.name in (".hydra", "__main__.log") for p in folder.iterdir())
 
 
-def decide(cfg: DictConfig, identity: Identity, output_dir: Path, rank_zero: bool) -> tuple[Decision, Claim | None]:
+def decide(cfg: DictConfig, identity: Identity, output_dir: Path, rank_zero: bool,
+           needs_test: bool = True) -> tuple[Decision, Claim | None]:
     """Claim the run and plan it (rank 0); other DDP processes take rank 0's decision."""
     if not rank_zero:
         if os.environ.get(PLAN_ENV):
@@ -214,14 +215,15 @@ def decide(cfg: DictConfig, identity: Identity, output_dir: Path, rank_zero: boo
         log.warning("waiting: %s (claimed=wait)", describe_owner(claim))
         time.sleep(5)
     records = read_records([root]) if root.is_dir() else []
-    decision = plan(identity, output_dir, records, force=bool(cfg.get("force", False)))
+    decision = plan(identity, output_dir, records, force=bool(cfg.get("force", False)), needs_test=needs_test)
     if isinstance(decision, (Fresh, Resume)):
         os.environ[PLAN_ENV] = plan_to_json(decision)
     return decision, claim
 
 
 def run(cfg: DictConfig, output_dir: str | Path, tensorboard_root: str | Path | None = None,
-        in_sweep: bool = False, evaluate_test: bool = True, extra_callbacks: list | None = None) -> dict:
+        in_sweep: bool = False, evaluate_test: bool = True, extra_callbacks: list | None = None,
+        tags: dict | None = None) -> dict:
     """Train and test one configuration; returns its record (its folder is ``record["output_dir"]``).
 
     - Reuse: a ``done`` record with the same config hash, seed, code and data fingerprints under
@@ -235,18 +237,17 @@ def run(cfg: DictConfig, output_dir: str | Path, tensorboard_root: str | Path | 
     - A diverged run returns normally with status "diverged"; SIGTERM records "interrupted"
       (resumable) and raises ``Interrupted``; any other error records "failed" and is raised.
     - ``evaluate_test=False`` (hyper-parameter search) never touches the test split.
+    - ``tags`` go into the record as they are (``search``: a search trial; ``tuned``: a retrained
+      best configuration).
     Under DDP only global rank 0 claims, plans and writes records.
     """
     output_dir = Path(output_dir)
     rank_zero = (_get_rank() or 0) == 0
-    try:
-        check_config(OmegaConf.to_container(cfg, resolve=True))  # one line, before any data is read
-    except ConfigError:
-        raise
+    check_config(OmegaConf.to_container(cfg, resolve=True))  # one line, before any data is read
     net_config = network_config(cfg.model)
     datamodule = build_datamodule(cfg, rebuild_cache=bool(cfg.get("force", False)))
     identity = identify(cfg, datamodule)
-    decision, claim = decide(cfg, identity, output_dir, rank_zero)
+    decision, claim = decide(cfg, identity, output_dir, rank_zero, needs_test=evaluate_test)
     log.info("plan: %s: %s", type(decision).__name__.lower(), decision.reason)
     try:
         if isinstance(decision, Claimed):
@@ -254,7 +255,7 @@ def run(cfg: DictConfig, output_dir: str | Path, tensorboard_root: str | Path | 
         if isinstance(decision, Reuse):
             return _reused(decision, output_dir, in_sweep, rank_zero)
         return execute(cfg, identity, decision, datamodule, net_config, output_dir, tensorboard_root, rank_zero,
-                       in_sweep, evaluate_test, extra_callbacks or [])
+                       in_sweep, evaluate_test, extra_callbacks or [], tags or {})
     finally:
         if claim is not None:
             claim.release()
@@ -286,8 +287,8 @@ def _reused(decision: Reuse, output_dir: Path, in_sweep: bool, rank_zero: bool) 
 
 def execute(cfg, identity: Identity, decision: Fresh | Resume, datamodule, net_config: NetworkConfig,
             job_dir: Path, tensorboard_root, rank_zero: bool, in_sweep: bool, evaluate_test: bool,
-            extra_callbacks: list) -> dict:
-    record = base_record(cfg, identity)
+            extra_callbacks: list, tags: dict) -> dict:
+    record = {**base_record(cfg, identity), **tags}
     resume_from = None
     if isinstance(decision, Resume):
         previous = decision.previous

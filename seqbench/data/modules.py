@@ -15,7 +15,7 @@ from .. import SeqbenchError
 from ..names import TASKS
 from ..record import content_digest, short_hash
 from . import imdb, text_file, trec
-from .batching import BucketBatchSampler, TextSubset, stratified_split
+from .batching import BucketBatchSampler, TextSubset, pad_batch, stratified_split
 from .sincos import (ADDING_BASELINE_MSE, copy_baseline_ce, copy_vocabulary, make_adding, make_copy,
                      make_sincos)
 from .sources import resolve_data_root, user_cache_dir
@@ -108,9 +108,15 @@ def load_text_corpus(source: TextSource, root: Path, settings: TextSettings, cac
     return corpus
 
 
+def as_batch(item):
+    """A batch as the datasets build it; a single example (what Lightning's overfit_batches
+    asks for, when it replaces the batch sampler by a sequential one) becomes a batch of one."""
+    return item if isinstance(item, dict) else pad_batch([item])
+
+
 def _loader(dataset: Dataset, sampler: BucketBatchSampler, num_workers: int = 0) -> DataLoader:
     # The sampler yields a batch's positions; the dataset builds the whole batch from them.
-    return DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=num_workers,
+    return DataLoader(dataset, sampler=sampler, batch_size=None, collate_fn=as_batch, num_workers=num_workers,
                       pin_memory=torch.cuda.is_available(), persistent_workers=num_workers > 0)
 
 
@@ -230,7 +236,7 @@ class TensorBatches(Dataset):
         return self.count
 
     def __getitem__(self, positions):
-        rows = torch.as_tensor(positions, dtype=torch.int64)
+        rows = torch.as_tensor([positions] if isinstance(positions, int) else positions, dtype=torch.int64)
         batch = {name: tensor[rows] for name, tensor in self.tensors.items()}
         batch["lengths"], batch["index"] = self.lengths[rows], rows
         return batch

@@ -4,7 +4,7 @@ vectors, so weights copy both ways with ``torch.nn.RNN/LSTM/GRU`` (``*_l0`` para
 
 Gate equations (x_t input, h the previous hidden state, σ the logistic sigmoid):
 
-  RNN   h_t = tanh(W_ih x_t + b_ih + W_hh h + b_hh)
+  RNN   h_t = tanh(W_ih x_t + b_ih + W_hh h + b_hh)     (or relu: with identity init, the IRNN)
   LSTM  i, f, g, o = split(W_ih x_t + b_ih + W_hh h + b_hh)          (rows in that order)
         i, f, o = σ(i), σ(f), σ(o);  g = tanh(g)
         c_t = f * c + i * g;          h_t = o * tanh(c_t)
@@ -35,7 +35,8 @@ class RecurrentLayer:
     gates = 1
     has_cell = False
 
-    def __init__(self, input_size: int, hidden_size: int, seed: int = 0, dtype=np.float64):
+    def __init__(self, input_size: int, hidden_size: int, seed: int = 0, dtype=np.float64, init: str = "default",
+                 forget_bias: float | None = None):
         rng = np.random.default_rng(seed)
         bound = 1.0 / np.sqrt(hidden_size)  # torch.nn's initialisation
         rows = self.gates * hidden_size
@@ -46,6 +47,18 @@ class RecurrentLayer:
             "bias_ih": rng.uniform(-bound, bound, rows).astype(dtype),
             "bias_hh": rng.uniform(-bound, bound, rows).astype(dtype),
         }
+        # The same rules as seqbench.models.encoders.initialise (same gate order, two biases).
+        if init == "identity":
+            self.params["weight_hh"] = np.tile(np.eye(hidden_size, dtype=dtype), (self.gates, 1))
+            self.params["bias_ih"][:] = 0.0
+            self.params["bias_hh"][:] = 0.0
+        elif init != "default":
+            raise ValueError(f"unknown init {init!r}; valid: default, identity")
+        if forget_bias is not None:
+            if not isinstance(self, NumpyLSTM):
+                raise ValueError("forget_bias applies to the LSTM only")
+            self.params["bias_ih"][hidden_size: 2 * hidden_size] = forget_bias
+            self.params["bias_hh"][hidden_size: 2 * hidden_size] = 0.0
         self._cache = None
 
     # ---- copying weights to and from torch.nn.RNN/LSTM/GRU ----
@@ -106,14 +119,22 @@ class RecurrentLayer:
 class NumpyRNN(RecurrentLayer):
     gates = 1
 
+    def __init__(self, *args, nonlinearity: str = "tanh", **kwargs):
+        if nonlinearity not in ("tanh", "relu"):
+            raise ValueError(f"unknown nonlinearity {nonlinearity!r}; valid: tanh, relu")
+        self.nonlinearity = nonlinearity
+        super().__init__(*args, **kwargs)
+
     def step(self, x_t, h, c):
         p = self.params
-        h_new = np.tanh(x_t @ p["weight_ih"].T + p["bias_ih"] + h @ p["weight_hh"].T + p["bias_hh"])
+        pre = x_t @ p["weight_ih"].T + p["bias_ih"] + h @ p["weight_hh"].T + p["bias_hh"]
+        h_new = np.tanh(pre) if self.nonlinearity == "tanh" else np.maximum(pre, 0.0)
         return h_new, c, (x_t, h, h_new)
 
     def step_backward(self, cache, dh, dc, grads):
         x_t, h_prev, h_new = cache
-        d_pre = dh * (1.0 - h_new ** 2)
+        # tanh' = 1 - tanh^2; relu' = 1 where the output is positive
+        d_pre = dh * (1.0 - h_new ** 2) if self.nonlinearity == "tanh" else dh * (h_new > 0)
         dx, dh_prev = self._accumulate(grads, x_t, h_prev, d_pre, d_pre)
         return dx, dh_prev, dc
 

@@ -1,0 +1,191 @@
+"""``seqbench eval RUN_OR_CHECKPOINT [overrides...] [--file PATH] [--out DIR]``: evaluate a
+trained model and write its metrics (``metrics.json``) and per-example predictions
+(``predictions.csv``).
+
+- No overrides: the run's own test split, built from its recorded config.
+- ``dataset=NAME`` and ``dataset.KEY=VALUE``: another data set or other settings, for example
+  a generated task at another length (``dataset.length=400``) or IMDB reviews cut elsewhere.
+- ``--file PATH``: your own CSV / TSV / JSON Lines file (a text column, and a label column
+  when you want metrics) for a text classifier.
+
+Text is always encoded with the checkpoint's own vocabulary, whatever data it comes from.
+Checkpoints are loaded with ``weights_only=True``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from . import SeqbenchError
+from .explain import find_checkpoint, load_checkpoint
+
+
+def _record_of(run: Path, checkpoint: Path) -> dict:
+    for candidate in (run / "record.json" if run.is_dir() else None, checkpoint.parent.parent / "record.json"):
+        if candidate is not None and candidate.is_file():
+            record = json.loads(candidate.read_text())
+            if isinstance(record, dict):
+                return record
+    raise SeqbenchError(f"no record.json beside {checkpoint}: eval needs the run's folder (its config says how the "
+                        f"data was built)")
+
+
+def _config(record: dict, overrides: list[str]):
+    """The run's config with the overrides applied; ``dataset=NAME`` takes that data set's
+    config from conf/ (the model and trainer stay the run's)."""
+    from omegaconf import OmegaConf
+    config = OmegaConf.create(record["config"])
+    rest = []
+    for override in overrides:
+        if override.startswith("dataset="):
+            from hydra import compose, initialize_config_dir
+
+            from .__main__ import CONFIG_DIR
+            with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+                composed = compose(config_name="config", overrides=[override])
+            config.dataset = OmegaConf.create(OmegaConf.to_container(composed.dataset, resolve=True))
+        elif "=" in override:
+            rest.append(override)
+        else:
+            raise SeqbenchError(f"{override!r}: overrides are KEY=VALUE, e.g. dataset.length=400 or dataset=trec")
+    return OmegaConf.merge(config, OmegaConf.from_dotlist(rest))
+
+
+def _text_batches(texts: list, labels: list[int] | None, vocabulary, max_len: int, batch_size: int = 256):
+    """Batches of texts (strings, or lists of tokens already split) in ``vocabulary``."""
+    from .data.batching import TextSubset
+    from .data.text import EncodedTexts, tokenize
+    sequences = [vocabulary.encode((tokenize(text) if isinstance(text, str) else text)[:max_len]) for text in texts]
+    encoded = EncodedTexts.from_lists(sequences, labels if labels is not None else [0] * len(texts))
+    subset = TextSubset(encoded)
+    for start in range(0, len(texts), batch_size):
+        yield subset.batch(list(range(start, min(start + batch_size, len(texts)))))
+
+
+def evaluate(run: str | Path, overrides: list[str] | None = None, file: str | None = None,
+             text_column: str = "text", label_column: str = "label", out: str | Path | None = None) -> dict:
+    from omegaconf import OmegaConf
+
+    from .data.text import Vocabulary
+    from .run import build_datamodule, build_task, network_config, save_predictions
+    run = Path(run)
+    checkpoint_path = find_checkpoint(run)
+    checkpoint = load_checkpoint(checkpoint_path)
+    meta = checkpoint.get("seqbench") if isinstance(checkpoint, dict) else None
+    if not isinstance(meta, dict) or "spec" not in meta:
+        raise SeqbenchError(f"{checkpoint_path} is not a seqbench checkpoint (no network settings in it)")
+    record = _record_of(run, checkpoint_path)
+    config = _config(record, overrides or [])
+    from .data.modules import DataSpec
+    spec = DataSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["spec"].items()})
+    task = build_task(config, network_config(config.model), spec)
+    task.load_state_dict(checkpoint["state_dict"])
+    task.eval()
+    where = f"file {file}" if file else f"{config.dataset.name} test split"
+    if file:
+        if not spec.vocabulary:
+            raise SeqbenchError("--file reads text; this checkpoint's model does not take text")
+        from .data.text_file import read_examples
+        texts, names, _ = read_examples(Path(file), text_column, label_column, "utf-8") if _has_labels(
+            Path(file), label_column) else (*_texts_only(Path(file), text_column), None)
+        labels = None
+        if names is not None:
+            unknown = sorted(set(names) - set(spec.label_names))
+            if unknown:
+                raise SeqbenchError(f"{file}: labels {', '.join(unknown)} are not this model's "
+                                    f"({', '.join(spec.label_names)})")
+            labels = [spec.label_names.index(name) for name in names]
+        batches = list(_text_batches(texts, labels, Vocabulary(list(spec.vocabulary)), spec.max_len or 400))
+    else:
+        datamodule = build_datamodule(config)
+        datamodule.setup()
+        if spec.vocabulary and tuple(datamodule.spec.vocabulary) != tuple(spec.vocabulary):
+            batches = _reencoded_test(datamodule, spec)
+        else:
+            batches = list(datamodule.test_dataloader())
+    task.collect_predictions = True
+    metrics = task.test_metrics
+    metrics.reset()
+    has_targets = not (file and labels is None)
+    with torch.no_grad():
+        for batch in batches:
+            if has_targets:
+                _, predictions, targets = task.loss_and_predictions(batch)
+                metrics.update(predictions, targets)
+            task.predictions.append({k: v.detach().cpu() for k, v in task.example_predictions(batch).items()})
+    result = {k.removeprefix("test/"): float(v) for k, v in metrics.compute().items()} if has_targets else {}
+    out = Path(out) if out else (checkpoint_path.parent.parent / "eval" /
+                                 f"{Path(file).stem if file else config.dataset.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    out.mkdir(parents=True, exist_ok=True)
+    save_predictions(out / "predictions.csv", task.predictions, spec)
+    summary = {"checkpoint": str(checkpoint_path), "evaluated_on": where, "metrics": result,
+               "examples": sum(len(b["lengths"]) for b in batches), "overrides": overrides or [],
+               "dataset": OmegaConf.to_container(config.dataset, resolve=True)}
+    (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    summary["out"] = str(out)
+    return summary
+
+
+def _reencoded_test(datamodule, spec) -> list[dict]:
+    """Another text data set (or other settings): its test texts, token by token, in the
+    checkpoint's vocabulary (a word outside the data set's own vocabulary stays <unk>)."""
+    from .data.text import Vocabulary
+    names = list(datamodule.spec.label_names)
+    if set(names) - set(spec.label_names):
+        raise SeqbenchError(f"the {datamodule.source.name} labels ({', '.join(names)}) are not this model's "
+                            f"({', '.join(spec.label_names)})")
+    test, itos = datamodule.corpus.splits["test"], datamodule.corpus.vocabulary.itos
+    texts = [[itos[int(i)] for i in test.sequence(row)] for row in range(len(test))]
+    labels = [spec.label_names.index(names[int(label)]) for label in test.labels]
+    return list(_text_batches(texts, labels, Vocabulary(list(spec.vocabulary)), spec.max_len or 400))
+
+
+def _has_labels(path: Path, label_column: str) -> bool:
+    from .data.text_file import _rows, check_readable
+    check_readable(path)
+    for _, _, row, _ in _rows(path, "utf-8"):
+        return label_column in row
+    return False
+
+
+def _texts_only(path: Path, text_column: str) -> tuple[list[str], None]:
+    from .data.text_file import BadInputError, _rows
+    texts = []
+    for line, _, row, _ in _rows(path, "utf-8"):
+        if text_column not in row:
+            raise BadInputError(f"{path}, line {line}: no column {text_column!r}; set --text-column")
+        texts.append(row[text_column])
+    if not texts:
+        raise BadInputError(f"{path}: the file holds no examples")
+    return texts, None
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="seqbench eval", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run", help="a run folder (with record.json) or a checkpoint inside one")
+    parser.add_argument("overrides", nargs="*", help="dataset=NAME, dataset.KEY=VALUE, ...")
+    parser.add_argument("--file", help="your own CSV/TSV/JSONL file of texts (and labels) to classify")
+    parser.add_argument("--text-column", default="text")
+    parser.add_argument("--label-column", default="label")
+    parser.add_argument("--out", help="folder for metrics.json and predictions.csv (default: <run>/eval/...)")
+    args = parser.parse_args(argv)
+    from .__main__ import quiet_third_party
+    quiet_third_party()
+    try:
+        summary = evaluate(args.run, args.overrides, args.file, args.text_column, args.label_column, args.out)
+    except SeqbenchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    metrics = ", ".join(f"{k} {v:.4g}" for k, v in summary["metrics"].items()) or "no labels: predictions only"
+    print(f"{summary['evaluated_on']}, {summary['examples']} examples: {metrics}")
+    print(f"written: {Path(summary['out']) / 'metrics.json'} and predictions.csv")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""Long memory: the adding and copy tasks, IRNN and the forget-gate bias, padding-safe heads,
+and the memory-length report."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from seqbench.data.sincos import ADDING_BASELINE_MSE, copy_baseline_ce, copy_vocabulary, make_adding, make_copy
+from seqbench.models import NetworkConfig, RecurrentNet
+from seqbench.models.encoders import make_layer
+from seqbench.reference.numpy_rnn import NumpyLSTM, NumpyRNN, gradient_check
+from seqbench.report import build_report
+from seqbench.run import build_datamodule, run
+from tests.conftest import TINY
+
+
+def test_adding_problem_has_two_markers_one_per_half_and_their_sum_as_target():
+    inputs, targets = make_adding(500, 50, seed=3)
+    numbers, markers = inputs[..., 0], inputs[..., 1]
+    assert inputs.shape == (500, 50, 2) and targets.shape == (500,)
+    assert torch.all(markers.sum(1) == 2)
+    assert torch.all(markers[:, :25].sum(1) == 1) and torch.all(markers[:, 25:].sum(1) == 1)
+    assert torch.allclose((numbers * markers).sum(1), targets)
+    assert torch.all((numbers >= 0) & (numbers <= 1))
+
+
+def test_adding_baseline_is_the_mse_of_always_answering_one():
+    _, targets = make_adding(200_000, 10, seed=0)
+    assert float(((targets - 1.0) ** 2).mean()) == pytest.approx(ADDING_BASELINE_MSE, rel=0.01)
+    assert ADDING_BASELINE_MSE == pytest.approx(0.1667, abs=1e-4)
+
+
+def test_copy_task_targets_are_the_prefix_after_the_delimiter():
+    length, symbols, alphabet = 30, 10, 8
+    inputs, targets, recall = make_copy(64, length, seed=1, symbols=symbols, alphabet=alphabet)
+    ids = copy_vocabulary(alphabet)
+    assert inputs.shape == targets.shape == recall.shape == (64, length + 2 * symbols)
+    remembered = inputs[:, :symbols] - ids["first_symbol"]
+    assert torch.all((remembered >= 0) & (remembered < alphabet))
+    assert torch.all(inputs[:, symbols + length - 1] == ids["delimiter"])
+    assert torch.all(targets[:, -symbols:] == remembered + 1)  # classes 1..alphabet, 0 = blank
+    assert torch.all(targets[:, :-symbols] == 0)
+    assert torch.all(recall[:, -symbols:]) and not torch.any(recall[:, :-symbols])
+
+
+def test_copy_baseline_is_the_cross_entropy_of_the_memoryless_strategy():
+    length, symbols, alphabet = 40, 10, 8
+    _, targets, recall = make_copy(32, length, seed=2, symbols=symbols, alphabet=alphabet)
+    # Blanks predicted for certain; each recalled symbol a uniform guess over the alphabet.
+    probabilities = torch.zeros(*targets.shape, alphabet + 1)
+    probabilities[..., 0] = 1.0
+    probabilities[recall] = torch.tensor([0.0] + [1.0 / alphabet] * alphabet)
+    chosen = probabilities.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    assert float(-chosen.log().mean()) == pytest.approx(copy_baseline_ce(length, symbols, alphabet))
+    assert copy_baseline_ce(100) == pytest.approx(10 * math.log(8) / 120)
+
+
+def test_memory_test_sets_are_fixed_by_their_own_seed_and_training_data_is_fresh_each_epoch(compose_config):
+    sets = {}
+    for seed in (0, 1):
+        module = build_datamodule(compose_config("dataset=adding", "dataset.length=20", "dataset.n_train=40",
+                                                 f"seed={seed}"))
+        module.setup()
+        sets[seed] = module
+    assert torch.equal(sets[0].sets["test"].tensors["inputs"], sets[1].sets["test"].tensors["inputs"])
+    first = sets[0].sets["train"].tensors["inputs"].clone()
+    sets[0]._make_train(1)
+    assert not torch.equal(first, sets[0].sets["train"].tensors["inputs"])  # epoch 1 draws new sequences
+    sets[0]._make_train(0)
+    assert torch.equal(first, sets[0].sets["train"].tensors["inputs"])  # ...reproducibly
+
+
+@pytest.mark.parametrize("dataset,task,metric", [("adding", "last_step_regression", "mse"),
+                                                  ("copy", "per_step_classification", "ce")])
+def test_each_memory_task_runs_end_to_end(compose_config, tmp_path, dataset, task, metric):
+    small = [o for o in TINY if not o.startswith("dataset.")]
+    record = run(compose_config(*small, f"dataset={dataset}", "dataset.length=12", "dataset.n_train=64",
+                                "dataset.n_val=32", "dataset.n_test=32", "dataset.batch_size=16"), tmp_path)
+    assert record["status"] == "done" and record["task"] == task and record["metric"] == metric
+    assert metric in record["test"] and metric in record["baselines"]
+    assert record["examples"] == {"train": 64, "val": 32, "test": 32}
+
+
+@pytest.mark.parametrize("per_step", [True, False])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_per_step_and_last_step_heads_are_padding_safe(cell, per_step):
+    torch.manual_seed(0)
+    net = RecurrentNet(NetworkConfig(cell=cell, hidden_size=8, embedding_dim=4, bidirectional=True), 3,
+                       input_dim=2, per_step=per_step).eval()
+    short = torch.randn(1, 5, 2)
+    padded = torch.cat([torch.cat([short, torch.full((1, 4, 2), 7.0)], dim=1), torch.randn(1, 9, 2)])
+    alone, _ = net(short, torch.tensor([5]))
+    batched, _ = net(padded, torch.tensor([5, 9]))
+    if per_step:
+        torch.testing.assert_close(batched[0, :5], alone[0])
+    else:
+        torch.testing.assert_close(batched[0], alone[0])
+
+
+@pytest.mark.parametrize("impl", ["native", "scratch"])
+def test_irnn_and_forget_bias_initialise_as_published_in_both_implementations(impl):
+    irnn = make_layer("rnn", impl, 2, 6, nonlinearity="relu", init="identity")
+    assert torch.equal(irnn.weight_hh_l0, torch.eye(6))
+    assert torch.all(irnn.bias_ih_l0 == 0) and torch.all(irnn.bias_hh_l0 == 0)
+    lstm = make_layer("lstm", impl, 2, 6, forget_bias=1.0)
+    assert torch.all(lstm.bias_ih_l0[6:12] == 1.0) and torch.all(lstm.bias_hh_l0[6:12] == 0.0)
+    with pytest.raises(ValueError, match="applies to the plain rnn only"):
+        make_layer("lstm", impl, 2, 6, nonlinearity="relu")
+    with pytest.raises(ValueError, match="applies to lstm only"):
+        make_layer("gru", impl, 2, 6, forget_bias=1.0)
+
+
+def test_relu_rnn_gives_the_same_outputs_natively_from_scratch_and_in_numpy():
+    torch.manual_seed(1)
+    native = make_layer("rnn", "native", 3, 5, nonlinearity="relu").double()
+    scratch = make_layer("rnn", "scratch", 3, 5, nonlinearity="relu").double()
+    scratch.load_state_dict(native.state_dict())
+    x = torch.randn(2, 7, 3, dtype=torch.float64)
+    torch.testing.assert_close(scratch(x)[0], native(x)[0])
+    reference = NumpyRNN(3, 5, nonlinearity="relu").load_torch(native)
+    np.testing.assert_allclose(reference.forward(x.numpy())[0], native(x)[0].detach().numpy(), atol=1e-10)
+
+
+def test_numpy_reference_irnn_and_forget_bias_with_gradient_check():
+    irnn = NumpyRNN(3, 4, init="identity", nonlinearity="relu", seed=2)
+    assert np.array_equal(irnn.params["weight_hh"], np.eye(4)) and not irnn.params["bias_ih"].any()
+    x = np.random.default_rng(0).standard_normal((2, 6, 3))
+    assert gradient_check(irnn, x) < 1e-6
+    lstm = NumpyLSTM(3, 4, forget_bias=1.0, seed=2)
+    assert np.all(lstm.params["bias_ih"][4:8] == 1.0) and np.all(lstm.params["bias_hh"][4:8] == 0.0)
+    assert gradient_check(lstm, x) < 1e-6
+
+
+def test_the_report_draws_metric_against_length_and_the_longest_length_solved(tmp_path):
+    from seqbench.record import write_json_atomic
+    base = {"status": "done", "dataset": "adding", "task": "last_step_regression", "baselines": {"mse": 1 / 6},
+            "best_epoch": 1, "epochs": 2, "epoch_seconds": [1.0], "params": 10, "train_tokens_per_s": 1.0,
+            "history": [{"epoch": 0, "val/mse": 0.1}], "val_best": {"mse": 0.1}}
+    results = {("lstm", 50): [0.001, 0.002, 0.003], ("lstm", 100): [0.004, 0.05, 0.002],
+               ("rnn", 50): [0.16, 0.17, 0.165], ("rnn", 100): [0.166, 0.168, 0.167]}
+    for (model, length), values in results.items():
+        for seed, mse in enumerate(values):
+            config = {"model": {"name": model}, "dataset": {"name": "adding", "length": length, "solved_below": 0.01},
+                      "trainer": {"max_epochs": 2}}
+            write_json_atomic(tmp_path / "runs" / f"{model}{length}s{seed}" / "record.json",
+                              {**base, "model": model, "seed": seed, "config": config,
+                               "config_hash": f"{model}-{length}", "test": {"mse": mse, "mae": 0.1}})
+    build_report([tmp_path / "runs"], tmp_path / "out", statistics=False)
+    text = (tmp_path / "out" / "summary.md").read_text()
+    assert "### adding: memory length" in text and "adding_memory_length.png" in text
+    row = next(line for line in text.splitlines() if line.startswith("| lstm |"))
+    assert row.endswith("| 100 (2 of 3) |")   # solved at T = 100 by two of its three seeds
+    rnn = next(line for line in text.splitlines() if line.startswith("| rnn |"))
+    assert rnn.endswith("| none |")
+    assert "T = 50: 1.67e-01" in text   # the baseline, stated
