@@ -236,7 +236,8 @@ def memory_section(records: list[dict], dataset: str, out: Path, plots: bool) ->
          if r["config"]["dataset"].get("solved_above") is not None), "–")
     header = ["variant", *[f"T = {t}" for t in lengths], "longest T solved (seeds)"]
     lines = [f"### {dataset}: memory length", "",
-             f"Test {METRIC_WORDS.get(metric, metric)} against the length T (mean over seeds, n in brackets); solved: "
+             f"Test {METRIC_WORDS.get(metric, metric)} against the length T (mean over seeds; in brackets how many seeds "
+             f"solved it); solved: "
              f"{criterion}. Baseline (a model that learns nothing): "
              + ", ".join(f"T = {t}: {format_metric(_baseline(done, t, metric), metric)}" for t in lengths) + ".", "",
              "| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
@@ -245,8 +246,10 @@ def memory_section(records: list[dict], dataset: str, out: Path, plots: bool) ->
         for t in lengths:
             runs = points[key].get(t, [])
             values = [r["test"][metric] for r in runs if metric in (r.get("test") or {})]
-            cells.append(f"{format_metric(sum(values) / len(values), metric)} ({len(values)})" if values else "–")
             verdicts = [solved(r, r["test"].get(metric)) for r in runs]
+            count = f"{sum(bool(v) for v in verdicts)}/{len(verdicts)} solved" if any(v is not None for v in verdicts) \
+                else f"n = {len(values)}"
+            cells.append(f"{format_metric(sum(values) / len(values), metric)} ({count})" if values else "–")
             if verdicts and any(verdicts):
                 best = f"{t} ({sum(bool(v) for v in verdicts)} of {len(verdicts)})"
         lines.append("| " + " | ".join([names[key], *cells, best]) + " |")
@@ -267,14 +270,16 @@ def _baseline(records: list[dict], length: int, metric: str) -> float | None:
 def plot_memory(points, names, lengths, records, dataset, metric, out: Path) -> Path:
     plt, fig, ax = _figure(6.5, 4.2)
     for key in sorted(points, key=lambda k: names[k]):
-        xs, means = [], []
+        xs, means, seeds = [], [], []
         for t in lengths:
             values = [r["test"][metric] for r in points[key].get(t, []) if metric in (r.get("test") or {})]
             if values:
                 xs.append(t)
                 means.append(sum(values) / len(values))
-                ax.scatter([t] * len(values), values, s=10, alpha=0.5)
-        ax.plot(xs, means, marker="o", label=names[key])
+                seeds.append(values)
+        line, = ax.plot(xs, means, marker="o", label=names[key])
+        for t, values in zip(xs, seeds):
+            ax.scatter([t] * len(values), values, s=12, alpha=0.6, color=line.get_color())
     baseline = [(t, _baseline(records, t, metric)) for t in lengths]
     baseline = [(t, b) for t, b in baseline if b is not None]
     if baseline:

@@ -151,6 +151,7 @@ def test_the_report_draws_metric_against_length_and_the_longest_length_solved(tm
     assert "### adding: memory length" in text and "adding_memory_length.png" in text
     row = next(line for line in text.splitlines() if line.startswith("| lstm |"))
     assert row.endswith("| 100 (2 of 3) |")   # solved at T = 100 by two of its three seeds
+    assert "(3/3 solved)" in row and "(2/3 solved)" in row
     rnn = next(line for line in text.splitlines() if line.startswith("| rnn |"))
     assert rnn.endswith("| none |")
     assert "T = 50: 1.67e-01" in text   # the baseline, stated
