@@ -295,28 +295,80 @@ def plot_memory(points, names, lengths, records, dataset, metric, out: Path) -> 
     return _save(plt, fig, out / f"{dataset}_memory_length.png")
 
 
+# Data-set settings that change which test examples there are (generated tasks); runs that differ
+# in one of them are never paired, since their test sets hold different examples. Text sets are
+# told apart by their data fingerprint; max_len or the vocabulary only change the model's view.
+TEST_SET_KEYS = ("length", "symbols", "alphabet", "n_test", "test_seed", "seq_len", "omega", "dt", "warmup_steps")
+
+
+def test_sets(done: list[dict]) -> dict[str, list[dict]]:
+    """Records grouped by the test set they were scored on: '' when there is only one, else a
+    label of what differs (``length=50``)."""
+    def key(record):
+        data = ((record.get("config") or {}).get("dataset") or {})
+        return (record.get("data_fingerprint"), *(str(data.get(k)) for k in TEST_SET_KEYS))
+    groups: dict[tuple, list[dict]] = {}
+    for record in done:
+        groups.setdefault(key(record), []).append(record)
+    if len(groups) == 1:
+        return {"": done}
+    differing = [i for i in range(len(TEST_SET_KEYS) + 1) if len({k[i] for k in groups}) > 1]
+    names = ("data",) + TEST_SET_KEYS
+    def label(k):
+        return ", ".join(f"{names[i]}={k[i]}" for i in differing)
+    return {label(k): groups[k] for k in sorted(groups, key=lambda k: [_sortable(k[i]) for i in differing])}
+
+
+def _sortable(value):
+    try:
+        return (0, float(value), "")
+    except (TypeError, ValueError):
+        return (1, 0.0, str(value))
+
+
 def statistics_section(records: list[dict], frame: pd.DataFrame, dataset: str, out: Path,
-                       resamples: int = 9999) -> tuple[list[str], str | None]:
-    """Pairwise paired tests on the test examples (Holm-adjusted), and the verdict in words."""
-    from .results import variant_labels
-    from .stats import load_scores, pairwise, smallest_step, verdict
+                       resamples: int = 9999) -> tuple[list[str], list[str]]:
+    """Pairwise paired tests on the test examples (Holm-adjusted), and the verdict in words; one of
+    each per test set (a memory task at several lengths has one test set per length)."""
     done = [r for r in records if r.get("dataset") == dataset and r.get("status") == "done"]
+    lines, verdicts, frames = [], [], []
+    table = summary_table(frame, dataset)
+    for test_set, runs in test_sets(done).items():
+        table_labels = dict(zip(frame["config_hash"], frame["variant"]))
+        section, words, pairs = _paired_comparisons(runs, table, table_labels, dataset, test_set, resamples)
+        lines += section
+        if words:
+            verdicts.append(words)
+        if pairs:
+            frames.append(pd.DataFrame([{"test_set": test_set, **pair.__dict__} for pair in pairs]))
+    if frames:
+        pd.concat(frames).to_csv(out / f"pairs_{dataset}.csv", index=False)
+    return lines, verdicts
+
+
+def _paired_comparisons(done: list[dict], table: pd.DataFrame, table_labels: dict[str, str], dataset: str,
+                        test_set: str, resamples: int):
+    from .results import variant_labels
+    from .stats import EXAMPLE_SCORE, load_scores, pairwise, smallest_step, verdict
     if len({r.get("config_hash") for r in done}) < 2:
-        return [], None
+        return [], None, []
     task = task_of(done[0])
-    scores = load_scores(done, variant_labels(done), task)
+    # Labels within this test set (what differs here), means looked up by the table's labels.
+    labels = variant_labels(done)
+    scores = load_scores(done, labels, task)
     scores = {k: v for k, v in scores.items() if not v.empty}
     if len(scores) < 2:
-        return [], None
+        return [], None, []
     pairs = pairwise(scores, resamples=resamples)
     metric, _ = metric_of(task)
-    table = summary_table(frame, dataset)
-    means = {r["model"]: r[f"test_{metric}_mean"] for r in table.to_dict("records") if r["model"] in scores}
+    by_table_label = {r["model"]: r[f"test_{metric}_mean"] for r in table.to_dict("records")}
+    means = {labels[h]: by_table_label.get(table_labels[h]) for h in labels if labels[h] in scores}
+    means = {k: v for k, v in means.items() if v is not None}
     examples = pairs[0].examples if pairs else 0
-    from .stats import EXAMPLE_SCORE
     column, _ = EXAMPLE_SCORE[task]
     scale, unit = (100, " (points)") if column in ("correct", "recall_accuracy") else (1, "")
-    lines = [f"#### {dataset}: paired comparisons", "",
+    name = f"{dataset} ({test_set})" if test_set else dataset
+    lines = [f"#### {name}: paired comparisons", "",
              f"Per-example {column.replace('_', ' ')} on the same {examples} test examples, averaged over each "
              f"variant's seeds; difference = row variant minus column variant{unit}; 95% paired bootstrap interval; "
              f"p from a paired permutation test, Holm-adjusted over the {len(pairs)} pairs. Resolution: "
@@ -327,24 +379,28 @@ def statistics_section(records: list[dict], frame: pd.DataFrame, dataset: str, o
         lines.append(f"| {pair.a} | {pair.b} | {value(pair.difference)} | [{value(pair.low)}, {value(pair.high)}] | "
                      f"{pair.p:.3g} | {pair.p_holm:.3g} |")
     lines.append("")
-    pd.DataFrame([pair.__dict__ for pair in pairs]).to_csv(out / f"pairs_{dataset}.csv", index=False)
-    return lines, verdict(dataset, task, pairs, means)
+    return lines, verdict(name, task, pairs, means), pairs
 
 
 def across_datasets(tables: dict[str, pd.DataFrame], records: list[dict], out: Path, plots: bool) -> list[str]:
     """Ranks of the variants present on every data set, Friedman's test, critical difference."""
     from .stats import cd_diagram, friedman
-    means, better = {}, {}
+    means, better, several = {}, {}, []
     for dataset, table in tables.items():
         done = [r for r in records if r.get("dataset") == dataset and r.get("status") == "done"]
         if not done or table.empty:
+            continue
+        if len(test_sets(done)) > 1:  # e.g. a memory task at several lengths: not one data set's ranking
+            several.append(dataset)
             continue
         metric, direction = metric_of(task_of(done[0]))
         means[dataset] = dict(zip(table["model"], table[f"test_{metric}_mean"]))
         better[dataset] = direction == "max"
     frame = pd.DataFrame(means).T
     if frame.empty:
-        return []
+        return ([] if not several else
+                ["## Across data sets", "", f"Not ranked: {', '.join(several)} {'holds' if len(several) == 1 else 'hold'} several test sets (see the "
+                 "paired comparisons per test set).", ""])
     frame = frame.dropna(axis=1, how="any")
     if frame.shape[0] < 2 or frame.shape[1] < 3:
         return ["## Across data sets", "",
@@ -414,10 +470,9 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
     body, verdicts, tables = [], [], {}
     for dataset in sorted(frame["dataset"].dropna().unique()):
         lines, tables[dataset] = dataset_section(frame, records, dataset, out, plots)
-        tested, words = statistics_section(records, frame, dataset, out) if statistics else ([], None)
+        tested, words = statistics_section(records, frame, dataset, out) if statistics else ([], [])
         body += lines + tested + memory_section(records, dataset, out, plots)
-        if words:
-            verdicts.append(words)
+        verdicts += words
     body += tuned_versus_default(frame, records)
     body += across_datasets(tables, records, out, plots)
     head = ["# seqbench comparison", ""]

@@ -155,3 +155,36 @@ def test_the_report_draws_metric_against_length_and_the_longest_length_solved(tm
     rnn = next(line for line in text.splitlines() if line.startswith("| rnn |"))
     assert rnn.endswith("| none |")
     assert "T = 50: 1.67e-01" in text   # the baseline, stated
+
+
+def test_runs_on_different_lengths_are_never_paired_and_each_length_gets_its_verdict(tmp_path):
+    """Paired tests need the same test examples: a memory task at T = 50 and at T = 100 has two
+    test sets, so the report compares variants within each length, never across."""
+    import pandas as pd
+    from seqbench.record import write_json_atomic
+    rng = np.random.default_rng(0)
+    base = {"status": "done", "dataset": "adding", "task": "last_step_regression", "baselines": {"mse": 1 / 6},
+            "best_epoch": 1, "epochs": 2, "epoch_seconds": [1.0], "params": 10, "train_tokens_per_s": 1.0,
+            "history": [{"epoch": 0, "val/mse": 0.1}], "val_best": {"mse": 0.1}, "data_fingerprint": "generated",
+            "predictions": "predictions.csv"}
+    for model, error in (("lstm", 0.01), ("rnn", 0.16)):
+        for length in (50, 100):
+            for seed in range(2):
+                folder = tmp_path / "runs" / f"{model}{length}s{seed}"
+                target = rng.uniform(0, 2, 200)
+                pd.DataFrame({"index": range(200), "target": target,
+                              "prediction": target + rng.normal(0, error ** 0.5, 200)}).to_csv(
+                    folder / "predictions.csv" if folder.mkdir(parents=True) is None else None, index=False)
+                config = {"model": {"name": model}, "dataset": {"name": "adding", "length": length},
+                          "trainer": {"max_epochs": 2}}
+                write_json_atomic(folder / "record.json",
+                                  {**base, "model": model, "seed": seed, "config": config, "output_dir": str(folder),
+                                   "config_hash": f"{model}-{length}", "test": {"mse": error, "mae": 0.1}})
+    build_report([tmp_path / "runs"], tmp_path / "out", plots=False)
+    text = (tmp_path / "out" / "summary.md").read_text()
+    assert "**adding (length=50)**: lstm is best" in text and "**adding (length=100)**: lstm is best" in text
+    pairs = pd.read_csv(tmp_path / "out" / "pairs_adding.csv")
+    assert len(pairs) == 2 and sorted(pairs["test_set"]) == ["length=100", "length=50"]
+    for pair in pairs.itertuples():  # within a length: "lstm" against "rnn", not against itself elsewhere
+        assert {pair.a, pair.b} == {"lstm", "rnn"}
+    assert "Not ranked: adding holds several test sets" in text
