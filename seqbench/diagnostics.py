@@ -106,6 +106,8 @@ def trained_and_untrained(run: str | Path, batch: int = 32, seed: int = 0) -> tu
                               nonlinearity=network.nonlinearity, seed=seed)
     length = (record["config"].get("dataset") or {}).get("length")
     label = f"{record.get('model')} on {record.get('dataset')}" + (f" T={length}" if length else "")
+    if network.forget_bias is not None:  # two LSTMs that differ only in their initialisation
+        label += f" (forget bias {network.forget_bias:g})"
     return label, untrained, trained
 
 
