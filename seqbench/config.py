@@ -94,6 +94,9 @@ class DatasetSchema:
                   max_epochs=self.max_epochs)
         if not isinstance(self.num_workers, int) or self.num_workers < 0:
             raise ConfigError(f"dataset.num_workers={self.num_workers!r}: must be an integer >= 0")
+        # The model configs read these by interpolation: check them here, under the name the user set.
+        _fraction("dataset", "dropout", self.dropout, low_open=False, high_open=True)
+        _fraction("dataset", "embedding_dropout", self.embedding_dropout, low_open=False, high_open=True)
 
 
 @dataclass
@@ -258,10 +261,11 @@ def check_config(config: dict) -> None:
         raise ConfigError(f"seed={config.get('seed')!r}: must be an integer")
     if config.get("claimed", "skip") not in ("skip", "wait"):
         raise ConfigError(f"claimed={config.get('claimed')!r}: valid: skip, wait")
-    _build(ModelSchema, "model", config.get("model") or {})
+    # The data set first: model configs interpolate its dropout, so a bad value is named as the user set it.
     dataset = config.get("dataset") or {}
     schema = choose("dataset", dataset.get("name"), DATASET_SCHEMAS)
     _build(schema, "dataset", dataset)
+    _build(ModelSchema, "model", config.get("model") or {})
     trainer = dict(config.get("trainer") or {})
     own = {f.name for f in fields(TrainerSchema)}
     _check_keys("trainer", trainer, own | _trainer_arguments())

@@ -244,6 +244,9 @@ def test_config_values_are_checked_before_any_data_is_read(compose_config, tmp_p
     bad = {"model.hidden_size=0": "model.hidden_size=0: must be a number > 0",
            "model.dropout=1.0": "model.dropout=1.0: must be in [0, 1)",
            "model.embedding_dropout=-0.1": "model.embedding_dropout=-0.1: must be in [0, 1)",
+           # The model reads these from the data set: the error names the key the user set.
+           "dataset.dropout=1.5": "dataset.dropout=1.5: must be in [0, 1)",
+           "dataset.embedding_dropout=-0.2": "dataset.embedding_dropout=-0.2: must be in [0, 1)",
            "dataset.val_fraction=1.0": "dataset.val_fraction=1.0: must be in (0, 1)",
            "dataset.val_fraction=0": "dataset.val_fraction=0: must be in (0, 1)",
            "dataset.max_len=0": "dataset.max_len=0: must be a number > 0",
