@@ -15,7 +15,7 @@ from hydra.experimental.callback import Callback
 
 from . import SeqbenchError
 from .record import MEMORY_KINDS, describe_hardware, short_hash
-from .results import (POSITIVE_METRICS, budget_words, learning_curves, load_records, long_table, metric_of,
+from .results import (POSITIVE_METRICS, _natural, budget_words, learning_curves, load_records, long_table, metric_of,
                       summary_table, task_of)
 
 log = logging.getLogger(__name__)
@@ -172,8 +172,10 @@ def dataset_section(frame: pd.DataFrame, records: list[dict], dataset: str, out:
     lines = [f"## {dataset}", "",
              f"Task: {task.replace('_', ' ')}. Test {METRIC_WORDS.get(metric, metric)} ({better} is better), "
              f"over seeds; n = finished runs; 95% CI: {interval_words}; \"vs best\": "
-             + ("the ratio to the best variant's mean." if metric in POSITIVE_METRICS
-                else "the difference from the best variant's mean, in points."), "",
+             + ("the ratio to the best variant's mean" if metric in POSITIVE_METRICS
+                else "the difference from the best variant's mean, in points")
+             + (" on the same test set (runs at another length were scored on other examples)."
+                if table["test_set"].nunique() > 1 else "."), "",
              f"Budget: {budget_words(records, dataset)}", "",
              markdown_summary(table, metric, SECONDARY_METRIC[task]), ""]
     for kind in kinds:
@@ -295,15 +297,11 @@ def plot_memory(points, names, lengths, records, dataset, metric, out: Path) -> 
     return _save(plt, fig, out / f"{dataset}_memory_length.png")
 
 
-# Data-set settings that change which test examples there are (generated tasks); runs that differ
-# in one of them are never paired, since their test sets hold different examples. Text sets are
-# told apart by their data fingerprint; max_len or the vocabulary only change the model's view.
-TEST_SET_KEYS = ("length", "symbols", "alphabet", "n_test", "test_seed", "seq_len", "omega", "dt", "warmup_steps")
-
-
 def test_sets(done: list[dict]) -> dict[str, list[dict]]:
     """Records grouped by the test set they were scored on: '' when there is only one, else a
     label of what differs (``length=50``)."""
+    from .results import TEST_SET_KEYS
+
     def key(record):
         data = ((record.get("config") or {}).get("dataset") or {})
         return (record.get("data_fingerprint"), *(str(data.get(k)) for k in TEST_SET_KEYS))
@@ -316,14 +314,7 @@ def test_sets(done: list[dict]) -> dict[str, list[dict]]:
     names = ("data",) + TEST_SET_KEYS
     def label(k):
         return ", ".join(f"{names[i]}={k[i]}" for i in differing)
-    return {label(k): groups[k] for k in sorted(groups, key=lambda k: [_sortable(k[i]) for i in differing])}
-
-
-def _sortable(value):
-    try:
-        return (0, float(value), "")
-    except (TypeError, ValueError):
-        return (1, 0.0, str(value))
+    return {label(k): groups[k] for k in sorted(groups, key=lambda k: _natural([k[i] for i in differing]))}
 
 
 def statistics_section(records: list[dict], frame: pd.DataFrame, dataset: str, out: Path,

@@ -188,3 +188,5 @@ def test_runs_on_different_lengths_are_never_paired_and_each_length_gets_its_ver
     for pair in pairs.itertuples():  # within a length: "lstm" against "rnn", not against itself elsewhere
         assert {pair.a, pair.b} == {"lstm", "rnn"}
     assert "Not ranked: adding holds several test sets" in text
+    table = pd.read_csv(tmp_path / "out" / "summary_adding.csv")   # "vs best" within each length
+    assert sorted(table.loc[table["vs_best"] == 1, "model"]) == ["lstm (dataset.length=100)", "lstm (dataset.length=50)"]
