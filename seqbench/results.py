@@ -269,13 +269,16 @@ def budget_words(records: list[dict], dataset: str) -> str:
         return "no finished runs"
 
     def values(path: str) -> str:
-        found = sorted({str(_flat(r.get("config") or {}).get(path)) for r in done} - {"None"})
+        found = sorted({str(_flat(r.get("config") or {}).get(path)) for r in done} - {"None"}, key=lambda v: _natural((v,)))
         return "/".join(found) if found else "?"
     seeds = pd.Series([r.get("seed") for r in done]).groupby([r.get("config_hash") for r in done]).nunique()
     seed_words = (f"{seeds.min()} seed{'s' if seeds.min() != 1 else ''} per variant" if seeds.min() == seeds.max()
                   else f"{seeds.min()}-{seeds.max()} seeds per variant")
+    stops_early = any((_flat(r.get("config") or {}).get("trainer.patience") or 0)
+                       < (_flat(r.get("config") or {}).get("trainer.max_epochs") or 0) for r in done)
     parts = [f"up to {values('trainer.max_epochs')} epochs with early stopping after "
-             f"{values('trainer.patience')} epochs without improvement",
+             f"{values('trainer.patience')} epochs without improvement" if stops_early else
+             f"{values('trainer.max_epochs')} epochs, no early stopping",
              f"batch {values('dataset.batch_size')}", f"{values('optimizer._target_').rsplit('.', 1)[-1]} "
              f"lr {values('optimizer.lr')}", seed_words]
     config = _flat(done[0].get("config") or {})
@@ -283,6 +286,12 @@ def budget_words(records: list[dict], dataset: str) -> str:
         parts.insert(1, f"texts truncated to {values('dataset.max_len')} tokens")
     if "dataset.length" in config:
         parts.insert(1, f"length {values('dataset.length')}")
+    if "dataset.n_train" in config and "dataset.fresh_train" in config:  # generated tasks: the budget in steps
+        steps = sorted({int(r["epochs"]) * math.ceil(int(_flat(r["config"])["dataset.n_train"])
+                                                     / int(_flat(r["config"])["dataset.batch_size"]))
+                        for r in done if r.get("epochs")})
+        parts.insert(1, f"{values('dataset.n_train')} {'fresh ' if config.get('dataset.fresh_train') else ''}"
+                        f"training sequences per epoch ({'/'.join(map(str, steps))} optimiser steps per run)")
     if "dataset.seq_len" in config:
         parts.insert(1, f"sequences of {values('dataset.seq_len')} steps")
     epochs = [r.get("epochs") for r in done if r.get("epochs")]

@@ -141,8 +141,9 @@ def test_the_report_draws_metric_against_length_and_the_longest_length_solved(tm
                ("rnn", 50): [0.16, 0.17, 0.165], ("rnn", 100): [0.166, 0.168, 0.167]}
     for (model, length), values in results.items():
         for seed, mse in enumerate(values):
-            config = {"model": {"name": model}, "dataset": {"name": "adding", "length": length, "solved_below": 0.01},
-                      "trainer": {"max_epochs": 2}}
+            config = {"model": {"name": model}, "dataset": {"name": "adding", "length": length, "solved_below": 0.01,
+                                                            "n_train": 100, "fresh_train": True, "batch_size": 50},
+                      "trainer": {"max_epochs": 2, "patience": 5}}
             write_json_atomic(tmp_path / "runs" / f"{model}{length}s{seed}" / "record.json",
                               {**base, "model": model, "seed": seed, "config": config,
                                "config_hash": f"{model}-{length}", "test": {"mse": mse, "mae": 0.1}})
@@ -155,6 +156,7 @@ def test_the_report_draws_metric_against_length_and_the_longest_length_solved(tm
     rnn = next(line for line in text.splitlines() if line.startswith("| rnn |"))
     assert rnn.endswith("| none |")
     assert "T = 50: 1.67e-01" in text   # the baseline, stated
+    assert "2 epochs, no early stopping; 100 fresh training sequences per epoch (4 optimiser steps per run)" in text
 
 
 def test_runs_on_different_lengths_are_never_paired_and_each_length_gets_its_verdict(tmp_path):

@@ -26,7 +26,7 @@ def record(model, seed, acc=None, status="done", dataset="trec", config_hash=Non
             "best_epoch": 2, "epochs": 5, "epoch_seconds": [1.0, 3.0], "params": 1000,
             "train_tokens_per_s": 500.0, "peak_memory_mb": 100.0, "peak_memory_kind": "process_rss_peak",
             "history": [{"epoch": 0, "val/acc": 0.5}, {"epoch": 1, "val/acc": 0.7}],
-            "config": {"model": {"name": model, "hidden_size": hidden}, "trainer": {"max_epochs": 5, "patience": 5},
+            "config": {"model": {"name": model, "hidden_size": hidden}, "trainer": {"max_epochs": 5, "patience": 3},
                        "dataset": {"name": dataset, "batch_size": 16, "max_len": 64},
                        "optimizer": {"_target_": "torch.optim.Adam", "lr": 0.003}}, **extra}
 
