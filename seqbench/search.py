@@ -134,8 +134,22 @@ def open_study(settings: dict, root: Path, dataset: str, variant: str, direction
                                          int(settings.get("startup_trials", 5)))
     pruner = optuna.pruners.MedianPruner(n_startup_trials=int(settings.get("pruner_startup_trials", 3)),
                                          n_warmup_steps=int(settings.get("pruner_warmup_epochs", 2)))
-    return optuna.create_study(study_name=f"{dataset}-{variant}", storage=storage, sampler=sampler, pruner=pruner,
-                               direction="maximize" if direction == "max" else "minimize", load_if_exists=True)
+    for attempt in range(5):  # several workers may create their studies at the same moment
+        try:
+            return optuna.create_study(study_name=f"{dataset}-{variant}", storage=storage, sampler=sampler,
+                                       pruner=pruner, direction="maximize" if direction == "max" else "minimize",
+                                       load_if_exists=True)
+        except Exception as error:  # sqlalchemy's OperationalError / IntegrityError: the database was busy
+            if attempt == 4 or "sqlalchemy" not in type(error).__module__:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+
+
+def prepare_storage(settings: dict, root: Path, dataset: str) -> None:
+    """Create the database's tables once, before parallel workers open it: two processes creating
+    the schema of one fresh SQLite file at once collide (one of them fails)."""
+    import optuna
+    optuna.storages.RDBStorage(storage_url(settings, root, dataset))
 
 
 def search_variant(config_dir: str, overrides: list[str], variant: str, root: str, threads: int | None = None) -> dict:
@@ -333,14 +347,21 @@ def main(argv: list[str] | None = None) -> None:
     settings = OmegaConf.to_container(base.hparams_search, resolve=True)
     root = Path(args.out or Path(base.paths.output_root) / "search")
     root.mkdir(parents=True, exist_ok=True)
+    prepare_storage(settings, root, base.dataset.name)
     variants = list(settings["variants"])
     threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
     started = time.perf_counter()
     with _pool(args.jobs) as pool:
-        summaries = dict(zip(variants, pool.map(search_variant, [CONFIG_DIR] * len(variants),
-                                                [args.overrides] * len(variants), variants, [str(root)] * len(variants),
-                                                [threads] * len(variants))))
+        outcomes = list(pool.map(_search_or_error, [CONFIG_DIR] * len(variants), [args.overrides] * len(variants),
+                                 variants, [str(root)] * len(variants), [threads] * len(variants)))
     search_minutes = (time.perf_counter() - started) / 60
+    # One variant's failure neither hides nor stops the others: they are retrained and reported, and
+    # the command says which failed and exits non-zero (rerunning it resumes the failed studies).
+    failed = {v: o["error"] for v, o in zip(variants, outcomes) if "error" in o}
+    summaries = {v: o for v, o in zip(variants, outcomes) if "error" not in o}
+    for variant, error in failed.items():
+        print(f"error: the search of {variant} failed: {error}", file=sys.stderr)
+    variants = [v for v in variants if v in summaries]
     for variant, summary in summaries.items():
         print(f"{summary['study']}: {summary['COMPLETE']} complete, {summary['PRUNED']} pruned of "
               f"{summary['budget_trials']}; best validation {summary['best_value']} with {summary['best_params']}")
@@ -357,6 +378,17 @@ def main(argv: list[str] | None = None) -> None:
     build_report([root / "retrain", *args.default_runs], out,
                  command="seqbench search " + " ".join(args.overrides), studies=root / "studies.md")
     print(f"studies: {root / 'studies.md'}\nreport: {out / 'summary.md'}")
+    if failed:
+        print(f"error: {len(failed)} variant(s) not searched: {', '.join(failed)}; run the same command again to "
+              f"resume them", file=sys.stderr)
+        sys.exit(1)
+
+
+def _search_or_error(*args) -> dict:
+    try:
+        return search_variant(*args)
+    except Exception as error:  # reported by the parent, after the other variants finished
+        return {"error": f"{type(error).__name__}: {error}".splitlines()[0]}
 
 
 def write_study_summaries(summaries: dict, path: Path, dataset: str, search_minutes: float,

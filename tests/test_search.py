@@ -1,6 +1,7 @@
 """Equal-budget hyper-parameter search on tiny generated data: budgets, resumption after a kill,
 the test split never read, and the whole protocol from the command line."""
 import json
+from pathlib import Path
 import subprocess
 import sys
 import time
@@ -82,3 +83,44 @@ def test_the_whole_protocol_from_the_command_line(tmp_path):
     retrained = [json.loads(p.read_text()) for p in (tmp_path / "search" / "retrain").rglob("record.json")]
     assert sorted(r["model"] for r in retrained) == ["gru", "rnn"]
     assert all(r["seed"] == 1 and "mse" in r["test"] and r["tuned"]["trials"] == 2 for r in retrained)
+
+
+def _open_one(args):
+    from seqbench.search import open_study
+    settings, root, variant = args
+    return open_study(settings, Path(root), "trec", variant, "max").study_name
+
+
+def test_parallel_workers_open_their_studies_in_one_fresh_database(tmp_path):
+    """`--jobs 2` on a fresh SQLite file: the schema is created once before the workers start,
+    so no worker's study creation collides with another's (one variant used to vanish)."""
+    import multiprocessing
+
+    from seqbench.search import prepare_storage
+    settings = {"sampler_seed": 0, "heartbeat_seconds": 30, "grace_seconds": 120}
+    prepare_storage(settings, tmp_path, "trec")
+    variants = ["rnn", "lstm", "gru"]
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        names = pool.map(_open_one, [(settings, str(tmp_path), v) for v in variants])
+    assert names == [f"trec-{v}" for v in variants]
+
+
+def test_one_failed_variant_neither_hides_nor_stops_the_others(tmp_path, monkeypatch, capsys):
+    import seqbench.report
+    import seqbench.search as search
+    retrained = []
+
+    def fake_search(config_dir, overrides, variant, root, threads=None):
+        if variant == "gru":
+            raise RuntimeError("database is locked")
+        return {"study": f"sincos-{variant}", "COMPLETE": 2, "PRUNED": 0, "budget_trials": 2, "best_value": 0.1,
+                "best_params": {}}
+    monkeypatch.setattr(search, "search_variant", fake_search)
+    monkeypatch.setattr(search, "retrain", lambda config_dir, overrides, variant, *rest: retrained.append(variant))
+    monkeypatch.setattr(search, "write_study_summaries", lambda *args: None)
+    monkeypatch.setattr(seqbench.report, "build_report", lambda *args, **kwargs: None)
+    with pytest.raises(SystemExit) as exit_:
+        search.main([*SEARCH, f"paths.output_root={tmp_path}", "--jobs", "1"])
+    assert exit_.value.code == 1 and retrained == ["rnn"]
+    err = capsys.readouterr().err
+    assert "the search of gru failed: RuntimeError: database is locked" in err and "run the same command again" in err
