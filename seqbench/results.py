@@ -269,7 +269,12 @@ def budget_words(records: list[dict], dataset: str) -> str:
         return "no finished runs"
 
     def values(path: str) -> str:
-        found = sorted({str(_flat(r.get("config") or {}).get(path)) for r in done} - {"None"}, key=lambda v: _natural((v,)))
+        def short(value):  # 0.0037807029121204277 -> 0.00378
+            return f"{value:.3g}" if isinstance(value, float) else str(value)
+        found = sorted({short(_flat(r.get("config") or {}).get(path)) for r in done} - {"None"},
+                       key=lambda v: _natural((v,)))
+        if len(found) > 3:  # tuned runs: each variant has its own value
+            return f"{found[0]} to {found[-1]} (per variant)"
         return "/".join(found) if found else "?"
     seeds = pd.Series([r.get("seed") for r in done]).groupby([r.get("config_hash") for r in done]).nunique()
     seed_words = (f"{seeds.min()} seed{'s' if seeds.min() != 1 else ''} per variant" if seeds.min() == seeds.max()
