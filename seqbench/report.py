@@ -300,14 +300,10 @@ def plot_memory(points, names, lengths, records, dataset, metric, out: Path) -> 
 def test_sets(done: list[dict]) -> dict[str, list[dict]]:
     """Records grouped by the test set they were scored on: '' when there is only one, else a
     label of what differs (``length=50``)."""
-    from .results import TEST_SET_KEYS
-
-    def key(record):
-        data = ((record.get("config") or {}).get("dataset") or {})
-        return (record.get("data_fingerprint"), *(str(data.get(k)) for k in TEST_SET_KEYS))
+    from .results import TEST_SET_KEYS, test_set_key
     groups: dict[tuple, list[dict]] = {}
     for record in done:
-        groups.setdefault(key(record), []).append(record)
+        groups.setdefault(test_set_key(record), []).append(record)
     if len(groups) == 1:
         return {"": done}
     differing = [i for i in range(len(TEST_SET_KEYS) + 1) if len({k[i] for k in groups}) > 1]

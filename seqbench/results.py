@@ -128,6 +128,7 @@ def long_table(records: list[dict]) -> pd.DataFrame:
                                            "git_commit", "code_fingerprint", "data_fingerprint", "error",
                                            "record_path")}
         row["variant"] = labels.get(r.get("config_hash"), r.get("model"))
+        row["test_set"] = test_set_key(r)
         row["task"] = task_of(r)
         row.update({f"test_{k}": v for k, v in (r.get("test") or {}).items()})
         row.update({f"val_best_{k}": v for k, v in (r.get("val_best") or {}).items()})
@@ -208,7 +209,7 @@ def summary_table(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
         row["not_done"] = ", ".join(f"{s}: {c}" for s, c in group.loc[group["status"] != "done", "status"]
                                     .value_counts().items())
         row["config_hash"] = config
-        row["test_set"] = _test_set_of(group.iloc[0])
+        row["test_set"] = group["test_set"].iloc[0]
         rows.append(row)
     table = pd.DataFrame(rows)
     if table.empty:
@@ -232,9 +233,10 @@ def summary_table(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
 TEST_SET_KEYS = ("length", "symbols", "alphabet", "n_test", "test_seed", "seq_len", "omega", "dt", "warmup_steps")
 
 
-def _test_set_of(row) -> tuple:
-    return (str(row.get("data_fingerprint")),
-            *(str(row.get(f"config.dataset.{k}")) for k in TEST_SET_KEYS))
+def test_set_key(record: dict) -> tuple:
+    """Which test examples a run was scored on: its data fingerprint and the generated-task settings."""
+    data = (record.get("config") or {}).get("dataset") or {}
+    return (str(record.get("data_fingerprint")), *(str(data.get(k)) for k in TEST_SET_KEYS))
 
 
 def _natural(key: tuple) -> list:
