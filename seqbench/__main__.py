@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from . import SeqbenchError
 from .names import register_resolvers
+from .runtime import CONFIG_DIR, Interrupted, quiet_third_party, raise_interrupted, set_threads
 
 SUBCOMMANDS = {
     "report": ("seqbench.report", "comparison tables, plots and the statistical verdict from run records"),
@@ -28,52 +29,6 @@ SUBCOMMANDS = {
     "bench": ("seqbench.bench", "training speed against plain PyTorch loops"),
     "search": ("seqbench.search", "equal-budget hyper-parameter search (Optuna), retraining, report"),
 }
-
-
-def _config_dir() -> str:
-    """Configs ship inside the package (wheel installs); a source checkout reads conf/ beside it,
-    the one the packaged copy is built from."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "conf", here.parent / "conf"):
-        if (candidate / "config.yaml").is_file():
-            return str(candidate)
-    raise SystemExit("seqbench: its configs are missing (neither seqbench/conf nor conf/ next to the package)")
-
-
-CONFIG_DIR = _config_dir()
-
-
-def quiet_third_party() -> None:
-    """Keep normal output for seqbench's own lines: no deprecation chatter from libraries."""
-    for category in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
-        warnings.filterwarnings("ignore", category=category)
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
-    warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
-
-
-def set_threads(cfg: DictConfig) -> None:
-    """torch's threads for this job: ``torch_threads``, else, when a launcher runs several jobs
-    at once (hydra/launcher=joblib hydra.launcher.n_jobs=N), the cores divided among them, so
-    that N jobs do not oversubscribe the machine."""
-    import os
-    import torch
-    threads = cfg.get("torch_threads")
-    if not threads:
-        launcher = HydraConfig.get().launcher
-        jobs = launcher.get("n_jobs") if launcher is not None else None
-        if isinstance(jobs, int) and jobs > 1:
-            threads = max(1, (os.cpu_count() or 1) // jobs)
-    if threads:
-        torch.set_num_threads(int(threads))
-
-
-def quiet_lightning() -> None:
-    """Lightning sets its loggers to INFO when imported (device notices, tips, "fit stopped"):
-    keep the console for seqbench's lines; warnings still show."""
-    import logging
-    for name in ("pytorch_lightning", "lightning_fabric", "lightning", "lightning.pytorch"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def report_line(record: dict) -> list[str]:
@@ -132,9 +87,9 @@ def main(cfg: DictConfig) -> float | None:
         print("error: trainer=ddp cannot run inside a multirun; give each job one device "
               "(hydra/launcher=slurm does) or run the DDP job on its own", file=sys.stderr)
         sys.exit(2)
-    from .run import Interrupted, raise_interrupted, run
-    quiet_lightning()
-    set_threads(cfg)
+    from .run import run
+    launcher = HydraConfig.get().launcher
+    set_threads(cfg.get("torch_threads"), launcher.get("n_jobs") if launcher is not None else None)
     # SIGTERM (preemption, scancel): record "interrupted", exit non-zero (Lightning alone exits 0).
     signal.signal(signal.SIGTERM, raise_interrupted)
     # In a sweep every run logs under one TensorBoard root: `tensorboard --logdir <sweep>/tensorboard`.

@@ -34,12 +34,13 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .data import TEXT_SOURCES, TextSettings
 from .data.batching import BucketBatchSampler, TextSubset
+from .data.declare import locate_text
 from .data.modules import load_text_corpus
-from .data.sources import resolve_data_root, user_cache_dir
-from .data.text import PAD_ID, EncodedTexts
-from .models import NetworkConfig, RecurrentNet
+from .data.sources import user_cache_dir
+from .data.text import PAD_ID, EncodedTexts, TextSettings
+from .models import RecurrentNet, network_config
+from .registry import dataset_entry
 from .record import describe_hardware, hardware, versions
 
 CLIP = 1.0
@@ -157,7 +158,7 @@ def time_plain_loop(make_model, batches: list[dict], device: torch.device, step,
 
 
 def seqbench_network(vocab_size: int, workload: Workload, impl: str = "native", attention: bool = True) -> RecurrentNet:
-    config = NetworkConfig(cell="lstm", hidden_size=workload.hidden_size, embedding_dim=workload.embedding_dim,
+    config = network_config(cell="lstm", hidden_size=workload.hidden_size, embedding_dim=workload.embedding_dim,
                            bidirectional=attention, pooling="attention" if attention else "last",
                            attention="additive" if attention else None, impl=impl)
     return RecurrentNet(config, num_outputs=workload.classes, vocab_size=vocab_size)
@@ -208,8 +209,9 @@ def load_texts(workload: Workload, root: Path | None, count: int | None, synthet
         sequences = [rng.integers(2, 5000, n).tolist() for n in lengths]
         return EncodedTexts.from_lists(sequences, rng.integers(0, workload.classes, count).tolist()), 5000
     settings = TextSettings(max_len=workload.max_len, vocab_size=workload.vocab_size, min_freq=workload.min_freq)
-    corpus = load_text_corpus(TEXT_SOURCES[workload.source], resolve_data_root(root), settings,
-                              user_cache_dir() / "tokenised")
+    source = dataset_entry(workload.source).extra["source_of"]({})
+    located = locate_text(source, {"root": str(root) if root else None})
+    corpus = load_text_corpus(source, located.located, settings, user_cache_dir() / "tokenised", located.fingerprint)
     train = corpus.splits["train"]
     rows = np.random.default_rng(seed).permutation(len(train))[: count or len(train)]
     sequences = [train.sequence(int(i)).tolist() for i in rows]

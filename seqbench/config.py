@@ -19,7 +19,7 @@ from . import SeqbenchError
 from .record import short_hash
 
 
-class ConfigError(SeqbenchError):
+class ConfigError(SeqbenchError, ValueError):
     pass
 
 
@@ -49,29 +49,56 @@ def _fraction(where: str, key: str, value, low_open: bool, high_open: bool) -> N
 
 
 # ---------------------------------------------------------------------------------------- model
+POOLINGS = ("last", "attention")
+ATTENTION_NAMES = ("additive", "concat", "scaled_dot")   # seqbench.models.attention.ATTENTION_RULES
+
+
 @dataclass
-class ModelSchema:
+class NetworkSchema:
+    """Keys every model has: input layer -> encoder (``cell``, from the model registry) -> head.
+    An encoder's own keys live in its schema, a subclass of this one, beside its code."""
     name: str = "lstm"
     cell: str = "lstm"
     hidden_size: int = 128
     num_layers: int = 1
-    dropout: float = 0.0
+    dropout: float = 0.0             # between layers and before the output layer
     bidirectional: bool = False
-    pooling: str = "last"
-    attention: str | None = None
+    pooling: str = "last"            # last (the encoder's summary) | attention
+    attention: str | None = None     # additive | concat | scaled_dot, with pooling=attention
     attention_dim: int | None = None
-    embedding_dim: int = 128
+    embedding_dim: int = 128         # token embedding / signal projection size
     embedding_dropout: float = 0.0
-    impl: str = "native"
-    nonlinearity: str = "tanh"
-    init: str = "default"
-    forget_bias: float | None = None
 
     def __post_init__(self):
         _positive("model", hidden_size=self.hidden_size, num_layers=self.num_layers,
                   embedding_dim=self.embedding_dim, attention_dim=self.attention_dim)
+        for key in ("hidden_size", "num_layers", "embedding_dim", "attention_dim"):
+            value = getattr(self, key)
+            if value is not None and not isinstance(value, int):
+                raise ConfigError(f"model.{key}={value!r}: must be a whole number")
         _fraction("model", "dropout", self.dropout, low_open=False, high_open=True)
         _fraction("model", "embedding_dropout", self.embedding_dropout, low_open=False, high_open=True)
+        if not isinstance(self.bidirectional, bool):
+            raise ConfigError(f"model.bidirectional={self.bidirectional!r}: must be true or false")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"model.pooling={self.pooling!r}: unknown pooling; valid: {', '.join(POOLINGS)}")
+        if self.pooling == "attention" and self.attention not in ATTENTION_NAMES:
+            raise ConfigError(f"model.attention={self.attention!r}: unknown attention; valid attention rules: "
+                              f"{', '.join(ATTENTION_NAMES)}")
+
+
+def network_config(values: dict | None = None, /, **keys) -> NetworkSchema:
+    """The schema instance (the network's config) for a model config: shared keys and the keys
+    of its encoder, checked; a key neither knows is an error naming the nearest valid key.
+    ``network_config({"cell": "gru", ...})`` or ``network_config(cell="gru", ...)``."""
+    from .registry import model_entry
+    values = {**(values or {}), **keys}
+    entry = model_entry(values.get("cell", "lstm"))
+    config = _build(entry.schema, "model", {k: v for k, v in values.items() if not k.startswith("_")})
+    if config.bidirectional and not entry.bidirectional:
+        raise ConfigError(f"model.bidirectional=true does not apply to {entry.name}" + (f": {entry.note}" if entry.note
+                                                                                         else ""))
+    return config
 
 
 # -------------------------------------------------------------------------------------- datasets
@@ -79,7 +106,10 @@ class ModelSchema:
 class DatasetSchema:
     """Keys every data set has: the optimiser and trainer defaults that suit it, and the
     model defaults (embedding size, dropout) the model configs read from it."""
-    name: str = ""
+    name: str = ""                   # the data set's name in tables and folders (dataset.name=my_reviews)
+    kind: str | None = None          # which registered data set (seqbench/datasets/); null: the name
+    # Where the defaults in this file come from, said in every table's budget line.
+    defaults_from: str | None = _not_identity()
     batch_size: int = 32
     eval_batch_size: int | None = _not_identity()
     num_workers: int = _not_identity(0)
@@ -180,10 +210,6 @@ class MemoryTaskSchema(GeneratedDatasetSchema):
         _positive("dataset", length=self.length, symbols=self.symbols, alphabet=self.alphabet)
 
 
-DATASET_SCHEMAS = {"sentiment": TextDatasetSchema, "trec": TextDatasetSchema, "text_file": TextFileSchema,
-                   "sincos": SinCosSchema, "adding": MemoryTaskSchema, "copy": MemoryTaskSchema}
-
-
 # --------------------------------------------------------------------------------------- trainer
 @dataclass
 class TrainerSchema:
@@ -195,10 +221,27 @@ class TrainerSchema:
     limit_val_batches: int | float | None = None
     limit_test_batches: int | float | None = None
     divergence_check_every_n_steps: int = 50
+    precision: int | str | None = "32-true"
+    devices: Any = 1
+    num_nodes: int = 1
+    gradient_clip_val: float | None = None
 
     def __post_init__(self):
         _positive("trainer", max_epochs=self.max_epochs, patience=self.patience,
-                  divergence_check_every_n_steps=self.divergence_check_every_n_steps)
+                  divergence_check_every_n_steps=self.divergence_check_every_n_steps, num_nodes=self.num_nodes)
+        if self.precision is not None and str(self.precision) not in PRECISIONS:
+            raise ConfigError(f"trainer.precision={self.precision!r}: valid: {', '.join(sorted(PRECISIONS))}")
+        devices = self.devices
+        valid_devices = (devices == "auto" or (isinstance(devices, int) and not isinstance(devices, bool)
+                                               and (devices >= 1 or devices == -1))
+                         or (isinstance(devices, list) and devices and all(isinstance(d, int) and d >= 0
+                                                                           for d in devices)))
+        if not valid_devices:
+            raise ConfigError(f"trainer.devices={devices!r}: a number of devices >= 1, -1 (all), auto, or a list "
+                              f"of device indices like [0, 1]")
+        if self.gradient_clip_val is not None and self.gradient_clip_val < 0:
+            raise ConfigError(f"trainer.gradient_clip_val={self.gradient_clip_val!r}: must be >= 0 (or null: no "
+                              f"clipping)")
         for key in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
             value = getattr(self, key)
             if value is None:
@@ -210,6 +253,11 @@ class TrainerSchema:
         if self.limit_train_batches == 0:
             raise ConfigError("trainer.limit_train_batches=0 trains nothing; use a fraction in (0, 1], "
                               "a number of batches >= 1, or null for all")
+
+
+# Lightning's precision settings (2.x).
+PRECISIONS = {"64-true", "64", "32-true", "32", "16-mixed", "16", "bf16-mixed", "bf16", "16-true", "bf16-true",
+              "transformer-engine", "transformer-engine-float16"}
 
 
 # Trainer settings that decide where and how fast a run computes, not what: left out of the hash.
@@ -228,7 +276,22 @@ NOT_IDENTITY_TOP_LEVEL = {"seed", "force", "claimed", "torch_threads", "paths", 
                           "report", "objective"}
 
 
-def _trainer_arguments() -> set[str]:
+# pytorch_lightning.Trainer's arguments (2.x), so that a config is checked without importing
+# Lightning; a key outside this list is looked up in the installed Trainer before it is refused.
+TRAINER_ARGUMENTS = {
+    "accelerator", "accumulate_grad_batches", "barebones", "benchmark", "callbacks", "check_val_every_n_epoch",
+    "default_root_dir", "detect_anomaly", "deterministic", "devices", "enable_autolog_hparams",
+    "enable_checkpointing", "enable_model_summary", "enable_progress_bar", "fast_dev_run", "gradient_clip_algorithm",
+    "gradient_clip_val", "inference_mode", "limit_predict_batches", "limit_test_batches", "limit_train_batches",
+    "limit_val_batches", "log_every_n_steps", "logger", "max_epochs", "max_steps", "max_time", "min_epochs",
+    "min_steps", "model_registry", "num_nodes", "num_sanity_val_steps", "overfit_batches", "plugins", "precision",
+    "profiler", "reload_dataloaders_every_n_epochs", "strategy", "sync_batchnorm", "use_distributed_sampler",
+    "val_check_interval"}
+
+
+def _trainer_arguments(keys) -> set[str]:
+    if set(keys) <= TRAINER_ARGUMENTS:
+        return TRAINER_ARGUMENTS
     import pytorch_lightning as pl
     return set(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
 
@@ -245,9 +308,47 @@ def _check_keys(group: str, given: dict, valid: set[str]) -> None:
                               f"(valid: {', '.join(sorted(valid))})")
 
 
+def _allowed_types(annotation) -> tuple[type, ...] | None:
+    """The plain types an annotation allows (``int | None`` -> (int, NoneType)); None: anything."""
+    import types
+    import typing
+    if annotation is typing.Any:
+        return None
+    if isinstance(annotation, (types.UnionType,)) or typing.get_origin(annotation) is typing.Union:
+        allowed = []
+        for part in typing.get_args(annotation):
+            inner = _allowed_types(part)
+            if inner is None:
+                return None
+            allowed.extend(inner)
+        return tuple(allowed)
+    if annotation in (int, float, str, bool, type(None)):
+        return (annotation,)
+    return None
+
+
+def _check_types(schema, group: str, values: dict) -> None:
+    """Each value has its field's type: a whole number where one is needed (batch_size=1.5 is
+    refused), true/false for switches, text for names; an int is a valid float."""
+    import typing
+    hints = typing.get_type_hints(schema)
+    words = {int: "a whole number", float: "a number", str: "text", bool: "true or false", type(None): "null"}
+    for key, value in values.items():
+        allowed = _allowed_types(hints.get(key))
+        if allowed is None:
+            continue
+        ok = any((t is float and isinstance(value, (int, float)) and not isinstance(value, bool)) or
+                 (t is int and isinstance(value, int) and not isinstance(value, bool)) or
+                 (t in (str, bool, type(None)) and isinstance(value, t)) for t in allowed)
+        if not ok:
+            wanted = " or ".join(dict.fromkeys(words[t] for t in allowed))
+            raise ConfigError(f"{group}.{key}={value!r}: must be {wanted}")
+
+
 def _build(schema, group: str, values: dict):
     valid = {f.name for f in fields(schema)}
     _check_keys(group, values, valid)
+    _check_types(schema, group, values)
     try:
         return schema(**values)
     except TypeError as error:  # a missing required field
@@ -257,19 +358,31 @@ def _build(schema, group: str, values: dict):
 def check_config(config: dict) -> None:
     """Raise ConfigError with one line for the first thing wrong in a resolved config."""
     _check_keys("config", {k: v for k, v in config.items() if k != "hydra"}, TOP_LEVEL_KEYS)
-    if not isinstance(config.get("seed"), int) or isinstance(config.get("seed"), bool):
-        raise ConfigError(f"seed={config.get('seed')!r}: must be an integer")
+    seed = config.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise ConfigError(f"seed={seed!r}: must be a whole number from 0 to {2**32 - 1} (NumPy's seed range)")
     if config.get("claimed", "skip") not in ("skip", "wait"):
         raise ConfigError(f"claimed={config.get('claimed')!r}: valid: skip, wait")
+    if config.get("torch_threads") is not None:
+        _positive("config", torch_threads=config.get("torch_threads"))
     # The data set first: model configs interpolate its dropout, so a bad value is named as the user set it.
     dataset = config.get("dataset") or {}
-    schema = choose("dataset", dataset.get("name"), DATASET_SCHEMAS)
-    _build(schema, "dataset", dataset)
-    _build(ModelSchema, "model", config.get("model") or {})
+    _build(dataset_schema(dataset), "dataset", dataset)
+    network_config(config.get("model") or {})
     trainer = dict(config.get("trainer") or {})
     own = {f.name for f in fields(TrainerSchema)}
-    _check_keys("trainer", trainer, own | _trainer_arguments())
+    _check_keys("trainer", trainer, own | _trainer_arguments(trainer))
     _build(TrainerSchema, "trainer", {k: v for k, v in trainer.items() if k in own})
+
+
+def dataset_schema(dataset: dict):
+    """The schema of a dataset config, from the data set registry (``kind``, else ``name``)."""
+    from .registry import RegistryError, dataset_entry
+    kind = dataset.get("kind") or dataset.get("name")
+    try:
+        return dataset_entry(kind).schema
+    except RegistryError as error:
+        raise ConfigError(str(error)) from None
 
 
 def is_debug_run(trainer: dict) -> bool:
@@ -287,9 +400,13 @@ def _identity_fields(schema) -> set[str]:
 def computation_config(config: dict) -> dict:
     """The part of a resolved config that decides what a run computes (seed apart)."""
     dataset = dict(config.get("dataset") or {})
-    schema = DATASET_SCHEMAS.get(dataset.get("name"))
+    try:
+        schema = dataset_schema(dataset)
+    except ConfigError:  # a record of a data set this version does not know: keep every key
+        schema = None
     if schema is not None:
-        dataset = {k: v for k, v in dataset.items() if k in _identity_fields(schema)}
+        dataset = {k: v for k, v in dataset.items() if k in _identity_fields(schema) or k not in
+                   {f.name for f in fields(schema)}}
     trainer = {k: v for k, v in (config.get("trainer") or {}).items()
                if k not in NOT_IDENTITY_TRAINER_KEYS and v is not None}
     trainer_config = config.get("trainer") or {}

@@ -75,7 +75,12 @@ def make_logger(cfg: DictConfig, run_name: str, tensorboard_dir: Path, output_di
         spec["name"] = spec.get("name") or run_name
     elif kind == "mlflow":
         spec["run_name"] = spec.get("run_name") or run_name
-        spec["tracking_uri"] = spec.get("tracking_uri") or f"file:{Path(cfg.paths.output_root).resolve() / 'mlruns'}"
+        root = Path(cfg.paths.output_root).resolve()
+        spec["tracking_uri"] = spec.get("tracking_uri") or f"file:{root / 'mlruns'}"
+        # A database tracking URI keeps metadata only; without this MLflow puts artifacts in
+        # ./mlruns of whatever folder the command runs from.
+        if not str(spec["tracking_uri"]).startswith(("file:", "/")):
+            spec["artifact_location"] = spec.get("artifact_location") or (root / "mlruns-artifacts").as_uri()
     elif kind == "wandb":
         spec["name"] = spec.get("name") or run_name
         spec["save_dir"] = spec.get("save_dir") or str(output_dir)

@@ -3,6 +3,8 @@ fixed validation examples (heat map and highlighted text), predicted versus true
 gradient flow through time, and the HParams tab with the run's real final metrics."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytorch_lightning as pl
 import torch
 
@@ -21,6 +23,26 @@ def _experiment(trainer: pl.Trainer):
     from pytorch_lightning.loggers import TensorBoardLogger
     logger = trainer.logger
     return logger.experiment if isinstance(logger, TensorBoardLogger) else None
+
+
+def _figure_sink(trainer: pl.Trainer):
+    """Where a figure goes: TensorBoard's images, or (MLflow) kept and logged as an artifact when
+    the run ends; None for loggers without figures."""
+    from pytorch_lightning.loggers import MLFlowLogger
+    writer = _experiment(trainer)
+    if writer is not None:
+        return lambda tag, figure, step: writer.add_figure(tag, figure, global_step=step)
+    if isinstance(trainer.logger, MLFlowLogger):
+        kept = trainer.__dict__.setdefault("seqbench_figures", {})
+
+        def keep(tag, figure, step):
+            import matplotlib.pyplot as plt
+            previous = kept.pop(tag.replace("/", "_"), None)
+            if previous is not None:
+                plt.close(previous)
+            kept[tag.replace("/", "_")] = figure
+        return keep
+    return None
 
 
 def attention_figure(tokens: list[list[str]], weights: list[list[float]]):
@@ -67,8 +89,8 @@ class AttentionSnapshots(pl.Callback):
         self.examples, self.vocabulary, self.label_names = examples, vocabulary, label_names
 
     def on_validation_epoch_end(self, trainer, module):
-        writer = _experiment(trainer)
-        if writer is None or trainer.sanity_checking:
+        writer, sink = _experiment(trainer), _figure_sink(trainer)
+        if sink is None or trainer.sanity_checking:
             return
         was_training = module.training
         module.eval()
@@ -87,8 +109,9 @@ class AttentionSnapshots(pl.Callback):
             lines.append(f"example {i} (true: {truth}, predicted: {guess}): {highlighted_markdown(words, w)}")
         # The step Lightning logs epoch-end (validation) metrics at, so the sliders line up.
         step = max(trainer.global_step - 1, 0)
-        writer.add_figure("attention/heatmap", attention_figure(tokens, rows), global_step=step)
-        writer.add_text("attention/words", "\n\n".join(lines), global_step=step)
+        sink("attention/heatmap", attention_figure(tokens, rows), step)
+        if writer is not None:
+            writer.add_text("attention/words", "\n\n".join(lines), global_step=step)
 
 
 def pick_examples(dataset, count: int = 4, max_tokens: int = 30) -> dict[str, torch.Tensor]:
@@ -106,8 +129,8 @@ class SignalSnapshot(pl.Callback):
         self.warmup_steps = warmup_steps
 
     def on_test_end(self, trainer, module):
-        writer = _experiment(trainer)
-        if writer is None:
+        sink = _figure_sink(trainer)
+        if sink is None:
             return
         with torch.no_grad():
             values, _ = module.net(self.batch["inputs"].to(module.device), self.batch["lengths"].to(module.device))
@@ -120,7 +143,7 @@ class SignalSnapshot(pl.Callback):
         ax.set_ylabel("cos (solid: true, dashed: predicted)")
         ax.legend(loc="upper right", fontsize=8)
         fig.tight_layout()
-        writer.add_figure("sincos/predicted_vs_true", fig, global_step=trainer.global_step)
+        sink("sincos/predicted_vs_true", fig, trainer.global_step)
 
 
 class GradientFlowSnapshot(pl.Callback):
@@ -131,28 +154,42 @@ class GradientFlowSnapshot(pl.Callback):
 
     def on_train_end(self, trainer, module):
         from .diagnostics import gradient_flow, gradient_flow_figure
-        writer = _experiment(trainer)
-        if writer is None or not trainer.is_global_zero:
+        from .registry import model_entry
+        writer, sink = _experiment(trainer), _figure_sink(trainer)
+        if sink is None or not trainer.is_global_zero:
+            return
+        if not model_entry(module.net.config.cell).gradient_flow:
+            if writer is not None:
+                writer.add_text("gradient_flow/note", f"not measured: the gradient-flow diagnostic rebuilds rnn, lstm and "
+                                                  f"gru layers as hand-written cells; it does not apply to "
+                                                  f"{module.net.config.cell}", trainer.global_step)
             return
         layer = module.net.encoder.layers[0][0]
         with torch.random.fork_rng():  # the diagnostic's seeding must not move the run's random streams
             norms = gradient_flow(module.net.config.cell, layer.weight_ih_l0.size(1), module.net.config.hidden_size,
-                                  steps=self.steps, weights=layer, nonlinearity=module.net.config.nonlinearity)
+                                  steps=self.steps, weights=layer,
+                                  nonlinearity=getattr(module.net.config, "nonlinearity", "tanh"))
         figure = gradient_flow_figure({module.net.config.cell: norms}, "trained layer, random inputs")
-        writer.add_figure("gradient_flow/norm_per_step", figure, global_step=trainer.global_step)
-        writer.add_scalar("gradient_flow/first_to_last_ratio", float(norms[0] / norms[-1]), trainer.global_step)
+        sink("gradient_flow/norm_per_step", figure, trainer.global_step)
+        if writer is not None:
+            writer.add_scalar("gradient_flow/first_to_last_ratio", float(norms[0] / norms[-1]), trainer.global_step)
 
 
 def hparams_for(record: dict) -> dict:
     """Flat, TensorBoard-friendly hyper-parameters of a run: the model, the optimiser, and the
-    data-set and trainer settings that change what a run computes (the ones sweeps vary)."""
+    data-set and trainer settings that change what a run computes (the ones sweeps vary). Keys
+    that only provide a default to another key by interpolation (``dataset.lr`` for
+    ``optimizer.lr``) are left out: the value shown is the one the run trained with."""
     from .config import computation_config
+    from .results import default_interpolations
     config = record.get("config") or {}
     computed = computation_config(config) if config else {}
+    sources = set((record.get("interpolations") or default_interpolations()).values())
     flat = {"model": record.get("model"), "dataset": record.get("dataset"), "seed": record.get("seed")}
     for group in ("model", "optimizer", "dataset", "trainer"):
         for key, value in (computed.get(group) or {}).items():
-            if not key.startswith("_") and key != "name" and isinstance(value, (int, float, str, bool)):
+            if (not key.startswith("_") and key != "name" and f"{group}.{key}" not in sources
+                    and isinstance(value, (int, float, str, bool))):
                 flat[f"{group}.{key}"] = value
     return flat
 
@@ -163,10 +200,28 @@ def final_metrics(record: dict) -> dict[str, float]:
     return out
 
 
+# MLflow knows these run statuses; Lightning maps "success" and "failed" to two of them.
+MLFLOW_STATUS = {"done": "FINISHED", "diverged": "FAILED", "failed": "FAILED", "interrupted": "KILLED"}
+
+
+def run_tags(record: dict) -> dict[str, str]:
+    """What a tracker needs to tell runs apart and trace them back: variant, data, seed, code."""
+    return {"variant": str(record.get("model")), "dataset": str(record.get("dataset")), "seed": str(record.get("seed")),
+            "git_commit": str(record.get("git_commit")), "data_fingerprint": str(record.get("data_fingerprint")),
+            "code_fingerprint": str(record.get("code_fingerprint")), "run_key": str(record.get("run_key")),
+            "record": str(record.get("output_dir"))}
+
+
 def start_logging(trainer: pl.Trainer, record: dict) -> None:
-    """Hyper-parameters before training: TensorBoard's hparams.yaml, MLflow's params, ..."""
-    if trainer.logger is not None and trainer.is_global_zero:
-        trainer.logger.log_hyperparams(hparams_for(record))
+    """Hyper-parameters before training: TensorBoard's hparams.yaml, MLflow's params and tags, ..."""
+    from pytorch_lightning.loggers import MLFlowLogger
+    if trainer.logger is None or not trainer.is_global_zero:
+        return
+    trainer.logger.log_hyperparams(hparams_for(record))
+    if isinstance(trainer.logger, MLFlowLogger):
+        for key, value in run_tags(record).items():
+            trainer.logger.experiment.set_tag(trainer.logger.run_id, key, value)
+        record["mlflow"] = {"tracking_uri": trainer.logger._tracking_uri, "run_id": trainer.logger.run_id}
 
 
 def finish_logging(trainer: pl.Trainer, record: dict, record_path) -> None:
@@ -197,9 +252,17 @@ def finish_logging(trainer: pl.Trainer, record: dict, record_path) -> None:
         writer.flush()
     elif metrics:
         logger.log_metrics(metrics, step)
-    if isinstance(logger, MLFlowLogger) and record_path is not None:
-        logger.experiment.log_artifact(logger.run_id, str(record_path))
-    logger.finalize("success" if record.get("status") == "done" else record.get("status", "failed"))
+    if isinstance(logger, MLFlowLogger):
+        client = logger.experiment
+        for path in (record_path, record.get("best_checkpoint"),
+                     Path(record_path).with_name("predictions.csv") if record_path else None):
+            if path and Path(path).is_file():
+                client.log_artifact(logger.run_id, str(path))
+        for name, figure in list(getattr(trainer, "seqbench_figures", {}).items()):
+            client.log_figure(logger.run_id, figure, f"{name}.png")
+        client.set_terminated(logger.run_id, MLFLOW_STATUS.get(record.get("status"), "FAILED"))
+        return
+    logger.finalize("success" if record.get("status") == "done" else "failed")
 
 
 def _tensorboard_values(params: dict) -> dict:

@@ -72,22 +72,26 @@ def trained_and_untrained(run: str | Path, batch: int = 32, seed: int = 0) -> tu
     init rules), both driven by the run's own test inputs through its trained input layer."""
     import json
 
-    from omegaconf import OmegaConf
 
+    from . import SeqbenchError
     from .explain import find_checkpoint, load_checkpoint
-    from .models import NetworkConfig, RecurrentNet
+    from .models import RecurrentNet, network_config
+    from .registry import model_entry
     path = find_checkpoint(run)
     checkpoint = load_checkpoint(path)
     meta = checkpoint.get("seqbench") or {}
-    spec, network = meta.get("spec") or {}, NetworkConfig(**(meta.get("network") or {}))
+    spec, network = meta.get("spec") or {}, network_config(meta.get("network") or {})
+    if not model_entry(network.cell).gradient_flow:
+        raise SeqbenchError(f"{run}: gradient flow is measured on rnn, lstm and gru layers (rebuilt as hand-written "
+                            f"cells); it does not apply to {network.cell}")
     net = RecurrentNet(network, spec["num_outputs"], vocab_size=spec.get("vocab_size"), input_dim=spec.get("input_dim"),
                        per_step=str(spec.get("task", "")).startswith("per_step"))
     net.load_state_dict({k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")})
     net.eval()
     record_path = Path(run) / "record.json" if Path(run).is_dir() else path.parent.parent / "record.json"
     record = json.loads(record_path.read_text())
-    from .run import build_datamodule
-    datamodule = build_datamodule(OmegaConf.create(record["config"]))
+    from .data.declare import build_datamodule
+    datamodule = build_datamodule(record["config"]["dataset"], record["config"].get("seed", 0))
     datamodule.setup()
     test = datamodule.test_set if hasattr(datamodule, "test_set") else datamodule.sets["test"]
     sample = test[list(range(min(batch, len(test))))]
@@ -97,7 +101,7 @@ def trained_and_untrained(run: str | Path, batch: int = 32, seed: int = 0) -> tu
     hidden = network.hidden_size
     trained = gradient_flow(network.cell, inputs.size(-1), hidden, weights=layer, inputs=inputs,
                             nonlinearity=network.nonlinearity, seed=seed)
-    from .models.encoders import make_layer
+    from .models.classic import make_layer
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         fresh = make_layer(network.cell, "scratch", inputs.size(-1), hidden, network.nonlinearity, network.init,

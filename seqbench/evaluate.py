@@ -45,7 +45,7 @@ def _config(record: dict, overrides: list[str]):
         if override.startswith("dataset="):
             from hydra import compose, initialize_config_dir
 
-            from .__main__ import CONFIG_DIR
+            from .runtime import CONFIG_DIR
             with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
                 composed = compose(config_name="config", overrides=[override])
             config.dataset = OmegaConf.create(OmegaConf.to_container(composed.dataset, resolve=True))
@@ -64,7 +64,10 @@ def _text_batches(texts: list, labels: list[int] | None, vocabulary, max_len: in
     encoded = EncodedTexts.from_lists(sequences, labels if labels is not None else [0] * len(texts))
     subset = TextSubset(encoded)
     for start in range(0, len(texts), batch_size):
-        yield subset.batch(list(range(start, min(start + batch_size, len(texts)))))
+        batch = subset.batch(list(range(start, min(start + batch_size, len(texts)))))
+        if labels is None:  # no ground truth: no target column, never a made-up one
+            del batch["targets"]
+        yield batch
 
 
 def evaluate(run: str | Path, overrides: list[str] | None = None, file: str | None = None,
@@ -72,7 +75,10 @@ def evaluate(run: str | Path, overrides: list[str] | None = None, file: str | No
     from omegaconf import OmegaConf
 
     from .data.text import Vocabulary
-    from .run import build_datamodule, build_task, network_config, save_predictions
+    from .data.declare import DataSpec, build_datamodule
+    from .models import network_config
+    from .train import save_predictions
+    from .training import build_task
     run = Path(run)
     checkpoint_path = find_checkpoint(run)
     checkpoint = load_checkpoint(checkpoint_path)
@@ -81,16 +87,15 @@ def evaluate(run: str | Path, overrides: list[str] | None = None, file: str | No
         raise SeqbenchError(f"{checkpoint_path} is not a seqbench checkpoint (no network settings in it)")
     record = _record_of(run, checkpoint_path)
     config = _config(record, overrides or [])
-    from .data.modules import DataSpec
     spec = DataSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["spec"].items()})
-    task = build_task(config, network_config(config.model), spec)
+    task = build_task(config, network_config(OmegaConf.to_container(config.model, resolve=True)), spec)
     task.load_state_dict(checkpoint["state_dict"])
     task.eval()
     where = f"file {file}" if file else f"{config.dataset.name} test split"
     if file:
         if not spec.vocabulary:
             raise SeqbenchError("--file reads text; this checkpoint's model does not take text")
-        from .data.text_file import read_examples
+        from .datasets.text_file import read_examples
         texts, names, _ = read_examples(Path(file), text_column, label_column, "utf-8") if _has_labels(
             Path(file), label_column) else (*_texts_only(Path(file), text_column), None)
         labels = None
@@ -102,7 +107,7 @@ def evaluate(run: str | Path, overrides: list[str] | None = None, file: str | No
             labels = [spec.label_names.index(name) for name in names]
         batches = list(_text_batches(texts, labels, Vocabulary(list(spec.vocabulary)), spec.max_len or 400))
     else:
-        datamodule = build_datamodule(config)
+        datamodule = build_datamodule(OmegaConf.to_container(config.dataset, resolve=True), int(config.seed))
         datamodule.setup()
         if spec.vocabulary and tuple(datamodule.spec.vocabulary) != tuple(spec.vocabulary):
             batches = _reencoded_test(datamodule, spec)
@@ -146,7 +151,7 @@ def _reencoded_test(datamodule, spec) -> list[dict]:
 
 
 def _has_labels(path: Path, label_column: str) -> bool:
-    from .data.text_file import _rows, check_readable
+    from .datasets.text_file import _rows, check_readable
     check_readable(path)
     for _, _, row, _ in _rows(path, "utf-8"):
         return label_column in row
@@ -154,7 +159,7 @@ def _has_labels(path: Path, label_column: str) -> bool:
 
 
 def _texts_only(path: Path, text_column: str) -> tuple[list[str], None]:
-    from .data.text_file import BadInputError, _rows
+    from .datasets.text_file import BadInputError, _rows
     texts = []
     for line, _, row, _ in _rows(path, "utf-8"):
         if text_column not in row:
@@ -175,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--label-column", default="label")
     parser.add_argument("--out", help="folder for metrics.json and predictions.csv (default: <run>/eval/...)")
     args = parser.parse_args(argv)
-    from .__main__ import quiet_third_party
+    from .runtime import quiet_third_party
     quiet_third_party()
     try:
         summary = evaluate(args.run, args.overrides, args.file, args.text_column, args.label_column, args.out)

@@ -13,7 +13,7 @@ import torch
 
 from . import SeqbenchError
 from .data.text import UNK_ID, Vocabulary, tokenize
-from .models import NetworkConfig, RecurrentNet
+from .models import RecurrentNet, network_config
 
 
 @dataclass
@@ -62,7 +62,7 @@ class Explainer:
         self.label_names = list(spec["label_names"])
         self.max_len = spec.get("max_len")
         self.model_name = meta.get("model")
-        self.net = RecurrentNet(NetworkConfig(**meta["network"]), spec["num_outputs"], vocab_size=spec["vocab_size"])
+        self.net = RecurrentNet(network_config(meta["network"]), spec["num_outputs"], vocab_size=spec["vocab_size"])
         self.net.load_state_dict({k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items()
                                   if k.startswith("net.")})
         self.net.eval()

@@ -4,18 +4,6 @@ Cheap to import (no torch): Hydra resolves run-folder names with it before anyth
 """
 from __future__ import annotations
 
-# The task a data set poses decides the head, the loss, the metric that picks the best epoch
-# and which way it is better. It is a property of the data set, carried into records and tables.
-TASKS = {
-    "classification": ("acc", "max"),            # one label per sequence
-    "per_step_regression": ("mse", "min"),       # a value at every step (sin -> cos)
-    "last_step_regression": ("mse", "min"),      # one value read after the last step (adding)
-    # a class at every step (copy): cross-entropy per step, the quantity its memoryless baseline is
-    # stated in, smooth while accuracy on the recalled symbols is still flat at 0
-    "per_step_classification": ("ce", "min"),
-}
-
-
 def variant_of(model: dict) -> str:
     """``bilstm_attn_additive`` (what ``model=bilstm_attn_additive`` selects, also reached as
     ``model=bilstm_attn model.attention=additive``), ``gru``, ``lstm_bi``, ``irnn``..."""

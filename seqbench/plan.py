@@ -5,6 +5,10 @@ A claim is an exclusive ``flock`` on ``<output root>/.claims/<run key>.lock``, h
 process for as long as it works on the run. The kernel drops it when the process ends, however
 it ends (``kill -9`` included), so a claim is never stale, and a run whose claim is held by
 another process is never resumed or trained a second time: that process is still on it.
+
+A run's folder belongs to one run key: a fresh run never writes into a folder whose record (or
+checkpoints) belong to another run, it takes a sibling folder named with its key instead; and a
+checkpoint is resumed only if the run key stored in it is this run's.
 """
 from __future__ import annotations
 
@@ -18,8 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+from .record import RECORD_NAME
+
 log = logging.getLogger(__name__)
 CLAIMS_DIR = ".claims"
+CHECKPOINT_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
 # Statuses of runs that stopped before finishing and may be continued from their last.ckpt.
 INTERRUPTED = {"running", "failed", "interrupted"}
 
@@ -117,23 +125,71 @@ def describe_owner(owner: dict) -> str:
     return f"process {owner.get('pid')} on {owner.get('host')} (since {owner.get('since')}, in {owner.get('output_dir')})"
 
 
-def checkpoint_is_readable(path: Path) -> bool:
-    """Loads the checkpoint as a resume would (tensors and plain data only). A truncated or
-    corrupt file is moved aside with a warning, so the run does not fail on it again and again."""
-    import torch
+def set_aside(path: Path, why: str) -> None:
+    """Move a file or folder out of the way (never delete it) and say so in one line."""
+    aside = path.with_name(f"{path.name}.set-aside-{time.strftime('%Y%m%d-%H%M%S')}")
     try:
-        torch.load(path, map_location="cpu", weights_only=True)
-        return True
+        os.replace(path, aside)
+        where = f"moved to {aside}"
+    except OSError as error:
+        where = f"left in place ({error.strerror or error})"
+    log.warning("%s: %s; %s", path, why, where)
+
+
+def checkpoint_run_key(path: Path) -> str | None:
+    """The run key a seqbench checkpoint was written for (tensors and plain data only); raises
+    on a file that cannot be read as a checkpoint."""
+    import torch
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    meta = checkpoint.get("seqbench") if isinstance(checkpoint, dict) else None
+    return meta.get("run_key") if isinstance(meta, dict) else None
+
+
+def resumable_checkpoint(path: Path, key: str) -> bool:
+    """A resume reads only a readable checkpoint written for this very run. Anything else is set
+    aside with one line, so that the run does not trip on it again."""
+    try:
+        found = checkpoint_run_key(path)
     except Exception as error:  # truncated zip, pickle error, I/O error: all mean "cannot resume from it"
-        aside = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
-        try:
-            os.replace(path, aside)
-            where = f"moved aside to {aside}"
-        except OSError:
-            where = "left in place"
-        log.warning("the checkpoint %s cannot be read (%s: %s); %s, the run starts afresh",
-                    path, type(error).__name__, error, where)
+        first_line = (str(error).strip().splitlines() or [""])[0][:120]
+        set_aside(path, f"cannot be read as a checkpoint ({type(error).__name__}: {first_line}); the run starts "
+                        f"afresh")
         return False
+    if found != key:
+        set_aside(path, f"was written for run {found or 'of unknown identity'}, not this run {key}; the run starts "
+                        f"afresh")
+        return False
+    return True
+
+
+def folder_owner(folder: Path) -> str | None:
+    """The run key of the run whose record is in ``folder``; ``"unknown"`` for checkpoints with no
+    readable record beside them; None when the folder holds no run."""
+    record = folder / RECORD_NAME
+    if record.is_file():
+        try:
+            content = json.loads(record.read_text())
+            return content.get("run_key") or "unknown" if isinstance(content, dict) else "unknown"
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            return "unknown"
+    checkpoints = folder / CHECKPOINT_DIR
+    if checkpoints.is_dir() and any(checkpoints.iterdir()):
+        return "unknown"
+    return None
+
+
+def owned_folder(folder: Path, key: str) -> Path:
+    """``folder`` if it is free or already this run's, else a sibling named with the run key:
+    nothing is ever written into another run's folder."""
+    folder = Path(folder)
+    if folder_owner(folder) in (None, key):
+        return folder
+    for attempt in range(1000):
+        candidate = folder.with_name(f"{folder.name}-{key[:8]}" + (f"-{attempt}" if attempt else ""))
+        if folder_owner(candidate) in (None, key):
+            log.warning("%s holds another run; this run (%s) goes to %s", folder, key, candidate)
+            return candidate
+    raise RuntimeError(f"no free folder beside {folder}")
 
 
 def earlier_runs(records, identity: Identity) -> list[tuple[str, Path, dict]]:
@@ -157,9 +213,10 @@ def plan(identity: Identity, output_dir: Path, records, force: bool = False, nee
     holding the run's claim (``Claim.try_acquire``). Pure apart from moving an unreadable
     checkpoint aside."""
     if identity.debug:
-        return Fresh(output_dir, "a debug run (fast_dev_run, overfit_batches or limit_*_batches): never reused")
+        return Fresh(owned_folder(output_dir, identity.key),
+                     "a debug run (fast_dev_run, overfit_batches or limit_*_batches): never reused")
     if force:
-        return Fresh(output_dir, "force=true")
+        return Fresh(owned_folder(output_dir, identity.key), "force=true")
     runs = earlier_runs(records, identity)
     same = [(started, path, record) for started, path, record in runs if record.get("run_key") == identity.key]
     for _, path, record in same:
@@ -169,18 +226,47 @@ def plan(identity: Identity, output_dir: Path, records, force: bool = False, nee
             return Reuse(original, record, f"a finished run with the same config, seed, code and data: {original}")
     for _, path, record in same:
         if record.get("status") in INTERRUPTED and not record.get("copy_of") and not record.get("debug"):
-            checkpoint = path.parent / "checkpoints" / "last.ckpt"
-            if checkpoint.is_file() and checkpoint_is_readable(checkpoint):
+            checkpoint = path.parent / CHECKPOINT_DIR / LAST_CHECKPOINT
+            if checkpoint.is_file() and resumable_checkpoint(checkpoint, identity.key):
                 return Resume(path.parent, checkpoint, record,
                               f"the interrupted run in {path.parent} (status {record.get('status')}, "
                               f"{record.get('epochs') or 0} epochs recorded) continues from its last checkpoint")
     other = [(path, _differences(record, identity)) for _, path, record in runs
              if record.get("status") == "done" and record.get("run_key") != identity.key and not record.get("debug")]
+    output_dir = owned_folder(output_dir, identity.key)
     if other:
         path, changes = other[0]
         return Fresh(output_dir, f"trained again: the finished run {path} was made with other "
                                  f"{', '.join(changes) or 'settings'}")
     return Fresh(output_dir, "no finished run with this config, seed, code and data")
+
+
+def plan_file(root: Path, key: str) -> Path:
+    return Path(root) / CLAIMS_DIR / f"{key}.plan.json"
+
+
+def publish_plan(root: Path, key: str, decision: Decision, launch: str) -> Path:
+    """Rank 0's decision, for the processes of other nodes (which do not inherit its environment):
+    beside the claim, tagged with the launch it belongs to."""
+    from .record import write_json_atomic
+    payload = {**json.loads(plan_to_json(decision)), "launch": launch}
+    return write_json_atomic(plan_file(root, key), payload)
+
+
+def read_published_plan(root: Path, key: str, launch: str, timeout: float = 600.0) -> Decision:
+    """A non-zero rank's decision: rank 0's, published for this launch (waits for it)."""
+    path = plan_file(root, key)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            payload = json.loads(path.read_text())
+            if payload.get("launch") == launch:
+                return plan_from_json(json.dumps(payload))
+        except (OSError, json.JSONDecodeError):
+            pass
+        time.sleep(1.0)
+    raise TimeoutError(f"rank 0 published no plan for this launch in {path} within {timeout:.0f} s; "
+                       f"multi-node runs need paths.output_root on a file system every node shares")
 
 
 def plan_to_json(decision: Decision) -> str:

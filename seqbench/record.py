@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import platform
 import resource
@@ -11,14 +12,19 @@ import subprocess
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, IO
+from typing import IO, Callable, Iterable, Iterator
 
 RECORD_NAME = "record.json"
+log = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parent
-# Modules that only read, draw or drive runs: editing them does not change what a run computes,
-# so it does not invalidate finished runs. Everything else in the package is part of a run's code.
-PRESENTATION_MODULES = {"report.py", "results.py", "explain.py", "bench.py", "stats.py", "dashboards.py",
-                        "diagnostics.py", "__main__.py", "cli.py", "console.py", "search.py", "evaluate.py"}
+# The code every run computes with: the training loop and its steps, the task semantics, the
+# network around the encoder (input layer, heads, attention), and the data pipeline. A run's code
+# fingerprint adds its own encoder's and data set's files (from the registries), so adding a model
+# or fixing a report never invalidates the finished runs of the others (as benchopt keys its cache
+# per solver file).
+CORE_FILES = ("train.py", "training.py", "tasks.py", "models/network.py", "models/attention.py",
+              "models/sequence.py", "data/batching.py", "data/text.py", "data/modules.py", "data/declare.py",
+              "data/sources.py")
 
 
 def _file_mode() -> int:
@@ -70,22 +76,22 @@ def content_digest(paths, chunk: int = 1 << 22) -> str:
     return hasher.hexdigest()
 
 
-_CODE_FINGERPRINT: str | None = None
+def code_fingerprint(*files: str | Path) -> str:
+    """Hash of the core files and the given ones (a run's encoder and data set files): the same in
+    a git checkout, an editable install and an installed wheel (paths are taken relative to the
+    package; a file outside it, such as your own encoder, by its name)."""
+    paths = {(PACKAGE_DIR / name).resolve() for name in CORE_FILES} | {Path(f).resolve() for f in files}
+    hasher = hashlib.sha256()
+    for path in sorted(paths, key=_relative_name):
+        hasher.update(_relative_name(path).encode() + b"\0" + path.read_bytes() + b"\0")
+    return hasher.hexdigest()[:16]
 
 
-def code_fingerprint() -> str:
-    """Hash of the package's source files that compute a run (PRESENTATION_MODULES left out).
-    Works the same in a git checkout, an editable install and an installed wheel."""
-    global _CODE_FINGERPRINT
-    if _CODE_FINGERPRINT is None:
-        hasher = hashlib.sha256()
-        for path in sorted(PACKAGE_DIR.rglob("*.py")):
-            relative = path.relative_to(PACKAGE_DIR).as_posix()
-            if relative in PRESENTATION_MODULES:
-                continue
-            hasher.update(relative.encode() + b"\0" + path.read_bytes() + b"\0")
-        _CODE_FINGERPRINT = hasher.hexdigest()[:16]
-    return _CODE_FINGERPRINT
+def _relative_name(path: Path) -> str:
+    try:
+        return path.relative_to(PACKAGE_DIR).as_posix()
+    except ValueError:
+        return path.name
 
 
 def run_key(config_hash: str, seed: int, code: str, data: str) -> str:
@@ -174,3 +180,56 @@ def memory_kind(record: dict) -> str:
     if kind == "process_rss_sampled_peak":  # older name of the same measurement
         return "process_rss_peak"
     return kind or "process_lifetime_peak"
+
+
+# ----------------------------------------------------------------------------- reading records
+def find_records(folders: Iterable[str | Path]) -> list[Path]:
+    found = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.exists():
+            raise FileNotFoundError(f"{folder}: no such file or folder")
+        found.extend([folder] if folder.is_file() else sorted(folder.rglob(RECORD_NAME)))
+    return found
+
+
+def read_records(folders: Iterable[str | Path]) -> Iterator[tuple[Path, dict]]:
+    """(path, record) for every readable record under ``folders``. A file that is not a run
+    record (truncated, not JSON, a list, null, ...) is skipped with a warning: one bad file
+    never stops a report or a run."""
+    for path in find_records(folders):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            log.warning("skipping unreadable record %s (%s)", path, error)
+            continue
+        if not isinstance(record, dict):
+            log.warning("skipping %s: not a run record (a JSON %s, not an object)", path, type(record).__name__)
+            continue
+        problem = malformed(record)
+        if problem:
+            log.warning("skipping %s: %s", path, problem)
+            continue
+        yield path, record
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def malformed(record: dict) -> str | None:
+    """What makes a JSON object unusable as a run record, in words (None: usable)."""
+    for key in ("test", "val_best", "config"):
+        if record.get(key) is not None and not isinstance(record[key], dict):
+            return f"'{key}' is a {type(record[key]).__name__}, not an object"
+    for group in ("test", "val_best"):
+        for name, value in (record.get(group) or {}).items():
+            if value is not None and not _number(value):
+                return f"'{group}.{name}' is {value!r}, not a number"
+    for key in ("best_epoch", "epochs", "seed", "params", "wall_seconds", "train_tokens_per_s", "peak_memory_mb"):
+        if record.get(key) is not None and not _number(record[key]):
+            return f"'{key}' is {record[key]!r}, not a number"
+    if record.get("history") is not None and not (isinstance(record["history"], list)
+                                                  and all(isinstance(h, dict) for h in record["history"])):
+        return "'history' is not a list of epochs"
+    return None

@@ -1,6 +1,12 @@
-"""``seqbench report [FOLDERS...] [--out DIR]``: comparison tables, plots and (where per-example
-predictions exist) the statistical verdict, built only from run records (also run at the end
-of every multirun, into ``<sweep>/report``)."""
+"""``seqbench report [FOLDERS...] [--out DIR]``: comparison tables, figures and the statistical
+verdict, built only from run records (also run at the end of every multirun, into
+``<sweep>/report``). Written twice from one document: ``summary.md`` and a self-contained
+``report.html``.
+
+Runs are grouped by data identity (the data set's name and the fingerprint of its files), then by
+variant (the config, labelled by everything that differs); each data set's tables, figures and
+statistics are computed once (``DataSection``) and then written.
+"""
 from __future__ import annotations
 
 import argparse
@@ -8,28 +14,20 @@ import logging
 import math
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
-from hydra.experimental.callback import Callback
 
 from . import SeqbenchError
+from .document import Document
 from .record import MEMORY_KINDS, describe_hardware, short_hash
-from .results import (POSITIVE_METRICS, _natural, budget_words, learning_curves, load_records, long_table, metric_of,
-                      summary_table, task_of)
+from .results import (TEST_SET_KEYS, VariantLabels, _natural, budget_words, data_key, data_labels, learning_curves,
+                      load_records, long_table, slug, summary_table, test_set_key, variant_labels)
+from .tasks import PERCENT_METRICS, POSITIVE_METRICS, TaskKind, format_metric, task_of
 
 log = logging.getLogger(__name__)
-METRIC_WORDS = {"acc": "accuracy", "mse": "mean squared error", "ce": "cross-entropy per step"}
-
-
-def format_metric(value, metric: str) -> str:
-    """One precision per metric: accuracy in percent with one decimal, positive error measures
-    with three significant digits in scientific notation."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if metric in ("acc", "f1"):
-        return f"{100 * value:.1f}"
-    return f"{value:.2e}"
 
 
 def _plain(value, digits: int = 3) -> str:
@@ -42,408 +40,517 @@ def _plain(value, digits: int = 3) -> str:
     return str(value)
 
 
-def markdown_summary(table: pd.DataFrame, metric: str, secondary: str) -> str:
-    unit = " (%)" if metric in ("acc", "f1") else ""
+# ----------------------------------------------------------------------------- computation
+@dataclass
+class Comparison:
+    """The paired comparisons on one test set of a data set."""
+    test_set: str
+    name: str
+    pairs: list
+    verdict: str
+    examples: int
+
+
+@dataclass
+class DataSection:
+    label: str
+    stem: str
+    task: TaskKind
+    records: list[dict]
+    runs: pd.DataFrame
+    table: pd.DataFrame
+    labels: VariantLabels
+    problems: list[str]
+    baselines: dict[str, float] = field(default_factory=dict)
+    comparisons: list[Comparison] = field(default_factory=list)
+    power: dict = field(default_factory=dict)
+    per_class: pd.DataFrame | None = None
+    confusion: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: list[tuple[Path, str]] = field(default_factory=list)
+
+    @property
+    def done(self) -> list[dict]:
+        return [r for r in self.records if r.get("status") == "done"]
+
+    @property
+    def complete(self) -> bool:
+        return not self.problems
+
+
+def completeness(records: list[dict], labels: VariantLabels) -> list[str]:
+    """What is missing from a data set: runs that did not finish, and variants that lack seeds the
+    others have. A data set with missing runs is never ranked or given a verdict."""
+    problems = []
+    unfinished = [r for r in records if r.get("status") not in ("done", "diverged")]
+    for r in unfinished:
+        problems.append(f"{labels.get(r.get('config_hash'), r.get('model'))} seed {r.get('seed')}: "
+                        f"{r.get('status')}")
+    finished: dict[str, set] = {}
+    for r in records:
+        if r.get("status") in ("done", "diverged"):
+            finished.setdefault(labels.get(r.get("config_hash"), r.get("model")), set()).add(r.get("seed"))
+    by_test_set: dict[tuple, set] = {}
+    for r in records:
+        by_test_set.setdefault(test_set_key(r), set()).add(labels.get(r.get("config_hash"), r.get("model")))
+    everyone = set().union(*finished.values()) if finished else set()
+    for label, seeds in sorted(finished.items()):
+        missing = everyone - seeds
+        if missing:
+            problems.append(f"{label} lacks seed{'s' if len(missing) > 1 else ''} "
+                            f"{', '.join(map(str, sorted(missing)))} that other variants have")
+    return problems
+
+
+def class_baselines(records: list[dict]) -> dict[str, float]:
+    """The majority-class and chance accuracies of a classification test set, from its labels."""
+    for record in records:
+        path = Path(record["record_path"]).parent / (record.get("predictions") or "predictions.csv")
+        if record.get("predictions") and path.is_file():
+            targets = pd.read_csv(path, usecols=["target"])["target"]
+            classes = len(record.get("label_names") or []) or targets.nunique()
+            return {"majority class": float(targets.value_counts(normalize=True).max()),
+                    "chance (uniform guess)": 1.0 / classes}
+    return {}
+
+
+def confusion_matrices(records: list[dict], labels: VariantLabels) -> dict[str, pd.DataFrame]:
+    """Per variant, counts of (true, predicted) classes pooled over its seeds."""
+    out: dict[str, pd.DataFrame] = {}
+    for record in records:
+        path = Path(record["record_path"]).parent / (record.get("predictions") or "")
+        if not record.get("predictions") or not path.is_file():
+            continue
+        frame = pd.read_csv(path)
+        if "target" not in frame or "predicted" not in frame:
+            continue
+        names = record.get("label_names") or sorted(set(frame["target"]) | set(frame["predicted"]))
+        index = pd.Index(names, name="true")
+        counts = pd.crosstab(frame["target"].map(lambda i: names[int(i)]),
+                             frame["predicted"].map(lambda i: names[int(i)])).reindex(index=index, columns=names,
+                                                                                       fill_value=0)
+        label = labels[record["config_hash"]]
+        out[label] = counts if label not in out else out[label] + counts
+    return out
+
+
+def per_class_table(matrices: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
+    """Variants x classes: precision and recall (in percent), from the pooled confusion matrices."""
+    if not matrices:
+        return None
+    rows = []
+    for label, matrix in matrices.items():
+        for name in matrix.index:
+            predicted, true = matrix[name].sum(), matrix.loc[name].sum()
+            rows.append({"variant": label, "class": name, "support": int(true),
+                         "precision": 100 * matrix.loc[name, name] / predicted if predicted else math.nan,
+                         "recall": 100 * matrix.loc[name, name] / true if true else math.nan})
+    return pd.DataFrame(rows)
+
+
+def test_set_names(records: list[dict]) -> dict[tuple, str]:
+    """Each test set of a data set: '' when there is only one, else what differs (``length=50``)."""
+    keys = sorted({test_set_key(r) for r in records}, key=_natural)
+    if len(keys) == 1:
+        return {keys[0]: ""}
+    names = ("data",) + TEST_SET_KEYS
+    differing = [i for i in range(len(names)) if len({k[i] for k in keys}) > 1]
+    return {k: ", ".join(f"{names[i]}={k[i]}" for i in differing) for k in keys}
+
+
+def compute_section(frame: pd.DataFrame, records: list[dict], label: str, stem: str, out: Path, plots: bool,
+                    statistics: bool, resamples: int) -> DataSection:
+    from .figures import plot_confusion, plot_learning_curves, plot_scores
+    runs = frame[frame["data"] == label]
+    task = task_of(records[0])
+    labels = variant_labels(records)
+    table = summary_table(frame, label)
+    section = DataSection(label, stem, task, records, runs, table, labels, completeness(records, labels))
+    done = section.done
+    if task.name == "classification":
+        section.baselines = class_baselines(done)
+        section.confusion = confusion_matrices(done, labels)
+        section.per_class = per_class_table(section.confusion)
+    else:
+        value = next(((r.get("baselines") or {}).get(task.metric) for r in done
+                      if (r.get("baselines") or {}).get(task.metric) is not None), None)
+        if value is not None and len({test_set_key(r) for r in done}) == 1:
+            section.baselines = {"baseline (learns nothing)": value}
+    if statistics and done:
+        section.comparisons = comparisons(section, resamples)
+        section.power = seed_power(section)
+    if plots and done:
+        figures = [plot_scores(runs, table, label, stem, task.metric, section.baselines, out),
+                   plot_learning_curves(learning_curves(records), label, stem, task.metric, out)]
+        if section.confusion:
+            figures.append(plot_confusion(section.confusion, label, stem, out))
+        section.figures = [(path, path.stem) for path in figures if path is not None]
+    return section
+
+
+def comparisons(section: DataSection, resamples: int) -> list[Comparison]:
+    """Paired comparisons and the verdict, one per test set of the data set."""
+    from .stats import compare, load_scores, verdict
+    out = []
+    names = test_set_names(section.done)
+    for key, test_set in names.items():
+        runs = [r for r in section.done if test_set_key(r) == key]
+        if len({r.get("config_hash") for r in runs}) < 2:
+            continue
+        labels = variant_labels(runs)  # within one test set: what differs here (not the length)
+        scores = {k: v for k, v in load_scores(runs, labels, section.task).items() if not v.empty}
+        if len(scores) < 2:
+            continue
+        pairs = compare(scores, section.task, resamples=resamples)
+        means = {label: float(frame.to_numpy().mean()) for label, frame in scores.items()}
+        solved = None
+        if any(section.task.is_solved(r) is not None for r in runs):  # the task and data set have a rule
+            solved = {}
+            for r in runs:
+                count, total = solved.get(labels[r["config_hash"]], (0, 0))
+                solved[labels[r["config_hash"]]] = (count + bool(section.task.is_solved(r)), total + 1)
+        name = f"{section.label} ({test_set})" if test_set else section.label
+        words = (verdict(name, section.task, pairs, means, solved) if section.complete else
+                 f"**{name}**: incomplete ({'; '.join(section.problems[:3])}"
+                 f"{'; ...' if len(section.problems) > 3 else ''}): no verdict, no ranking until every variant "
+                 f"has the same finished seeds.")
+        words += disagreement_words(pairs, section.task) if section.complete else ""
+        out.append(Comparison(test_set, name, pairs, words, pairs[0].examples if pairs else 0))
+    return out
+
+
+def disagreement_words(pairs: list, task: TaskKind) -> str:
+    """Pairs where the test-set-only comparison finds a difference that training runs as the unit
+    do not: said, so that nobody reads the conditional column as the verdict."""
+    found = [f"{p.a} vs {p.b}" for p in pairs if p.conditional.get("p_holm", 1) < 0.05 and not p.detectable]
+    if not found:
+        return ""
+    return (f" Conditional on these trained networks (test-set sampling only) {', '.join(found)} also differ; with "
+            f"training runs as the unit {'this is' if len(found) == 1 else 'these are'} not detectable, and the "
+            f"verdict follows the training runs.")
+
+
+def seed_power(section: DataSection) -> dict:
+    """How many seeds: the smallest difference the current seeds detect, and the seeds a given
+    difference needs (1 point of accuracy; else 10% of the best mean), from the seed spread."""
+    from .stats import pooled_seed_sd, seeds_needed
+    metric = section.task.metric
+    per_seed = {}
+    for key in {test_set_key(r) for r in section.done}:
+        for config in {r["config_hash"] for r in section.done}:
+            values = [r["test"][metric] for r in section.done if r["config_hash"] == config and test_set_key(r) == key
+                      and metric in (r.get("test") or {})]
+            if values:
+                per_seed[(key, config)] = np.array(values)
+    if not per_seed:
+        return {}
+    sd = pooled_seed_sd(per_seed)
+    n = min(len(v) for v in per_seed.values())
+    best = section.table[f"test_{metric}_mean"].dropna()
+    difference = 0.01 if metric in PERCENT_METRICS else 0.1 * float(best.abs().min() if len(best) else math.nan)
+    return seeds_needed(sd, n, difference)
+
+
+# --------------------------------------------------------------------------------- writing
+def summary_rows(section: DataSection) -> tuple[list[str], list[list[str]]]:
+    table, task = section.table, section.task
+    metric, secondary = task.metric, task.secondary
+    unit = " (%)" if metric in PERCENT_METRICS else ""
+    solved_task = task.solved_rule is not None
     rows = []
     for r in table.to_dict("records"):
         mean, std = r[f"test_{metric}_mean"], r[f"test_{metric}_std"]
-        spread = f"{format_metric(mean, metric)} ± {format_metric(std, metric)}" if not math.isnan(std) \
-            else format_metric(mean, metric)
-        low, high = r[f"test_{metric}_ci_low"], r[f"test_{metric}_ci_high"]
-        interval = "–" if math.isnan(low) else f"[{format_metric(low, metric)}, {format_metric(high, metric)}]"
-        if metric in POSITIVE_METRICS:
-            versus = "best" if r["vs_best"] == 1 else f"×{r['vs_best']:.2f}"
+        spread = (f"{format_metric(mean, metric)} ± {format_metric(std, metric)}" if not math.isnan(std)
+                  else format_metric(mean, metric))
+        if solved_task:
+            k, n = r.get("solved"), r["n"]
+            interval = ("–" if k is None or (isinstance(k, float) and math.isnan(k)) else
+                        f"{int(k)} of {n} [{100 * r['solved_ci_low']:.0f}%, {100 * r['solved_ci_high']:.0f}%]")
         else:
-            versus = "best" if r["vs_best"] == 0 else f"{100 * r['vs_best']:+.1f}"
+            low, high = r[f"test_{metric}_ci_low"], r[f"test_{metric}_ci_high"]
+            interval = "–" if math.isnan(low) else f"[{format_metric(low, metric)}, {format_metric(high, metric)}]"
+        if metric in POSITIVE_METRICS:
+            versus = "best" if r["vs_best"] == 1 else ("–" if math.isnan(r["vs_best"]) else f"×{r['vs_best']:.2f}")
+        else:
+            versus = "best" if r["vs_best"] == 0 else ("–" if math.isnan(r["vs_best"]) else
+                                                       f"{100 * r['vs_best']:+.1f}")
         memory = {k: v for k, v in r.items() if k.startswith("memory_")}
-        rows.append([r["model"], str(r["n"]), spread, interval, versus,
-                     format_metric(r[f"val_best_{metric}"], metric), format_metric(r[f"test_{secondary}_mean"], secondary),
-                     _plain(r["params"]), _plain(r["epochs_to_best"]), _plain(r["seconds_per_epoch"]),
-                     _plain(r["train_tokens_per_s"]), *[_plain(v, 4) for v in memory.values()], r["not_done"] or ""])
+        rows.append([r["model"], str(r["n"]), spread, format_metric(r["median"], metric), interval, versus,
+                     format_metric(r[f"val_best_{metric}"], metric),
+                     format_metric(r[f"test_{secondary}_mean"], secondary), _plain(r["params"]),
+                     _plain(r["epochs_to_best"]), _plain(r["seconds_per_epoch"]), _plain(r["train_tokens_per_s"]),
+                     *[_plain(v, 4) for v in memory.values()], r["not_done"] or ""])
+    for name, value in section.baselines.items():
+        rows.append([f"*{name}*", "–", format_metric(value, metric), "–", "–", "–", "–", "–", "–", "–",
+                     "–", "–", *["–" for k in table.columns if k.startswith("memory_")], ""])
     memory_names = [f"peak memory MB ({k.removeprefix('memory_').removesuffix('_mb')})"
                     for k in table.columns if k.startswith("memory_")]
-    header = ["variant", "n", f"test {metric}{unit} mean ± std", "95% CI", "vs best" + (" (points)" if unit else ""),
-              f"val {metric}{unit} (best epoch)", f"test {secondary}{' (%)' if secondary in ('acc', 'f1') else ''}",
+    header = ["variant", "n", f"test {metric}{unit} mean ± std", "median",
+              "solved (95% Wilson)" if solved_task else "95% CI", "vs best" + (" (points)" if unit else ""),
+              f"val {metric}{unit} (best epoch)", f"test {secondary}{' (%)' if secondary in PERCENT_METRICS else ''}",
               "params", "epochs to best", "train s/epoch", "train tokens/s", *memory_names, "not done"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
+    return header, rows
 
 
-def provenance(records: list[dict], command: str | None) -> str:
-    def distinct(getter):
-        return ", ".join(sorted({str(getter(r)) for r in records if getter(r) is not None})) or "–"
-    versions = distinct(lambda r: " ".join(f"{k} {v}" for k, v in (r.get("versions") or {}).items() if v))
-    lines = [f"- command: `{command}`" if command else None,
-             f"- generated: {time.strftime('%Y-%m-%d %H:%M %Z')}",
-             f"- runs started: {distinct(lambda r: (r.get('started') or '')[:10])}",
-             f"- hardware: {distinct(lambda r: describe_hardware(r['hardware']) if r.get('hardware') else None)}",
-             f"- versions: {versions}",
-             f"- git commits: {distinct(lambda r: r.get('git_commit'))}",
-             f"- code fingerprints: {distinct(lambda r: r.get('code_fingerprint'))}"]
-    return "\n".join(line for line in lines if line)
+def pair_rows(comparison: Comparison, task: TaskKind) -> tuple[list[str], list[list[str]]]:
+    from .stats import format_p
+    scale = task.scale()
+
+    def value(v):
+        return f"{v * scale:+.2f}" if scale == 100 else f"{v:+.2e}"
+    m = len(comparison.pairs)
+    rows = []
+    for p in comparison.pairs:
+        c = p.conditional
+        rows.append([p.a, p.b, f"{p.n_a} / {p.n_b}", value(p.difference),
+                     "–" if math.isnan(p.low) else f"[{value(p.low)}, {value(p.high)}]",
+                     format_p(p.p, p.p_floor), "–" if math.isnan(p.simultaneous_low) else
+                     f"[{value(p.simultaneous_low)}, {value(p.simultaneous_high)}]",
+                     format_p(p.p_adjusted, min(1.0, p.p_floor * m)), format_p(p.permutation_p, p.permutation_floor),
+                     _plain(p.aso_eps, 2), value(c["difference"]), f"[{value(c['low'])}, {value(c['high'])}]",
+                     format_p(c["p"], 0), format_p(c.get("p_holm", math.nan), 0)])
+    header = ["A", "B", "seeds A / B", "A − B", "95% CI", "p", f"simultaneous 95% CI ({m} pairs)",
+              "p (Bonferroni)", "exact permutation p (seeds)", "ASO ε (A better)",
+              "A − B (networks)", "95% CI (networks)", "p (networks)", "p Holm (networks)"]
+    return header, rows
 
 
-def _save(plt, fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def _figure(width, height, rows=1, **kwargs):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt, *plt.subplots(rows, 1, figsize=(width, height), **kwargs)
-
-
-def plot_scores(frame: pd.DataFrame, table: pd.DataFrame, dataset: str, metric: str, baseline: float | None,
-                out: Path) -> Path | None:
-    """Every seed as a dot, the mean (geometric for positive error measures) as a marker with
-    its 95% interval; n under each variant's name. No bars: a bar's length claims a zero the
-    axis may not show."""
-    done = table[table["n"] > 0]
-    if done.empty:
-        return None
-    positive = metric in POSITIVE_METRICS
-    plt, fig, ax = _figure(max(5.5, 1.2 * len(done) + 2), 4.2)
-    runs = frame[(frame["dataset"] == dataset) & (frame["status"] == "done")]
-    for x, row in enumerate(done.to_dict("records")):
-        values = runs.loc[runs["config_hash"] == row["config_hash"], f"test_{metric}"].dropna()
-        ax.scatter([x] * len(values), values, s=14, color="#999999", zorder=2,
-                   label="one seed" if x == 0 else None)
-        centre = math.exp(values.map(math.log).mean()) if positive and (values > 0).all() else values.mean()
-        low, high = row[f"test_{metric}_ci_low"], row[f"test_{metric}_ci_high"]
-        if not math.isnan(low):
-            ax.errorbar([x + 0.12], [centre], yerr=[[centre - low], [high - centre]], fmt="o", color="#1f4e8c",
-                        capsize=4, zorder=3, label="mean, 95% interval" if x == 0 else None)
-        else:
-            ax.scatter([x + 0.12], [centre], marker="o", color="#1f4e8c", zorder=3,
-                       label="mean (n = 1: no interval)" if x == 0 else None)
-    if baseline is not None:
-        ax.axhline(baseline, color="#b22222", linestyle="--", linewidth=1, label="baseline (learns nothing)")
-    ax.set_xticks(range(len(done)), [f"{m}\nn = {n}" for m, n in zip(done["model"], done["n"])], fontsize=8)
-    if positive:
-        ax.set_yscale("log")
-        ax.set_ylabel(f"test {metric} (log scale; marker: geometric mean)")
-    else:
-        ax.set_ylabel(f"test {metric}")
-    ax.set_title(f"{dataset}: test {METRIC_WORDS.get(metric, metric)}, each seed and the mean")
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-    return _save(plt, fig, out / f"{dataset}_test_{metric}.png")
-
-
-def plot_learning_curves(records: list[dict], dataset: str, metric: str, out: Path) -> Path | None:
-    """Validation metric per epoch (mean over the seeds still training, band min-max), and under
-    it how many seeds each mean covers: after early stopping a mean is over fewer seeds."""
-    curves = learning_curves(records, dataset)
-    if not curves:
-        return None
-    plt, fig, (ax, counts) = _figure(7, 5.2, rows=2, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    for label, frame in sorted(curves.items()):
-        epochs = frame.index + 1
-        line, = ax.plot(epochs, frame.mean(axis=1), marker="o", markersize=3, label=label)
-        ax.fill_between(epochs, frame.min(axis=1), frame.max(axis=1), alpha=0.15, color=line.get_color())
-        counts.step(epochs, frame.notna().sum(axis=1), where="mid", color=line.get_color())
-    ax.set_ylabel(f"validation {metric}\n(mean; band: min-max over seeds)")
-    if metric in POSITIVE_METRICS:
-        ax.set_yscale("log")
-    ax.set_title(f"{dataset}: learning curves")
-    ax.legend(fontsize=7)
-    counts.set_ylabel("seeds still\ntraining")
-    counts.set_xlabel("epoch")
-    counts.set_ylim(bottom=0)
-    return _save(plt, fig, out / f"{dataset}_learning_curves.png")
-
-
-def dataset_section(frame: pd.DataFrame, records: list[dict], dataset: str, out: Path, plots: bool) -> tuple[list[str], pd.DataFrame]:
-    runs = frame[frame["dataset"] == dataset]
-    task = runs["task"].dropna().iloc[0]
-    metric, direction = metric_of(task)
-    from .results import SECONDARY_METRIC
-    table = summary_table(frame, dataset)
-    table.to_csv(out / f"summary_{dataset}.csv", index=False)
-    better = "higher" if direction == "max" else "lower"
-    interval_words = ("log-scale interval around the geometric mean (it stays positive)" if metric in POSITIVE_METRICS
+def write_section(doc: Document, section: DataSection) -> None:
+    task = section.task
+    metric = task.metric
+    better = "higher" if task.higher_is_better else "lower"
+    doc.heading(section.label)
+    if section.problems:
+        doc.text(f"Incomplete: {'; '.join(section.problems)}. Shown as it is; not ranked and given no verdict.",
+                 css="warning")
+    interval_words = ("solved in k of n seeds with a 95% Wilson interval (outcomes are solved or not, so no interval "
+                      "around a mean)" if task.solved_rule else
+                      "log-scale interval around the geometric mean (it stays positive)" if metric in POSITIVE_METRICS
                       else "Student t interval over seeds")
-    kinds = sorted({k for k in runs["peak_memory_kind"].dropna()})
-    lines = [f"## {dataset}", "",
-             f"Task: {task.replace('_', ' ')}. Test {METRIC_WORDS.get(metric, metric)} ({better} is better), "
-             f"over seeds; n = finished runs; 95% CI: {interval_words}; \"vs best\": "
+    doc.text(f"Task: {task.name.replace('_', ' ')}. Test {task.metric_words()} ({better} is better), over seeds; "
+             f"n = finished runs; {interval_words}; \"vs best\": "
              + ("the ratio to the best variant's mean" if metric in POSITIVE_METRICS
                 else "the difference from the best variant's mean, in points")
              + (" on the same test set (runs at another length were scored on other examples)."
-                if table["test_set"].nunique() > 1 else "."), "",
-             f"Budget: {budget_words(records, dataset)}", "",
-             markdown_summary(table, metric, SECONDARY_METRIC[task]), ""]
-    for kind in kinds:
-        lines.append(f"- peak memory ({kind}): {MEMORY_KINDS.get(kind, kind)}.")
-    lines.append("")
-    if plots:
-        baselines = [r.get("baselines", {}).get(metric) for r in records if r.get("dataset") == dataset]
-        baseline = next((b for b in baselines if b is not None), None)
-        for path in (plot_scores(frame, table, dataset, metric, baseline, out),
-                     plot_learning_curves(records, dataset, metric, out)):
-            if path is not None:
-                lines += [f"![{path.stem}]({path.name})", ""]
-    return lines, table
+                if section.table["test_set"].nunique() > 1 else "."))
+    doc.text(f"Budget: {budget_words(section.records)}")
+    doc.table(*summary_rows(section))
+    legend = section.labels.legend()
+    if legend:
+        doc.text("Labels:")
+        doc.table(["label", "configuration (what differs)"], [[short, full] for short, full in legend])
+    for kind in sorted(set(section.runs["peak_memory_kind"].dropna())):
+        doc.text(f"Peak memory ({kind}): {MEMORY_KINDS.get(kind, kind)}.")
+    if section.power:
+        doc.text(power_words(section))
+    for path, alt in section.figures:
+        doc.figure(path, alt)
+    if section.per_class is not None:
+        doc.heading(f"{section.label}: per class (pooled over seeds)", 3)
+        cells = {(row.variant, row["class"]): f"{_plain(row.precision, 3)} / {_plain(row.recall, 3)}"
+                 for _, row in section.per_class.iterrows()}
+        classes = list(dict.fromkeys(section.per_class["class"]))
+        rows = [[variant, *[cells[(variant, c)] for c in classes]]
+                for variant in dict.fromkeys(section.per_class["variant"])]
+        doc.text("Precision / recall (%) per class; confusion matrices in "
+                 f"`confusion_{section.stem}.csv` and the figure.")
+        doc.table(["variant", *classes], rows)
+    for comparison in section.comparisons:
+        doc.heading(f"{comparison.name}: paired comparisons", 3)
+        doc.text(f"Per-example {task.example_words} on the same {comparison.examples} test examples; A − B in "
+                 f"{'points' if task.scale() == 100 else task.metric} ({'positive: A better' if task.higher_is_better else 'negative: A errs less'}). "
+                 f"Seed level (training runs as the unit): two-level bootstrap over seeds, then test examples; p from "
+                 f"the same bootstrap, Bonferroni-adjusted; exact permutation test over seeds (smallest p it can "
+                 f"give shown with ≤); ASO ε_min (deepsig; < 0.5: A tends to be better, < 0.2: almost always). "
+                 f"Columns marked \"(networks)\": conditional on these trained networks (test-set sampling only; "
+                 f"paired bootstrap and permutation test over examples, Holm). Resolution: "
+                 f"{__import__('seqbench.stats', fromlist=['resolution']).resolution(task, comparison.examples)}.")
+        doc.table(*pair_rows(comparison, task))
 
 
-def _memory_variant(record: dict) -> str:
-    """A variant of a memory task apart from its length T: the model and its settings."""
-    from .config import computation_config
-    config = computation_config(record.get("config") or {})
-    config["dataset"] = {k: v for k, v in config["dataset"].items() if k != "length"}
-    return short_hash(config)
+def power_words(section: DataSection) -> str:
+    power, task = section.power, section.task
+    scale = task.scale()
+
+    def value(v):
+        return f"{v * scale:.2g} points" if scale == 100 else f"{v:.2g}"
+    if not power or math.isnan(power.get("seed_sd", math.nan)):
+        return ""
+    now = power.get("detectable_now")
+    needed = power.get("seeds_for_difference")
+    parts = [f"Seeds needed: the spread between seeds here is {value(power['seed_sd'])} (sd of a variant's test "
+             f"{task.metric_words()}, pooled)."]
+    if now is not None and not math.isnan(now):
+        parts.append(f"With {power['n']} seeds per variant, differences below about {value(now)} are not reliably "
+                     f"detected (80% power, two-sided 5% two-sample t-test).")
+    if needed is not None and not (isinstance(needed, float) and math.isnan(needed)):
+        parts.append(f"Detecting {value(power['difference'])} would need about {needed} seeds per variant.")
+    return " ".join(parts)
 
 
-def solved(record: dict, metric_value: float) -> bool | None:
-    """Whether a memory-task run counts as solved: adding test MSE below dataset.solved_below,
-    copy test accuracy on the recalled symbols at or above dataset.solved_above."""
-    data = (record.get("config") or {}).get("dataset") or {}
-    test = record.get("test") or {}
-    if data.get("solved_below") is not None and "mse" in test:
-        return test["mse"] < data["solved_below"]
-    if data.get("solved_above") is not None and "acc" in test:
-        return test["acc"] >= data["solved_above"]
-    return None
-
-
-def memory_section(records: list[dict], dataset: str, out: Path, plots: bool) -> list[str]:
+def memory_blocks(doc: Document, records: list[dict], name: str, out: Path, plots: bool) -> None:
     """Test metric against the length T for each variant, with the baseline; and the longest T
-    each variant solved, in how many of its seeds."""
-    done = [r for r in records if r.get("dataset") == dataset and r.get("status") == "done"
+    each variant solved, in k of its n seeds with a Wilson interval."""
+    from .config import computation_config
+    from .figures import plot_memory
+    from .stats import wilson
+    done = [r for r in records if r.get("status") == "done"
             and ((r.get("config") or {}).get("dataset") or {}).get("length") is not None]
     if not done:
-        return []
-    metric = metric_of(task_of(done[0]))[0]
-    names: dict[str, str] = {}
+        return
+    task = task_of(done[0])
+    metric = task.metric
+
+    def without_length(record: dict) -> dict:
+        config = dict(record["config"])
+        config["dataset"] = {k: v for k, v in config["dataset"].items() if k != "length"}
+        return config
+    keys = {id(r): short_hash(computation_config(without_length(r))) for r in done}
     points: dict[str, dict[int, list[dict]]] = {}
     for r in done:
-        key = _memory_variant(r)
-        names.setdefault(key, r.get("model"))
-        points.setdefault(key, {}).setdefault(int(r["config"]["dataset"]["length"]), []).append(r)
-    if len(set(names.values())) < len(names):  # one name, several settings: say what differs
-        from .results import variant_labels
-        labels = variant_labels([{**r, "config_hash": _memory_variant(r),
-                                  "config": {**r["config"], "dataset": {k: v for k, v in r["config"]["dataset"].items()
-                                                                         if k != "length"}}} for r in done])
-        names = {k: labels.get(k, v) for k, v in names.items()}
+        points.setdefault(keys[id(r)], {}).setdefault(int(r["config"]["dataset"]["length"]), []).append(r)
+    labels = variant_labels([{**r, "config_hash": keys[id(r)], "config": without_length(r)} for r in done])
+    names = {k: labels[k] for k in points}
     lengths = sorted({t for by_length in points.values() for t in by_length})
-    criterion = next((f"test MSE below {r['config']['dataset']['solved_below']}" for r in done
-                      if r["config"]["dataset"].get("solved_below") is not None), None) or next(
-        (f"recall accuracy at least {r['config']['dataset']['solved_above']}" for r in done
-         if r["config"]["dataset"].get("solved_above") is not None), "–")
-    header = ["variant", *[f"T = {t}" for t in lengths], "longest T solved (seeds)"]
-    lines = [f"### {dataset}: memory length", "",
-             f"Test {METRIC_WORDS.get(metric, metric)} against the length T (mean over seeds; in brackets how many seeds "
-             f"solved it); solved: "
-             f"{criterion}. Baseline (a model that learns nothing): "
-             + ", ".join(f"T = {t}: {format_metric(_baseline(done, t, metric), metric)}" for t in lengths) + ".", "",
-             "| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    criterion = next((task.solved_words(r) for r in done if task.solved_words(r)), "–")
+    baselines = {t: next(((r.get("baselines") or {}).get(metric) for r in done
+                          if int(r["config"]["dataset"]["length"]) == t), None) for t in lengths}
+    doc.heading(f"{name}: memory length", 3)
+    doc.text(f"Test {task.metric_words()} against the length T: the median over seeds (outcomes are often "
+             f"solved-or-not, so no mean), then how many seeds solved it; solved: {criterion}. Baseline (a model that "
+             f"learns nothing): " + ", ".join(f"T = {t}: {format_metric(baselines[t], metric)}" for t in lengths)
+             + ". The longest T solved is given with its k of n seeds and a 95% Wilson interval of the solve rate.")
+    rows = []
     for key in sorted(points, key=lambda k: names[k]):
-        cells, best = [], "none"
+        cells, longest = [], "none"
         for t in lengths:
             runs = points[key].get(t, [])
             values = [r["test"][metric] for r in runs if metric in (r.get("test") or {})]
-            verdicts = [solved(r, r["test"].get(metric)) for r in runs]
-            count = f"{sum(bool(v) for v in verdicts)}/{len(verdicts)} solved" if any(v is not None for v in verdicts) \
-                else f"n = {len(values)}"
-            cells.append(f"{format_metric(sum(values) / len(values), metric)} ({count})" if values else "–")
-            if verdicts and any(verdicts):
-                best = f"{t} ({sum(bool(v) for v in verdicts)} of {len(verdicts)})"
-        lines.append("| " + " | ".join([names[key], *cells, best]) + " |")
-    lines.append("")
+            verdicts = [task.is_solved(r) for r in runs]
+            solved = sum(bool(v) for v in verdicts)
+            cells.append(f"{format_metric(float(np.median(values)), metric)} ({solved}/{len(verdicts)} solved)"
+                         if values else "–")
+            if solved:
+                low, high = wilson(solved, len(verdicts))
+                longest = f"{t} ({solved} of {len(verdicts)}; [{100 * low:.0f}%, {100 * high:.0f}%])"
+        rows.append([names[key], *cells, longest])
+    doc.table(["variant", *[f"T = {t}" for t in lengths], "longest T solved (seeds; Wilson 95%)"], rows)
+    legend = labels.legend()
+    if legend:
+        doc.table(["label", "configuration (what differs)"], [[s, f] for s, f in legend])
     if plots and len(lengths) > 1:
-        path = plot_memory(points, names, lengths, done, dataset, metric, out)
-        lines += [f"![{path.stem}]({path.name})", ""]
-    return lines
+        path = plot_memory(points, names, lengths, baselines, name, metric, out)
+        doc.figure(path, path.stem)
 
 
-def _baseline(records: list[dict], length: int, metric: str) -> float | None:
-    for r in records:
-        if int(r["config"]["dataset"]["length"]) == length and (r.get("baselines") or {}).get(metric) is not None:
-            return r["baselines"][metric]
-    return None
-
-
-def plot_memory(points, names, lengths, records, dataset, metric, out: Path) -> Path:
-    plt, fig, ax = _figure(6.5, 4.2)
-    for key in sorted(points, key=lambda k: names[k]):
-        xs, means, seeds = [], [], []
-        for t in lengths:
-            values = [r["test"][metric] for r in points[key].get(t, []) if metric in (r.get("test") or {})]
-            if values:
-                xs.append(t)
-                means.append(sum(values) / len(values))
-                seeds.append(values)
-        line, = ax.plot(xs, means, marker="o", label=names[key])
-        for t, values in zip(xs, seeds):
-            ax.scatter([t] * len(values), values, s=12, alpha=0.6, color=line.get_color())
-    baseline = [(t, _baseline(records, t, metric)) for t in lengths]
-    baseline = [(t, b) for t, b in baseline if b is not None]
-    if baseline:
-        ax.plot(*zip(*baseline), color="black", linestyle="--", linewidth=1, label="baseline (learns nothing)")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(lengths, [str(t) for t in lengths])
-    if metric in POSITIVE_METRICS:
-        ax.set_yscale("log")
-    ax.set_xlabel("length T (steps to remember across)")
-    ax.set_ylabel(f"test {metric} (dots: seeds; line: mean)")
-    ax.set_title(f"{dataset}: how long a span each cell bridges")
-    ax.legend(fontsize=7)
-    return _save(plt, fig, out / f"{dataset}_memory_length.png")
-
-
-def test_sets(done: list[dict]) -> dict[str, list[dict]]:
-    """Records grouped by the test set they were scored on: '' when there is only one, else a
-    label of what differs (``length=50``)."""
-    from .results import TEST_SET_KEYS, test_set_key
-    groups: dict[tuple, list[dict]] = {}
-    for record in done:
-        groups.setdefault(test_set_key(record), []).append(record)
-    if len(groups) == 1:
-        return {"": done}
-    differing = [i for i in range(len(TEST_SET_KEYS) + 1) if len({k[i] for k in groups}) > 1]
-    names = ("data",) + TEST_SET_KEYS
-    def label(k):
-        return ", ".join(f"{names[i]}={k[i]}" for i in differing)
-    return {label(k): groups[k] for k in sorted(groups, key=lambda k: _natural([k[i] for i in differing]))}
-
-
-def statistics_section(records: list[dict], frame: pd.DataFrame, dataset: str, out: Path,
-                       resamples: int = 9999) -> tuple[list[str], list[str]]:
-    """Pairwise paired tests on the test examples (Holm-adjusted), and the verdict in words; one of
-    each per test set (a memory task at several lengths has one test set per length)."""
-    done = [r for r in records if r.get("dataset") == dataset and r.get("status") == "done"]
-    lines, verdicts, frames = [], [], []
-    table = summary_table(frame, dataset)
-    for test_set, runs in test_sets(done).items():
-        table_labels = dict(zip(frame["config_hash"], frame["variant"]))
-        section, words, pairs = _paired_comparisons(runs, table, table_labels, dataset, test_set, resamples)
-        lines += section
-        if words:
-            verdicts.append(words)
-        if pairs:
-            frames.append(pd.DataFrame([{"test_set": test_set, **pair.__dict__} for pair in pairs]))
-    if frames:
-        pd.concat(frames).to_csv(out / f"pairs_{dataset}.csv", index=False)
-    return lines, verdicts
-
-
-def _paired_comparisons(done: list[dict], table: pd.DataFrame, table_labels: dict[str, str], dataset: str,
-                        test_set: str, resamples: int):
-    from .results import variant_labels
-    from .stats import EXAMPLE_SCORE, load_scores, pairwise, smallest_step, verdict
-    if len({r.get("config_hash") for r in done}) < 2:
-        return [], None, []
-    task = task_of(done[0])
-    # Labels within this test set (what differs here), means looked up by the table's labels.
-    labels = variant_labels(done)
-    scores = load_scores(done, labels, task)
-    scores = {k: v for k, v in scores.items() if not v.empty}
-    if len(scores) < 2:
-        return [], None, []
-    pairs = pairwise(scores, resamples=resamples)
-    metric, _ = metric_of(task)
-    by_table_label = {r["model"]: r[f"test_{metric}_mean"] for r in table.to_dict("records")}
-    means = {labels[h]: by_table_label.get(table_labels[h]) for h in labels if labels[h] in scores}
-    means = {k: v for k, v in means.items() if v is not None}
-    examples = pairs[0].examples if pairs else 0
-    column, _ = EXAMPLE_SCORE[task]
-    scale, unit = (100, " (points)") if column in ("correct", "recall_accuracy") else (1, "")
-    name = f"{dataset} ({test_set})" if test_set else dataset
-    lines = [f"#### {name}: paired comparisons", "",
-             f"Per-example {column.replace('_', ' ')} on the same {examples} test examples, averaged over each "
-             f"variant's seeds; difference = row variant minus column variant{unit}; 95% paired bootstrap interval; "
-             f"p from a paired permutation test, Holm-adjusted over the {len(pairs)} pairs. Resolution: "
-             f"{smallest_step(task, examples)}.", "",
-             "| variant A | variant B | A − B | 95% interval | p | p (Holm) |", "| --- | --- | --- | --- | --- | --- |"]
-    for pair in pairs:
-        value = (lambda v: f"{v * scale:+.2f}") if scale == 100 else (lambda v: f"{v:+.2e}")
-        lines.append(f"| {pair.a} | {pair.b} | {value(pair.difference)} | [{value(pair.low)}, {value(pair.high)}] | "
-                     f"{pair.p:.3g} | {pair.p_holm:.3g} |")
-    lines.append("")
-    return lines, verdict(name, task, pairs, means), pairs
-
-
-def across_datasets(tables: dict[str, pd.DataFrame], records: list[dict], out: Path, plots: bool) -> list[str]:
-    """Ranks of the variants present on every data set, Friedman's test, critical difference."""
-    from .stats import cd_diagram, friedman
-    means, better, several = {}, {}, []
-    for dataset, table in tables.items():
-        done = [r for r in records if r.get("dataset") == dataset and r.get("status") == "done"]
-        if not done or table.empty:
+def tuned_blocks(doc: Document, sections: list[DataSection], resamples: int) -> None:
+    """Per data set and model: the default configuration beside the tuned one, on the same
+    seeds, with the difference and its seed-level interval."""
+    from .stats import compare, load_scores
+    for section in sections:
+        tuned_records = [r for r in section.done if r.get("tuned")]
+        if not tuned_records:
             continue
-        if len(test_sets(done)) > 1:  # e.g. a memory task at several lengths: not one data set's ranking
-            several.append(dataset)
-            continue
-        metric, direction = metric_of(task_of(done[0]))
-        means[dataset] = dict(zip(table["model"], table[f"test_{metric}_mean"]))
-        better[dataset] = direction == "max"
-    frame = pd.DataFrame(means).T
-    if frame.empty:
-        return ([] if not several else
-                ["## Across data sets", "", f"Not ranked: {', '.join(several)} {'holds' if len(several) == 1 else 'hold'} several test sets (see the "
-                 "paired comparisons per test set).", ""])
-    frame = frame.dropna(axis=1, how="any")
-    if frame.shape[0] < 2 or frame.shape[1] < 3:
-        return ["## Across data sets", "",
-                f"{frame.shape[0]} data set(s) with {frame.shape[1]} variants in common: too few to rank.", ""]
-    result = friedman(frame, better)
-    ranks = result["average_ranks"]
-    lines = ["## Across data sets", "",
-             f"Variants present on all of {', '.join(result['datasets'])}, ranked per data set by mean test metric "
-             f"(1 = best). " + (f"Friedman's test: chi² = {result['statistic']:.2f}, p = {result['p']:.3g}; Nemenyi "
-                                f"critical difference at 0.05: {result['critical_difference']:.2f} ranks."
-                                if "statistic" in result and not math.isnan(result["statistic"])
-                                else "Fewer than three data sets: no Friedman test."), "",
-             "| variant | average rank | " + " | ".join(result["datasets"]) + " |",
-             "|" + " --- |" * (2 + len(result["datasets"]))]
-    for name, rank in ranks.items():
-        lines.append(f"| {name} | {rank:.2f} | " + " | ".join(f"{result['ranks'].loc[d, name]:.0f}"
-                                                            for d in result["datasets"]) + " |")
-    lines.append("")
-    if plots and result.get("critical_difference") is not None:
-        path = cd_diagram(result, out / "critical_difference.png", "Variants across data sets")
-        lines += [f"![critical difference]({path.name})", ""]
-    return lines
-
-
-def tuned_versus_default(frame: pd.DataFrame, records: list[dict]) -> list[str]:
-    """Per data set and model: the default configuration beside the tuned one."""
-    lines = []
-    for dataset in sorted(frame["dataset"].dropna().unique()):
-        done = [r for r in records if r.get("dataset") == dataset and r.get("status") == "done"]
-        if not any(r.get("tuned") for r in done):
-            continue
-        metric, _ = metric_of(task_of(done[0]))
-        table = summary_table(frame, dataset)
-        by_label = {r["model"]: r for r in table.to_dict("records")}
-        tuned_info = {r["model"]: r["tuned"] for r in done if r.get("tuned")}
-        lines += [f"### {dataset}: tuned beside default", "",
-                  f"| model | default: test {metric} (n) | tuned: test {metric} (n) | tuned − default | "
-                  f"trials | best parameters |", "| --- | --- | --- | --- | --- | --- |"]
-        for model, info in sorted(tuned_info.items()):
-            tuned, default = by_label.get(f"{model} (tuned)"), by_label.get(model)
+        metric = section.task.metric
+        by_label = {r["model"]: r for r in section.table.to_dict("records")}
+        doc.heading(f"{section.label}: tuned beside default", 3)
+        rows = []
+        for model in sorted({r["model"] for r in tuned_records}):
+            tuned_hash = next(r["config_hash"] for r in tuned_records if r["model"] == model)
+            default_hash = next((r["config_hash"] for r in section.done if r["model"] == model and not r.get("tuned")),
+                                None)
+            tuned, default = by_label.get(section.labels[tuned_hash]), (
+                by_label.get(section.labels[default_hash]) if default_hash else None)
+            info = next(r["tuned"] for r in tuned_records if r["model"] == model)
             cell = (lambda r: f"{format_metric(r[f'test_{metric}_mean'], metric)} ± "
                               f"{format_metric(r[f'test_{metric}_std'], metric)} ({r['n']})" if r else "–")
-            delta = ("–" if not (tuned and default) else
-                     (f"{100 * (tuned[f'test_{metric}_mean'] - default[f'test_{metric}_mean']):+.1f} points"
-                      if metric == "acc" else f"×{tuned[f'test_{metric}_mean'] / default[f'test_{metric}_mean']:.2f}"))
+            same = "–"
+            delta = "–"
+            if tuned and default:
+                same = "yes" if tuned["seeds"] == default["seeds"] else (f"no: {tuned['seeds']} vs {default['seeds']}")
+                runs = [r for r in section.done if r["config_hash"] in (tuned_hash, default_hash)]
+                scores = load_scores(runs, {tuned_hash: "tuned", default_hash: "default"}, section.task)
+                if len(scores) == 2:
+                    (pair,) = compare({"tuned": scores["tuned"], "default": scores["default"]}, section.task,
+                                      resamples=resamples, aso=False)
+                    scale = section.task.scale()
+                    form = (lambda v: f"{v * scale:+.1f}") if scale == 100 else (lambda v: f"{v:+.2e}")
+                    delta = f"{form(pair.difference)} [{form(pair.low)}, {form(pair.high)}]"
             params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                                for k, v in (info.get("params") or {}).items())
-            lines.append(f"| {model} | {cell(default)} | {cell(tuned)} | {delta} | {info.get('trials')} | {params} |")
-        lines.append("")
-    return lines
+            rows.append([model, cell(default), cell(tuned), delta, same, str(info.get("trials")), params])
+        doc.text(f"Tuned − default: difference of mean test {metric} "
+                 f"({'points' if section.task.scale() == 100 else metric}) with its 95% seed-level interval "
+                 f"(two-level bootstrap).")
+        doc.table(["model", f"default: test {metric} (n)", f"tuned: test {metric} (n)", "tuned − default [95% CI]",
+                   "same seeds", "trials", "best parameters"], rows)
+
+
+def across_blocks(doc: Document, sections: list[DataSection], out: Path, plots: bool) -> None:
+    """Ranks of the variants present on every complete single-test-set data set; Friedman's test
+    and the critical difference only with enough data sets (Demšar 2006)."""
+    from .stats import MIN_DATASETS_FOR_FRIEDMAN, cd_diagram, friedman
+    means, better, left_out = {}, {}, []
+    for section in sections:
+        if section.table.empty or not section.done:
+            continue
+        if not section.complete:
+            left_out.append(f"{section.label} (incomplete)")
+            continue
+        if section.table["test_set"].nunique() > 1:
+            left_out.append(f"{section.label} (several test sets)")
+            continue
+        means[section.label] = dict(zip(section.table["model"], section.table[f"test_{section.task.metric}_mean"]))
+        better[section.label] = section.task.higher_is_better
+    frame = pd.DataFrame(means).T
+    if frame.empty and not left_out:
+        return
+    doc.heading("Across data sets")
+    if left_out:
+        doc.text(f"Not ranked: {', '.join(left_out)}.")
+    if frame.empty:
+        return
+    frame = frame.dropna(axis=1, how="any")
+    if frame.shape[0] < 2 or frame.shape[1] < 2:
+        doc.text(f"{frame.shape[0]} data set(s) with {frame.shape[1]} variant(s) in common: too few to rank.")
+        return
+    result = friedman(frame, better)
+    if "statistic" in result:
+        words = (f"Friedman's test (on scores oriented so that higher is better): χ² = {result['statistic']:.2f}, "
+                 f"p = {result['p']:.3g}; Nemenyi critical difference at 0.05: {result['critical_difference']:.2f} "
+                 f"ranks.")
+    else:
+        words = (f"With {result['n']} data sets (fewer than {MIN_DATASETS_FOR_FRIEDMAN}) the ranks are a description, "
+                 f"not a test: no Friedman test and no critical difference (Demšar 2006 takes the data set as the "
+                 f"unit).")
+    doc.text(f"Variants present on all of {', '.join(result['datasets'])}, ranked per data set by mean test metric "
+             f"(1 = best). {words}")
+    doc.table(["variant", "average rank", *result["datasets"]],
+              [[name, f"{rank:.2f}", *[f"{result['ranks'].loc[d, name]:.0f}" for d in result["datasets"]]]
+               for name, rank in result["average_ranks"].items()])
+    if plots and result.get("critical_difference") is not None:
+        path = cd_diagram(result, out / "critical_difference.png", "Variants across data sets")
+        doc.figure(path, "critical difference")
+
+
+def provenance(records: list[dict], command: str | None) -> list[str]:
+    def distinct(getter):
+        return ", ".join(sorted({str(getter(r)) for r in records if getter(r) is not None})) or "–"
+    versions = distinct(lambda r: " ".join(f"{k} {v}" for k, v in (r.get("versions") or {}).items() if v))
+    lines = [f"command: `{command}`" if command else None,
+             f"generated: {time.strftime('%Y-%m-%d %H:%M %Z')}",
+             f"runs started: {distinct(lambda r: (r.get('started') or '')[:10])}",
+             f"hardware: {distinct(lambda r: describe_hardware(r['hardware']) if r.get('hardware') else None)}",
+             f"versions: {versions}",
+             f"git commits: {distinct(lambda r: r.get('git_commit'))}",
+             f"code fingerprints: {distinct(lambda r: r.get('code_fingerprint'))}",
+             f"data: {distinct(lambda r: str(r.get('dataset')) + ' ' + str(r.get('data_fingerprint')))}"]
+    return [line for line in lines if line]
 
 
 def build_report(folders: list[str | Path], out: str | Path, command: str | None = None, plots: bool = True,
-                 studies: str | Path | None = None, statistics: bool = True) -> dict:
-    """Write runs.csv, summary_<dataset>.csv, pairs_<dataset>.csv, summary.md and plots under
-    ``out``; summary.md opens with the verdict in words."""
+                 studies: str | Path | None = None, statistics: bool = True, resamples: int = 9999) -> dict:
+    """Write runs.csv, summary_<data>.csv, pairs_<data>.csv, summary.md, report.html and the figures
+    under ``out``; both documents open with the verdict in words."""
     try:
         records = load_records(folders)
     except FileNotFoundError as error:
@@ -451,44 +558,70 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
     if not records:
         raise SeqbenchError(f"no run record found under {', '.join(map(str, folders))}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SeqbenchError(f"cannot write the report to {out}: {error.strerror or error}; choose another folder "
+                            f"with --out") from None
     frame = long_table(records)
     frame.to_csv(out / "runs.csv", index=False)
-    body, verdicts, tables = [], [], {}
-    for dataset in sorted(frame["dataset"].dropna().unique()):
-        lines, tables[dataset] = dataset_section(frame, records, dataset, out, plots)
-        tested, words = statistics_section(records, frame, dataset, out) if statistics else ([], [])
-        body += lines + tested + memory_section(records, dataset, out, plots)
-        verdicts += words
-    body += tuned_versus_default(frame, records)
-    body += across_datasets(tables, records, out, plots)
-    head = ["# seqbench comparison", ""]
+    labels = data_labels(records)
+    sections = []
+    for key, label in sorted(labels.items(), key=lambda item: item[1]):
+        group = [r for r in records if data_key(r) == key]
+        section = compute_section(frame, group, label, slug(label), out, plots, statistics, resamples)
+        write_tables(section, out)
+        sections.append(section)
+    doc = Document("seqbench comparison")
+    verdicts = [c.verdict for s in sections for c in s.comparisons]
     if verdicts:
-        head += ["## Verdict", "", *[f"- {words}" for words in verdicts], ""]
-    head += [provenance(records, command), ""]
+        doc.heading("Verdict")
+        doc.bullets(verdicts)
+    incomplete = [s.label for s in sections if not s.complete]
+    if incomplete:
+        doc.text(f"Incomplete data sets (runs missing or unfinished; never ranked, no verdict): "
+                 f"{', '.join(incomplete)}.", css="warning")
+    doc.heading("Provenance")
+    doc.bullets(provenance(records, command))
     if frame["code_fingerprint"].nunique() > 1:
-        head += [f"Note: these runs come from {frame['code_fingerprint'].nunique()} versions of the code "
-                 f"(see the code fingerprints above).", ""]
+        doc.text(f"These runs come from {frame['code_fingerprint'].nunique()} code fingerprints: each run's encoder, "
+                 f"data set and the core training code (see runs.csv).")
     if studies and Path(studies).is_file():
-        head += [Path(studies).read_text().replace("# Hyper-parameter search", "## Hyper-parameter search"), ""]
-    (out / "summary.md").write_text("\n".join(head + body))
-    return tables
+        doc.markdown(Path(studies).read_text().replace("# Hyper-parameter search", "## Hyper-parameter search"))
+    for section in sections:
+        write_section(doc, section)
+        memory_blocks(doc, section.records, section.label, out, plots)
+    tuned_blocks(doc, sections, resamples)
+    across_blocks(doc, sections, out, plots)
+    (out / "summary.md").write_text(doc.to_markdown())
+    (out / "report.html").write_text(doc.to_html())
+    return {s.label: s.table for s in sections}
 
 
-class ReportAfterSweep(Callback):
-    """Hydra callback: at the end of a multirun, write the report for its sweep folder."""
-
-    def __init__(self, out: str | None = None):
-        self.out = out
-
-    def on_multirun_end(self, config, **kwargs) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
-        out = Path(self.out) if self.out else sweep_dir / "report"
-        try:
-            build_report([sweep_dir], out, command="seqbench " + " ".join(config.hydra.overrides.task))
-            print(f"report: {out / 'summary.md'}")
-        except SeqbenchError as error:
-            print(f"no report: {error}", file=sys.stderr)
+def write_tables(section: DataSection, out: Path) -> None:
+    """summary_<data>.csv (fractions in percent where tables show them so), pairs_<data>.csv,
+    confusion_<data>.csv."""
+    table = section.table.copy()
+    percent = [c for c in table.columns if c.startswith(tuple(f"{prefix}{m}_" for prefix in ("test_", "val_best_")
+                                                              for m in PERCENT_METRICS)) or
+               c in tuple(f"val_best_{m}" for m in PERCENT_METRICS) or
+               (c in ("vs_best", "median") and section.task.metric in PERCENT_METRICS)]
+    table[percent] = table[percent] * 100
+    table = table.rename(columns={c: f"{c}_pct" for c in percent})
+    table.drop(columns=["seeds"], errors="ignore").to_csv(out / f"summary_{section.stem}.csv", index=False)
+    rows = []
+    for comparison in section.comparisons:
+        for pair in comparison.pairs:
+            row = {"test_set": comparison.test_set, **{k: v for k, v in pair.__dict__.items() if k != "conditional"}}
+            row.update({f"networks_{k}": v for k, v in pair.conditional.items()})
+            rows.append(row)
+    if rows:
+        pd.DataFrame(rows).to_csv(out / f"pairs_{section.stem}.csv", index=False)
+    if section.confusion:
+        long = [{"variant": label, "true": true, "predicted": predicted, "count": int(count)}
+                for label, matrix in section.confusion.items() for true, row in matrix.iterrows()
+                for predicted, count in row.items()]
+        pd.DataFrame(long).to_csv(out / f"confusion_{section.stem}.csv", index=False)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -497,16 +630,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="report", help="where the tables and plots go (default: ./report)")
     parser.add_argument("--command", help="the command that produced the runs, written into the header")
     parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--resamples", type=int, default=9999, help="bootstrap and permutation resamples")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     try:
-        tables = build_report(args.folders, args.out, args.command, plots=not args.no_plots)
+        tables = build_report(args.folders, args.out, args.command, plots=not args.no_plots, resamples=args.resamples)
     except SeqbenchError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    for dataset, table in tables.items():
-        print(f"{dataset}: {len(table)} variants")
-    print(f"report: {Path(args.out) / 'summary.md'}")
+    for data, table in tables.items():
+        print(f"{data}: {len(table)} variants")
+    print(f"report: {Path(args.out) / 'summary.md'} and {Path(args.out) / 'report.html'}")
 
 
 if __name__ == "__main__":

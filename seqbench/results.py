@@ -2,48 +2,19 @@
 resumed, merged from several machines and aggregated again at any time."""
 from __future__ import annotations
 
-import json
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import pandas as pd
 from scipy import stats
 
-from .names import TASKS
-from .record import RECORD_NAME, memory_kind
+from .record import RECORD_NAME, find_records, malformed, memory_kind, read_records  # noqa: F401
+from .tasks import POSITIVE_METRICS, TASKS, task_of
 
 log = logging.getLogger(__name__)
-
-SECONDARY_METRIC = {"classification": "f1", "per_step_regression": "mae", "last_step_regression": "mae",
-                    "per_step_classification": "acc"}
-
-
-def find_records(folders: Iterable[str | Path]) -> list[Path]:
-    found = []
-    for folder in folders:
-        folder = Path(folder)
-        if not folder.exists():
-            raise FileNotFoundError(f"{folder}: no such file or folder")
-        found.extend([folder] if folder.is_file() else sorted(folder.rglob(RECORD_NAME)))
-    return found
-
-
-def read_records(folders: Iterable[str | Path]) -> Iterator[tuple[Path, dict]]:
-    """(path, record) for every readable record under ``folders``. A file that is not a run
-    record (truncated, not JSON, a list, null, ...) is skipped with a warning: one bad file
-    never stops a report or a run."""
-    for path in find_records(folders):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            log.warning("skipping unreadable record %s (%s)", path, error)
-            continue
-        if not isinstance(record, dict):
-            log.warning("skipping %s: not a run record (a JSON %s, not an object)", path, type(record).__name__)
-            continue
-        yield path, record
 
 
 def _rank(record: dict) -> tuple:
@@ -51,7 +22,7 @@ def _rank(record: dict) -> tuple:
 
 
 def load_records(folders: Iterable[str | Path], include_debug: bool = False) -> list[dict]:
-    """Every readable record under ``folders``; one per (config hash, seed): the newest
+    """Every readable record under ``folders``; one per run (data, config hash, seed): the newest
     ``done`` one if there is one, else the newest of any status. Debug runs (fast_dev_run,
     limit_*_batches, ...) and search trials (validation only) are left out unless
     ``include_debug``: they are not results."""
@@ -60,19 +31,49 @@ def load_records(folders: Iterable[str | Path], include_debug: bool = False) -> 
         if (record.get("debug") or record.get("search")) and not include_debug:
             continue
         record["record_path"] = str(path)
-        key = (record.get("config_hash"), record.get("seed"))
+        key = (data_key(record), record.get("config_hash"), record.get("seed"))
         if key not in best or _rank(record) > _rank(best[key]):
             best[key] = record
     return list(best.values())
 
 
-def task_of(record: dict) -> str:
-    """The record's task; records written before tasks were recorded: sin->cos or classification."""
-    return record.get("task") or ("per_step_regression" if record.get("dataset") == "sincos" else "classification")
+def data_key(record: dict) -> str:
+    """A data set's identity in reports: its name and the fingerprint of its files (test split
+    included). Runs on different data are never merged into one row, one table or one test."""
+    return f"{record.get('dataset')}|{record.get('data_fingerprint')}"
+
+
+def data_labels(records: list[dict]) -> dict[str, str]:
+    """data key -> the name tables and files use: the data set's name, and where one name covers
+    several data identities (two CSV files both called text_file), what tells them apart."""
+    keys: dict[str, list[dict]] = {}
+    for record in records:
+        keys.setdefault(data_key(record), []).append(record)
+    by_name: dict[str, list[str]] = {}
+    for key, group in keys.items():
+        by_name.setdefault(str(group[0].get("dataset")), []).append(key)
+    labels = {}
+    for name, group_keys in by_name.items():
+        for key in group_keys:
+            if len(group_keys) == 1:
+                labels[key] = name
+                continue
+            files = ((keys[key][0].get("data") or {}).get("files") or {})
+            test = Path(files["test"]).name if files.get("test") else None
+            fingerprint = str(keys[key][0].get("data_fingerprint"))[:8]
+            labels[key] = f"{name} ({'test ' + test + ', ' if test else ''}data {fingerprint})"
+    return labels
+
+
+def slug(label: str) -> str:
+    """A file-name form of a data label: ``text_file (test b.csv, data 1a2b3c4d)`` -> ``text_file-1a2b3c4d``."""
+    if " (" not in label:
+        return label
+    return f"{label.split(' (')[0]}-{label.rsplit('data ', 1)[-1].rstrip(')')}"
 
 
 def metric_of(task: str) -> tuple[str, str]:
-    return TASKS[task]
+    return TASKS[task].metric, TASKS[task].direction
 
 
 def _flat(config: dict) -> dict:
@@ -85,51 +86,151 @@ def _flat(config: dict) -> dict:
     return out
 
 
-def variant_labels(records: list[dict]) -> dict[str, str]:
-    """config hash -> a readable label: the model's name, and where two variants of one name
-    differ, what differs (``lstm (dataset.length=200)``), never an opaque hash."""
+_DEFAULT_INTERPOLATIONS: dict[str, str] | None = None
+
+
+def default_interpolations() -> dict[str, str]:
+    """Which keys the shipped configs read from another key (``model.dropout: ${dataset.dropout}``):
+    for records written before records carried their own ``interpolations``."""
+    global _DEFAULT_INTERPOLATIONS
+    if _DEFAULT_INTERPOLATIONS is None:
+        import re
+
+        from .runtime import CONFIG_DIR
+        found = {}
+        for group in ("model", "optimizer", "trainer"):
+            for path in sorted(Path(CONFIG_DIR, group).glob("*.yaml")):
+                for line in path.read_text().splitlines():
+                    match = re.match(r"^(\w+):\s*\$\{([\w.]+)\}", line)
+                    if match:
+                        found[f"{group}.{match[1]}"] = match[2]
+        _DEFAULT_INTERPOLATIONS = found
+    return _DEFAULT_INTERPOLATIONS
+
+
+def folded_config(records: list[dict]) -> dict[str, dict]:
+    """config hash -> its flattened computation config with interpolated copies folded into their
+    source: a key is dropped where, in every record given, it equals the key it was read from
+    (``model.dropout`` = ``dataset.dropout``), so a variant is described by what was set, once."""
     from .config import computation_config
     by_hash: dict[str, dict] = {}
     for r in records:
-        if r.get("config_hash") not in by_hash:
-            by_hash[r.get("config_hash")] = r
-    labels = {}
+        by_hash.setdefault(r.get("config_hash"), r)
+    flats = {h: _flat(computation_config(r.get("config") or {})) for h, r in by_hash.items()}
+    sources: dict[str, str] = {}
+    for r in by_hash.values():
+        sources.update(r.get("interpolations") or {})
+    if not any(r.get("interpolations") for r in by_hash.values()):
+        sources = default_interpolations()
+    fold = {key for key, source in sources.items()
+            if all(key in flat and source in flat and str(flat[key]) == str(flat[source]) for flat in flats.values())}
+    return {h: {k: v for k, v in flat.items() if k not in fold} for h, flat in flats.items()}
+
+
+@dataclass
+class VariantLabels:
+    """config hash -> the label tables use (``short``) and everything that tells it apart
+    (``full``); a legend maps short to full where labels would be long."""
+    short: dict[str, str]
+    full: dict[str, str]
+
+    def legend(self) -> list[tuple[str, str]]:
+        return [(self.short[h], self.full[h]) for h in self.short if self.short[h] != self.full[h]]
+
+    def get(self, config_hash, default=None):
+        return self.short.get(config_hash, default)
+
+    def __getitem__(self, config_hash):
+        return self.short[config_hash]
+
+    def items(self):
+        return self.short.items()
+
+    def values(self):
+        return self.short.values()
+
+    def __contains__(self, config_hash):
+        return config_hash in self.short
+
+    def __iter__(self):
+        return iter(self.short)
+
+
+LONG_LABEL = 48
+
+
+def _short(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def variant_labels(records: list[dict]) -> VariantLabels:
+    """config hash -> a label unique by construction: the model's name, and where two configs
+    of one name exist, every key that differs between them (interpolated copies folded into their
+    source), never an opaque hash; ``(tuned)`` marks the one retrained best configuration of a
+    search. Labels longer than ``LONG_LABEL`` characters become ``name [A]`` with a legend."""
+    by_hash: dict[str, dict] = {}
+    for r in records:
+        by_hash.setdefault(r.get("config_hash"), r)
+    full: dict[str, str] = {}
     by_name: dict[str, list[str]] = {}
     for config_hash, r in by_hash.items():
-        by_name.setdefault(r.get("model"), []).append(config_hash)
+        by_name.setdefault(str(r.get("model")), []).append(config_hash)
     for name, hashes in by_name.items():
         tuned = [h for h in hashes if by_hash[h].get("tuned")]
         if len(tuned) == 1:  # the retrained best configuration of an equal-budget search
-            labels[tuned[0]] = f"{name} (tuned)"
+            full[tuned[0]] = f"{name} (tuned)"
             hashes = [h for h in hashes if h != tuned[0]]
         if len(hashes) == 1:
-            labels[hashes[0]] = str(name)
+            full[hashes[0]] = name
             continue
-        if not hashes:
-            continue
-        flats = {h: _flat(computation_config(by_hash[h].get("config") or {})) for h in hashes}
+        flats = folded_config([by_hash[h] for h in hashes])
         keys = sorted({k for f in flats.values() for k in f})
-        differing = [k for k in keys if len({str(f.get(k)) for f in flats.values()}) > 1]
+        differing = [k for k in keys if len({_short(f.get(k)) for f in flats.values()}) > 1]
         for h in hashes:
-            shown = ", ".join(f"{k}={flats[h].get(k)}" for k in differing[:3]) or h[:6]
-            labels[h] = f"{name} ({shown}{', ...' if len(differing) > 3 else ''})"
-    return labels
+            full[h] = f"{name} ({', '.join(f'{k}={_short(flats[h].get(k))}' for k in differing)})"
+    # Unique by construction: two configs of one name differ in some key of the computation config,
+    # and folding keeps a source wherever it dropped a copy. Formatting could still meet (0.1 and
+    # "0.1"): such labels get the hash's first characters.
+    counts: dict[str, int] = {}
+    for label in full.values():
+        counts[label] = counts.get(label, 0) + 1
+    full = {h: (f"{label} #{h[:6]}" if counts[label] > 1 else label) for h, label in full.items()}
+    short, letters = {}, {}
+    for h, label in full.items():
+        if len(label) <= LONG_LABEL:
+            short[h] = label
+            continue
+        name = str(by_hash[h].get("model"))
+        letters[name] = letters.get(name, 0) + 1
+        short[h] = f"{name} [{_letter(letters[name])}]"
+    return VariantLabels(short, full)
+
+
+def _letter(n: int) -> str:
+    out = ""
+    while n:
+        n, rest = divmod(n - 1, 26)
+        out = chr(65 + rest) + out
+    return out
 
 
 def long_table(records: list[dict]) -> pd.DataFrame:
     """One row per run: outcome columns, then the config flattened into ``config.*`` columns."""
     rows = []
-    labels = {}  # per data set: a name is ambiguous only among the variants of one data set
-    for dataset in {r.get("dataset") for r in records}:
-        labels.update(variant_labels([r for r in records if r.get("dataset") == dataset]))
+    data = data_labels(records)
+    labels = {}  # per data set: a name is ambiguous only among the variants on the same data
+    for key in data:
+        labels[key] = variant_labels([r for r in records if data_key(r) == key])
     for r in records:
         row = {key: r.get(key) for key in ("dataset", "model", "seed", "status", "config_hash", "epochs",
                                            "best_epoch", "params", "train_tokens_per_s", "wall_seconds",
                                            "git_commit", "code_fingerprint", "data_fingerprint", "error",
                                            "record_path")}
-        row["variant"] = labels.get(r.get("config_hash"), r.get("model"))
+        row["data"] = data[data_key(r)]
+        row["variant"] = labels[data_key(r)].get(r.get("config_hash"), r.get("model"))
         row["test_set"] = test_set_key(r)
-        row["task"] = task_of(r)
+        row["task"] = task_of(r).name
+        row["solved"] = task_of(r).is_solved(r) if r.get("status") == "done" else None
         row.update({f"test_{k}": v for k, v in (r.get("test") or {}).items()})
         row.update({f"val_best_{k}": v for k, v in (r.get("val_best") or {}).items()})
         seconds = [s for s in (r.get("epoch_seconds") or []) if s is not None]
@@ -146,7 +247,7 @@ def long_table(records: list[dict]) -> pd.DataFrame:
             row[f"config.{key}"] = value
         rows.append(row)
     frame = pd.DataFrame(rows)
-    return frame.sort_values(["dataset", "variant", "seed"], kind="stable").reset_index(drop=True) if rows else frame
+    return frame.sort_values(["data", "variant", "seed"], kind="stable").reset_index(drop=True) if rows else frame
 
 
 def mean_std_ci(values: pd.Series) -> tuple[float, float, float, int]:
@@ -178,23 +279,29 @@ def interval(values: pd.Series, positive: bool, bounded: bool = False) -> tuple[
     return (max(0.0, low), min(1.0, high)) if bounded else (low, high)
 
 
-POSITIVE_METRICS = {"mse", "mae", "ce", "loss"}
-
-
-def summary_table(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """One row per model variant on ``dataset`` (by config hash), best first; runs that did not
-    finish are counted; each memory kind has its own column."""
-    runs = frame[frame["dataset"] == dataset]
+def summary_table(frame: pd.DataFrame, data: str) -> pd.DataFrame:
+    """One row per model variant on the data set labelled ``data`` (by config hash), best first;
+    runs that did not finish are counted; each memory kind has its own column."""
+    runs = frame[frame["data"] == data]
     task = runs["task"].dropna().iloc[0] if "task" in runs and runs["task"].notna().any() else "classification"
     metric, direction = metric_of(task)
-    secondary = SECONDARY_METRIC[task]
+    secondary = TASKS[task].secondary
     memory_columns = sorted(c for c in frame.columns if c.startswith("memory_") and c.endswith("_mb"))
     rows = []
     for (variant, impl, config), group in runs.groupby(["variant", "impl", "config_hash"], sort=False, dropna=False):
         done = group[group["status"] == "done"]
         values = done.get(f"test_{metric}", pd.Series(dtype=float))
         mean, std, _, n = mean_std_ci(values)
-        low, high = interval(values, positive=metric in POSITIVE_METRICS, bounded=metric == "acc")
+        verdicts = done["solved"].dropna() if "solved" in done else pd.Series(dtype=object)
+        if len(verdicts):
+            # Solved or not: outcomes are bimodal, so no interval around a mean; k of n with Wilson's.
+            from .stats import wilson
+            low, high = math.nan, math.nan
+            solved_count = int(verdicts.astype(bool).sum())
+            solved_low, solved_high = wilson(solved_count, len(verdicts))
+        else:
+            low, high = interval(values, positive=metric in POSITIVE_METRICS, bounded=metric in ("acc", "f1"))
+            solved_count, solved_low, solved_high = None, math.nan, math.nan
         row = {"model": variant, "impl": impl, "n": n,
                f"test_{metric}_mean": mean, f"test_{metric}_std": std,
                f"test_{metric}_ci_low": low, f"test_{metric}_ci_high": high,
@@ -206,6 +313,8 @@ def summary_table(frame: pd.DataFrame, dataset: str) -> pd.DataFrame:
                "train_tokens_per_s": done["train_tokens_per_s"].mean()}
         for column in memory_columns:
             row[column] = done[column].mean() if column in done else math.nan
+        row.update(median=float(values.median()) if len(values) else math.nan, solved=solved_count,
+                   solved_ci_low=solved_low, solved_ci_high=solved_high, seeds=sorted(done["seed"].tolist()))
         row["not_done"] = ", ".join(f"{s}: {c}" for s, c in group.loc[group["status"] != "done", "status"]
                                     .value_counts().items())
         row["config_hash"] = config
@@ -249,13 +358,13 @@ def _natural(key: tuple) -> list:
     return out
 
 
-def learning_curves(records: list[dict], dataset: str) -> dict[str, pd.DataFrame]:
-    """Per model variant (config hash, labelled by what differs): epochs x seeds of the
-    validation metric; NaN where a seed had stopped early."""
-    done = [r for r in records if r.get("dataset") == dataset and r.get("status") == "done"]
+def learning_curves(records: list[dict]) -> dict[str, pd.DataFrame]:
+    """Per model variant (config hash, labelled by what differs) of one data set's records:
+    epochs x seeds of the validation metric; NaN where a seed had stopped early."""
+    done = [r for r in records if r.get("status") == "done"]
     if not done:
         return {}
-    metric = "val/" + metric_of(task_of(done[0]))[0]
+    metric = task_of(done[0]).monitor
     labels = variant_labels(done)
     curves: dict[str, dict] = {}
     for r in done:
@@ -264,9 +373,9 @@ def learning_curves(records: list[dict], dataset: str) -> dict[str, pd.DataFrame
     return {label: pd.DataFrame(series).sort_index() for label, series in curves.items()}
 
 
-def budget_words(records: list[dict], dataset: str) -> str:
-    """The training budget of a data set's finished runs, in words, from their configs."""
-    done = [r for r in records if r.get("dataset") == dataset and r.get("status") == "done"]
+def budget_words(records: list[dict]) -> str:
+    """The training budget of one data set's finished runs, in words, from their configs."""
+    done = [r for r in records if r.get("status") == "done"]
     if not done:
         return "no finished runs"
 
@@ -307,4 +416,7 @@ def budget_words(records: list[dict], dataset: str) -> str:
         parts.append(f"{trained} epochs actually trained")
     if seeds.min() < 2:
         parts.append("with one seed there is no interval")
+    origins = sorted({str(((r.get("config") or {}).get("dataset") or {}).get("defaults_from")) for r in done} - {"None"})
+    if origins:
+        parts.append("defaults: " + " / ".join(origins))
     return "; ".join(parts) + "."

@@ -158,24 +158,25 @@ def search_variant(config_dir: str, overrides: list[str], variant: str, root: st
     import torch
     from omegaconf import OmegaConf
 
-    from .__main__ import quiet_lightning, quiet_third_party
-    from .names import TASKS
     from .run import run
+    from .runtime import quiet_third_party
+    from .tasks import TASKS
     quiet_third_party()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if threads:
         torch.set_num_threads(threads)
     root = Path(root)
     base = compose(config_dir, [*overrides, f"model={variant}"])
-    quiet_lightning()
     settings = OmegaConf.to_container(base.hparams_search, resolve=True)
     dataset = base.dataset.name
     model = OmegaConf.to_container(base.model, resolve=True)
     space = {k: v for k, v in distributions(settings["space"]).items() if applies(k, model)}
     budget = int(settings["trials"])
-    import importlib
-    task = importlib.import_module("seqbench.run").build_datamodule(base).spec.task
-    metric, direction = TASKS[task]
+    from .config import dataset_schema  # noqa: F401  (the registry is loaded)
+    from .data.declare import dataset_kind
+    from .registry import dataset_entry
+    kind = TASKS[dataset_entry(dataset_kind(OmegaConf.to_container(base.dataset, resolve=True))).task]
+    metric, direction = kind.metric, kind.direction
     study = open_study(settings, root, dataset, variant, direction)
     study.set_user_attr("budget_trials", budget)
     study.set_user_attr("space", {k: str(v) for k, v in settings["space"].items() if k in space})
@@ -283,8 +284,8 @@ def retrain(config_dir: str, overrides: list[str], variant: str, params: dict, s
     """The variant's best configuration, trained and tested once per seed."""
     import torch
 
-    from .__main__ import quiet_lightning, quiet_third_party
     from .run import run
+    from .runtime import quiet_third_party
     quiet_third_party()
     if threads:
         torch.set_num_threads(threads)
@@ -293,7 +294,6 @@ def retrain(config_dir: str, overrides: list[str], variant: str, params: dict, s
         cfg = compose(config_dir, [*overrides, f"model={variant}", f"seed={seed}",
                                    *[f"{k}={override_value(v)}" for k, v in params.items()],
                                    f"paths.output_root={Path(root) / 'retrain'}"])
-        quiet_lightning()
         tags = {"tuned": {"study": summary["study"], "trials": summary["budget_trials"],
                           "best_trial": summary["best_trial"], "params": params}}
         folder = Path(root) / "retrain" / cfg.dataset.name / f"{variant}_s{seed}"
@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from omegaconf import OmegaConf
 
-    from .__main__ import CONFIG_DIR
+    from .runtime import CONFIG_DIR
     if not any(o.startswith("hparams_search=") for o in args.overrides):
         print("error: name a search space: hparams_search=<name> (conf/hparams_search/)", file=sys.stderr)
         sys.exit(2)

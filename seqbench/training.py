@@ -15,6 +15,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from .models import RecurrentNet
 from .record import current_rss_mb
+from .tasks import TASKS
 
 
 class TrainingDiverged(RuntimeError):
@@ -103,6 +104,8 @@ class SequenceTask(pl.LightningModule):
         return self.optimizer_factory(self.parameters())
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # What the checkpoint was built from (network settings, data spec) and for which run (its
+        # run key: a resume checks it), as nanoGPT's checkpoints carry their model_args.
         checkpoint["seqbench"] = self.metadata
 
 
@@ -114,7 +117,7 @@ def _masked(values: torch.Tensor, lengths: torch.Tensor, start: int = 0) -> torc
 
 class ClassificationTask(SequenceTask):
     """One label per sequence (IMDB, TREC, your own files)."""
-    monitor, monitor_mode = "val/acc", "max"
+    monitor, monitor_mode = TASKS["classification"].monitor, TASKS["classification"].direction
 
     def __init__(self, net: RecurrentNet, optimizer, num_classes: int, metadata: dict | None = None, **kwargs):
         self.num_classes = num_classes
@@ -131,8 +134,10 @@ class ClassificationTask(SequenceTask):
     def example_predictions(self, batch):
         logits, _ = self.net(batch["inputs"], batch["lengths"])
         probabilities = torch.softmax(logits.float(), dim=-1)
-        return {"index": batch["index"], "target": batch["targets"], "predicted": probabilities.argmax(-1),
-                "probabilities": probabilities}
+        out = {"index": batch["index"]}
+        if "targets" in batch:  # texts without labels (eval --file) have no target to write
+            out["target"] = batch["targets"]
+        return {**out, "predicted": probabilities.argmax(-1), "probabilities": probabilities}
 
 
 class RegressionTask(SequenceTask):
@@ -140,7 +145,8 @@ class RegressionTask(SequenceTask):
     metrics (from sin alone the sign of cos is unknowable until the signal has moved). With
     ``per_step=False`` one value per sequence, read after its last step (the adding problem)."""
 
-    monitor, monitor_mode = "val/mse", "min"
+    # Both regression tasks (per step, last step) pick the best epoch by the same metric.
+    monitor, monitor_mode = TASKS["per_step_regression"].monitor, TASKS["per_step_regression"].direction
 
     def __init__(self, net: RecurrentNet, optimizer, warmup_steps: int = 10, per_step: bool = True,
                  metadata: dict | None = None, **kwargs):
@@ -177,7 +183,7 @@ class PerStepClassificationTask(SequenceTask):
     picks the best epoch); accuracy over the steps where ``batch["recall"]`` is True (the
     symbols the model must reproduce)."""
 
-    monitor, monitor_mode = "val/ce", "min"
+    monitor, monitor_mode = TASKS["per_step_classification"].monitor, TASKS["per_step_classification"].direction
 
     def __init__(self, net: RecurrentNet, optimizer, num_classes: int, metadata: dict | None = None, **kwargs):
         self.num_classes = num_classes
@@ -204,10 +210,14 @@ class PerStepClassificationTask(SequenceTask):
                  sync_dist=True)
 
     def example_predictions(self, batch):
-        logits, _ = self.net(batch["inputs"], batch["lengths"])
+        logits, _ = self.net(batch["inputs"], batch["lengths"])  # (B, T, C)
         recall = batch["recall"]
         hits = ((logits.argmax(-1) == batch["targets"]) & recall).sum(1).float() / recall.sum(1).clamp_min(1)
-        return {"index": batch["index"], "recall_accuracy": hits}
+        # Cross-entropy per step of each sequence: the task's primary metric, per example.
+        real = _masked(batch["targets"], batch["lengths"]).float()
+        per_step = F.cross_entropy(logits.float().transpose(1, 2), batch["targets"], reduction="none")  # (B, T)
+        ce = (per_step * real).sum(1) / real.sum(1).clamp_min(1)
+        return {"index": batch["index"], "ce": ce, "recall_accuracy": hits}
 
 
 class StepScalars(pl.Callback):
@@ -370,3 +380,28 @@ def best_epoch(history: list[dict], monitor: str, mode: str) -> int | None:
         return None
     pick = max if mode == "max" else min
     return pick(scored, key=lambda h: h[monitor])["epoch"]
+
+
+def build_task(config: dict, network, spec, metadata: dict | None = None) -> SequenceTask:
+    """The LightningModule the task registry names for ``spec.task``, around a fresh network."""
+    import dataclasses
+    import importlib
+
+    import hydra
+    from omegaconf import DictConfig, OmegaConf
+    if isinstance(config, DictConfig):
+        config = OmegaConf.to_container(config, resolve=True)
+    kind = TASKS[spec.task]
+    net = RecurrentNet(network, spec.num_outputs, vocab_size=spec.vocab_size, input_dim=spec.input_dim,
+                       per_step=spec.per_step)
+    optimizer = hydra.utils.instantiate(config["optimizer"])
+    module_name, _, class_name = kind.module.partition(":")
+    module = getattr(importlib.import_module(module_name), class_name)
+    metadata = {**(metadata or {}), "network": dataclasses.asdict(network), "spec": dataclasses.asdict(spec)}
+    options = {"metadata": metadata, "check_every": int((config.get("trainer") or {}).get(
+        "divergence_check_every_n_steps") or 50)}
+    if spec.task in ("classification", "per_step_classification"):
+        options["num_classes"] = spec.num_outputs
+    else:
+        options.update(warmup_steps=(config.get("dataset") or {}).get("warmup_steps", 0), per_step=spec.per_step)
+    return module(net, optimizer, **options)

@@ -41,3 +41,46 @@ def real_data_root() -> Path:
         pytest.skip("SEQBENCH_DATA is unset: point it at a folder with aclImdb.tar.gz and trec/ "
                     "(for example ../shared/data) to run the real-data tests")
     return Path(root)
+
+
+def datamodule_of(cfg):
+    """The data module a composed config builds (as a run builds it)."""
+    from omegaconf import OmegaConf
+
+    from seqbench.data import build_datamodule
+    return build_datamodule(OmegaConf.to_container(cfg.dataset, resolve=True), cfg.seed)
+
+
+def use_text_source(monkeypatch, name: str, source) -> None:
+    """Make the registered text data set ``name`` read ``source`` instead of its real files."""
+    from seqbench.data.declare import text_entry
+    from seqbench.registry import DATASETS, datasets
+    entry = datasets()[name]
+    monkeypatch.setitem(DATASETS, name, text_entry(name, entry.schema, lambda config: source, entry.files))
+
+
+def tiny_text_source(tmp_path):
+    """Labels spelled out by three words; the test examples are not in the training data."""
+    from seqbench.data import TextSource
+    data = tmp_path / "tiny.tsv"
+    data.write_text("x")
+    words = {0: ["awful dull boring", "dull awful boring"], 1: ["great superb lovely", "lovely great superb"]}
+    texts = [f"{words[i % 2][i % 4 // 2]} film number {i}" for i in range(80)]
+    held_out = [f"this {words[i % 2][(i + 1) % 4 // 2]} movie {1000 + i}" for i in range(20)]
+    return TextSource("tiny", lambda root: data,
+                      lambda path: {"train": (texts, [i % 2 for i in range(80)]),
+                                    "test": (held_out, [i % 2 for i in range(20)])}, ("neg", "pos"))
+
+
+def browser_or_skip() -> str:
+    """Debian's chromium for the tests that look at pages as a person does. Skipped on a developer's
+    machine without it; in CI (SEQBENCH_REQUIRE_BROWSER=1, set by .ci/run, which installs it) a
+    missing browser fails instead, so a browser test can never pass by skipping there."""
+    import shutil
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        message = "Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)"
+        if os.environ.get("SEQBENCH_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return chromium

@@ -12,12 +12,11 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from seqbench import SeqbenchError
-from seqbench.data import modules
 from seqbench.diagnostics import gradient_flow
 from seqbench.explain import Explainer, render
 from seqbench.run import run
 from tests.conftest import TINY
-from tests.test_run import tiny_text_source
+from tests.conftest import tiny_text_source, use_text_source
 
 TEXT_RUN = ["dataset=trec", "model=bilstm_attn", "model.hidden_size=8", "model.embedding_dim=8",
             "trainer.enable_progress_bar=false", "trainer.max_epochs=3", "dataset.batch_size=8", "dataset.lr=0.02"]
@@ -25,7 +24,7 @@ TEXT_RUN = ["dataset=trec", "model=bilstm_attn", "model.hidden_size=8", "model.e
 
 @pytest.fixture
 def attention_run(compose_config, tmp_path, monkeypatch):
-    monkeypatch.setitem(modules.TEXT_SOURCES, "trec", tiny_text_source(tmp_path))
+    use_text_source(monkeypatch, "trec", tiny_text_source(tmp_path))
     record = run(compose_config(*TEXT_RUN, f"dataset.cache_dir={tmp_path / 'cache'}"), tmp_path / "run",
                  tensorboard_root=tmp_path / "tb")
     assert record["status"] == "done"

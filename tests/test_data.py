@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from seqbench import SeqbenchError
-from seqbench.data import imdb, trec
 from seqbench.data.batching import BucketBatchSampler, TextSubset, pad_batch, stratified_split
-from seqbench.data.modules import TextClassificationData, TextSource, load_text_corpus
-from seqbench.data.sincos import make_sincos
+from seqbench.data.declare import TextSource, locate_text
+from seqbench.data.modules import TextClassificationData, load_text_corpus
+from seqbench.datasets import imdb, trec
+from seqbench.datasets.sincos import make_sincos
 from seqbench.data.sources import ChecksumError, DataUnavailableError, RemoteFile, fetch, resolve_data_root
 from seqbench.data.text import PAD_ID, UNK_ID, EncodedTexts, TextSettings, Vocabulary, encode_corpus, tokenize
 
@@ -184,12 +185,12 @@ def tiny_source(tmp_path, reads: list) -> TextSource:
 def test_tokenised_corpus_is_cached_and_not_tokenised_twice(tmp_path):
     reads = []
     source = tiny_source(tmp_path, reads)
-    first = load_text_corpus(source, tmp_path, TextSettings(max_len=5), tmp_path / "cache")
-    second = load_text_corpus(source, tmp_path, TextSettings(max_len=5), tmp_path / "cache")
+    first = load_text_corpus(source, source.locate(tmp_path), TextSettings(max_len=5), tmp_path / "cache")
+    second = load_text_corpus(source, source.locate(tmp_path), TextSettings(max_len=5), tmp_path / "cache")
     assert len(reads) == 1
     assert second.vocabulary.itos == first.vocabulary.itos
     assert torch.equal(second.splits["train"].ids, first.splits["train"].ids)
-    load_text_corpus(source, tmp_path, TextSettings(max_len=4), tmp_path / "cache")  # new settings, new key
+    load_text_corpus(source, source.locate(tmp_path), TextSettings(max_len=4), tmp_path / "cache")  # new settings, new key
     assert len(reads) == 2
 
 
@@ -197,15 +198,15 @@ def test_token_cache_is_keyed_by_content_and_force_rebuilds_it(tmp_path):
     reads = []
     source = tiny_source(tmp_path, reads)
     data = tmp_path / "tiny.txt"
-    load_text_corpus(source, tmp_path, TextSettings(max_len=5), tmp_path / "cache")
+    load_text_corpus(source, source.locate(tmp_path), TextSettings(max_len=5), tmp_path / "cache")
     stat = data.stat()
     data.write_text("y")  # same size, same time, other content
     os.utime(data, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    load_text_corpus(source, tmp_path, TextSettings(max_len=5), tmp_path / "cache")
+    load_text_corpus(source, source.locate(tmp_path), TextSettings(max_len=5), tmp_path / "cache")
     assert len(reads) == 2
-    load_text_corpus(source, tmp_path, TextSettings(max_len=5), tmp_path / "cache")
+    load_text_corpus(source, source.locate(tmp_path), TextSettings(max_len=5), tmp_path / "cache")
     assert len(reads) == 2
-    load_text_corpus(source, tmp_path, TextSettings(max_len=5), tmp_path / "cache", rebuild=True)
+    load_text_corpus(source, source.locate(tmp_path), TextSettings(max_len=5), tmp_path / "cache", rebuild=True)
     assert len(reads) == 3
 
 
@@ -221,7 +222,8 @@ def test_an_extracted_imdb_review_that_is_not_utf8_is_one_clear_line(tmp_path, m
 
 
 def test_text_datamodule_splits_train_into_train_and_val(tmp_path):
-    module = TextClassificationData(tiny_source(tmp_path, []), TextSettings(), root=str(tmp_path),
+    source = tiny_source(tmp_path, [])
+    module = TextClassificationData(source, TextSettings(), locate_text(source, {"root": str(tmp_path)}),
                                     cache_dir=str(tmp_path / "c"), batch_size=4, val_fraction=0.2, seed=0)
     assert module.spec.num_outputs == 2 and module.spec.label_names == ("neg", "pos")
     assert len(module.train_set) == 16 and len(module.val_set) == 4 and len(module.test_set) == 2

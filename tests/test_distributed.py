@@ -6,8 +6,9 @@ import sys
 import pytest
 import pytorch_lightning as pl
 
-from seqbench.run import build_datamodule, build_task, network_config
-from tests.conftest import TINY
+from seqbench.models import network_config
+from seqbench.training import build_task
+from tests.conftest import TINY, datamodule_of
 
 DDP_RUN = [*TINY, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "dataset.n_test=50",
            "dataset.n_train=64"]
@@ -27,8 +28,8 @@ def test_ddp_run_writes_one_record_whose_test_metric_matches_one_process(compose
 
     # The same checkpoint evaluated by one process on the whole test set.
     cfg = compose_config(*TINY, "dataset.n_test=50", "dataset.n_train=64")
-    datamodule = build_datamodule(cfg)
-    task = build_task(cfg, network_config(cfg.model), datamodule.spec)
+    datamodule = datamodule_of(cfg)
+    task = build_task(cfg, network_config(dict(cfg.model)), datamodule.spec)
     trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
                          enable_model_summary=False, use_distributed_sampler=False)
     single = trainer.test(task, datamodule=datamodule, ckpt_path=record["best_checkpoint"], verbose=False)[0]

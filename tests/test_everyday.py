@@ -6,13 +6,12 @@ import sys
 import pandas as pd
 import pytest
 
-from seqbench.data import modules
 from seqbench.diagnostics import main as diagnostics_main
 from seqbench.evaluate import evaluate
 from seqbench.results import load_records
 from seqbench.run import run
 from tests.conftest import TINY
-from tests.test_run import tiny_text_source
+from tests.conftest import tiny_text_source, use_text_source
 
 SMALL = [o for o in TINY if not o.startswith("dataset.")]
 
@@ -30,7 +29,7 @@ def test_eval_reruns_the_test_split_and_another_length(compose_config, tmp_path)
 
 
 def test_eval_of_a_text_classifier_on_your_own_file(compose_config, tmp_path, monkeypatch):
-    monkeypatch.setitem(modules.TEXT_SOURCES, "trec", tiny_text_source(tmp_path))
+    use_text_source(monkeypatch, "trec", tiny_text_source(tmp_path))
     run(compose_config("dataset=trec", "model=gru", "model.hidden_size=8", "model.embedding_dim=8",
                        "trainer.max_epochs=6", f"dataset.cache_dir={tmp_path / 'cache'}", "dataset.batch_size=8",
                        "dataset.lr=0.02", "dataset.embedding_dropout=0", "dataset.dropout=0"), tmp_path / "run")

@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from seqbench.data.sincos import ADDING_BASELINE_MSE, copy_baseline_ce, copy_vocabulary, make_adding, make_copy
+from seqbench.datasets.adding import ADDING_BASELINE_MSE, make_adding
+from seqbench.datasets.copy import copy_baseline_ce, copy_vocabulary, make_copy
 from seqbench.models import NetworkConfig, RecurrentNet
-from seqbench.models.encoders import make_layer
+from seqbench.models.classic import make_layer
 from seqbench.reference.numpy_rnn import NumpyLSTM, NumpyRNN, gradient_check
 from seqbench.report import build_report
-from seqbench.run import build_datamodule, run
-from tests.conftest import TINY
+from seqbench.run import run
+from tests.conftest import TINY, datamodule_of
 
 
 def test_adding_problem_has_two_markers_one_per_half_and_their_sum_as_target():
@@ -59,7 +60,7 @@ def test_copy_baseline_is_the_cross_entropy_of_the_memoryless_strategy():
 def test_memory_test_sets_are_fixed_by_their_own_seed_and_training_data_is_fresh_each_epoch(compose_config):
     sets = {}
     for seed in (0, 1):
-        module = build_datamodule(compose_config("dataset=adding", "dataset.length=20", "dataset.n_train=40",
+        module = datamodule_of(compose_config("dataset=adding", "dataset.length=20", "dataset.n_train=40",
                                                  f"seed={seed}"))
         module.setup()
         sets[seed] = module
@@ -151,7 +152,10 @@ def test_the_report_draws_metric_against_length_and_the_longest_length_solved(tm
     text = (tmp_path / "out" / "summary.md").read_text()
     assert "### adding: memory length" in text and "adding_memory_length.png" in text
     row = next(line for line in text.splitlines() if line.startswith("| lstm |"))
-    assert row.endswith("| 100 (2 of 3) |")   # solved at T = 100 by two of its three seeds
+    from statsmodels.stats.proportion import proportion_confint
+    low, high = proportion_confint(2, 3, method="wilson")
+    # Solved at T = 100 by two of its three seeds, with the Wilson interval of that rate.
+    assert row.endswith(f"| 100 (2 of 3; [{100 * low:.0f}%, {100 * high:.0f}%]) |")
     assert "(3/3 solved)" in row and "(2/3 solved)" in row
     rnn = next(line for line in text.splitlines() if line.startswith("| rnn |"))
     assert rnn.endswith("| none |")
@@ -189,6 +193,6 @@ def test_runs_on_different_lengths_are_never_paired_and_each_length_gets_its_ver
     assert len(pairs) == 2 and sorted(pairs["test_set"]) == ["length=100", "length=50"]
     for pair in pairs.itertuples():  # within a length: "lstm" against "rnn", not against itself elsewhere
         assert {pair.a, pair.b} == {"lstm", "rnn"}
-    assert "Not ranked: adding holds several test sets" in text
+    assert "Not ranked: adding (several test sets)" in text
     table = pd.read_csv(tmp_path / "out" / "summary_adding.csv")   # "vs best" within each length
     assert sorted(table.loc[table["vs_best"] == 1, "model"]) == ["lstm (dataset.length=100)", "lstm (dataset.length=50)"]

@@ -133,9 +133,9 @@ def test_attention_rules_follow_their_equations():
 
 
 def test_wrong_names_list_the_valid_ones():
-    with pytest.raises(ValueError, match="gru, lstm, rnn"):
-        NetworkConfig(cell="transformer")
+    with pytest.raises(ValueError, match="valid: gru, lru, lstm, mingru, minlstm, rnn, transformer"):
+        NetworkConfig(cell="mamba")
     with pytest.raises(ValueError, match="additive, concat, scaled_dot"):
-        RecurrentNet(NetworkConfig(bidirectional=True, pooling="attention", attention="luong"), 2, vocab_size=10)
+        NetworkConfig(bidirectional=True, pooling="attention", attention="luong")
     with pytest.raises(ValueError, match="last, attention"):
         NetworkConfig(pooling="max")

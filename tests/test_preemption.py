@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from seqbench import run as run_module
+from seqbench import train as train_module
 from seqbench.results import load_records
 from seqbench.run import run
 from seqbench.training import RecordWriter
@@ -83,7 +83,7 @@ def test_a_kill_between_checkpoint_and_record_counts_every_epoch_once(compose_co
     """Die right after last.ckpt of epoch 2 is written, before the record is: the record says
     one epoch, the checkpoint two; the resumed run must list each epoch exactly once."""
     dead = {"now": False}
-    real_save, real_writer = run_module.save_record, RecordWriter.on_train_epoch_end
+    real_save, real_writer = train_module.save_record, RecordWriter.on_train_epoch_end
 
     def save_unless_dead(path, record):
         if not dead["now"]:
@@ -94,7 +94,7 @@ def test_a_kill_between_checkpoint_and_record_counts_every_epoch_once(compose_co
             dead["now"] = True
             raise SimulatedKill
         real_writer(self, trainer, module)
-    monkeypatch.setattr(run_module, "save_record", save_unless_dead)
+    monkeypatch.setattr(train_module, "save_record", save_unless_dead)
     monkeypatch.setattr(RecordWriter, "on_train_epoch_end", writer_dies_at_epoch_two)
     cfg = compose_config(*TINY, "trainer.max_epochs=4")
     with pytest.raises(SimulatedKill):
@@ -102,7 +102,7 @@ def test_a_kill_between_checkpoint_and_record_counts_every_epoch_once(compose_co
     on_disk = json.loads((tmp_path / "first" / "record.json").read_text())
     assert on_disk["status"] == "running" and on_disk["epochs"] == 1  # the record is one epoch behind
 
-    monkeypatch.setattr(run_module, "save_record", real_save)
+    monkeypatch.setattr(train_module, "save_record", real_save)
     monkeypatch.setattr(RecordWriter, "on_train_epoch_end", real_writer)
     resumed = run(cfg, tmp_path / "second")
     assert resumed["output_dir"] == str(tmp_path / "first") and resumed["resumed"] == 1
@@ -140,18 +140,19 @@ def test_a_truncated_checkpoint_is_moved_aside_and_the_run_starts_afresh(compose
     again = run(cfg, tmp_path / "second")
     assert again["status"] == "done" and again["output_dir"] == str(tmp_path / "second")
     assert [h["epoch"] for h in again["history"]] == [0, 1, 2]
-    assert "cannot be read" in caplog.text and list((tmp_path / "first" / "checkpoints").glob("last.ckpt.unreadable-*"))
+    assert "cannot be read" in caplog.text and list((tmp_path / "first" / "checkpoints").glob("last.ckpt.set-aside-*"))
     third = run(cfg, tmp_path / "third")  # and no crash loop: the next launch reuses the finished run
     assert third["reused_from"] == str(tmp_path / "second" / "record.json")
 
 
 def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
     import torch
-    from seqbench.run import AtomicCheckpointIO
+    from seqbench import SeqbenchError
+    from seqbench.train import AtomicCheckpointIO
     path = tmp_path / "last.ckpt"
     AtomicCheckpointIO().save_checkpoint({"epoch": 1}, path)
     monkeypatch.setattr(torch, "save", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left on device")))
-    with pytest.raises(OSError):
+    with pytest.raises(SeqbenchError, match="cannot write the checkpoint .*No space left on device. Free some disk"):
         AtomicCheckpointIO().save_checkpoint({"epoch": 2}, path)
     assert torch.load(path, weights_only=True) == {"epoch": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]

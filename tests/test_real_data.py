@@ -4,8 +4,9 @@ from collections import Counter
 
 import pytest
 
-from seqbench.data import TEXT_SOURCES, TextSettings, trec
 from seqbench.data.modules import load_text_corpus
+from seqbench.data.text import TextSettings
+from seqbench.datasets import imdb, trec
 from seqbench.run import run
 
 pytestmark = pytest.mark.slow
@@ -33,7 +34,8 @@ def imdb_cache(tmp_path_factory):
 
 def test_imdb_has_the_official_sizes_and_is_tokenised_once(real_data_root, imdb_cache):
     settings = TextSettings(max_len=400, vocab_size=25000, min_freq=2)
-    corpus = load_text_corpus(TEXT_SOURCES["sentiment"], real_data_root, settings, imdb_cache)
+    located = imdb.locate(real_data_root)
+    corpus = load_text_corpus(imdb.SOURCE, located, settings, imdb_cache)
     for split in ("train", "test"):
         assert Counter(corpus.splits[split].labels.tolist()) == {0: 12500, 1: 12500}
     assert len(corpus.vocabulary) == 25000
@@ -41,8 +43,8 @@ def test_imdb_has_the_official_sizes_and_is_tokenised_once(real_data_root, imdb_
 
     def must_not_read(path):
         raise AssertionError("the second load must come from the token cache")
-    cached_source = dataclasses.replace(TEXT_SOURCES["sentiment"], read=must_not_read)
-    again = load_text_corpus(cached_source, real_data_root, settings, imdb_cache)
+    cached_source = dataclasses.replace(imdb.SOURCE, read=must_not_read)
+    again = load_text_corpus(cached_source, located, settings, imdb_cache)
     assert again.vocabulary.itos == corpus.vocabulary.itos
 
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from seqbench.data.sincos import make_sincos
+from seqbench.datasets.sincos import make_sincos
 from seqbench.reference import LAYERS, Adam, SequenceRegressor, gradient_check
 
 TORCH = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}

@@ -84,7 +84,7 @@ def test_variants_of_one_name_are_labelled_by_what_differs_and_kept_apart(tmp_pa
     records = load_records([tmp_path])
     table = summary_table(long_table(records), "trec")
     assert sorted(table["model"]) == ["gru (model.hidden_size=128)", "gru (model.hidden_size=64)"]
-    curves = learning_curves(records, "trec")
+    curves = learning_curves(records)
     assert set(curves) == {"gru (model.hidden_size=128)", "gru (model.hidden_size=64)"}
     assert list(curves["gru (model.hidden_size=128)"].columns) == [0, 1]  # two seeds, not merged with hidden 64
 
@@ -92,7 +92,7 @@ def test_variants_of_one_name_are_labelled_by_what_differs_and_kept_apart(tmp_pa
 def test_learning_curves_show_how_many_seeds_each_epoch_covers(tmp_path):
     early = record("gru", 1, 0.8, history=[{"epoch": 0, "val/acc": 0.5}])
     write_records(tmp_path, [record("gru", 0, 0.8), early])
-    frame = learning_curves(load_records([tmp_path]), "trec")["gru"]
+    frame = learning_curves(load_records([tmp_path]))["gru"]
     assert list(frame.notna().sum(axis=1)) == [2, 1]  # the mean at epoch 2 covers one seed
 
 
@@ -117,7 +117,7 @@ def test_report_writes_tables_and_honest_plots_with_provenance_and_budget(tmp_pa
     text = (out / "summary.md").read_text()
     assert "seqbench experiment=compare" in text and "failed: 1" in text
     assert "| gru | 2 | 85.0 ± 7.1 |" in text      # one precision: percent, one decimal
-    assert "| 1.00e-02 |" in text or "1.00e-02" in text
+    assert "| lstm | 1 | 1.00e-02 | 1.00e-02 | – | best |" in text   # sin->cos: mean, median, no interval (n = 1)
     sincos, trec = text.split("## sincos")[1].split("## trec")
     assert "Budget: up to 5 epochs" in trec and "2 seeds per variant" in trec and "5 epochs actually trained" in trec
     assert "1 seed per variant" in sincos and "with one seed there is no interval" in sincos
@@ -153,27 +153,50 @@ def test_settings_that_do_not_change_the_result_do_not_split_runs(compose_config
 
 
 def test_a_code_change_reruns_instead_of_reusing_and_says_why(compose_config, tmp_path, monkeypatch):
+    from seqbench import run as run_module
     first = run(compose_config(*TINY), tmp_path / "a")
-    monkeypatch.setattr(record_module, "_CODE_FINGERPRINT", "edited-model-file")
+    monkeypatch.setattr(run_module, "code_fingerprint", lambda *files: "edited-model-file")
     second = run(compose_config(*TINY), tmp_path / "b")
     assert "reused_from" not in second and second["finished"] != first["finished"]
     assert "code" in second["plan"]["reason"] and "edited-model-file" in second["plan"]["reason"]
     assert second["code_fingerprint"] == "edited-model-file"
 
 
-def test_the_code_fingerprint_covers_the_model_files_not_the_report():
-    from seqbench.record import PRESENTATION_MODULES, code_fingerprint
-    assert "report.py" in PRESENTATION_MODULES and "models/network.py" not in PRESENTATION_MODULES
-    assert len(code_fingerprint()) == 16
+def test_the_code_fingerprint_is_per_what_a_run_computes(compose_config, monkeypatch):
+    """An edit to a run's own encoder, its data set or the core training code changes its code
+    fingerprint; an edit to another model's file or to the report does not (benchopt keys its
+    cache per solver file in the same way)."""
+    from pathlib import Path
+
+    from seqbench.run import prepare
+    lstm_sincos = compose_config(*TINY)
+    gru_adding = compose_config("model=gru", "dataset=adding")
+    before = {name: prepare(cfg).identity.code for name, cfg in (("lstm", lstm_sincos), ("gru", gru_adding))}
+    read_bytes = Path.read_bytes
+
+    def edited(name):
+        def read(path):
+            return read_bytes(path) + (b"# edited" if path.name == name else b"")
+        return read
+    for name, changes in (("report.py", set()), ("minrnn.py", set()), ("classic.py", {"lstm", "gru"}),
+                          ("sincos.py", {"lstm"}), ("adding.py", {"gru"}), ("training.py", {"lstm", "gru"})):
+        monkeypatch.setattr(Path, "read_bytes", edited(name))
+        after = {key: prepare(cfg).identity.code for key, cfg in (("lstm", lstm_sincos), ("gru", gru_adding))}
+        assert {key for key in after if after[key] != before[key]} == changes, name
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
 
 
 def test_a_killed_run_is_run_again(compose_config, tmp_path):
+    """A run killed before its first checkpoint (record "running", no last.ckpt) trains afresh."""
     cfg = compose_config(*TINY)
-    killed = record("lstm", 0, status="running")
-    killed["config_hash"] = config_hash(OmegaConf.to_container(cfg, resolve=True))
-    write_json_atomic(tmp_path / "killed" / "record.json", killed)
+    first = run(cfg, tmp_path / "killed")
+    killed = json.loads((tmp_path / "killed" / "record.json").read_text())
+    write_json_atomic(tmp_path / "killed" / "record.json", {**killed, "status": "running"})
+    for checkpoint in (tmp_path / "killed" / "checkpoints").iterdir():
+        checkpoint.unlink()
     again = run(cfg, tmp_path / "again")
-    assert again["status"] == "done" and "reused_from" not in again
+    assert again["status"] == "done" and "reused_from" not in again and again["finished"] != first["finished"]
+    assert again["plan"]["decision"] == "fresh"
 
 
 def test_debug_runs_are_never_reused_nor_tabulated(compose_config, tmp_path):

@@ -9,10 +9,9 @@ import pytorch_lightning as pl
 import torch
 
 from seqbench import SeqbenchError
-from seqbench.data import modules
 from seqbench.record import write_json_atomic
-from seqbench.run import build_datamodule, run
-from tests.conftest import REPO, TINY
+from seqbench.run import run
+from tests.conftest import REPO, TINY, datamodule_of, tiny_text_source, use_text_source
 
 RECORD_FIELDS = {"status", "model", "dataset", "seed", "config", "config_hash", "code_fingerprint",
                  "data_fingerprint", "run_key", "task", "metric", "examples", "test", "val_best", "epochs",
@@ -22,10 +21,11 @@ RECORD_FIELDS = {"status", "model", "dataset", "seed", "config", "config_hash", 
 
 def independent_test_mse(cfg, checkpoint: str) -> float:
     """The test MSE of a checkpoint computed here, without seqbench's task or metrics."""
-    from seqbench.run import build_task, network_config
-    datamodule = build_datamodule(cfg)
+    from seqbench.models import network_config
+    from seqbench.training import build_task
+    datamodule = datamodule_of(cfg)
     datamodule.setup()
-    task = build_task(cfg, network_config(cfg.model), datamodule.spec)
+    task = build_task(cfg, network_config(dict(cfg.model)), datamodule.spec)
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
     task.load_state_dict(state)
     task.eval()
@@ -68,7 +68,7 @@ def test_sincos_lstm_learns_cos_from_sin(compose_config, tmp_path):
 def test_sincos_test_set_is_the_same_for_every_seed(compose_config):
     sets = {}
     for seed in (0, 1):
-        datamodule = build_datamodule(compose_config(*TINY, f"seed={seed}"))
+        datamodule = datamodule_of(compose_config(*TINY, f"seed={seed}"))
         datamodule.setup()
         sets[seed] = datamodule.sets
     assert torch.equal(sets[0]["test"].tensors["inputs"], sets[1]["test"].tensors["inputs"])
@@ -76,20 +76,8 @@ def test_sincos_test_set_is_the_same_for_every_seed(compose_config):
     assert not torch.equal(sets[0]["val"].tensors["inputs"], sets[1]["val"].tensors["inputs"])
 
 
-def tiny_text_source(tmp_path):
-    """Labels spelled out by three words; the test examples are not in the training data."""
-    data = tmp_path / "tiny.tsv"
-    data.write_text("x")
-    words = {0: ["awful dull boring", "dull awful boring"], 1: ["great superb lovely", "lovely great superb"]}
-    texts = [f"{words[i % 2][i % 4 // 2]} film number {i}" for i in range(80)]
-    held_out = [f"this {words[i % 2][(i + 1) % 4 // 2]} movie {1000 + i}" for i in range(20)]
-    return modules.TextSource("tiny", lambda root: data,
-                              lambda path: {"train": (texts, [i % 2 for i in range(80)]),
-                                            "test": (held_out, [i % 2 for i in range(20)])}, ("neg", "pos"))
-
-
 def test_text_classification_runs_end_to_end_on_held_out_examples(compose_config, tmp_path, monkeypatch):
-    monkeypatch.setitem(modules.TEXT_SOURCES, "trec", tiny_text_source(tmp_path))
+    use_text_source(monkeypatch, "trec", tiny_text_source(tmp_path))
     cfg = compose_config("dataset=trec", "model=bilstm_attn", "model.attention=scaled_dot", "model.hidden_size=8",
                          "model.embedding_dim=8", "trainer.enable_progress_bar=false", "trainer.max_epochs=8",
                          f"dataset.cache_dir={tmp_path / 'cache'}", "dataset.batch_size=8", "dataset.lr=0.02",
@@ -206,7 +194,7 @@ def test_cli_runs_and_prints_a_readable_summary_and_the_record_path_last(tmp_pat
 
 
 def test_cli_wrong_model_name_lists_the_valid_ones(tmp_path):
-    result = cli("model=transformer", cwd=tmp_path)
+    result = cli("model=mamba", cwd=tmp_path)
     assert result.returncode != 0
     for name in ["rnn", "lstm", "gru", "bilstm_attn"]:
         assert name in result.stderr
@@ -245,7 +233,8 @@ def test_help_is_fast_and_names_the_other_tools(tmp_path):
 def test_config_values_are_checked_before_any_data_is_read(compose_config, tmp_path, monkeypatch):
     def must_not_read(*args, **kwargs):
         raise AssertionError("data was read before the config was checked")
-    monkeypatch.setitem(modules.TEXT_SOURCES, "trec", modules.TextSource("trec", must_not_read, must_not_read))
+    from seqbench.data import TextSource
+    use_text_source(monkeypatch, "trec", TextSource("trec", must_not_read, must_not_read))
     bad = {"model.hidden_size=0": "model.hidden_size=0: must be a number > 0",
            "model.dropout=1.0": "model.dropout=1.0: must be in [0, 1)",
            "model.embedding_dropout=-0.1": "model.embedding_dropout=-0.1: must be in [0, 1)",

@@ -12,7 +12,7 @@ import pytest
 
 from seqbench import SeqbenchError
 from seqbench.run import run
-from tests.conftest import TINY
+from tests.conftest import TINY, browser_or_skip
 
 
 def test_mlflow_logs_params_metrics_and_the_record_to_a_sqlite_store(compose_config, tmp_path):
@@ -89,13 +89,10 @@ def free_port() -> int:
 def test_tensorboard_tabs_in_headless_chromium(compose_config, tmp_path, monkeypatch):
     """Scalars, images and HParams as a person sees them: screenshots in which the expected
     content is found (by the browser, shadow DOM included)."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)")
+    chromium = browser_or_skip()
     playwright = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[dev]' brings playwright")
-    from seqbench.data import modules
-    from tests.test_run import tiny_text_source
-    monkeypatch.setitem(modules.TEXT_SOURCES, "trec", tiny_text_source(tmp_path))
+    from tests.conftest import tiny_text_source, use_text_source
+    use_text_source(monkeypatch, "trec", tiny_text_source(tmp_path))
     root = tmp_path / "tb"
     run(compose_config("dataset=trec", "model=bilstm_attn", "model.hidden_size=8", "model.embedding_dim=8",
                        "trainer.max_epochs=2", "dataset.batch_size=8", f"dataset.cache_dir={tmp_path / 'cache'}"),

@@ -1,6 +1,7 @@
-from .modules import GENERATED, TASKS, TEXT_SOURCES, DataSpec, GeneratedData, TextClassificationData, text_file_source
-from . import imdb, trec
-from .text import TextSettings
+"""The shared data pipeline: finding and verifying files (``sources``), tokenising and caching
+(``text``), bucketed batches (``batching``), Lightning data modules (``modules``) and how a data
+set declares itself (``declare``). The data sets themselves: one file each in ``seqbench/datasets/``.
+Light to import: the Lightning modules load only when a data module is built."""
+from .declare import DataSpec, LocatedData, TextSource, build_datamodule, dataset_kind
 
-__all__ = ["GENERATED", "TASKS", "TEXT_SOURCES", "DataSpec", "GeneratedData", "TextClassificationData",
-           "text_file_source", "TextSettings"]
+__all__ = ["DataSpec", "LocatedData", "TextSource", "build_datamodule", "dataset_kind"]

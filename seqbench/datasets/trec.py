@@ -4,7 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import SeqbenchError
-from .sources import RemoteFile, fetch
+from ..config import TextDatasetSchema
+from ..data.declare import TextSource, text_dataset
+from ..data.sources import RemoteFile, fetch
 
 LABEL_NAMES = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
 _BASE = "https://cogcomp.seas.upenn.edu/Data/QA/QC/"
@@ -41,3 +43,7 @@ def parse(path: Path, encoding: str = "latin-1") -> tuple[list[str], list[int]]:
 
 def read(paths: dict[str, Path]) -> dict[str, tuple[list[str], list[int]]]:
     return {split: parse(path) for split, path in paths.items()}
+
+
+SOURCE = TextSource("trec", locate, read, tuple(LABEL_NAMES))
+text_dataset("trec", TextDatasetSchema, lambda config: SOURCE)

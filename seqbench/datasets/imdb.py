@@ -6,7 +6,9 @@ import tarfile
 from pathlib import Path
 
 from .. import SeqbenchError
-from .sources import RemoteFile, fetch, verify
+from ..config import TextDatasetSchema
+from ..data.declare import TextSource, text_dataset
+from ..data.sources import RemoteFile, fetch, verify
 
 LABEL_NAMES = ["neg", "pos"]
 OFFICIAL = RemoteFile("aclImdb_v1.tar.gz", "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
@@ -68,3 +70,7 @@ def read(source: Path) -> dict[str, tuple[list[str], list[int]]]:
             raise SeqbenchError(f"{source}: found {len(texts)} {split} reviews, expected {EXPECTED_PER_SPLIT}. "
                                 f"The copy is incomplete; replace it with the official archive from {OFFICIAL.url}.")
     return splits
+
+
+SOURCE = TextSource("sentiment", locate, read, tuple(LABEL_NAMES))
+text_dataset("sentiment", TextDatasetSchema, lambda config: SOURCE)

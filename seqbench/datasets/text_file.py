@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 from .. import SeqbenchError
+from ..config import TextFileSchema
+from ..data.declare import TextSource, text_dataset
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
@@ -195,3 +197,26 @@ def read_splits(paths: dict[str, Path], text_column: str = "text", label_column:
                                 f"{len(unknown)} example(s) in all")
         out[split] = (texts, [index[label] for label in labels])
     return out
+
+
+def source(train: str, test: str, val: str | None = None, text_column: str = "text", label_column: str = "label",
+           encoding: str = "utf-8") -> TextSource:
+    """A source for ``dataset=text_file``: the user's own CSV / TSV / JSONL files."""
+    if not train or not test:
+        raise BadInputError("dataset=text_file needs dataset.train=PATH and dataset.test=PATH "
+                            "(dataset.val=PATH is optional: else 10% of train, stratified)")
+    paths = {"train": Path(train).expanduser(), "test": Path(test).expanduser()}
+    if val:
+        paths["val"] = Path(val).expanduser()
+    for split, path in paths.items():
+        check_readable(path, f"dataset.{split}")
+        file_format(path)
+    return TextSource("text_file", lambda root: paths,
+                      lambda located: read_splits(located, text_column, label_column, encoding),
+                      options=f"|{text_column}|{label_column}|{encoding}")
+
+
+text_dataset("text_file", TextFileSchema,
+             lambda config: source(config.get("train"), config.get("test"), config.get("val"),
+                                   config.get("text_column", "text"), config.get("label_column", "label"),
+                                   config.get("encoding", "utf-8")))

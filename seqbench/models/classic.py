@@ -1,4 +1,7 @@
-"""Recurrent encoders that never read padding.
+"""RNN, LSTM and GRU: the classic cells (torch.nn's fused kernels, or the hand-written ones of
+``seqbench.models.scratch`` with ``model.impl=scratch``), stacked and optionally bidirectional.
+
+Recurrent encoders that never read padding.
 
 Sequences arrive right-padded: ``x`` is (B, T, E) and ``lengths`` (B,) counts the real
 steps. A forward recurrence is causal, so its outputs at real steps cannot depend on the
@@ -9,10 +12,15 @@ end), the backward cell runs forward over that, and the result is reversed back.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
+from ..config import ConfigError, NetworkSchema
+from ..registry import register_model
 from .scratch import ScratchRecurrentLayer
+from .sequence import directional_summary, run_directions
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 IMPLEMENTATIONS = ("native", "scratch")  # torch.nn's fused kernels | hand-written cells, loop over time
@@ -24,19 +32,6 @@ def check_cell(cell: str) -> str:
     return cell
 
 
-def reverse_within_length(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Reverse the first ``lengths[b]`` steps of each row of ``x`` (B, T, ...); pads stay put.
-
-    Applying it twice gives back ``x``.
-    """
-    batch, steps = x.shape[:2]
-    positions = torch.arange(steps, device=x.device).expand(batch, steps)  # (B, T)
-    lengths = lengths.to(x.device).unsqueeze(1)  # (B, 1)
-    source = torch.where(positions < lengths, lengths - 1 - positions, positions)  # (B, T)
-    index = source.view(batch, steps, *([1] * (x.dim() - 2))).expand_as(x)
-    return x.gather(1, index)
-
-
 def check_impl(impl: str) -> str:
     if impl not in IMPLEMENTATIONS:
         raise ValueError(f"unknown impl {impl!r}; valid: {', '.join(IMPLEMENTATIONS)}")
@@ -45,6 +40,25 @@ def check_impl(impl: str) -> str:
 
 NONLINEARITIES = ("tanh", "relu")   # of the plain RNN
 INITS = ("default", "identity")     # identity: the IRNN of Le et al. (2015)
+
+
+@dataclass
+class ClassicSchema(NetworkSchema):
+    """The classic cells' own keys."""
+    impl: str = "native"             # native (torch.nn fused kernels) | scratch (hand-written cells)
+    nonlinearity: str = "tanh"       # rnn only: tanh | relu
+    init: str = "default"            # default (torch.nn's) | identity (recurrent weights = I: with relu, the IRNN)
+    forget_bias: float | None = None  # lstm only: initial forget-gate bias (1.0: Jozefowicz et al. 2015)
+
+    def __post_init__(self):
+        super().__post_init__()
+        for key, valid in (("impl", IMPLEMENTATIONS), ("nonlinearity", NONLINEARITIES), ("init", INITS)):
+            if getattr(self, key) not in valid:
+                raise ConfigError(f"model.{key}={getattr(self, key)!r}: unknown {key}; valid: {', '.join(valid)}")
+        if self.nonlinearity != "tanh" and self.cell != "rnn":
+            raise ConfigError(f"model.nonlinearity={self.nonlinearity} applies to the plain rnn only, not {self.cell}")
+        if self.forget_bias is not None and self.cell != "lstm":
+            raise ConfigError(f"model.forget_bias applies to lstm only, not {self.cell}")
 
 
 def make_layer(cell: str, impl: str, input_size: int, hidden_size: int, nonlinearity: str = "tanh",
@@ -88,12 +102,6 @@ def initialise(layer: nn.Module, cell: str, hidden_size: int, init: str, forget_
         layer.bias_hh_l0[hidden_size: 2 * hidden_size] = 0.0
 
 
-def gather_last_step(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """(B, T, D) -> (B, D): the output at each sequence's last real step."""
-    index = (lengths.to(x.device) - 1).view(-1, 1, 1).expand(-1, 1, x.size(-1))
-    return x.gather(1, index).squeeze(1)
-
-
 class RecurrentEncoder(nn.Module):
     """A stack of RNN/LSTM/GRU layers, optionally bidirectional, padding-invariant.
 
@@ -127,14 +135,18 @@ class RecurrentEncoder(nn.Module):
         for depth, directions in enumerate(self.layers):
             if depth > 0:
                 x = self.inter_layer_dropout(x)
-            forward_out, _ = directions[0](x)  # (B, T, H)
-            if self.num_directions == 1:
-                x = forward_out
-                continue
-            backward_out, _ = directions[1](reverse_within_length(x, lengths))
-            x = torch.cat([forward_out, reverse_within_length(backward_out, lengths)], dim=-1)  # (B, T, 2H)
-        summary = gather_last_step(x[..., : self.hidden_size], lengths)  # (B, H)
-        if self.num_directions == 2:
-            # The backward direction has read the whole sequence when it reaches step 0.
-            summary = torch.cat([summary, x[:, 0, self.hidden_size:]], dim=-1)  # (B, 2H)
-        return x, summary
+            forward, backward = directions[0], (directions[1] if self.num_directions == 2 else None)
+            x = run_directions(lambda inputs: forward(inputs)[0],
+                               (lambda inputs: backward(inputs)[0]) if backward is not None else None, x, lengths)
+        return x, directional_summary(x, lengths, self.hidden_size, self.num_directions == 2)
+
+
+@register_model("rnn", schema=ClassicSchema, gradient_flow=True, files=("models/scratch.py",))
+@register_model("lstm", schema=ClassicSchema, gradient_flow=True, files=("models/scratch.py",))
+@register_model("gru", schema=ClassicSchema, gradient_flow=True, files=("models/scratch.py",))
+class ClassicEncoder(RecurrentEncoder):
+    """The registered form: built from the model config (``model.cell=rnn|lstm|gru``)."""
+
+    def __init__(self, input_size: int, config: ClassicSchema):
+        super().__init__(config.cell, input_size, config.hidden_size, config.num_layers, config.dropout,
+                         config.bidirectional, config.impl, config.nonlinearity, config.init, config.forget_bias)

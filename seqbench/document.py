@@ -1,0 +1,177 @@
+"""A report as a list of blocks (headings, paragraphs, tables, figures, lists), rendered once as
+Markdown (``summary.md``) and once as a self-contained HTML page (``report.html``: figures
+embedded, tables sortable by a click on a column, readable offline and attachable to an e-mail)."""
+from __future__ import annotations
+
+import base64
+import html
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Block:
+    kind: str                    # heading | text | table | figure | list | raw_markdown
+    content: object
+    level: int = 2
+    css: str = ""
+
+
+@dataclass
+class Document:
+    title: str
+    blocks: list[Block] = field(default_factory=list)
+
+    def heading(self, text: str, level: int = 2) -> None:
+        self.blocks.append(Block("heading", text, level))
+
+    def text(self, text: str, css: str = "") -> None:
+        if text:
+            self.blocks.append(Block("text", text, css=css))
+
+    def table(self, header: list[str], rows: list[list[str]], css: str = "") -> None:
+        self.blocks.append(Block("table", (header, rows), css=css))
+
+    def figure(self, path: Path, alt: str) -> None:
+        self.blocks.append(Block("figure", (Path(path), alt)))
+
+    def bullets(self, items: list[str]) -> None:
+        if items:
+            self.blocks.append(Block("list", items))
+
+    def markdown(self, text: str) -> None:
+        """Markdown from elsewhere (a search's studies table), shown as it is."""
+        self.blocks.append(Block("raw_markdown", text))
+
+    # ------------------------------------------------------------------------------ renderers
+    def to_markdown(self) -> str:
+        lines = [f"# {self.title}", ""]
+        for block in self.blocks:
+            if block.kind == "heading":
+                lines += [f"{'#' * block.level} {block.content}", ""]
+            elif block.kind == "text":
+                lines += [block.content, ""]
+            elif block.kind == "table":
+                header, rows = block.content
+                lines.append("| " + " | ".join(header) + " |")
+                lines.append("|" + "|".join(" --- " for _ in header) + "|")
+                lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+                lines.append("")
+            elif block.kind == "figure":
+                path, alt = block.content
+                lines += [f"![{alt}]({path.name})", ""]
+            elif block.kind == "list":
+                lines += [f"- {item}" for item in block.content] + [""]
+            elif block.kind == "raw_markdown":
+                lines += [block.content, ""]
+        return "\n".join(lines)
+
+    def to_html(self) -> str:
+        body = [f"<h1>{_inline(self.title)}</h1>"]
+        for block in self.blocks:
+            if block.kind == "heading":
+                level = min(6, block.level)
+                anchor = re.sub(r"[^a-z0-9]+", "-", str(block.content).lower()).strip("-")
+                body.append(f'<h{level} id="{anchor}">{_inline(block.content)}</h{level}>')
+            elif block.kind == "text":
+                body.append(f'<p class="{block.css}">{_inline(block.content)}</p>')
+            elif block.kind == "table":
+                header, rows = block.content
+                head = "".join(f"<th>{_inline(h)}</th>" for h in header)
+                cells = "".join("<tr>" + "".join(f"<td>{_inline(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+                body.append(f'<table class="sortable {block.css}"><thead><tr>{head}</tr></thead>'
+                            f"<tbody>{cells}</tbody></table>")
+            elif block.kind == "figure":
+                path, alt = block.content
+                if path.is_file():
+                    data = base64.b64encode(path.read_bytes()).decode()
+                    body.append(f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+                                f"<figcaption>{html.escape(alt)}</figcaption></figure>")
+            elif block.kind == "list":
+                body.append("<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in block.content) + "</ul>")
+            elif block.kind == "raw_markdown":
+                body.append(_markdown_to_html(block.content))
+        return _PAGE.format(title=html.escape(self.title), body="\n".join(body))
+
+
+def _inline(text) -> str:
+    """Markdown's inline marks (bold, code) as HTML; everything else escaped."""
+    escaped = html.escape(str(text))
+    escaped = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped)
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+
+
+def _markdown_to_html(text: str) -> str:
+    """Enough Markdown for the studies table: headings, pipe tables and paragraphs."""
+    out, table = [], []
+
+    def flush():
+        if table:
+            header, *rows = [row for row in table if not re.match(r"^\|\s*-", row)]
+            cells = [[c.strip() for c in row.strip().strip("|").split("|")] for row in [header, *rows]]
+            out.append('<table class="sortable"><thead><tr>' + "".join(f"<th>{_inline(c)}</th>" for c in cells[0])
+                       + "</tr></thead><tbody>" + "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row)
+                                                          + "</tr>" for row in cells[1:]) + "</tbody></table>")
+            table.clear()
+    for line in text.splitlines():
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        flush()
+        heading = re.match(r"^(#+)\s+(.*)", line)
+        if heading:
+            level = min(6, len(heading[1]) + 1)
+            out.append(f"<h{level}>{_inline(heading[2])}</h{level}>")
+        elif line.strip():
+            out.append(f"<p>{_inline(line)}</p>")
+    flush()
+    return "\n".join(out)
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body {{ font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1200px;
+       padding: 0 1em; color: #222; line-height: 1.45; }}
+h1 {{ border-bottom: 2px solid #1f4e8c; padding-bottom: .2em; }}
+h2 {{ border-bottom: 1px solid #ccc; margin-top: 2em; }}
+table {{ border-collapse: collapse; margin: 1em 0; font-size: 0.85em; display: block; overflow-x: auto; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 7px; text-align: left; white-space: nowrap; }}
+th {{ background: #eef2f7; cursor: pointer; position: sticky; top: 0; }}
+th.sorted-asc::after {{ content: " ▲"; }} th.sorted-desc::after {{ content: " ▼"; }}
+tbody tr:nth-child(even) {{ background: #fafafa; }}
+figure {{ margin: 1em 0; }} img {{ max-width: 100%; }} figcaption {{ font-size: .8em; color: #666; }}
+code {{ background: #f3f3f3; padding: 0 3px; }}
+p.verdict {{ background: #f4f8ee; border-left: 4px solid #5a8f29; padding: .5em .8em; }}
+p.warning {{ background: #fff4e5; border-left: 4px solid #d2691e; padding: .5em .8em; }}
+</style></head>
+<body>
+{body}
+<script>
+// Sort a table by the clicked column: numbers as numbers (the first number in a cell), else text.
+document.querySelectorAll("table.sortable").forEach(function (table) {{
+  table.querySelectorAll("th").forEach(function (th, column) {{
+    th.addEventListener("click", function () {{
+      var body = table.tBodies[0], rows = Array.from(body.rows);
+      var ascending = !th.classList.contains("sorted-asc");
+      table.querySelectorAll("th").forEach(function (h) {{ h.classList.remove("sorted-asc", "sorted-desc"); }});
+      th.classList.add(ascending ? "sorted-asc" : "sorted-desc");
+      function key(row) {{
+        var text = row.cells[column] ? row.cells[column].textContent : "";
+        var number = text.replace(/[\\u2212\\u2013]/g, "-").match(/-?\\d+(\\.\\d+)?(e[-+]?\\d+)?/i);
+        return number ? parseFloat(number[0]) : text.toLowerCase();
+      }}
+      rows.sort(function (a, b) {{
+        var x = key(a), y = key(b);
+        if (typeof x === typeof y) {{ return (x < y ? -1 : x > y ? 1 : 0) * (ascending ? 1 : -1); }}
+        return typeof x === "number" ? -1 : 1;
+      }});
+      rows.forEach(function (row) {{ body.appendChild(row); }});
+    }});
+  }});
+}});
+</script>
+</body></html>
+"""

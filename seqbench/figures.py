@@ -1,0 +1,172 @@
+"""The report's figures, drawn from tables already computed: every seed's test metric with the
+mean and its interval, learning curves, the metric against length for memory tasks, and the
+confusion matrices of classifiers. Labels are the tables' labels (long ones are ``name [A]`` with
+a legend in the report), fractions are shown in percent, epochs are whole numbers."""
+from __future__ import annotations
+
+import math
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+
+from .tasks import PERCENT_METRICS, POSITIVE_METRICS
+
+
+def _figure(width, height, rows=1, cols=1, **kwargs):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt, *plt.subplots(rows, cols, figsize=(width, height), **kwargs)
+
+
+def _save(plt, fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _scale(metric: str) -> float:
+    return 100.0 if metric in PERCENT_METRICS else 1.0
+
+
+def _unit(metric: str) -> str:
+    return " (%)" if metric in PERCENT_METRICS else ""
+
+
+def _wrap(label: str, width: int = 14) -> str:
+    return "\n".join(textwrap.wrap(label, width, break_long_words=True)) or label
+
+
+def _integer_epochs(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def plot_scores(runs: pd.DataFrame, table: pd.DataFrame, name: str, file_stem: str, metric: str,
+                baselines: dict[str, float], out: Path) -> Path | None:
+    """Every seed as a dot, the mean (geometric for positive error measures) as a marker with
+    its 95% interval; n under each variant's name; baselines as lines. No bars: a bar's length
+    claims a zero the axis may not show."""
+    done = table[table["n"] > 0]
+    if done.empty:
+        return None
+    positive, scale = metric in POSITIVE_METRICS, _scale(metric)
+    plt, fig, ax = _figure(max(5.5, 1.05 * len(done) + 2.5), 4.6)
+    finished = runs[runs["status"] == "done"]
+    for x, row in enumerate(done.to_dict("records")):
+        values = finished.loc[finished["config_hash"] == row["config_hash"], f"test_{metric}"].dropna()
+        ax.scatter([x] * len(values), values * scale, s=14, color="#999999", zorder=2,
+                   label="one seed" if x == 0 else None)
+        centre = math.exp(values.map(math.log).mean()) if positive and (values > 0).all() else values.mean()
+        low, high = row[f"test_{metric}_ci_low"], row[f"test_{metric}_ci_high"]
+        if not (isinstance(low, float) and math.isnan(low)):
+            ax.errorbar([x + 0.12], [centre * scale], yerr=[[(centre - low) * scale], [(high - centre) * scale]],
+                        fmt="o", color="#1f4e8c", capsize=4, zorder=3, label="mean, 95% interval" if x == 0 else None)
+        else:
+            ax.scatter([x + 0.12], [centre * scale], marker="o", color="#1f4e8c", zorder=3,
+                       label="mean (no interval)" if x == 0 else None)
+    styles = iter([("#b22222", "--"), ("#d2691e", ":"), ("#555555", "-.")])
+    for label, value in baselines.items():
+        colour, style = next(styles, ("#555555", "-."))
+        ax.axhline(value * scale, color=colour, linestyle=style, linewidth=1, label=label)
+    ax.set_xticks(range(len(done)), [f"{_wrap(m)}\nn = {n}" for m, n in zip(done["model"], done["n"])], fontsize=7,
+                  rotation=30 if len(done) > 6 else 0, ha="right" if len(done) > 6 else "center")
+    if positive:
+        ax.set_yscale("log")
+        ax.set_ylabel(f"test {metric} (log scale; marker: geometric mean)")
+    else:
+        ax.set_ylabel(f"test {metric}{_unit(metric)}")
+    ax.set_title(f"{name}: test {metric}, each seed and the mean")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    return _save(plt, fig, out / f"{file_stem}_test_{metric}.png")
+
+
+def plot_learning_curves(curves: dict[str, pd.DataFrame], name: str, file_stem: str, metric: str,
+                         out: Path) -> Path | None:
+    """Validation metric per epoch (mean over the seeds still training, band min-max), and under
+    it how many seeds each mean covers: after early stopping a mean is over fewer seeds."""
+    if not curves:
+        return None
+    scale = _scale(metric)
+    plt, fig, (ax, counts) = _figure(7.5, 5.4, rows=2, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    for label, frame in sorted(curves.items()):
+        epochs = frame.index + 1
+        line, = ax.plot(epochs, frame.mean(axis=1) * scale, marker="o", markersize=3, label=label)
+        ax.fill_between(epochs, frame.min(axis=1) * scale, frame.max(axis=1) * scale, alpha=0.15,
+                        color=line.get_color())
+        counts.step(epochs, frame.notna().sum(axis=1), where="mid", color=line.get_color())
+    ax.set_ylabel(f"validation {metric}{_unit(metric)}\n(mean; band: min-max over seeds)")
+    if metric in POSITIVE_METRICS:
+        ax.set_yscale("log")
+    ax.set_title(f"{name}: learning curves")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    counts.set_ylabel("seeds still\ntraining")
+    counts.set_xlabel("epoch")
+    counts.set_ylim(bottom=0)
+    _integer_epochs(counts)
+    from matplotlib.ticker import MaxNLocator
+    counts.yaxis.set_major_locator(MaxNLocator(integer=True))
+    return _save(plt, fig, out / f"{file_stem}_learning_curves.png")
+
+
+def plot_memory(points: dict, names: dict, lengths: list[int], baselines: dict[int, float], name: str, metric: str,
+                out: Path) -> Path:
+    """The test metric against the length T: every seed as a dot, the median as a line (outcomes
+    are often bimodal: solved or not), the baseline of a model that learns nothing."""
+    plt, fig, ax = _figure(7.5, 4.6)
+    scale = _scale(metric)
+    for key in sorted(points, key=lambda k: names[k]):
+        xs, medians, seeds = [], [], []
+        for t in lengths:
+            values = [r["test"][metric] for r in points[key].get(t, []) if metric in (r.get("test") or {})]
+            if values:
+                xs.append(t)
+                medians.append(float(pd.Series(values).median()) * scale)
+                seeds.append([v * scale for v in values])
+        line, = ax.plot(xs, medians, marker="o", label=names[key])
+        for t, values in zip(xs, seeds):
+            ax.scatter([t] * len(values), values, s=12, alpha=0.6, color=line.get_color())
+    line = [(t, b * scale) for t, b in sorted(baselines.items()) if b is not None]
+    if line:
+        ax.plot(*zip(*line), color="black", linestyle="--", linewidth=1, label="baseline (learns nothing)")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(lengths, [str(t) for t in lengths])
+    if metric in POSITIVE_METRICS:
+        ax.set_yscale("log")
+    ax.set_xlabel("length T (steps to remember across)")
+    ax.set_ylabel(f"test {metric}{_unit(metric)} (dots: seeds; line: median)")
+    ax.set_title(f"{name}: how long a span each model bridges")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return _save(plt, fig, out / f"{name}_memory_length.png")
+
+
+def plot_confusion(matrices: dict[str, pd.DataFrame], name: str, file_stem: str, out: Path) -> Path | None:
+    """One row-normalised confusion matrix per variant (pooled over its seeds)."""
+    if not matrices:
+        return None
+    count = len(matrices)
+    cols = min(3, count)
+    rows = math.ceil(count / cols)
+    classes = len(next(iter(matrices.values())))
+    size = 1.2 + 0.45 * classes
+    plt, fig, axes = _figure(cols * size + 0.5, rows * (size + 0.4), rows=rows, cols=cols, squeeze=False)
+    for ax, (label, matrix) in zip(axes.flat, matrices.items()):
+        share = matrix.div(matrix.sum(axis=1).replace(0, 1), axis=0)
+        ax.imshow(share.to_numpy(), cmap="Blues", vmin=0, vmax=1)
+        ax.set_xticks(range(len(share.columns)), share.columns, fontsize=6, rotation=90)
+        ax.set_yticks(range(len(share.index)), share.index, fontsize=6)
+        for i in range(len(share.index)):
+            for j in range(len(share.columns)):
+                value = share.iat[i, j]
+                ax.text(j, i, f"{100 * value:.0f}", ha="center", va="center", fontsize=5,
+                        color="white" if value > 0.6 else "black")
+        ax.set_title(_wrap(label, 28), fontsize=7)
+        ax.set_xlabel("predicted", fontsize=6)
+        ax.set_ylabel("true", fontsize=6)
+    for ax in list(axes.flat)[count:]:
+        ax.axis("off")
+    fig.suptitle(f"{name}: confusion matrices (% of each true class, pooled over seeds)", fontsize=9)
+    return _save(plt, fig, out / f"{file_stem}_confusion.png")

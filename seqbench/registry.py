@@ -1,0 +1,156 @@
+"""Registries of models (sequence encoders) and data sets, each entry with its config schema
+beside it, in the manner of fairseq's ``register_model`` and benchopt's one file per solver.
+
+- A model is one Python file in ``seqbench/models/`` whose encoder class is decorated with
+  ``@register_model("name", schema=...)``, plus ``conf/model/<name>.yaml``.
+- A data set is one Python file in ``seqbench/data/`` that calls ``register_dataset(...)``,
+  plus ``conf/dataset/<name>.yaml``.
+- Your own encoder, outside the package: ``model.cell=my_module.MyEncoder`` (importable from
+  the current folder); decorate it with ``@register_model`` to give it a schema of its own.
+
+Files are discovered by importing every module of ``seqbench.models`` and ``seqbench.data``:
+adding a file is enough. Cheap to import (no torch); discovery imports torch (model files
+subclass ``nn.Module``) but never Lightning, so a run can be planned before Lightning loads.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from . import SeqbenchError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+class RegistryError(SeqbenchError, ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A sequence encoder: ``cls(input_size, config)`` with ``config`` an instance of ``schema``;
+    ``forward(x (B, T, E), lengths (B,)) -> (outputs (B, T, D), summary (B, D))`` and an
+    ``output_size`` attribute (D). Outputs at real steps and the summary must not depend on
+    the padding after a sequence's length."""
+    name: str
+    schema: type
+    cls: type
+    files: tuple[Path, ...]          # the source files whose code computes a run of this model
+    bidirectional: bool = True       # False: model.bidirectional=true is refused, with `note`
+    note: str = ""                   # one line a user reads where something does not apply
+    gradient_flow: bool = False      # diagnostics.gradient_flow can rebuild its layers as scratch cells
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """A data set: ``schema`` validates its config; ``fingerprint(config)`` is the identity of
+    its input data (file contents for real data, the generator's settings for generated data;
+    cheap: no training stack); ``build(config, seed, rebuild_cache)`` gives the Lightning data
+    module (heavy imports happen there)."""
+    name: str
+    schema: type
+    task: str
+    fingerprint: Callable[[dict], str]
+    build: Callable[..., Any]
+    files: tuple[Path, ...]
+    generated: bool = False
+    # Settings that decide which test examples there are (generated data): runs that differ in
+    # one of them were scored on different examples and are never paired.
+    test_set_keys: tuple[str, ...] = ()
+    extra: dict = field(default_factory=dict)
+
+
+MODELS: dict[str, ModelEntry] = {}
+DATASETS: dict[str, DatasetEntry] = {}
+_DISCOVERED: set[str] = set()
+
+
+def _source_files(obj, extra: tuple = ()) -> tuple[Path, ...]:
+    path = Path(inspect.getsourcefile(obj)).resolve()
+    return tuple(dict.fromkeys([path, *((PACKAGE_DIR / p).resolve() for p in extra)]))
+
+
+def register_model(name: str, schema: type | None = None, *, bidirectional: bool = True, note: str = "",
+                   gradient_flow: bool = False, files: tuple = ()):
+    """Class decorator: ``@register_model("mingru", schema=MinGRUSchema)``. ``files``: other
+    source files the encoder's computation depends on (its own file is always counted)."""
+    def wrap(cls):
+        from .config import NetworkSchema
+        MODELS[name] = ModelEntry(name, schema or NetworkSchema, cls, _source_files(cls, files), bidirectional, note,
+                                  gradient_flow)
+        return cls
+    return wrap
+
+
+def register_dataset(entry: DatasetEntry) -> DatasetEntry:
+    DATASETS[entry.name] = entry
+    return entry
+
+
+def discover(package: str) -> None:
+    """Import every module of ``package`` once, so that their registrations run."""
+    if package in _DISCOVERED:
+        return
+    _DISCOVERED.add(package)
+    module = importlib.import_module(package)
+    for info in pkgutil.iter_modules(module.__path__):
+        importlib.import_module(f"{package}.{info.name}")
+
+
+def models() -> dict[str, ModelEntry]:
+    discover("seqbench.models")
+    return MODELS
+
+
+def datasets() -> dict[str, DatasetEntry]:
+    discover("seqbench.datasets")
+    return DATASETS
+
+
+def _import_dotted(path: str):
+    """``package.module.Class`` (or ``package.module:Class``), importable from the current
+    folder too: a user's own file beside the command."""
+    module_name, _, attribute = path.replace(":", ".").rpartition(".")
+    if not module_name:
+        return None
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise RegistryError(f"model.cell={path!r}: cannot import {module_name!r} ({error}); a module of your own "
+                            f"must be importable from the folder you run seqbench in") from None
+    if not hasattr(module, attribute):
+        raise RegistryError(f"model.cell={path!r}: {module_name!r} has no {attribute!r}")
+    return getattr(module, attribute)
+
+
+def model_entry(cell: str) -> ModelEntry:
+    """The registered encoder called ``cell``, or a user's class named by its dotted path."""
+    registered = models()
+    if cell in registered:
+        return registered[cell]
+    if isinstance(cell, str) and "." in cell.replace(":", "."):
+        cls = _import_dotted(cell)
+        known = next((e for e in MODELS.values() if e.cls is cls), None)
+        if known is not None:
+            return known
+        from .config import NetworkSchema
+        if not (isinstance(cls, type) and callable(getattr(cls, "forward", None))):
+            raise RegistryError(f"model.cell={cell!r} is not an encoder class (an nn.Module with forward(x, lengths))")
+        return ModelEntry(cell, NetworkSchema, cls, _source_files(cls))
+    builtin = ", ".join(sorted(registered))
+    raise RegistryError(f"unknown model cell {cell!r}; valid: {builtin}, or a dotted path to your own encoder class "
+                        f"(model.cell=my_module.MyEncoder)")
+
+
+def dataset_entry(kind: str) -> DatasetEntry:
+    registered = datasets()
+    if kind not in registered:
+        raise RegistryError(f"unknown dataset {kind!r}; valid: {', '.join(sorted(registered))}")
+    return registered[kind]

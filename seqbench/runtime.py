@@ -1,0 +1,92 @@
+"""Process-wide settings every entry point shares: where the configs are, quiet third-party
+chatter, torch threads per job, and this process's rank before any Trainer exists. Light to
+import: library modules use it instead of importing the command-line module."""
+from __future__ import annotations
+
+import os
+import signal
+import warnings
+from pathlib import Path
+
+
+class Interrupted(SystemExit):
+    """SIGTERM (preemption, scancel, kill): the run is recorded as interrupted and can resume;
+    the process exits with 128 + 15, as a shell reports a process ended by SIGTERM."""
+
+    def __init__(self):
+        super().__init__(128 + signal.SIGTERM)
+
+
+def raise_interrupted(signum, frame):
+    raise Interrupted()
+
+
+def _config_dir() -> str:
+    """Configs ship inside the package (wheel installs); a source checkout reads conf/ beside it,
+    the one the packaged copy is built from."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "conf", here.parent / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return str(candidate)
+    raise SystemExit("seqbench: its configs are missing (neither seqbench/conf nor conf/ next to the package)")
+
+
+CONFIG_DIR = _config_dir()
+
+
+def quiet_third_party() -> None:
+    """Keep normal output for seqbench's own lines: no deprecation chatter from libraries."""
+    for category in (DeprecationWarning, FutureWarning, PendingDeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists and is not empty.*")
+
+
+def quiet_lightning() -> None:
+    """Lightning sets its loggers to INFO when imported (device notices, tips, "fit stopped"):
+    keep the console for seqbench's lines; warnings still show."""
+    import logging
+    for name in ("pytorch_lightning", "lightning_fabric", "lightning", "lightning.pytorch"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def set_threads(threads: int | None = None, jobs: int | None = None) -> None:
+    """torch's threads for this job: ``threads``, else, when a launcher runs several jobs at once,
+    the cores divided among them, so that N jobs do not oversubscribe the machine."""
+    import torch
+    if not threads and isinstance(jobs, int) and jobs > 1:
+        threads = max(1, (os.cpu_count() or 1) // jobs)
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
+def process_rank() -> int:
+    """This process's global rank, read from what launchers set before any Trainer exists:
+    torchrun's ``RANK``; SLURM's ``SLURM_PROCID`` when SLURM started every process; and for
+    Lightning's own launcher (one command per node, which starts the node's other processes)
+    ``NODE_RANK`` with ``LOCAL_RANK``: a process on any node but the first is never rank 0, even
+    before Lightning has told it its rank."""
+    env = os.environ
+
+    def number(key: str) -> int | None:
+        value = env.get(key, "")
+        return int(value) if value.isdigit() else None
+
+    if number("RANK") is not None:
+        return number("RANK")
+    if number("SLURM_PROCID") is not None and (number("SLURM_NTASKS") or 1) > 1:
+        return number("SLURM_PROCID")
+    if number("JSM_NAMESPACE_RANK") is not None:
+        return number("JSM_NAMESPACE_RANK")
+    node = number("NODE_RANK") or number("GROUP_RANK") or 0
+    local = number("LOCAL_RANK") or 0
+    return node * 1_000_000 + local if node else local  # any process of a later node is > 0
+
+
+def launch_id() -> str:
+    """What all processes of one launch share (across nodes), to tell this launch's published
+    plan from an earlier one's: scheduler job ids and the rendezvous address."""
+    env = os.environ
+    keys = ("SLURM_JOB_ID", "TORCHELASTIC_RUN_ID", "LSB_JOBID", "MASTER_ADDR", "MASTER_PORT")
+    return "|".join(env.get(key, "") for key in keys)

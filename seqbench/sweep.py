@@ -1,0 +1,103 @@
+"""Hydra callbacks of a multirun, light to import (Hydra builds them before any run): how far a
+sweep has got, printed as each job ends, and the report at the end."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+
+PROGRESS_NAME = ".progress.json"
+
+
+def sweep_size(overrides: list[str]) -> int:
+    """How many jobs a basic sweep of these command-line overrides runs (the product of the
+    number of values of each swept key)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    parser = OverridesParser.create()
+    total = 1
+    for override in parser.parse_overrides(overrides):
+        if override.is_sweep_override():
+            total *= len(list(override.sweep_string_iterator()))
+    return total
+
+
+def _counts(sweep_dir: Path) -> dict[str, int]:
+    """Finished jobs of a sweep, from the records in its job folders."""
+    counts = {"done": 0, "reused": 0, "failed": 0, "other": 0}
+    for path in sweep_dir.glob("*/record.json"):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if not isinstance(record, dict):
+            continue
+        status = record.get("status")
+        if status == "done":
+            counts["reused" if record.get("reused_from") else "done"] += 1
+        elif status in ("failed", "diverged"):
+            counts["failed"] += 1
+        elif status != "running":
+            counts["other"] += 1
+    return counts
+
+
+def progress_line(sweep_dir: Path) -> str | None:
+    """``k of N runs done (reused r, failed f), about M min left``."""
+    try:
+        state = json.loads((sweep_dir / PROGRESS_NAME).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    counts = _counts(sweep_dir)
+    finished = sum(counts.values())
+    total = max(int(state["total"]), finished)
+    trained = counts["done"] + counts["failed"] + counts["other"]
+    elapsed = time.time() - float(state["started"])
+    left = ""
+    if trained and finished < total:
+        minutes = elapsed / max(finished, 1) * (total - finished) / 60
+        left = f", about {minutes:.0f} min left" if minutes >= 1 else ", under a minute left"
+    return (f"sweep: {finished} of {total} runs done (reused {counts['reused']}, failed {counts['failed']})"
+            f"{left}")
+
+
+class SweepProgress(Callback):
+    """After each job of a multirun: one line saying how far the sweep has got."""
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            total = sweep_size(list(config.hydra.overrides.task))
+        except Exception:  # a sweeper with its own way of choosing jobs: count what there is
+            total = 0
+        (sweep_dir / PROGRESS_NAME).write_text(json.dumps({"total": total, "started": time.time()}))
+
+    def on_job_end(self, config, job_return, **kwargs) -> None:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            return
+        line = progress_line(Path(HydraConfig.get().sweep.dir))
+        if line:
+            print(line, flush=True)
+
+
+class ReportAfterSweep(Callback):
+    """At the end of a multirun, write the report for its sweep folder."""
+
+    def __init__(self, out: str | None = None):
+        self.out = out
+
+    def on_multirun_end(self, config, **kwargs) -> None:
+        from . import SeqbenchError
+        from .report import build_report
+        sweep_dir = Path(config.hydra.sweep.dir)
+        out = Path(self.out) if self.out else sweep_dir / "report"
+        try:
+            build_report([sweep_dir], out, command="seqbench -m " + " ".join(config.hydra.overrides.task))
+            print(f"report: {out / 'summary.md'} and {out / 'report.html'}")
+        except SeqbenchError as error:
+            print(f"no report: {error}", file=sys.stderr)

@@ -1,0 +1,245 @@
+"""Training one planned run (Fresh or Resume), step by step: open its record, build the data,
+the model and the trainer, fit, test once with the best checkpoint, save the predictions, close
+the record. Imported only when a run trains (it loads Lightning)."""
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+
+from . import SeqbenchError
+from .data.declare import DataSpec, build_datamodule
+from .plan import CHECKPOINT_DIR, Claim, Fresh, Resume, set_aside
+from .record import RECORD_NAME, atomic_write, current_rss_mb, peak_memory_mb
+from .run import PREDICTIONS_NAME, Prepared, base_record, copy_beside, save_record, variant_name
+from .runtime import Interrupted, quiet_lightning
+from .training import RecordWriter, RunStatistics, SequenceTask, StepScalars, TrainingDiverged, best_epoch, build_task
+
+log = logging.getLogger(__name__)
+
+# One cheap data loader is faster than worker processes on small CPUs; this advice is noise here.
+warnings.filterwarnings("ignore", ".*does not have many workers.*")
+quiet_lightning()  # after Lightning's import, which sets its loggers to INFO
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temporary file and renamed into place: a full disk or a kill
+    during the write leaves the previous good checkpoint, never a truncated one. A write that
+    fails (full disk, read-only folder) is one line naming the folder and the fix."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None):
+        try:
+            atomic_write(path, lambda stream: torch.save(checkpoint, stream))
+        except OSError as error:
+            raise SeqbenchError(f"cannot write the checkpoint {path}: {error.strerror or error}. Free some disk "
+                                f"space or choose another folder with paths.output_root=PATH; the previous "
+                                f"checkpoint is kept") from None
+
+
+def run_name(cfg: DictConfig, tags: dict | None = None) -> str:
+    """Readable name of a run in TensorBoard and trackers: variant, data set, seed (impl when not
+    native, the trial number for a search trial)."""
+    impl = cfg.model.get("impl", "native") or "native"
+    name = f"{variant_name(cfg)}{'' if impl == 'native' else '_' + impl}_{cfg.dataset.name}_s{cfg.seed}"
+    trial = (tags or {}).get("search", {}).get("trial")
+    return f"{name}_trial{trial:03d}" if trial is not None else name
+
+
+# ------------------------------------------------------------------------------------ builders
+def dashboard_callbacks(cfg: DictConfig, task: SequenceTask, datamodule) -> list[pl.Callback]:
+    from .dashboards import AttentionSnapshots, GradientFlowSnapshot, SignalSnapshot, pick_examples
+    callbacks: list[pl.Callback] = [LearningRateMonitor(logging_interval="epoch"), GradientFlowSnapshot()]
+    spec = datamodule.spec
+    if spec.vocabulary and task.net.attention is not None and hasattr(datamodule, "val_set"):
+        callbacks.append(AttentionSnapshots(pick_examples(datamodule.val_set), list(spec.vocabulary),
+                                            list(spec.label_names)))
+    if getattr(datamodule, "name", None) == "sincos":
+        callbacks.append(SignalSnapshot(datamodule.sets["test"][list(range(3))], cfg.dataset.warmup_steps))
+    return callbacks
+
+
+def build_trainer(cfg: DictConfig, task: SequenceTask, datamodule, output_dir: Path, stats: RunStatistics,
+                  record_writer: RecordWriter | None = None, extra_callbacks: list | None = None,
+                  tensorboard_root: Path | None = None, name: str | None = None) -> tuple[pl.Trainer, ModelCheckpoint]:
+    from .console import console_callbacks, make_logger
+    # last.ckpt after every epoch: an interrupted run resumes from it (see plan()). The folder
+    # belongs to this run alone, so names are fixed (no "-v1" copies beside an older run's files).
+    checkpoint = ModelCheckpoint(dirpath=output_dir / CHECKPOINT_DIR, filename="best", monitor=task.monitor,
+                                 mode=task.monitor_mode, save_top_k=1, save_last=True, enable_version_counter=False)
+    stopping = EarlyStopping(monitor=task.monitor, mode=task.monitor_mode, patience=cfg.trainer.patience)
+    options = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
+               if k not in ("patience", "divergence_check_every_n_steps") and v is not None}
+    if getattr(datamodule, "fresh_train", False):
+        options["reload_dataloaders_every_n_epochs"] = 1  # a new training set every epoch
+    logger = make_logger(cfg, name or run_name(cfg), tensorboard_root or output_dir / "tensorboard", output_dir)
+    console, options = console_callbacks(options, stats)
+    # Lightning runs plain callbacks in this order (the console line after the statistics it
+    # prints), then the Checkpoint ones in theirs: ModelCheckpoint writes last.ckpt, then the
+    # RecordWriter writes the record.
+    all_callbacks = [stopping, StepScalars(), *dashboard_callbacks(cfg, task, datamodule), stats, *console,
+                     *(extra_callbacks or []),
+                     checkpoint, *([record_writer] if record_writer else [])]
+    return pl.Trainer(callbacks=all_callbacks, logger=logger, default_root_dir=str(output_dir),
+                      enable_model_summary=False, plugins=[AtomicCheckpointIO()], **options), checkpoint
+
+
+def save_predictions(path: Path, batches: list[dict], spec: DataSpec) -> None:
+    """Per-example test predictions beside the record: one row per test example, in the order
+    of the test split (``index``), for paired comparisons between variants."""
+    import pandas as pd
+    columns: dict[str, list] = {}
+    for batch in batches:
+        for name, values in batch.items():
+            if name == "probabilities":
+                for k, label in enumerate(spec.label_names or range(values.size(1))):
+                    columns.setdefault(f"p_{label}", []).extend(values[:, k].tolist())
+            else:
+                columns.setdefault(name, []).extend(values.tolist())
+    frame = pd.DataFrame(columns).sort_values("index", kind="stable")
+    if spec.label_names and spec.task == "classification":
+        if "target" in frame:
+            frame["target_label"] = [spec.label_names[int(i)] for i in frame["target"]]
+        frame["predicted_label"] = [spec.label_names[int(i)] for i in frame["predicted"]]
+    atomic_write(path, lambda stream: stream.write(frame.to_csv(index=False).encode()))
+
+
+# ------------------------------------------------------------------------------------ the run
+class _RecordKeeper:
+    """The record of one run and where it is written: its own folder, and in a sweep whose job
+    folder is elsewhere (a resume in an older folder) a copy there too."""
+
+    def __init__(self, prepared: Prepared, decision: Fresh | Resume, job_dir: Path, in_sweep: bool, rank_zero: bool,
+                 tags: dict):
+        self.record = {**base_record(prepared), **tags}
+        self.output_dir = decision.output_dir
+        if isinstance(decision, Resume):
+            previous = decision.previous
+            self.record["resumed"] = int(previous.get("resumed", 0)) + 1
+            self.record["started"] = previous.get("started", self.record["started"])
+        self.record["plan"] = {"decision": type(decision).__name__.lower(), "reason": decision.reason}
+        self.record["output_dir"] = str(self.output_dir)
+        self.path = self.output_dir / RECORD_NAME
+        self.job_dir = job_dir if in_sweep and job_dir.resolve() != self.output_dir.resolve() else None
+        self.rank_zero = rank_zero
+
+    def save(self, current: dict | None = None) -> None:
+        if self.rank_zero:
+            save_record(self.path, current if current is not None else self.record)
+
+    def close(self) -> None:
+        """The last write; a sweep's job folder gets its copy (with the predictions)."""
+        self.save()
+        if self.rank_zero and self.job_dir is not None:
+            copy_beside(self.record, self.path, self.job_dir)
+
+
+def _fresh_folder(output_dir: Path) -> None:
+    """A fresh run of this identity in a folder that already has its checkpoints (force=true, a
+    debug run again, a set-aside unreadable checkpoint): the old ones are set aside, never mixed in."""
+    checkpoints = output_dir / CHECKPOINT_DIR
+    if checkpoints.is_dir() and any(checkpoints.iterdir()):
+        set_aside(checkpoints, "holds checkpoints of an earlier attempt at this run; this fresh run starts its own")
+
+
+def execute(prepared: Prepared, decision: Fresh | Resume, job_dir: Path, tensorboard_root, rank_zero: bool,
+            in_sweep: bool, evaluate_test: bool, extra_callbacks: list, tags: dict, claim: Claim | None) -> dict:
+    cfg = prepared.cfg
+    keeper = _RecordKeeper(prepared, decision, Path(job_dir), in_sweep, rank_zero, tags)
+    record, output_dir = keeper.record, keeper.output_dir
+    resume_from = decision.checkpoint if isinstance(decision, Resume) else None
+    if rank_zero and isinstance(decision, Fresh):
+        _fresh_folder(output_dir)
+    if claim is not None:
+        claim.move_to(output_dir)
+    keeper.save()  # a run killed from here on leaves "running", never "done"
+    started = time.perf_counter()
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    stats = RunStatistics()
+    rss_at_start = current_rss_mb()
+    task = trainer = None
+    try:
+        pl.seed_everything(cfg.seed, workers=True, verbose=False)
+        datamodule = build_datamodule(prepared.config["dataset"], cfg.seed, bool(cfg.get("force", False)),
+                                      prepared.located)
+        datamodule.setup()
+        spec = datamodule.spec
+        record.update(task=spec.task, metric=spec.metric, metric_mode=spec.metric_mode,
+                      examples=datamodule.example_counts(), label_names=list(spec.label_names))
+        if spec.baselines:
+            record["baselines"] = spec.baselines
+        task = build_task(prepared.config, prepared.network, spec, metadata={
+            "model": variant_name(cfg), "dataset": cfg.dataset.name, "run_key": prepared.identity.key,
+            "config_hash": prepared.identity.config_hash, "data_fingerprint": prepared.identity.data})
+        record["params"] = sum(p.numel() for p in task.net.parameters())
+        writer = RecordWriter(keeper.save, record, stats)
+        trainer, checkpoint = build_trainer(cfg, task, datamodule, output_dir, stats, writer, extra_callbacks,
+                                            Path(tensorboard_root) if tensorboard_root else None,
+                                            run_name(cfg, tags))
+        record["precision"] = str(trainer.precision)  # what ran (Lightning may change it, e.g. 16 on a CPU)
+        from .dashboards import start_logging
+        start_logging(trainer, record)
+        trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+        _record_fit(record, stats, task, trainer, checkpoint)
+        if evaluate_test:
+            _test_once(record, task, trainer, datamodule, checkpoint, output_dir, spec, rank_zero)
+        record["status"] = "done"
+        record["tensorboard"] = getattr(trainer.logger, "log_dir", None)
+    except TrainingDiverged as error:
+        record.update(status="diverged", error=str(error))
+        log.error("run diverged: %s", error)
+    except (Interrupted, KeyboardInterrupt, SystemExit) as error:
+        # SIGTERM (Lightning's own SIGTERMException too), Ctrl-C: resumable, not a failure of the run.
+        record.update(status="interrupted", error=f"{type(error).__name__}: interrupted; run the same command "
+                                                  f"again to resume from the last finished epoch")
+        raise
+    except BaseException as error:
+        record.update(status="failed", error=f"{type(error).__name__}: {error}",
+                      traceback=traceback.format_exc(limit=20))
+        raise
+    finally:
+        device = task.device if task is not None else torch.device("cpu")
+        memory, memory_kind = peak_memory_mb(device, max(stats.peak_rss_mb, current_rss_mb()))
+        record.update(stats.as_record_fields(), peak_memory_mb=memory, peak_memory_kind=memory_kind,
+                      rss_at_start_mb=rss_at_start, wall_seconds=time.perf_counter() - started,
+                      finished=datetime.now(timezone.utc).isoformat())
+        keeper.close()
+    if trainer is not None:
+        from .dashboards import finish_logging
+        finish_logging(trainer, record, keeper.path)
+    return record
+
+
+def _record_fit(record: dict, stats: RunStatistics, task: SequenceTask, trainer: pl.Trainer,
+                checkpoint: ModelCheckpoint) -> None:
+    record.update(stats.as_record_fields())
+    record["val_best"] = ({task.monitor.removeprefix("val/"): float(checkpoint.best_model_score)}
+                          if checkpoint.best_model_score is not None else {})
+    record["best_checkpoint"] = checkpoint.best_model_path or None
+    record["best_epoch"] = best_epoch(stats.history, task.monitor, task.monitor_mode)
+    record["world_size"] = trainer.world_size
+
+
+def _test_once(record: dict, task: SequenceTask, trainer: pl.Trainer, datamodule, checkpoint: ModelCheckpoint,
+               output_dir: Path, spec: DataSpec, rank_zero: bool) -> None:
+    """The test split is read once, here, with the best checkpoint (a debug run without
+    checkpoints tests the weights it ends with, and says so)."""
+    best_path = checkpoint.best_model_path or None
+    task.collect_predictions = rank_zero and trainer.world_size == 1
+    test_metrics = trainer.test(task, datamodule=datamodule, ckpt_path=best_path, verbose=False,
+                                weights_only=True)[0]
+    record["tested_weights"] = "best" if best_path else "last"
+    record["test"] = {k.removeprefix("test/"): v for k, v in test_metrics.items() if k != "test/loss"}
+    record["test_loss"] = test_metrics.get("test/loss")
+    if task.predictions and rank_zero:
+        record["predictions"] = PREDICTIONS_NAME
+        save_predictions(output_dir / PREDICTIONS_NAME, task.predictions, spec)
