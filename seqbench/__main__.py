@@ -19,7 +19,8 @@ from omegaconf import DictConfig
 
 from . import SeqbenchError
 from .names import register_resolvers
-from .runtime import CONFIG_DIR, Interrupted, quiet_third_party, raise_interrupted, set_threads
+from .runtime import (CONFIG_DIR, Interrupted, debugging, describe_os_error, quiet_third_party, raise_interrupted,
+                      set_threads)
 
 SUBCOMMANDS = {
     "report": ("seqbench.report", "comparison tables, plots and the statistical verdict from run records"),
@@ -116,17 +117,27 @@ def main(cfg: DictConfig) -> float | None:
         if isinstance(error, Interrupted) or type(error).__name__ == "SIGTERMException":
             sys.exit(Interrupted().code)  # 143, as for a process ended by SIGTERM
         sys.exit(130 if isinstance(error, KeyboardInterrupt) else (error.code or 1))
-    except Exception:
-        written = _record_path_if_written(output_dir)
-        if not in_sweep:
-            if written:
-                print(f"record: {written}")
+    except OSError as error:
+        # The file system at the edges (output folders, claims, checkpoints, records): one line.
+        print(f"error: {describe_os_error(error)}", file=sys.stderr)
+        if debugging():
             raise
-        # In a sweep the other runs go on; this one's record says "failed" and why.
-        import traceback
-        traceback.print_exc()
+        if not in_sweep:
+            sys.exit(2)
+        return None
+    except Exception as error:
+        written = _record_path_if_written(output_dir)
+        # In a sweep the other runs go on; this one's record says "failed", why, and the traceback.
+        first = (str(error).strip().splitlines() or [""])[0][:300]
+        print(f"error: the run failed: {type(error).__name__}: {first}"
+              + (f" (the traceback is in {written}; HYDRA_FULL_ERROR=1 prints it)" if written else
+                 " (HYDRA_FULL_ERROR=1 prints the traceback)"), file=sys.stderr)
+        if debugging():
+            raise
         if written:
             print(f"record: {written}")
+        if not in_sweep:
+            sys.exit(1)
         return None
     for line in report_line(record):
         print(line)
@@ -139,6 +150,80 @@ def main(cfg: DictConfig) -> float | None:
     return float(value) if value is not None else None
 
 
+def preflight(argv: list[str]) -> str | None:
+    """What Hydra itself would stop on with a traceback, said in one line instead (None: all
+    good): a config group option or key that does not exist, and output folders that cannot be
+    written (a file on the way, a read-only or pseudo file system). Composes the config as the run
+    will (the first job of a sweep), before any run starts."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+    flags = {"-m", "--multirun"}
+    if any(a.startswith("-") and a not in flags for a in argv):
+        return None  # --help, --cfg, -sc, --config-dir...: Hydra's own business
+    overrides = [a for a in argv if a not in flags]
+    multirun = len(overrides) != len(argv)
+    try:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        values = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] if o.is_sweep_override()
+                  else [o.input_line] for o in parsed]
+        first = [options[0] for options in values]
+        # Every value of every swept key once (with the first of the others), not every combination.
+        trials = [first] + [first[:i] + [option] + first[i + 1:] for i, options in enumerate(values)
+                            for option in options[1:]]
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            for trial in trials:
+                cfg = compose(config_name="config", overrides=trial, return_hydra_config=True)
+            cfg = compose(config_name="config", overrides=first, return_hydra_config=True)
+        folders = [cfg.paths.output_root, cfg.hydra.sweep.dir if multirun or cfg.hydra.mode == RunMode.MULTIRUN
+                   else cfg.hydra.run.dir]
+    except (HydraException, OmegaConfBaseException) as error:
+        return _composition_error(error)
+    for folder in folders:
+        problem = _unwritable(Path(str(folder)))
+        if problem:
+            return problem
+    return None
+
+
+def _composition_error(error: Exception) -> str:
+    """Hydra's composition errors, each in one line: an unknown group option lists the valid ones."""
+    import re
+    text = str(error)
+    missing = re.search(r"Could not find '(\w+)/([^']+)'", text)
+    if missing:
+        group, name = missing[1], missing[2]
+        options = sorted(p.stem for p in Path(CONFIG_DIR, group).glob("*.yaml"))
+        return f"unknown {group} {name!r}; valid: {', '.join(options)}"
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith(("\t", "    "))]
+    return " ".join(lines[:2])
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why ``folder`` (or the folders to be made on the way to it) cannot be written, or None."""
+    import tempfile
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        where = "" if existing == folder else f" on the way to {folder}"
+        return (f"{existing} is a file{where}, and a folder is needed there; choose another folder "
+                f"(paths.output_root=PATH or hydra.run.dir=PATH)")
+    try:
+        existing.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+        if existing != folder:  # a folder that must be made: can it be?
+            probe = Path(tempfile.mkdtemp(dir=existing, prefix=".seqbench-probe-"))
+            probe.rmdir()
+    except OSError as error:
+        error.filename = str(folder)
+        return f"cannot make or write the output folder {describe_os_error(error)}"
+    return None
+
+
 def cli() -> None:
     """The ``seqbench`` console command: a tool's name first dispatches to it, anything else is a run."""
     if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
@@ -148,6 +233,11 @@ def cli() -> None:
         module.main()
         return
     register_resolvers()
+    if not debugging(sys.argv[1:]):
+        problem = preflight(sys.argv[1:])
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            sys.exit(2)
     main()
 
 

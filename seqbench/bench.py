@@ -42,6 +42,7 @@ from .data.text import PAD_ID, EncodedTexts, TextSettings
 from .models import RecurrentNet, network_config
 from .registry import dataset_entry
 from .record import describe_hardware, hardware, versions
+from .runtime import entry_point
 
 CLIP = 1.0
 
@@ -265,6 +266,7 @@ def format_rows(workload: Workload, results: dict[str, dict]) -> list[str]:
     return lines
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="seqbench bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

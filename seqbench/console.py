@@ -44,6 +44,33 @@ class EpochLines(pl.Callback):
                  last.get("validation_seconds") or 0.0)
 
 
+class ProgressBar(pl.callbacks.TQDMProgressBar):
+    """Lightning's bar with what a person watches for: the training loss (read every refresh, so
+    no device synchronisation per step) and the last validation value of the metric that picks the
+    best epoch."""
+
+    def __init__(self, refresh_rate: int = 10):
+        super().__init__(refresh_rate=refresh_rate)
+        self.last_loss: float | None = None
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_index):
+        if batch_index % max(self.refresh_rate, 1) == 0:
+            loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+            if loss is not None:
+                self.last_loss = float(loss)
+        super().on_train_batch_end(trainer, module, outputs, batch, batch_index)
+
+    def get_metrics(self, trainer, module) -> dict:
+        items = {k: v for k, v in super().get_metrics(trainer, module).items() if k != "v_num"}
+        if self.last_loss is not None:
+            items["loss"] = _format(self.last_loss)
+        monitor = getattr(module, "monitor", None)
+        value = trainer.callback_metrics.get(monitor) if monitor else None
+        if value is not None:
+            items[monitor.replace("/", " ")] = _format(float(value))
+        return items
+
+
 def wants_progress_bar(requested: bool) -> bool:
     """A live bar only where someone watches it: a terminal."""
     return bool(requested) and sys.stdout.isatty()
@@ -52,7 +79,7 @@ def wants_progress_bar(requested: bool) -> bool:
 def console_callbacks(options: dict, statistics) -> tuple[list[pl.Callback], dict]:
     options = dict(options)
     options["enable_progress_bar"] = wants_progress_bar(options.get("enable_progress_bar", True))
-    extra = [] if options["enable_progress_bar"] else [EpochLines(statistics)]
+    extra = [ProgressBar()] if options["enable_progress_bar"] else [EpochLines(statistics)]
     return extra, options
 
 

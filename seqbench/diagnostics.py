@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from .models.scratch import ScratchRecurrentLayer
+from .runtime import entry_point
 
 
 def gradient_flow(cell: str, input_size: int = 16, hidden_size: int = 64, steps: int = 100, batch: int = 32,
@@ -135,6 +136,7 @@ def trained_figure(results: list[tuple[str, torch.Tensor, torch.Tensor]]):
     return fig
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="seqbench diagnostics", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from . import SeqbenchError
+from .runtime import entry_point
 from .explain import find_checkpoint, load_checkpoint
 
 
@@ -88,8 +89,14 @@ def evaluate(run: str | Path, overrides: list[str] | None = None, file: str | No
     record = _record_of(run, checkpoint_path)
     config = _config(record, overrides or [])
     spec = DataSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["spec"].items()})
+    if out is not None and Path(out).exists() and not Path(out).is_dir():
+        raise SeqbenchError(f"--out {out} is a file; give a folder (it will hold metrics.json and predictions.csv)")
     task = build_task(config, network_config(OmegaConf.to_container(config.model, resolve=True)), spec)
-    task.load_state_dict(checkpoint["state_dict"])
+    try:
+        task.load_state_dict(checkpoint["state_dict"])
+    except (RuntimeError, KeyError) as error:
+        raise SeqbenchError(f"{checkpoint_path} does not fit the model its run folder's record describes (a checkpoint "
+                            f"of another run copied here?): {str(error).splitlines()[0][:200]}") from None
     task.eval()
     where = f"file {file}" if file else f"{config.dataset.name} test split"
     if file:
@@ -109,6 +116,12 @@ def evaluate(run: str | Path, overrides: list[str] | None = None, file: str | No
     else:
         datamodule = build_datamodule(OmegaConf.to_container(config.dataset, resolve=True), int(config.seed))
         datamodule.setup()
+        if datamodule.spec.task != spec.task or bool(spec.vocabulary) != bool(datamodule.spec.vocabulary):
+            raise SeqbenchError(f"this model was trained on {meta.get('dataset')} ({spec.task.replace('_', ' ')}, "
+                                f"{'text' if spec.vocabulary else 'signals'}); dataset={config.dataset.name} poses "
+                                f"{datamodule.spec.task.replace('_', ' ')} on "
+                                f"{'text' if datamodule.spec.vocabulary else 'signals'}: evaluate it on a data set of "
+                                f"its own kind")
         if spec.vocabulary and tuple(datamodule.spec.vocabulary) != tuple(spec.vocabulary):
             batches = _reencoded_test(datamodule, spec)
         else:
@@ -124,6 +137,11 @@ def evaluate(run: str | Path, overrides: list[str] | None = None, file: str | No
                 metrics.update(predictions, targets)
             task.predictions.append({k: v.detach().cpu() for k, v in task.example_predictions(batch).items()})
     result = {k.removeprefix("test/"): float(v) for k, v in metrics.compute().items()} if has_targets else {}
+    if has_targets and spec.task == "per_step_classification":  # its primary metric is logged, not a metric object
+        with torch.no_grad():
+            losses = [(float(task._loss(task.net(b["inputs"], b["lengths"])[0], b)), int(b["lengths"].sum()))
+                      for b in batches]
+        result = {"ce": sum(loss * steps for loss, steps in losses) / sum(steps for _, steps in losses), **result}
     out = Path(out) if out else (checkpoint_path.parent.parent / "eval" /
                                  f"{Path(file).stem if file else config.dataset.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     out.mkdir(parents=True, exist_ok=True)
@@ -170,6 +188,7 @@ def _texts_only(path: Path, text_column: str) -> tuple[list[str], None]:
     return texts, None
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="seqbench eval", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

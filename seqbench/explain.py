@@ -14,6 +14,7 @@ import torch
 from . import SeqbenchError
 from .data.text import UNK_ID, Vocabulary, tokenize
 from .models import RecurrentNet, network_config
+from .runtime import entry_point
 
 
 @dataclass
@@ -128,6 +129,7 @@ def render(explanation: Explanation, colour: bool) -> str:
     return "\n".join(lines)
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m seqbench.explain", description=__doc__)
     parser.add_argument("checkpoint", help="a .ckpt file or a run folder")

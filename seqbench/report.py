@@ -26,6 +26,7 @@ from .record import MEMORY_KINDS, describe_hardware, short_hash
 from .results import (TEST_SET_KEYS, VariantLabels, _natural, budget_words, data_key, data_labels, learning_curves,
                       load_records, long_table, slug, summary_table, test_set_key, variant_labels)
 from .tasks import PERCENT_METRICS, POSITIVE_METRICS, TaskKind, format_metric, task_of
+from .runtime import entry_point
 
 log = logging.getLogger(__name__)
 
@@ -624,6 +625,7 @@ def write_tables(section: DataSection, out: Path) -> None:
         pd.DataFrame(long).to_csv(out / f"confusion_{section.stem}.csv", index=False)
 
 
+@entry_point
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="seqbench report", description=__doc__)
     parser.add_argument("folders", nargs="*", default=["outputs"], help="folders searched for record.json")

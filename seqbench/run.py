@@ -47,9 +47,16 @@ class Prepared:
     identity: Identity
 
 
+# Dataset keys that are paths: recorded absolute, so a run can be evaluated again from anywhere.
+PATH_KEYS = ("train", "val", "test", "root", "cache_dir")
+
+
 def prepare(cfg: DictConfig) -> Prepared:
     config = OmegaConf.to_container(cfg, resolve=True)
     check_config(config)  # one line, before any data is read
+    for key in PATH_KEYS:
+        if isinstance(config["dataset"].get(key), str):
+            config["dataset"][key] = str(Path(config["dataset"][key]).expanduser().resolve())
     network = network_config(config["model"])
     entry = dataset_entry(dataset_kind(config["dataset"]))
     located = entry.fingerprint(config["dataset"])  # finds (downloads, verifies) the input files

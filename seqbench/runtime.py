@@ -90,3 +90,69 @@ def launch_id() -> str:
     env = os.environ
     keys = ("SLURM_JOB_ID", "TORCHELASTIC_RUN_ID", "LSB_JOBID", "MASTER_ADDR", "MASTER_PORT")
     return "|".join(env.get(key, "") for key in keys)
+
+
+# ------------------------------------------------------------------------------ errors at the edges
+def describe_os_error(error: OSError) -> str:
+    """One line for a file-system error: the path, what went wrong, what to do."""
+    import errno
+    path = error.filename or ""
+    reason = error.strerror or str(error)
+    fixes = {errno.EACCES: "make it writable or choose another folder (paths.output_root=PATH, --out DIR)",
+             errno.EPERM: "make it writable or choose another folder (paths.output_root=PATH, --out DIR)",
+             errno.EROFS: "the file system is read-only: choose another folder (paths.output_root=PATH, --out DIR)",
+             errno.ENOSPC: "the disk is full: free some space, or choose a folder on another disk",
+             errno.ENOTDIR: "a file stands where a folder is needed: choose another path",
+             errno.EEXIST: "a file stands where a folder is needed: choose another path",
+             errno.ENOENT: "a folder on the way does not exist and cannot be made there: choose another path",
+             errno.EISDIR: "a folder stands where a file is needed: choose another path"}
+    fix = fixes.get(error.errno, "check the path")
+    return f"{path}: {reason}; {fix}" if path else f"{reason}; {fix}"
+
+
+def debugging(argv: list[str] | None = None) -> bool:
+    """Tracebacks wanted: ``--debug`` on the command line, or HYDRA_FULL_ERROR=1 / SEQBENCH_DEBUG=1."""
+    return ("--debug" in (argv if argv is not None else [])
+            or os.environ.get("HYDRA_FULL_ERROR") == "1" or os.environ.get("SEQBENCH_DEBUG") == "1")
+
+
+def entry_point(main):
+    """Wrap a command's ``main(argv)``: a user's error (``SeqbenchError``, a file-system error)
+    ends in one line on stderr and exit 2; Ctrl-C in exit 130; anything else in one line naming
+    it and exit 1. ``--debug`` (or HYDRA_FULL_ERROR=1) shows the traceback instead."""
+    import functools
+    import sys
+
+    @functools.wraps(main)
+    def wrapped(argv: list[str] | None = None):
+        from . import SeqbenchError
+        argv = list(sys.argv[1:] if argv is None else argv)
+        debug = debugging(argv)
+        argv = [a for a in argv if a != "--debug"]
+        try:
+            return main(argv)
+        except SystemExit:
+            raise
+        except KeyboardInterrupt:
+            if debug:
+                raise
+            print("interrupted", file=sys.stderr)
+            sys.exit(130)
+        except SeqbenchError as error:
+            if debug:
+                raise
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+        except OSError as error:
+            if debug:
+                raise
+            print(f"error: {describe_os_error(error)}", file=sys.stderr)
+            sys.exit(2)
+        except Exception as error:  # a bug: say what, and how to see more
+            if debug:
+                raise
+            first = (str(error).strip().splitlines() or [""])[0][:300]
+            print(f"error: unexpected {type(error).__name__}: {first} (run again with --debug for the traceback)",
+                  file=sys.stderr)
+            sys.exit(1)
+    return wrapped

@@ -4,21 +4,32 @@ model variant, then retraining over seeds and a report with tuned beside default
 The protocol (Melis et al. 2018; Lucic et al. 2018: rankings change once every model gets the
 same tuning budget):
 
-1. For each variant, an Optuna study (one per data set and variant, in one database) runs the
-   same number of trials over the same search space (the keys that apply to the variant),
-   written in Hydra's override syntax in ``conf/hparams_search/<name>.yaml``:
-   ``optimizer.lr: tag(log, interval(1e-4, 1e-2))``, ``model.hidden_size: choice(64, 128, 256)``.
-   The objective is always the best *validation* metric of a seqbench run (seed
-   ``search_seed``); the test split is never read. A seeded TPE sampler, the same seed for every
-   variant; hopeless trials are pruned on the per-epoch validation metric (median rule).
-2. The study lives in a database: SQLite in the output folder by default, or any SQL URL Optuna
-   accepts (``hparams_search.storage=postgresql://...``), so several workers can share it. A
-   killed search resumes where it stopped: trials the killed process left running are marked
-   failed and asked again with the same parameters (whose seqbench run resumes from its last
-   checkpoint); finished trials are never lost, and only finished or pruned trials count against
-   the budget.
-3. Each variant's best configuration is retrained over ``retrain_seeds`` (seeds the search did
-   not use) and tested once; the report sets the tuned figures beside the default ones.
+1. The search space (``conf/hparams_search/<name>.yaml``, in Hydra's override syntax:
+   ``optimizer.lr: tag(log, interval(1e-4, 1e-2))``, ``model.hidden_size: choice(64, 128, 256)``)
+   is checked before anything runs: unknown keys (with the nearest valid one), an empty space,
+   reversed or non-positive log intervals, ``trials < 1`` are one line and exit 2.
+2. For each variant, an Optuna study runs the same number of *distinct, finished* trials over the
+   same space (the keys that apply to the variant). A study's identity is the data (name and file
+   fingerprint), the variant's base config, the space itself and the budget settings: a changed
+   space or other data is a new study, never a continuation of an old one. The objective is always
+   the best *validation* metric of a seqbench run (seed ``search_seed``); the test split is never
+   read. A seeded TPE sampler (the same seed for every variant: every variant starts from the same
+   random points; at most a third of the trials are random startup trials); hopeless trials are
+   pruned on the per-epoch validation metric (median rule). Optionally an equal-compute budget
+   (``budget_epochs``: epochs summed over trials) beside the trial count; the report says which
+   bound each study.
+3. A study lives in a database (SQLite in the search folder by default, or any SQL URL Optuna
+   accepts), and one process at a time works on it (a lock beside it; a second search waits). A
+   killed search resumes: a trial left running by a dead process is failed and asked again with
+   its own parameters (its seqbench run resumes from its checkpoint), never counted twice;
+   proposals equal to a finished trial are not run again; failures count against
+   ``max_failed_trials`` and a variant that reaches it is reported as failed, never "tuned".
+4. Each variant's best configuration is retrained over ``retrain_seeds`` (by default the seeds of
+   the default grid, so tuned and default runs pair up) into folders keyed by the study, and tested
+   once; the report sets the tuned figures beside the default ones. Optuna's own plots
+   (optimisation history, parameter importances, slices) are written beside ``studies.md``.
+5. SIGINT/SIGTERM stop the search cleanly: what finished is reported, the command says how to
+   resume, and it exits 130/143.
 
 Why Optuna directly (through Hydra's compose API) and not Hydra's optuna sweeper plugin: the
 plugin (1.3.0) pins optuna<3, and its sweeper runs one study per command line; here each
@@ -28,46 +39,82 @@ and resumption of killed trials, which a current Optuna's ask/tell interface giv
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
 import math
 import os
+import signal
+import socket
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from . import SeqbenchError
+from .runtime import Interrupted, entry_point, raise_interrupted
 
 log = logging.getLogger(__name__)
 COUNTED = ("COMPLETE", "PRUNED")  # trial states that use up the budget
+DUPLICATES_BEFORE_GIVING_UP = 25   # a safety net: repeats are replaced by untried points (see _untried)
+
+
+class SearchSpaceError(SeqbenchError):
+    pass
 
 
 # ------------------------------------------------------------------------------ search spaces
 def distributions(space: dict) -> dict:
     """Hydra override syntax -> Optuna distributions: ``choice(...)`` -> categorical,
     ``interval(a, b)`` -> float (int when both ends are ints), ``range(a, b[, step])`` -> int,
-    ``tag(log, ...)`` -> log scale."""
+    ``tag(log, ...)`` -> log scale. A malformed, reversed, empty or non-positive log range is a
+    ``SearchSpaceError`` naming the key."""
     import optuna
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
+    from hydra.errors import HydraException
     parser = OverridesParser.create()
     out = {}
-    for key, text in space.items():
-        value = parser.parse_override(f"{key}={text}").value()
+    for key, text in flatten_space(space).items():
+        where = f"hparams_search.space.{key}={text!r}"
+        try:
+            value = parser.parse_override(f"{key}={text}").value()
+        except HydraException as error:
+            raise SearchSpaceError(f"{where}: not Hydra's override syntax ({str(error).splitlines()[0]}); use "
+                                   f"choice(...), interval(a, b), range(a, b) or tag(log, interval(a, b))") from None
         log_scale = "log" in getattr(value, "tags", set())
         if isinstance(value, ChoiceSweep):
+            if not value.list:
+                raise SearchSpaceError(f"{where}: an empty choice")
             out[key] = optuna.distributions.CategoricalDistribution(list(value.list))
         elif isinstance(value, RangeSweep):
+            if value.stop <= value.start:
+                raise SearchSpaceError(f"{where}: the range is empty (its end must be above its start)")
             out[key] = optuna.distributions.IntDistribution(int(value.start), int(value.stop) - 1, step=int(value.step))
         elif isinstance(value, IntervalSweep):
+            if value.end < value.start:
+                raise SearchSpaceError(f"{where}: the interval is reversed (interval({value.end}, {value.start}) "
+                                       f"perhaps)")
+            if log_scale and value.start <= 0:
+                raise SearchSpaceError(f"{where}: a log-scale interval needs a start above 0")
             if isinstance(value.start, int) and isinstance(value.end, int):
                 out[key] = optuna.distributions.IntDistribution(value.start, value.end, log=log_scale)
             else:
                 out[key] = optuna.distributions.FloatDistribution(float(value.start), float(value.end), log=log_scale)
         else:
-            raise SeqbenchError(f"hparams_search.space.{key}={text!r}: use choice(...), interval(a, b), range(a, b) "
-                                f"or tag(log, interval(a, b))")
+            raise SearchSpaceError(f"{where}: use choice(...), interval(a, b), range(a, b) or tag(log, interval(a, b))")
+    return out
+
+
+def flatten_space(space: dict, prefix: str = "") -> dict:
+    """``{"optimizer.lr": ...}`` as written in a YAML file, or ``{"optimizer": {"lr": ...}}`` as a
+    dotted command-line override builds it: the same flat keys."""
+    out = {}
+    for key, value in space.items():
+        if isinstance(value, dict):
+            out.update(flatten_space(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
     return out
 
 
@@ -82,14 +129,75 @@ def applies(key: str, model: dict) -> bool:
     return name in model
 
 
+def _flat_keys(config: dict, prefix: str = "") -> set[str]:
+    keys = set()
+    for key, value in config.items():
+        keys.add(f"{prefix}{key}")
+        if isinstance(value, dict):
+            keys |= _flat_keys(value, f"{prefix}{key}.")
+    return keys
+
+
+def check_settings(settings: dict, variants: dict[str, dict]) -> dict[str, dict]:
+    """Check a search before anything runs; return each variant's space (the keys that apply).
+    ``variants``: variant -> its composed, resolved config."""
+    trials = settings.get("trials")
+    if not isinstance(trials, int) or isinstance(trials, bool) or trials < 1:
+        raise SearchSpaceError(f"hparams_search.trials={trials!r}: must be a whole number >= 1 (the budget of every "
+                               f"variant)")
+    if not settings.get("variants"):
+        raise SearchSpaceError("hparams_search.variants is empty: name the model variants to tune")
+    space_text = settings.get("space") or {}
+    if not space_text:
+        raise SearchSpaceError("hparams_search.space is empty: a search with nothing to vary would retrain one "
+                               "configuration and call it tuned")
+    for key in ("max_failed_trials", "budget_epochs"):
+        value = settings.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise SearchSpaceError(f"hparams_search.{key}={value!r}: must be a whole number >= 1 (or null)")
+    space = distributions(space_text)
+    known = set().union(*(_flat_keys(config) for config in variants.values()))
+    for key in space:
+        if key not in known:
+            close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+            raise SearchSpaceError(f"hparams_search.space.{key}: unknown key" +
+                                   (f"; did you mean {close[0]!r}?" if close else "") +
+                                   " (a key of the composed config: model.*, optimizer.*, dataset.*, trainer.*)")
+    out = {}
+    for variant, config in variants.items():
+        chosen = {k: v for k, v in space.items() if applies(k, config["model"])}
+        if not chosen:
+            raise SearchSpaceError(f"no key of hparams_search.space applies to {variant} ({', '.join(space)}): its "
+                                   f"search would vary nothing")
+        out[variant] = chosen
+    return out
+
+
 def override_value(value) -> str:
     return str(value) if not isinstance(value, float) else repr(value)
+
+
+# --------------------------------------------------------------------------------- identity
+def study_identity(settings: dict, base_config: dict, data_fingerprint: str, space: dict) -> dict:
+    """What a study is: the data, the variant's base config, the space and the budget settings."""
+    from .config import config_hash
+    budget = {k: settings.get(k) for k in ("trials", "budget_epochs", "max_failed_trials", "search_seed",
+                                            "sampler_seed", "startup_trials", "pruner_startup_trials",
+                                            "pruner_warmup_epochs")}
+    return {"data": {"name": base_config["dataset"]["name"], "fingerprint": data_fingerprint},
+            "base_config": config_hash({k: v for k, v in base_config.items() if k != "hparams_search"}),
+            "space": {k: str(v) for k, v in sorted(space.items())}, "budget": budget}
+
+
+def study_name(dataset: str, variant: str, identity: dict) -> str:
+    from .record import short_hash
+    return f"{dataset}-{variant}-{short_hash(identity)[:8]}"
 
 
 # -------------------------------------------------------------------------------------- trials
 class PruneOnValidation:
     """A Lightning callback that reports each epoch's validation metric to the trial and stops
-    training when the pruner says the trial is hopeless."""
+    training when the pruner says the trial is hopeless; the run's record says it was pruned."""
 
     def __new__(cls, trial, monitor: str):
         import pytorch_lightning as pl
@@ -104,40 +212,71 @@ class PruneOnValidation:
                 if trial.should_prune():
                     self.pruned = True
                     trainer.should_stop = True
+
+            def record_fields(self) -> dict:
+                return {"pruned": True} if self.pruned else {}
         return _Pruning()
 
 
-def compose(config_dir: str, overrides: list[str]):
+def compose(config_dir: str, overrides: list[str], extra_dirs: list[str] | None = None):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
     from .names import register_resolvers
     register_resolvers()
+    search_path = [f"hydra.searchpath=[{','.join('file://' + str(Path(d).resolve()) for d in extra_dirs)}]"] \
+        if extra_dirs else []
     with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=overrides)
+        return hydra_compose(config_name="config", overrides=[*search_path, *overrides])
 
 
 def storage_url(settings: dict, root: Path, dataset: str) -> str:
     return settings.get("storage") or f"sqlite:///{(root / f'{dataset}.db').resolve()}"
 
 
-def open_study(settings: dict, root: Path, dataset: str, variant: str, direction: str):
+def _storage_error(url: str, error: Exception) -> SearchSpaceError:
+    """A database that cannot be opened, in one line: a corrupt file, a missing driver, a server
+    that does not answer."""
+    text = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        return SearchSpaceError(f"{path} is not a readable study database ({text}); move it aside "
+                                f"(mv {path} {path}.bad) to start the studies afresh, or restore it from a copy")
+    if isinstance(error, ModuleNotFoundError) or "NoSuchModule" in type(error).__name__ or "No module" in text:
+        return SearchSpaceError(f"cannot open the study storage {url}: its database driver is not installed ({text}); "
+                                f"for PostgreSQL: pip install psycopg2-binary")
+    return SearchSpaceError(f"cannot open the study storage {url}: {text}; check that the server runs and the URL")
+
+
+def open_storage(settings: dict, root: Path, dataset: str, heartbeat: bool = True):
     import warnings
 
     import optuna
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
-    storage = optuna.storages.RDBStorage(storage_url(settings, root, dataset),
-                                         heartbeat_interval=int(settings.get("heartbeat_seconds", 30)),
-                                         grace_period=int(settings.get("grace_seconds", 120)))
-    sampler = optuna.samplers.TPESampler(seed=int(settings["sampler_seed"]), n_startup_trials=
-                                         int(settings.get("startup_trials", 5)))
+    url = storage_url(settings, root, dataset)
+    options = ({"heartbeat_interval": int(settings.get("heartbeat_seconds", 30)),
+                "grace_period": int(settings.get("grace_seconds", 120))} if heartbeat else {})
+    try:
+        return optuna.storages.RDBStorage(url, **options)
+    except Exception as error:  # sqlalchemy's DatabaseError/OperationalError, a missing driver, ...
+        raise _storage_error(url, error) from None
+
+
+def open_study(settings: dict, root: Path, dataset: str, name: str, direction: str, finished: int = 0):
+    """The study called ``name`` (created if new). The sampler's seed moves on with the trials
+    already in the study, so a resumed search does not propose its first trials again."""
+    import optuna
+    storage = open_storage(settings, root, dataset)
+    trials = int(settings.get("trials", 1))
+    startup = min(int(settings.get("startup_trials", 5)), max(1, trials // 3))
+    sampler = optuna.samplers.TPESampler(seed=int(settings["sampler_seed"]) + finished, n_startup_trials=startup)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=int(settings.get("pruner_startup_trials", 3)),
                                          n_warmup_steps=int(settings.get("pruner_warmup_epochs", 2)))
     for attempt in range(5):  # several workers may create their studies at the same moment
         try:
-            return optuna.create_study(study_name=f"{dataset}-{variant}", storage=storage, sampler=sampler,
-                                       pruner=pruner, direction="maximize" if direction == "max" else "minimize",
+            return optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
+                                       direction="maximize" if direction == "max" else "minimize",
                                        load_if_exists=True)
         except Exception as error:  # sqlalchemy's OperationalError / IntegrityError: the database was busy
             if attempt == 4 or "sqlalchemy" not in type(error).__module__:
@@ -146,74 +285,129 @@ def open_study(settings: dict, root: Path, dataset: str, variant: str, direction
 
 
 def prepare_storage(settings: dict, root: Path, dataset: str) -> None:
-    """Create the database's tables once, before parallel workers open it: two processes creating
-    the schema of one fresh SQLite file at once collide (one of them fails)."""
+    """Create the database's tables once, before parallel workers open it (two processes creating
+    the schema of one fresh SQLite file at once collide), and check it can be read at all."""
+    open_storage(settings, root, dataset, heartbeat=False).get_all_studies()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _retry_abandoned(study) -> None:
+    """Trials a dead process left RUNNING: failed, and asked again with the same parameters (the
+    seqbench run of the same config resumes from its checkpoint). A process on this machine is
+    known dead at once; one elsewhere once its heartbeat is stale."""
+    import warnings
+
     import optuna
-    optuna.storages.RDBStorage(storage_url(settings, root, dataset))
+    from optuna.trial import TrialState
+    host = socket.gethostname()
+    running = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.RUNNING]
+    abandoned = [t for t in running if t.user_attrs.get("host") == host and not _alive(int(t.user_attrs.get("pid", 0)))]
+    for trial in abandoned:
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "experimental feature"
+        optuna.storages.fail_stale_trials(study)
+    retried = {t.user_attrs.get("retry_of") for t in study.get_trials(deepcopy=False)}
+    for trial in study.get_trials(deepcopy=False):
+        if trial.number in {t.number for t in running} and trial.state == TrialState.FAIL \
+                and trial.number not in retried:
+            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+            log.warning("%s: trial %d was left running by a stopped search: asked again with its parameters",
+                        study.study_name, trial.number)
 
 
-def search_variant(config_dir: str, overrides: list[str], variant: str, root: str, threads: int | None = None) -> dict:
-    """Run one variant's study up to its budget; returns a summary of the study."""
+def _failures(trials) -> list:
+    """Trials that failed on their own: not repeats of a finished trial (never run), not trials a
+    stopped process left behind (asked again)."""
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    return [t for t in trials if t.state.name == "FAIL" and t.user_attrs.get("duplicate_of") is None
+            and t.number not in retried]
+
+
+def _untried(space: dict, finished, seed: int, attempts: int = 200) -> dict | None:
+    """A random configuration of ``space`` no finished trial has tried (None when a finite space
+    is exhausted): what a repeat proposal is replaced by, so that TPE, which tends to propose its
+    best point again on a small space, cannot stall the budget."""
+    import itertools
+    import random
+
     import optuna
-    import torch
-    from omegaconf import OmegaConf
+    rng = random.Random(seed)
+    tried = {json.dumps(t.params, sort_keys=True, default=str) for t in finished}
+    finite = all(isinstance(d, optuna.distributions.CategoricalDistribution) or
+                 (isinstance(d, optuna.distributions.IntDistribution) and not d.log) for d in space.values())
+    if finite:
+        values = [list(d.choices) if isinstance(d, optuna.distributions.CategoricalDistribution)
+                  else list(range(d.low, d.high + 1, d.step)) for d in space.values()]
+        options = [dict(zip(space, combination)) for combination in itertools.product(*values)]
+        options = [o for o in options if json.dumps(o, sort_keys=True, default=str) not in tried]
+        return rng.choice(options) if options else None
+    for _ in range(attempts):
+        draw = {}
+        for key, d in space.items():
+            if isinstance(d, optuna.distributions.CategoricalDistribution):
+                draw[key] = rng.choice(list(d.choices))
+            elif isinstance(d, optuna.distributions.IntDistribution):
+                draw[key] = rng.randrange(d.low, d.high + 1, d.step)
+            elif d.log:
+                draw[key] = math.exp(rng.uniform(math.log(d.low), math.log(d.high)))
+            else:
+                draw[key] = rng.uniform(d.low, d.high)
+        if json.dumps(draw, sort_keys=True, default=str) not in tried:
+            return draw
+    return None
 
-    from .run import run
-    from .runtime import quiet_third_party
-    from .tasks import TASKS
-    quiet_third_party()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if threads:
-        torch.set_num_threads(threads)
-    root = Path(root)
-    base = compose(config_dir, [*overrides, f"model={variant}"])
-    settings = OmegaConf.to_container(base.hparams_search, resolve=True)
-    dataset = base.dataset.name
-    model = OmegaConf.to_container(base.model, resolve=True)
-    space = {k: v for k, v in distributions(settings["space"]).items() if applies(k, model)}
-    budget = int(settings["trials"])
-    from .config import dataset_schema  # noqa: F401  (the registry is loaded)
-    from .data.declare import dataset_kind
-    from .registry import dataset_entry
-    kind = TASKS[dataset_entry(dataset_kind(OmegaConf.to_container(base.dataset, resolve=True))).task]
-    metric, direction = kind.metric, kind.direction
-    study = open_study(settings, root, dataset, variant, direction)
-    study.set_user_attr("budget_trials", budget)
-    study.set_user_attr("space", {k: str(v) for k, v in settings["space"].items() if k in space})
-    study.set_user_attr("objective", f"best validation {metric} ({direction}), seed {settings['search_seed']}")
-    _retry_stale(study)
-    started = time.perf_counter()
-    while True:
-        counted = [t for t in study.get_trials(deepcopy=False) if t.state.name in COUNTED]
-        waiting = [t for t in study.get_trials(deepcopy=False) if t.state.name in ("RUNNING", "WAITING")]
-        if len(counted) >= budget or len(counted) + len([t for t in waiting if t.state.name == "RUNNING"]) >= budget:
-            break
-        trial = study.ask(space)
-        params = {k: trial.params[k] for k in space}
-        cfg = compose(config_dir, [*overrides, f"model={variant}", f"seed={settings['search_seed']}",
-                                   *[f"{k}={override_value(v)}" for k, v in params.items()],
-                                   f"paths.output_root={root / 'trials'}"])
-        pruning = PruneOnValidation(trial, f"val/{metric}")
-        folder = root / "trials" / dataset / variant / f"trial{trial.number:03d}"
+
+def _distinct_finished(trials) -> list:
+    """Finished trials, one per distinct set of parameters (the first)."""
+    seen, out = set(), []
+    for trial in trials:
+        if trial.state.name in COUNTED:
+            key = json.dumps(trial.params, sort_keys=True, default=str)
+            if key not in seen:
+                seen.add(key)
+                out.append(trial)
+    return out
+
+
+class StudyLock:
+    """One process at a time on a study: an exclusive lock beside the database (a second search of
+    the same study waits, then finds the budget spent and reuses the retrained runs)."""
+
+    def __init__(self, root: Path, name: str):
+        import fcntl
+        self.path = root / ".locks" / f"{name}.lock"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = open(self.path, "a+")
         try:
-            with heartbeat(study, trial, int(settings.get("heartbeat_seconds", 30))):
-                record = run(cfg, folder, evaluate_test=False, extra_callbacks=[pruning],
-                             tags={"search": {"study": study.study_name, "trial": trial.number}})
-        except SeqbenchError as error:  # a configuration the space allows but the model refuses
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            log.warning("trial %d failed: %s", trial.number, error)
-            continue
-        trial.set_user_attr("record", str(Path(record.get("output_dir", folder)) / "record.json"))
-        trial.set_user_attr("epochs", record.get("epochs"))
-        trial.set_user_attr("seconds", sum(s for s in record.get("epoch_seconds") or [] if s))
-        value = (record.get("val_best") or {}).get(metric)
-        if record.get("status") != "done" or value is None or not math.isfinite(value):
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        elif pruning.pruned or record.get("pruned"):
-            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-        else:
-            study.tell(trial, value)
-    return summarise(study, time.perf_counter() - started)
+            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.handle.seek(0)
+            log.warning("waiting: another search process (%s) is on study %s", self.handle.read().strip() or "?",
+                        name)
+            fcntl.flock(self.handle, fcntl.LOCK_EX)
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        self.handle.flush()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+        return False
 
 
 class heartbeat:
@@ -242,46 +436,153 @@ class heartbeat:
         return False
 
 
-def _retry_stale(study) -> None:
-    """Trials a killed worker left RUNNING: failed once their heartbeat is stale, and asked again
-    with the same parameters (the seqbench run of the same config resumes from its checkpoint)."""
-    import warnings
-
+def search_variant(config_dir: str, overrides: list[str], variant: str, root: str, threads: int | None = None,
+                   extra_dirs: list[str] | None = None) -> dict:
+    """Run one variant's study up to its budget; returns a summary of the study."""
     import optuna
-    running = {t.number for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING"}
-    if not running:
-        return
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "experimental feature"
-        optuna.storages.fail_stale_trials(study)
-    for trial in study.get_trials(deepcopy=False):
-        if trial.number in running and trial.state.name == "FAIL":
-            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
-            log.warning("trial %d was left running by a killed search: asked again", trial.number)
+    import torch
+    from omegaconf import OmegaConf
+
+    from .run import prepare, run
+    from .runtime import quiet_third_party
+    from .tasks import TASKS
+    quiet_third_party()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if threads:
+        torch.set_num_threads(threads)
+    root = Path(root)
+    base = compose(config_dir, [*overrides, f"model={variant}"], extra_dirs)
+    settings = OmegaConf.to_container(base.hparams_search, resolve=True)
+    config = OmegaConf.to_container(base, resolve=True)
+    space = check_settings(settings, {variant: config})[variant]
+    prepared = prepare(base)
+    kind = TASKS[prepared.dataset.task]
+    metric, direction = kind.metric, kind.direction
+    dataset = base.dataset.name
+    identity = study_identity(settings, config, prepared.identity.data, space)
+    name = study_name(dataset, variant, identity)
+    budget, budget_epochs = int(settings["trials"]), settings.get("budget_epochs")
+    max_failed = int(settings.get("max_failed_trials") or max(3, budget // 2))
+    started = time.perf_counter()
+    with StudyLock(root, name):
+        probe = open_study(settings, root, dataset, name, direction)
+        _note_other_studies(probe, dataset, variant, name, identity)
+        study = open_study(settings, root, dataset, name, direction,
+                           finished=len(probe.get_trials(deepcopy=False)))
+        study.set_user_attr("identity", identity)
+        study.set_user_attr("budget_trials", budget)
+        study.set_user_attr("variant", variant)
+        study.set_user_attr("objective", f"best validation {metric} ({direction}), seed {settings['search_seed']}")
+        _retry_abandoned(study)
+        duplicates = 0
+        while True:
+            trials = study.get_trials(deepcopy=False)
+            finished = _distinct_finished(trials)
+            failed = _failures(trials)
+            epochs = sum(int(t.user_attrs.get("epochs") or 0) for t in trials)
+            if len(finished) >= budget or (budget_epochs and epochs >= budget_epochs):
+                break
+            if len(failed) >= max_failed:
+                study.set_user_attr("stopped", f"{len(failed)} failed trials (max_failed_trials={max_failed})")
+                break
+            if duplicates >= DUPLICATES_BEFORE_GIVING_UP:
+                study.set_user_attr("stopped", f"the space holds no configuration beyond the {len(finished)} tried")
+                break
+            trial = study.ask(space)
+            params = {k: trial.params[k] for k in space}
+            key = json.dumps(params, sort_keys=True, default=str)
+            same = next((t for t in finished if json.dumps(t.params, sort_keys=True, default=str) == key), None)
+            if same is not None:  # a repeat of a finished trial: not run again, not counted
+                trial.set_user_attr("duplicate_of", same.number)
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                duplicates += 1
+                untried = _untried(space, finished, seed=int(settings["sampler_seed"]) + trial.number)
+                if untried is None:  # every configuration of a finite space has been tried
+                    study.set_user_attr("stopped", f"the space holds no configuration beyond the {len(finished)} tried")
+                    break
+                study.enqueue_trial(untried, user_attrs={"instead_of_repeat": trial.number})
+                continue
+            duplicates = 0
+            trial.set_user_attr("host", socket.gethostname())
+            trial.set_user_attr("pid", os.getpid())
+            cfg = compose(config_dir, [*overrides, f"model={variant}", f"seed={settings['search_seed']}",
+                                       *[f"{k}={override_value(v)}" for k, v in params.items()],
+                                       f"paths.output_root={root / 'trials'}", "claimed=wait"], extra_dirs)
+            pruning = PruneOnValidation(trial, f"val/{metric}")
+            folder = root / "trials" / name / f"trial{trial.number:03d}"
+            try:
+                with heartbeat(study, trial, int(settings.get("heartbeat_seconds", 30))):
+                    record = run(cfg, folder, evaluate_test=False, extra_callbacks=[pruning],
+                                 tags={"search": {"study": name, "trial": trial.number}})
+            except SeqbenchError as error:  # a configuration the space allows but the model refuses
+                trial.set_user_attr("error", str(error)[:500])
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                log.warning("%s: trial %d failed: %s", name, trial.number, error)
+                continue
+            trial.set_user_attr("record", str(Path(record.get("output_dir", folder)) / "record.json"))
+            trial.set_user_attr("epochs", record.get("epochs"))
+            trial.set_user_attr("seconds", sum(s for s in record.get("epoch_seconds") or [] if s))
+            value = (record.get("val_best") or {}).get(metric)
+            if record.get("status") != "done" or value is None or not math.isfinite(value):
+                trial.set_user_attr("error", f"run {record.get('status')}: {record.get('error', '')}"[:500])
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            elif pruning.pruned or record.get("pruned"):
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            else:
+                study.tell(trial, value)
+        return summarise(study, time.perf_counter() - started, max_failed, budget_epochs)
 
 
-def summarise(study, seconds: float | None = None) -> dict:
+def _note_other_studies(study, dataset: str, variant: str, name: str, identity: dict) -> None:
+    """Say when this variant was searched before with another space or budget: that study stays
+    as it was, and this is a new one."""
+    for other in study._storage.get_all_studies():
+        if other.study_name.startswith(f"{dataset}-{variant}-") and other.study_name != name:
+            previous = other.user_attrs.get("identity") or {}
+            changed = [part for part in ("data", "base_config", "space", "budget")
+                       if previous.get(part) != identity.get(part)]
+            log.warning("%s: a study of %s with another %s exists (%s); this search starts a new study", name, variant,
+                        " and ".join(changed) or "identity", other.study_name)
+
+
+def summarise(study, seconds: float | None = None, max_failed: int | None = None,
+              budget_epochs: int | None = None) -> dict:
     trials = study.get_trials(deepcopy=False)
-    states = {state: sum(t.state.name == state for t in trials) for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}
-    complete = [t for t in trials if t.state.name == "COMPLETE"]
-    best = study.best_trial if complete else None
+    finished = _distinct_finished(trials)
+    states = {state: sum(t.state.name == state for t in finished) for state in ("COMPLETE", "PRUNED")}
+    states["FAIL"] = len(_failures(trials))
+    states["RUNNING"] = sum(t.state.name == "RUNNING" for t in trials)
+    duplicates = sum(t.user_attrs.get("duplicate_of") is not None for t in trials)
+    complete = [t for t in finished if t.state.name == "COMPLETE"]
+    higher = study.direction.name == "MAXIMIZE"
+    best = (max if higher else min)(complete, key=lambda t: t.value) if complete else None
     epochs = [t.user_attrs.get("epochs") or 0 for t in trials]
     spent = sum(t.user_attrs.get("seconds") or 0 for t in trials)
-    pruned_epochs = sum(t.user_attrs.get("epochs") or 0 for t in trials if t.state.name == "PRUNED")
+    pruned_epochs = sum(t.user_attrs.get("epochs") or 0 for t in finished if t.state.name == "PRUNED")
     full = [t.user_attrs.get("epochs") or 0 for t in complete]
     per_epoch = spent / sum(epochs) if sum(epochs) else 0.0
     saved = max(0.0, (states["PRUNED"] * (sum(full) / len(full)) - pruned_epochs) * per_epoch) if full else 0.0
-    return {"study": study.study_name, "budget_trials": study.user_attrs.get("budget_trials"), **states,
-            "best_value": best.value if best else None, "best_trial": best.number if best else None,
+    budget = study.user_attrs.get("budget_trials")
+    stopped = study.user_attrs.get("stopped")
+    if stopped:
+        bound = f"stopped: {stopped}"
+    elif budget_epochs and sum(epochs) >= budget_epochs and len(finished) < (budget or 0):
+        bound = f"epochs ({sum(epochs)} of {budget_epochs})"
+    else:
+        bound = f"trials ({len(finished)} of {budget})"
+    failed = bool(max_failed and states["FAIL"] >= max_failed and not complete) or not complete
+    return {"study": study.study_name, "variant": study.user_attrs.get("variant"), "budget_trials": budget, **states,
+            "duplicates": duplicates, "finished_distinct": len(finished), "epochs": sum(epochs), "bound": bound,
+            "failed": failed, "best_value": best.value if best else None, "best_trial": best.number if best else None,
             "best_params": best.params if best else None, "training_minutes": spent / 60,
-            "wall_minutes_this_session": (seconds or 0) / 60,
-            "pruning_saved_minutes_estimate": saved / 60}
+            "wall_minutes_this_session": (seconds or 0) / 60, "pruning_saved_minutes_estimate": saved / 60}
 
 
 # ----------------------------------------------------------------------------------- protocol
 def retrain(config_dir: str, overrides: list[str], variant: str, params: dict, seeds: list[int], root: str,
-            summary: dict, threads: int | None = None) -> list[dict]:
-    """The variant's best configuration, trained and tested once per seed."""
+            summary: dict, threads: int | None = None, extra_dirs: list[str] | None = None) -> list[dict]:
+    """The variant's best configuration, trained and tested once per seed, in folders keyed by
+    its study (claimed like any run: a second search waits for the first, then reuses)."""
     import torch
 
     from .run import run
@@ -293,12 +594,45 @@ def retrain(config_dir: str, overrides: list[str], variant: str, params: dict, s
     for seed in seeds:
         cfg = compose(config_dir, [*overrides, f"model={variant}", f"seed={seed}",
                                    *[f"{k}={override_value(v)}" for k, v in params.items()],
-                                   f"paths.output_root={Path(root) / 'retrain'}"])
+                                   f"paths.output_root={Path(root) / 'retrain'}", "claimed=wait"], extra_dirs)
         tags = {"tuned": {"study": summary["study"], "trials": summary["budget_trials"],
                           "best_trial": summary["best_trial"], "params": params}}
-        folder = Path(root) / "retrain" / cfg.dataset.name / f"{variant}_s{seed}"
+        folder = Path(root) / "retrain" / summary["study"] / f"s{seed}"
         records.append(run(cfg, folder, in_sweep=True, tags=tags))
     return records
+
+
+def write_plots(study_names: list[str], settings: dict, root: Path, dataset: str) -> list[Path]:
+    """Optuna's own figures per study: optimisation history, parameter importances, slices."""
+    import warnings
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import optuna
+    from optuna.visualization import matplotlib as plots
+    written = []
+    storage = open_storage(settings, root, dataset, heartbeat=False)
+    for name in study_names:
+        study = optuna.load_study(study_name=name, storage=storage)
+        if not [t for t in study.trials if t.state.name == "COMPLETE"]:
+            continue
+        for kind, draw in (("history", plots.plot_optimization_history), ("importances", plots.plot_param_importances),
+                           ("slices", plots.plot_slice)):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    axes = draw(study)
+                figure = (axes.flat[0] if hasattr(axes, "flat") else axes).get_figure()
+                figure.set_size_inches(max(6, figure.get_size_inches()[0]), 4.5)
+                figure.tight_layout()
+                path = root / f"{name}_{kind}.png"
+                figure.savefig(path, dpi=100)
+                plt.close(figure)
+                written.append(path)
+            except (RuntimeError, ValueError) as error:  # e.g. importances need two completed trials
+                log.info("%s: no %s plot (%s)", name, kind, error)
+    return written
 
 
 class _InProcess:
@@ -315,73 +649,33 @@ class _InProcess:
         return list(map(function, *iterables))
 
 
+def _end_with_parent() -> None:
+    """In a worker: end when the search that started it ends (Linux: the kernel sends SIGTERM;
+    elsewhere a thread watches the parent), so no orphan keeps training after a crash."""
+    parent = os.getppid()
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    signal.signal(signal.SIGTERM, raise_interrupted)
+
+    import threading
+
+    def watch():
+        while True:
+            if os.getppid() != parent:
+                os._exit(143)
+            time.sleep(2)
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def _pool(jobs: int):
     if jobs <= 1:
         return _InProcess()
     import multiprocessing
-    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="seqbench search", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("overrides", nargs="*", help="hparams_search=NAME (required), dataset=..., any key=value")
-    parser.add_argument("--out", default=None, help="search folder (default: <paths.output_root>/search)")
-    parser.add_argument("--jobs", type=int, default=1, help="variants searched at once (torch threads are divided)")
-    parser.add_argument("--default-runs", nargs="*", default=[], help="folders with default-config runs of the same "
-                        "variants, for the tuned-versus-default table")
-    parser.add_argument("--report", default=None, help="where the report goes (default: <search folder>/report)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from omegaconf import OmegaConf
-
-    from .runtime import CONFIG_DIR
-    if not any(o.startswith("hparams_search=") for o in args.overrides):
-        print("error: name a search space: hparams_search=<name> (conf/hparams_search/)", file=sys.stderr)
-        sys.exit(2)
-    try:
-        base = compose(CONFIG_DIR, args.overrides)
-    except Exception as error:  # Hydra's composition errors: wrong group or key
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-    settings = OmegaConf.to_container(base.hparams_search, resolve=True)
-    root = Path(args.out or Path(base.paths.output_root) / "search")
-    root.mkdir(parents=True, exist_ok=True)
-    prepare_storage(settings, root, base.dataset.name)
-    variants = list(settings["variants"])
-    threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
-    started = time.perf_counter()
-    with _pool(args.jobs) as pool:
-        outcomes = list(pool.map(_search_or_error, [CONFIG_DIR] * len(variants), [args.overrides] * len(variants),
-                                 variants, [str(root)] * len(variants), [threads] * len(variants)))
-    search_minutes = (time.perf_counter() - started) / 60
-    # One variant's failure neither hides nor stops the others: they are retrained and reported, and
-    # the command says which failed and exits non-zero (rerunning it resumes the failed studies).
-    failed = {v: o["error"] for v, o in zip(variants, outcomes) if "error" in o}
-    summaries = {v: o for v, o in zip(variants, outcomes) if "error" not in o}
-    for variant, error in failed.items():
-        print(f"error: the search of {variant} failed: {error}", file=sys.stderr)
-    variants = [v for v in variants if v in summaries]
-    for variant, summary in summaries.items():
-        print(f"{summary['study']}: {summary['COMPLETE']} complete, {summary['PRUNED']} pruned of "
-              f"{summary['budget_trials']}; best validation {summary['best_value']} with {summary['best_params']}")
-    seeds = [int(s) for s in settings["retrain_seeds"]]
-    started = time.perf_counter()
-    with _pool(args.jobs) as pool:
-        list(pool.map(retrain, [CONFIG_DIR] * len(variants), [args.overrides] * len(variants), variants,
-                      [summaries[v]["best_params"] or {} for v in variants], [seeds] * len(variants),
-                      [str(root)] * len(variants), [summaries[v] for v in variants], [threads] * len(variants)))
-    retrain_minutes = (time.perf_counter() - started) / 60
-    write_study_summaries(summaries, root / "studies.md", base.dataset.name, search_minutes, retrain_minutes)
-    from .report import build_report
-    out = Path(args.report or root / "report")
-    build_report([root / "retrain", *args.default_runs], out,
-                 command="seqbench search " + " ".join(args.overrides), studies=root / "studies.md")
-    print(f"studies: {root / 'studies.md'}\nreport: {out / 'summary.md'}")
-    if failed:
-        print(f"error: {len(failed)} variant(s) not searched: {', '.join(failed)}; run the same command again to "
-              f"resume them", file=sys.stderr)
-        sys.exit(1)
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_end_with_parent)
 
 
 def _search_or_error(*args) -> dict:
@@ -391,22 +685,141 @@ def _search_or_error(*args) -> dict:
         return {"error": f"{type(error).__name__}: {error}".splitlines()[0]}
 
 
+@entry_point
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="seqbench search", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("overrides", nargs="*", help="hparams_search=NAME (required), dataset=..., any key=value")
+    parser.add_argument("--out", default=None, help="search folder (default: <paths.output_root>/search)")
+    parser.add_argument("--jobs", type=int, default=1, help="variants searched at once (torch threads are divided)")
+    parser.add_argument("--default-runs", nargs="*", default=[], help="folders with default-config runs of the same "
+                        "variants, for the tuned-versus-default table")
+    parser.add_argument("--report", default=None, help="where the report goes (default: <search folder>/report)")
+    parser.add_argument("--config-dir", action="append", default=[],
+                        help="a folder with config groups of your own (hparams_search/<name>.yaml, model/...)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from omegaconf import OmegaConf
+
+    from .runtime import CONFIG_DIR
+    if not any(o.startswith("hparams_search=") for o in args.overrides):
+        raise SeqbenchError("name a search space: hparams_search=<name> (conf/hparams_search/, or your own with "
+                            "--config-dir DIR holding hparams_search/<name>.yaml)")
+    extra = [str(Path(d).resolve()) for d in args.config_dir]
+    try:
+        base = compose(CONFIG_DIR, args.overrides, extra)
+    except Exception as error:  # Hydra's composition errors: wrong group or key
+        raise SeqbenchError(" ".join(str(error).split())[:400]) from None
+    settings = OmegaConf.to_container(base.hparams_search, resolve=True)
+    variants = list(settings.get("variants") or [])
+    configs = {v: OmegaConf.to_container(compose(CONFIG_DIR, [*args.overrides, f"model={v}"], extra), resolve=True)
+               for v in variants}
+    check_settings(settings, configs)   # one line, before anything runs
+    root = Path(args.out or Path(base.paths.output_root) / "search")
+    root.mkdir(parents=True, exist_ok=True)
+    prepare_storage(settings, root, base.dataset.name)
+    threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
+    signal.signal(signal.SIGTERM, raise_interrupted)
+    summaries: dict[str, dict] = {}
+    failed: dict[str, str] = {}
+    timings = {"search": 0.0, "retrain": 0.0}
+    try:
+        started = time.perf_counter()
+        with _pool(args.jobs) as pool:
+            outcomes = list(pool.map(_search_or_error, [CONFIG_DIR] * len(variants), [args.overrides] * len(variants),
+                                     variants, [str(root)] * len(variants), [threads] * len(variants),
+                                     [extra] * len(variants)))
+        timings["search"] = (time.perf_counter() - started) / 60
+        # One variant's failure neither hides nor stops the others: they are retrained and reported, and
+        # the command says which failed and exits non-zero (rerunning it resumes the failed studies).
+        for variant, outcome in zip(variants, outcomes):
+            if "error" in outcome:
+                failed[variant] = outcome["error"]
+            elif outcome.get("failed"):
+                failed[variant] = f"no finished trial ({outcome['FAIL']} failed; {outcome['bound']})"
+                summaries[variant] = outcome
+            else:
+                summaries[variant] = outcome
+        for variant, error in failed.items():
+            print(f"error: the search of {variant} failed: {error}", file=sys.stderr)
+        tuned = [v for v in variants if v in summaries and not summaries[v].get("failed")]
+        for variant in tuned:
+            summary = summaries[variant]
+            print(f"{summary['study']}: {summary['COMPLETE']} complete, {summary['PRUNED']} pruned of "
+                  f"{summary['budget_trials']} ({summary['bound']}); best validation {summary['best_value']} with "
+                  f"{summary['best_params']}")
+        seeds = [int(s) for s in settings["retrain_seeds"]]
+        started = time.perf_counter()
+        with _pool(args.jobs) as pool:
+            list(pool.map(retrain, [CONFIG_DIR] * len(tuned), [args.overrides] * len(tuned), tuned,
+                          [summaries[v]["best_params"] or {} for v in tuned], [seeds] * len(tuned),
+                          [str(root)] * len(tuned), [summaries[v] for v in tuned], [threads] * len(tuned),
+                          [extra] * len(tuned)))
+        timings["retrain"] = (time.perf_counter() - started) / 60
+    except (KeyboardInterrupt, Interrupted) as error:
+        code = 130 if isinstance(error, KeyboardInterrupt) else 143
+        _finish(args, root, base, settings, summaries, timings, interrupted=True)
+        print(f"interrupted: finished trials and runs are kept; run the same command again to resume", file=sys.stderr)
+        sys.exit(code)
+    _finish(args, root, base, settings, summaries, timings)
+    if failed:
+        print(f"error: {len(failed)} variant(s) not tuned: {', '.join(failed)}; run the same command again to "
+              f"resume them", file=sys.stderr)
+        sys.exit(1)
+
+
+def _finish(args, root: Path, base, settings: dict, summaries: dict, timings: dict, interrupted: bool = False) -> None:
+    """studies.md (+ .json), Optuna's plots, and the report of whatever finished."""
+    from .report import build_report
+    if interrupted and not summaries:  # stopped inside a study: summarise what the database holds
+        summaries = _stored_summaries(settings, root, base.dataset.name, list(settings.get("variants") or []))
+    if summaries:
+        write_study_summaries(summaries, root / "studies.md", base.dataset.name, timings["search"], timings["retrain"])
+        try:
+            write_plots([s["study"] for s in summaries.values()], settings, root, base.dataset.name)
+        except Exception as error:  # the plots are a courtesy
+            log.warning("no Optuna plots: %s", error)
+    out = Path(args.report or root / "report")
+    folders = [f for f in [root / "retrain", *args.default_runs] if Path(f).exists()]
+    try:
+        build_report(folders, out, command="seqbench search " + " ".join(args.overrides),
+                     studies=root / "studies.md")
+        print(f"studies: {root / 'studies.md'}\nreport: {out / 'summary.md'}"
+              + (" (of what finished before the interruption)" if interrupted else ""))
+    except SeqbenchError as error:
+        print(f"no report: {error}", file=sys.stderr)
+
+
+def _stored_summaries(settings: dict, root: Path, dataset: str, variants: list[str]) -> dict:
+    import optuna
+    storage = open_storage(settings, root, dataset, heartbeat=False)
+    out = {}
+    for frozen in storage.get_all_studies():
+        variant = frozen.user_attrs.get("variant")
+        if variant in variants:
+            study = optuna.load_study(study_name=frozen.study_name, storage=storage)
+            out[frozen.study_name] = summarise(study)
+    return out
+
+
 def write_study_summaries(summaries: dict, path: Path, dataset: str, search_minutes: float,
                           retrain_minutes: float) -> None:
     lines = [f"# Hyper-parameter search: {dataset}", "",
-             f"Every variant: the same number of trials over the same space (where a key applies); objective: the "
-             f"best validation metric; test split never read. Wall time: search {search_minutes:.1f} min, "
-             f"retraining {retrain_minutes:.1f} min.", "",
-             "| study | trials (budget) | complete | pruned | failed | best validation | best trial | best parameters "
-             "| training minutes | pruning saved (estimate, minutes) |", "|" + " --- |" * 10]
+             f"Every variant: the same number of distinct finished trials over the same space (where a key applies); "
+             f"objective: the best validation metric; test split never read. Wall time: search {search_minutes:.1f} "
+             f"min, retraining {retrain_minutes:.1f} min. \"Bound\": what ended each study.", "",
+             "| study | trials finished (budget) | complete | pruned | failed | repeats not run | bound | best validation "
+             "| best trial | best parameters | training minutes | pruning saved (estimate, minutes) |",
+             "|" + " --- |" * 12]
     for summary in summaries.values():
         params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
                            for k, v in (summary["best_params"] or {}).items())
         best = f"{summary['best_value']:.4g}" if summary["best_value"] is not None else "–"
-        lines.append(f"| {summary['study']} | {summary['COMPLETE'] + summary['PRUNED']} ({summary['budget_trials']}) | "
-                     f"{summary['COMPLETE']} | {summary['PRUNED']} | {summary['FAIL']} | {best} | "
-                     f"{summary['best_trial']} | {params} | {summary['training_minutes']:.1f} | "
-                     f"{summary['pruning_saved_minutes_estimate']:.1f} |")
+        lines.append(f"| {summary['study']} | {summary['finished_distinct']} ({summary['budget_trials']}) | "
+                     f"{summary['COMPLETE']} | {summary['PRUNED']} | {summary['FAIL']} | {summary['duplicates']} | "
+                     f"{summary['bound']}{' (failed: not tuned)' if summary.get('failed') else ''} | {best} | "
+                     f"{summary['best_trial'] if summary['best_trial'] is not None else '–'} | {params} | "
+                     f"{summary['training_minutes']:.1f} | {summary['pruning_saved_minutes_estimate']:.1f} |")
     path.write_text("\n".join(lines) + "\n")
     (path.with_suffix(".json")).write_text(json.dumps(summaries, indent=2, default=str) + "\n")
 

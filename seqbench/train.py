@@ -186,10 +186,14 @@ def execute(prepared: Prepared, decision: Fresh | Resume, job_dir: Path, tensorb
                                             Path(tensorboard_root) if tensorboard_root else None,
                                             run_name(cfg, tags))
         record["precision"] = str(trainer.precision)  # what ran (Lightning may change it, e.g. 16 on a CPU)
+        if trainer.world_size > 1:
+            check_batches_per_process(datamodule, trainer.world_size)
         from .dashboards import start_logging
         start_logging(trainer, record)
         trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
         _record_fit(record, stats, task, trainer, checkpoint)
+        for callback in extra_callbacks:  # e.g. a search's pruning says the run was pruned
+            record.update(getattr(callback, "record_fields", dict)())
         if evaluate_test:
             _test_once(record, task, trainer, datamodule, checkpoint, output_dir, spec, rank_zero)
         record["status"] = "done"
@@ -217,6 +221,17 @@ def execute(prepared: Prepared, decision: Fresh | Resume, job_dir: Path, tensorb
         from .dashboards import finish_logging
         finish_logging(trainer, record, keeper.path)
     return record
+
+
+def check_batches_per_process(datamodule, processes: int) -> None:
+    """Under DDP every process needs at least one batch of each split, or the processes wait on
+    each other for ever (gloo and NCCL then report a collective that never completes)."""
+    for split, loader in (("validation", datamodule.val_dataloader()), ("test", datamodule.test_dataloader())):
+        batches = len(loader.sampler._all_batches()) if hasattr(loader.sampler, "_all_batches") else len(loader)
+        if batches < processes:
+            raise SeqbenchError(f"the {split} split makes {batches} batch(es) for {processes} processes: every DDP "
+                                f"process needs at least one; lower dataset.eval_batch_size (or dataset.batch_size), "
+                                f"add examples, or use fewer devices")
 
 
 def _record_fit(record: dict, stats: RunStatistics, task: SequenceTask, trainer: pl.Trainer,

@@ -1,22 +1,36 @@
-"""Equal-budget hyper-parameter search on tiny generated data: budgets, resumption after a kill,
-the test split never read, and the whole protocol from the command line."""
+"""Equal-budget hyper-parameter search on tiny generated data: budgets that count distinct
+finished trials, studies keyed by their space and data, kills, two searches at once, typos,
+corrupt databases, signals, and the whole protocol from the command line (issue 23)."""
 import json
-from pathlib import Path
+import os
+import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import optuna
 import pytest
 
 from seqbench.data.modules import GeneratedData
-from seqbench.search import applies, distributions, open_study, search_variant
+from seqbench.search import SearchSpaceError, applies, check_settings, distributions, search_variant
 from tests.conftest import CONFIG_DIR, TINY
 
 SEARCH = ["hparams_search=sincos", *[o for o in TINY if not o.startswith("dataset.")], "dataset.n_train=48",
           "dataset.n_val=32", "dataset.n_test=32", "dataset.seq_len=16", "dataset.warmup_steps=2",
           "hparams_search.trials=2", "hparams_search.variants=[rnn,gru]", "hparams_search.retrain_seeds=[1]",
           "hparams_search.startup_trials=1", "hparams_search.pruner_startup_trials=1"]
+
+
+def studies(root: Path) -> dict[str, optuna.Study]:
+    storage = f"sqlite:///{root / 'sincos.db'}"
+    return {s.study_name: optuna.load_study(study_name=s.study_name, storage=storage)
+            for s in optuna.get_all_study_summaries(storage)}
+
+
+def cli(*args, cwd, timeout=900):
+    return subprocess.run([sys.executable, "-m", "seqbench", "search", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout)
 
 
 def test_search_spaces_are_written_in_hydra_override_syntax():
@@ -32,6 +46,40 @@ def test_search_spaces_are_written_in_hydra_override_syntax():
                                                                                      {"pooling": "last"})
 
 
+@pytest.mark.parametrize("change,message", [
+    ({"space": {"model.hiden_size": "choice(8, 16)"}}, "hparams_search.space.model.hiden_size: unknown key; did you "
+                                                        "mean 'model.hidden_size'?"),
+    ({"space": {"optimizer.lrr": "interval(0.001, 0.01)"}}, "unknown key; did you mean 'optimizer.lr'?"),
+    ({"space": {}}, "hparams_search.space is empty"),
+    ({"trials": 0}, "hparams_search.trials=0: must be a whole number >= 1"),
+    ({"space": {"optimizer.lr": "interval(0.01, 0.001)"}}, "the interval is reversed"),
+    ({"space": {"optimizer.lr": "tag(log, interval(0.0, 0.01))"}}, "a log-scale interval needs a start above 0"),
+    ({"space": {"model.attention_dim": "choice(8, 16)"}}, "no key of hparams_search.space applies to rnn"),
+    ({"max_failed_trials": 0}, "hparams_search.max_failed_trials=0"),
+])
+def test_a_bad_space_is_refused_before_anything_runs(change, message):
+    settings = {"trials": 3, "variants": ["rnn"], "space": {"optimizer.lr": "interval(0.001, 0.01)"}, **change}
+    config = {"model": {"name": "rnn", "hidden_size": 8, "pooling": "last", "attention_dim": None}, "optimizer": {"lr": 0.003},
+              "dataset": {"name": "sincos"}, "trainer": {"max_epochs": 2}}
+    with pytest.raises(SearchSpaceError) as error:
+        check_settings(settings, {"rnn": config})
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_the_command_line_says_what_is_wrong_in_one_line_and_exits_2(tmp_path):
+    for extra, message in ((["+hparams_search.space.model.hiden_size='choice(8,16)'"], "did you mean 'model.hidden_size'"),
+                           (["hparams_search.trials=0"], "hparams_search.trials=0"),
+                           (["hparams_search.space={optimizer.lr: 'interval(0.01, 0.001)'}"], "reversed")):
+        result = cli(*SEARCH, f"paths.output_root={tmp_path}", *extra, cwd=tmp_path, timeout=300)
+        assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+        assert "Traceback" not in result.stderr and not (tmp_path / "search" / "trials").exists()
+    (tmp_path / "search").mkdir(exist_ok=True)
+    (tmp_path / "search" / "sincos.db").write_bytes(b"this is not a database" * 100)
+    result = cli(*SEARCH, f"paths.output_root={tmp_path}", cwd=tmp_path, timeout=300)
+    assert result.returncode == 2 and "is not a readable study database" in result.stderr
+    assert "mv " in result.stderr and "Traceback" not in result.stderr
+
+
 def test_every_variant_gets_the_same_budget_and_the_test_split_is_never_read(tmp_path, monkeypatch):
     def test_split_read(self):
         raise AssertionError("the search read the test split")
@@ -39,45 +87,115 @@ def test_every_variant_gets_the_same_budget_and_the_test_split_is_never_read(tmp
     overrides = [*SEARCH, f"paths.output_root={tmp_path}"]
     summaries = {variant: search_variant(CONFIG_DIR, overrides, variant, str(tmp_path)) for variant in ("rnn", "gru")}
     for variant, summary in summaries.items():
-        assert summary["budget_trials"] == 2 and summary["COMPLETE"] + summary["PRUNED"] == 2, summary
-        study = optuna.load_study(study_name=f"sincos-{variant}", storage=f"sqlite:///{tmp_path / 'sincos.db'}")
+        assert summary["budget_trials"] == 2 and summary["finished_distinct"] == 2, summary
+        study = studies(tmp_path)[summary["study"]]
         assert study.user_attrs["budget_trials"] == 2 and "val" in study.user_attrs["objective"]
-        records = [json.loads(p.read_text()) for p in (tmp_path / "trials" / "sincos" / variant).glob("*/record.json")]
-        assert len(records) == 2 and all("test" not in r and r["search"]["study"] == f"sincos-{variant}"
+        assert study.user_attrs["identity"]["space"] and study.study_name.startswith(f"sincos-{variant}-")
+        records = [json.loads(p.read_text()) for p in (tmp_path / "trials" / summary["study"]).glob("*/record.json")]
+        assert len(records) == 2 and all("test" not in r and r["search"]["study"] == summary["study"]
                                          for r in records)
     again = search_variant(CONFIG_DIR, overrides, "rnn", str(tmp_path))  # budget spent: nothing more runs
-    assert again["COMPLETE"] + again["PRUNED"] == 2
+    assert again["finished_distinct"] == 2 and len(studies(tmp_path)[again["study"]].trials) == 2
 
 
-def test_a_killed_search_resumes_and_loses_no_finished_trial(tmp_path):
+def test_a_changed_space_is_a_new_study_and_its_best_comes_from_its_own_range(tmp_path, caplog):
+    overrides = [*SEARCH, f"paths.output_root={tmp_path}"]
+    first = search_variant(CONFIG_DIR, overrides, "rnn", str(tmp_path))
+    narrow = ["hparams_search.space={optimizer.lr: 'interval(1e-4, 3e-4)'}"]
+    second = search_variant(CONFIG_DIR, [*overrides, *narrow], "rnn", str(tmp_path))
+    assert first["study"] != second["study"] and set(studies(tmp_path)) == {first["study"], second["study"]}
+    assert 1e-4 <= second["best_params"]["optimizer.lr"] <= 3e-4
+    assert f"with another space exists ({first['study']}); this search starts a new study" in caplog.text
+
+
+def test_repeats_of_finished_trials_are_not_counted_and_a_small_space_ends_when_exhausted(tmp_path):
+    """A seeded sampler that proposes a finished configuration again (as a restart used to) gets
+    no second run and no second count: two configurations are two trials, not three."""
+    overrides = [*SEARCH, f"paths.output_root={tmp_path}", "hparams_search.trials=3",
+                 "hparams_search.space={optimizer.lr: 'choice(0.003)', model.hidden_size: 'choice(4, 8)', "
+                 "dataset.batch_size: 'choice(16)'}"]
+    summary = search_variant(CONFIG_DIR, overrides, "rnn", str(tmp_path))
+    study = studies(tmp_path)[summary["study"]]
+    finished = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) == 2 and len({t.params["model.hidden_size"] for t in finished}) == 2
+    assert summary["finished_distinct"] == 2 and summary["duplicates"] >= 1
+    assert "the space holds no configuration beyond the 2 tried" in summary["bound"]
+
+
+def test_a_trial_left_by_a_killed_process_is_asked_again_and_counted_once(tmp_path, monkeypatch):
+    """kill -9 in the second trial, rerun at once: the trial its dead process left RUNNING is
+    failed at once (no grace period to wait out), asked again with its own parameters, and the
+    study ends with three distinct finished trials, none counted twice."""
+    import seqbench.run
     overrides = [*SEARCH, f"paths.output_root={tmp_path}", "hparams_search.trials=3"]
-    first = search_variant(CONFIG_DIR, [*overrides[:-1], "hparams_search.trials=1"], "rnn", str(tmp_path))
-    assert first["COMPLETE"] + first["PRUNED"] == 1
-    # A worker killed in its second trial leaves it RUNNING, its heartbeat going stale.
-    study = open_study({"sampler_seed": 0, "heartbeat_seconds": 1, "grace_seconds": 1}, tmp_path, "sincos", "rnn",
-                       "min")
-    orphan = study.ask({"optimizer.lr": optuna.distributions.FloatDistribution(1e-3, 1e-2, log=True)})
-    study._storage.record_heartbeat(orphan._trial_id)  # it was alive once, then its worker died
-    assert orphan.number == 1
-    time.sleep(2.5)
-    done = search_variant(CONFIG_DIR, [*overrides, "hparams_search.heartbeat_seconds=1",
-                                       "hparams_search.grace_seconds=1"], "rnn", str(tmp_path))
-    trials = optuna.load_study(study_name="sincos-rnn", storage=f"sqlite:///{tmp_path / 'sincos.db'}").trials
-    assert trials[0].state.name in ("COMPLETE", "PRUNED") and trials[0].number == 0  # kept
-    assert trials[1].state.name == "FAIL"                                               # the orphan
-    retried = [t for t in trials if t.user_attrs.get("retry_of") == 1]
-    assert len(retried) == 1 and retried[0].params["optimizer.lr"] == trials[1].params["optimizer.lr"]  # again
-    assert done["COMPLETE"] + done["PRUNED"] == 3
+    real_run, calls = seqbench.run.run, []
+
+    def killed_in_second_trial(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_run(*args, **kwargs)
+    monkeypatch.setattr(seqbench.run, "run", killed_in_second_trial)
+    with pytest.raises(KeyboardInterrupt):
+        search_variant(CONFIG_DIR, overrides, "rnn", str(tmp_path))
+    monkeypatch.undo()
+    (study,) = studies(tmp_path).values()
+    (orphan,) = [t for t in study.trials if t.state.name == "RUNNING"]
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    study._storage.set_trial_user_attr(orphan._trial_id, "pid", dead.pid)   # its process is gone
+    done = search_variant(CONFIG_DIR, overrides, "rnn", str(tmp_path))
+    trials = studies(tmp_path)[done["study"]].trials
+    assert trials[orphan.number].state.name == "FAIL"
+    retried = [t for t in trials if t.user_attrs.get("retry_of") == orphan.number]
+    assert len(retried) == 1 and retried[0].params == trials[orphan.number].params
+    finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert done["finished_distinct"] == 3 and len(finished) == 3 and done["FAIL"] == 0
+    assert len({json.dumps(t.params, sort_keys=True) for t in finished}) == 3
 
 
+def test_a_variant_that_always_fails_hits_its_cap_and_is_never_called_tuned(tmp_path):
+    overrides = [*SEARCH, f"paths.output_root={tmp_path}", "hparams_search.trials=3", "hparams_search.max_failed_trials=2",
+                 "trainer.gradient_clip_val=0", "hparams_search.space={optimizer.lr: 'interval(1e20, 1e30)'}"]
+    summary = search_variant(CONFIG_DIR, overrides, "rnn", str(tmp_path))
+    assert summary["failed"] and summary["FAIL"] == 2 and "2 failed trials" in summary["bound"]
+    assert summary["best_params"] is None
+
+
+def test_an_equal_compute_budget_stops_at_its_epochs_and_says_so(tmp_path):
+    overrides = [*SEARCH, f"paths.output_root={tmp_path}", "hparams_search.trials=10", "hparams_search.budget_epochs=4"]
+    summary = search_variant(CONFIG_DIR, overrides, "rnn", str(tmp_path))
+    assert summary["finished_distinct"] == 2 and summary["epochs"] == 4 and summary["bound"] == "epochs (4 of 4)"
+
+
+def test_a_pruned_trial_says_so_in_its_record():
+    import pytorch_lightning as pl  # noqa: F401
+    from seqbench.search import PruneOnValidation
+
+    class AlwaysPrune:
+        def report(self, value, step):
+            pass
+
+        def should_prune(self):
+            return True
+
+    pruning = PruneOnValidation(AlwaysPrune(), "val/mse")
+    assert pruning.record_fields() == {}
+
+    class Trainer:
+        sanity_checking, callback_metrics, current_epoch, should_stop = False, {"val/mse": 1.0}, 0, False
+    pruning.on_validation_end(Trainer, None)
+    assert pruning.record_fields() == {"pruned": True} and Trainer.should_stop
+
+
+@pytest.mark.slow
 def test_the_whole_protocol_from_the_command_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "seqbench", "search", *SEARCH, f"paths.output_root={tmp_path}"],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=900)
-    if result.returncode != 0 and "search" in result.stderr and "usage" in result.stderr:
-        pytest.fail(result.stderr)
+    result = cli(*SEARCH, f"paths.output_root={tmp_path}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    studies = (tmp_path / "search" / "studies.md").read_text()
-    assert "sincos-rnn" in studies and "sincos-gru" in studies and "| 2 (2) |" in studies
+    studies_md = (tmp_path / "search" / "studies.md").read_text()
+    assert "sincos-rnn-" in studies_md and "sincos-gru-" in studies_md and "| 2 (2) |" in studies_md
+    assert "trials (2 of 2)" in studies_md
+    assert list((tmp_path / "search").glob("sincos-rnn-*_history.png"))
     summary = (tmp_path / "search" / "report" / "summary.md").read_text()
     assert "rnn (tuned)" in summary and "gru (tuned)" in summary
     retrained = [json.loads(p.read_text()) for p in (tmp_path / "search" / "retrain").rglob("record.json")]
@@ -85,42 +203,32 @@ def test_the_whole_protocol_from_the_command_line(tmp_path):
     assert all(r["seed"] == 1 and "mse" in r["test"] and r["tuned"]["trials"] == 2 for r in retrained)
 
 
-def _open_one(args):
-    from seqbench.search import open_study
-    settings, root, variant = args
-    return open_study(settings, Path(root), "trec", variant, "max").study_name
+@pytest.mark.slow
+def test_two_identical_searches_at_once_share_the_budget_and_never_overwrite_each_other(tmp_path):
+    args = [sys.executable, "-m", "seqbench", "search", *SEARCH, "hparams_search.variants=[rnn]",
+            f"paths.output_root={tmp_path}"]
+    first = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(4)
+    second = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    outputs = [p.communicate(timeout=900) for p in (first, second)]
+    assert first.returncode == 0 and second.returncode == 0, outputs
+    (study,) = studies(tmp_path / "search").values()
+    assert len([t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]) == 2
+    (record,) = list((tmp_path / "search" / "retrain").rglob("record.json"))
+    content = json.loads(record.read_text())
+    assert content["status"] == "done" and "reused_from" not in content   # trained once, by one process
 
 
-def test_parallel_workers_open_their_studies_in_one_fresh_database(tmp_path):
-    """`--jobs 2` on a fresh SQLite file: the schema is created once before the workers start,
-    so no worker's study creation collides with another's (one variant used to vanish)."""
-    import multiprocessing
-
-    from seqbench.search import prepare_storage
-    settings = {"sampler_seed": 0, "heartbeat_seconds": 30, "grace_seconds": 120}
-    prepare_storage(settings, tmp_path, "trec")
-    variants = ["rnn", "lstm", "gru"]
-    with multiprocessing.get_context("spawn").Pool(3) as pool:
-        names = pool.map(_open_one, [(settings, str(tmp_path), v) for v in variants])
-    assert names == [f"trec-{v}" for v in variants]
-
-
-def test_one_failed_variant_neither_hides_nor_stops_the_others(tmp_path, monkeypatch, capsys):
-    import seqbench.report
-    import seqbench.search as search
-    retrained = []
-
-    def fake_search(config_dir, overrides, variant, root, threads=None):
-        if variant == "gru":
-            raise RuntimeError("database is locked")
-        return {"study": f"sincos-{variant}", "COMPLETE": 2, "PRUNED": 0, "budget_trials": 2, "best_value": 0.1,
-                "best_params": {}}
-    monkeypatch.setattr(search, "search_variant", fake_search)
-    monkeypatch.setattr(search, "retrain", lambda config_dir, overrides, variant, *rest: retrained.append(variant))
-    monkeypatch.setattr(search, "write_study_summaries", lambda *args: None)
-    monkeypatch.setattr(seqbench.report, "build_report", lambda *args, **kwargs: None)
-    with pytest.raises(SystemExit) as exit_:
-        search.main([*SEARCH, f"paths.output_root={tmp_path}", "--jobs", "1"])
-    assert exit_.value.code == 1 and retrained == ["rnn"]
-    err = capsys.readouterr().err
-    assert "the search of gru failed: RuntimeError: database is locked" in err and "run the same command again" in err
+@pytest.mark.slow
+def test_sigterm_stops_the_search_cleanly_says_how_to_resume_and_reports_what_finished(tmp_path):
+    args = [sys.executable, "-m", "seqbench", "search", *SEARCH, "hparams_search.trials=6",
+            "trainer.max_epochs=6", f"paths.output_root={tmp_path}"]
+    search = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and len(list((tmp_path / "search" / "trials").rglob("record.json"))) < 2:
+        time.sleep(0.5)
+    search.send_signal(signal.SIGTERM)
+    out, err = search.communicate(timeout=300)
+    assert search.returncode == 143, err[-2000:]
+    assert "run the same command again to resume" in err and "Traceback" not in err
+    assert (tmp_path / "search" / "studies.md").is_file()

@@ -90,10 +90,15 @@ class TextClassificationData(pl.LightningDataModule):
             raise SeqbenchError(f"{name}: the training data has a single class ({only!r}); a classifier needs "
                                 f"at least two")
         if len(self.train_set) == 0 or len(self.val_set) == 0:
-            raise SeqbenchError(f"{name}: {len(self.corpus.splits['train'])} training examples leave "
-                                f"{len(self.train_set)} for training and {len(self.val_set)} for validation at "
-                                f"dataset.val_fraction={self.val_fraction}; add examples, change the fraction, "
-                                f"or give dataset.val=PATH")
+            counts = torch.bincount(self.corpus.splits["train"].labels)
+            counts = counts[counts > 0]
+            raise SeqbenchError(
+                f"{name}: the validation split is stratified: it takes round({self.val_fraction} x n) examples of "
+                f"each class, and with {len(counts)} classes of {int(counts.min())} to {int(counts.max())} training "
+                f"examples that leaves {len(self.val_set)} for validation (and {len(self.train_set)} for training) of "
+                f"{len(self.corpus.splits['train'])}; raise dataset.val_fraction (above "
+                f"{0.5 / int(counts.max()):.2g} puts one example of the largest class into validation), add examples, "
+                f"or give dataset.val=PATH")
 
     def example_counts(self) -> dict[str, int]:
         """Examples per split as read: a loss of rows shows up here, in every record."""

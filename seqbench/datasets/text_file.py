@@ -38,12 +38,21 @@ def check_readable(path: Path, what: str = "") -> None:
         raise BadInputError(f"{where}{path} is a folder; give the path of a CSV, TSV or JSON Lines file")
     try:
         with open(path, "rb") as stream:
-            stream.read(1)
+            start = stream.read(6)
     except PermissionError:
         raise BadInputError(f"{where}{path}: permission denied; make it readable (chmod a+r) or copy it "
                             f"somewhere readable") from None
     except OSError as error:
         raise BadInputError(f"{where}{path} cannot be read: {error.strerror or error}") from None
+    for magic, kind, tool in COMPRESSED:
+        if start.startswith(magic):
+            raise BadInputError(f"{where}{path} is {kind}-compressed, not plain text; decompress it first ({tool}) "
+                                f"and give the decompressed file")
+
+
+# Archives and compressed files by their first bytes: read as text they are only "not valid utf-8".
+COMPRESSED = ((b"\x1f\x8b", "gzip", "gunzip"), (b"PK\x03\x04", "zip", "unzip"), (b"BZh", "bzip2", "bunzip2"),
+              (b"\xfd7zXZ\x00", "xz", "unxz"), (b"\x28\xb5\x2f\xfd", "zstd", "unzstd"))
 
 
 def _python_encoding(encoding: str) -> str:
@@ -147,21 +156,41 @@ def read_examples(path: Path, text_column: str, label_column: str,
                 raise BadInputError(f"{path}, line {first}: the text is a {type(text).__name__}, not a string")
             if not label.strip():
                 raise BadInputError(f"{path}, line {first}: empty label")
+            if header is not None and first > 2 and [row.get(name) for name in header] == list(header):
+                raise BadInputError(f"{path}, line {first}: the header ({','.join(header)}) again, in the middle of "
+                                    f"the file (two files joined with cat?); remove that line, or join files with "
+                                    f"'tail -n +2' for every file after the first")
             texts.append(text)
             labels.append(label.strip())
             lines.append(first)
             spans.append((first, last))
-    except UnicodeDecodeError as error:
-        position = decode_error_position(path, encoding)
+    except UnicodeError as error:
+        try:
+            position = decode_error_position(path, encoding)
+        except (UnicodeError, LookupError):
+            position = None
         where = (f"line {position[1]}, byte {position[2] + 1} of the line (byte {position[0]} of the file)"
-                 if position else f"byte {error.start}")
-        raise BadInputError(f"{path}, {where}: not valid {encoding} ({error.reason}); set dataset.encoding to the "
+                 if position else f"byte {getattr(error, 'start', '?')}")
+        reason = getattr(error, "reason", str(error))
+        hint = (" (a UTF-16 file without a byte-order mark: try dataset.encoding=utf-16-le or utf-16-be)"
+                if encoding.lower().replace("_", "-") in ("utf-16", "utf16") else "")
+        raise BadInputError(f"{path}, {where}: not valid {encoding} ({reason}){hint}; set dataset.encoding to the "
                             f"file's encoding (for example dataset.encoding=latin-1 or cp1252)") from None
+    if encoding.lower().replace("_", "-") in ("utf-16", "utf16") and texts and _mostly_unprintable(texts):
+        raise BadInputError(f"{path}: read as {encoding} it is not text (no byte-order mark, so the byte order was "
+                            f"guessed wrong, or the file is not UTF-16); try dataset.encoding=utf-16-le, utf-16-be or "
+                            f"utf-8")
     if not texts:
         raise BadInputError(f"{path}: the file holds no examples")
     if header is not None:
         _check_merged_rows(path, texts, labels, spans, header, text_column, label_column)
     return texts, labels, lines
+
+
+def _mostly_unprintable(texts: list[str]) -> bool:
+    sample = "".join(texts[:50])[:5000]
+    odd = sum(1 for c in sample if not (c.isprintable() or c.isspace()) or "\u3400" <= c <= "\u9fff")
+    return bool(sample) and odd > 0.3 * len(sample)
 
 
 def _check_merged_rows(path: Path, texts, labels, spans, header, text_column: str, label_column: str) -> None:
@@ -186,6 +215,7 @@ def read_splits(paths: dict[str, Path], text_column: str = "text", label_column:
     """{"train": (texts, ids), "val"?: ..., "test": ..., "label_names": sorted train labels}."""
     examples = {split: read_examples(path, text_column, label_column, encoding) for split, path in paths.items()}
     label_names = sorted(set(examples["train"][1]))
+    warn_about_labels(paths["train"], examples["train"][1])
     index = {name: i for i, name in enumerate(label_names)}
     out: dict = {"label_names": label_names}
     for split, (texts, labels, lines) in examples.items():
@@ -220,3 +250,26 @@ text_dataset("text_file", TextFileSchema,
              lambda config: source(config.get("train"), config.get("test"), config.get("val"),
                                    config.get("text_column", "text"), config.get("label_column", "label"),
                                    config.get("encoding", "utf-8")))
+
+
+def warn_about_labels(path: Path, labels: list[str]) -> None:
+    """Labels are strings, so ``1`` and ``1.0`` are two classes: say so when labels look like the
+    same number; and say which classes have a single training example."""
+    import logging
+    from collections import Counter
+    log = logging.getLogger(__name__)
+    by_number: dict[float, set[str]] = {}
+    for label in set(labels):
+        try:
+            by_number.setdefault(float(label), set()).add(label)
+        except ValueError:
+            continue
+    for number, spellings in by_number.items():
+        if len(spellings) > 1:
+            log.warning("%s: the labels %s look like the same number but are %d classes (labels are text); write "
+                        "them one way if they are one class", path, ", ".join(map(repr, sorted(spellings))),
+                        len(spellings))
+    single = sorted(label for label, count in Counter(labels).items() if count == 1)
+    if single:
+        log.warning("%s: %d class(es) have a single training example (%s): such a class is hard to learn and to "
+                    "validate", path, len(single), ", ".join(map(repr, single[:5])) + (", ..." if len(single) > 5 else ""))
