@@ -58,6 +58,9 @@ def report_line(record: dict) -> list[str]:
         lines.append(f"{who}: {record['status']}: {record.get('error', '')}")
     if record.get("tensorboard"):
         lines.append(f"dashboards: tensorboard --logdir {Path(record['tensorboard']).parent}")
+    if record.get("mlflow"):
+        uri = record["mlflow"]["tracking_uri"]
+        lines.append(f"dashboards: mlflow ui --backend-store-uri {uri}")
     return lines
 
 
@@ -150,6 +153,9 @@ def main(cfg: DictConfig) -> float | None:
     return float(value) if value is not None else None
 
 
+_EXTRA_DIRS: list[str] = []
+
+
 def preflight(argv: list[str]) -> str | None:
     """What Hydra itself would stop on with a traceback, said in one line instead (None: all
     good): a config group option or key that does not exist, and output folders that cannot be
@@ -160,10 +166,15 @@ def preflight(argv: list[str]) -> str | None:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
     flags = {"-m", "--multirun"}
+    argv, extra_dirs = _config_dirs(argv)
+    _EXTRA_DIRS[:] = extra_dirs
     if any(a.startswith("-") and a not in flags for a in argv):
-        return None  # --help, --cfg, -sc, --config-dir...: Hydra's own business
+        return None  # --help, --cfg, -sc...: Hydra's own business
     overrides = [a for a in argv if a not in flags]
     multirun = len(overrides) != len(argv)
+    if extra_dirs:
+        overrides = [f"hydra.searchpath=[{','.join('file://' + str(Path(d).resolve()) for d in extra_dirs)}]",
+                     *overrides]
     try:
         from hydra.core.override_parser.overrides_parser import OverridesParser
         parsed = OverridesParser.create().parse_overrides(overrides)
@@ -188,6 +199,23 @@ def preflight(argv: list[str]) -> str | None:
     return None
 
 
+def _config_dirs(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(the arguments without them, the folders of ``--config-dir DIR`` / ``-cd DIR``)."""
+    rest, dirs, skip = [], [], False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if arg in ("--config-dir", "-cd") and i + 1 < len(argv):
+            dirs.append(argv[i + 1])
+            skip = True
+        elif arg.startswith("--config-dir="):
+            dirs.append(arg.split("=", 1)[1])
+        else:
+            rest.append(arg)
+    return rest, dirs
+
+
 def _composition_error(error: Exception) -> str:
     """Hydra's composition errors, each in one line: an unknown group option lists the valid ones."""
     import re
@@ -195,7 +223,7 @@ def _composition_error(error: Exception) -> str:
     missing = re.search(r"Could not find '(\w+)/([^']+)'", text)
     if missing:
         group, name = missing[1], missing[2]
-        options = sorted(p.stem for p in Path(CONFIG_DIR, group).glob("*.yaml"))
+        options = sorted({p.stem for folder in (CONFIG_DIR, *_EXTRA_DIRS) for p in Path(folder, group).glob("*.yaml")})
         return f"unknown {group} {name!r}; valid: {', '.join(options)}"
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith(("\t", "    "))]
     return " ".join(lines[:2])

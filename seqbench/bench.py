@@ -262,7 +262,87 @@ def format_rows(workload: Workload, results: dict[str, dict]) -> list[str]:
     if "seqbench" in results and "seqbench loop" in results:
         overhead = results["seqbench"]["median_seconds"] / results["seqbench loop"]["median_seconds"] - 1
         lines += ["", f"{workload.name}: Lightning's per-batch overhead on identical batches: {overhead * 100:+.1f}% "
-                      f"time (seqbench through Lightning against the same network in a plain loop)."]
+                      f"time (seqbench through Lightning against the same network in a plain loop)."
+                      + spread_caveat([results["seqbench"], results["seqbench loop"]])]
+    return lines
+
+
+def spread_caveat(rows: list[dict], tolerance: float = 1.25) -> str:
+    """A caveat of its own for a figure whose repeats disagree: the machine was busy."""
+    spreads = [max(row["seconds"]) / min(row["seconds"]) for row in rows if min(row["seconds"]) > 0]
+    if spreads and max(spreads) > tolerance:
+        return (f" Caveat: its repeats differ by up to {max(spreads):.1f}x (slowest against fastest), so the "
+                f"machine was busy while it ran; do not read this figure as the overhead.")
+    return ""
+
+
+MODEL_CELLS = (("gru", None), ("lstm", None), ("mingru", "parallel"), ("mingru", "sequential"),
+               ("minlstm", "parallel"), ("minlstm", "sequential"), ("lru", "parallel"), ("lru", "sequential"),
+               ("transformer", None))
+
+
+def measure_models(lengths: list[int], hidden: int, batch: int, batches: int, warmup: int, repeats: int,
+                   device: torch.device) -> dict[int, dict[str, dict]]:
+    """Training throughput of every cell on the same signal batches (two inputs per step, one
+    output read after the last step, as in the adding problem), same hidden size, interleaved."""
+    out = {}
+    for length in lengths:
+        generator = torch.Generator().manual_seed(length)
+        data = [{"inputs": torch.randn(batch, length, 2, generator=generator),
+                 "lengths": torch.full((batch,), length), "targets": torch.randn(batch, generator=generator)}
+                for _ in range(warmup + batches)]
+
+        def timed(cell, mode):
+            options = {"mode": mode} if mode else {}
+            torch.manual_seed(0)
+            net = RecurrentNet(network_config(cell=cell, hidden_size=hidden, embedding_dim=hidden, **options), 1,
+                               input_dim=2).to(device).train()
+            optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+            def step(model, b, opt):
+                opt.zero_grad(set_to_none=True)
+                values, _ = model(b["inputs"], b["lengths"])
+                nn.functional.mse_loss(values.squeeze(-1), b["targets"]).backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+                opt.step()
+            moved = [to_device(b, device) for b in data]
+            for b in moved[:warmup]:
+                step(net, b, optimizer)
+            synchronize(device)
+            start = time.perf_counter()
+            for b in moved[warmup:]:
+                step(net, b, optimizer)
+            synchronize(device)
+            return time.perf_counter() - start
+        rows = {f"{cell}{f' ({mode})' if mode else ''}": {"seconds": []} for cell, mode in MODEL_CELLS}
+        for _ in range(repeats):
+            for (cell, mode), name in zip(MODEL_CELLS, rows):
+                rows[name]["seconds"].append(timed(cell, mode))
+        tokens = batches * batch * length
+        for row in rows.values():
+            row["median_seconds"] = statistics.median(row["seconds"])
+            row["tokens_per_s"] = tokens / row["median_seconds"]
+        out[length] = rows
+    return out
+
+
+def format_models(results: dict[int, dict[str, dict]], hidden: int, batch: int, batches: int) -> list[str]:
+    lines = [f"Every cell on the same batches: {batch} sequences of T steps with 2 inputs per step, one output after "
+             f"the last step, hidden size {hidden}, {batches} timed batches per repeat; training only.", ""]
+    for length, rows in results.items():
+        lines += [f"### T = {length}", "",
+                  "| model | seconds (median; all) | tokens/s | vs gru | vs lstm | parallel / sequential |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for name, row in rows.items():
+            cell = name.split(" ")[0]
+            pair = (f"{row['tokens_per_s'] / rows[f'{cell} (sequential)']['tokens_per_s']:.2f}x"
+                    if name.endswith("(parallel)") else "–")
+            lines.append(f"| {name} | {row['median_seconds']:.2f} ({', '.join(f'{s:.2f}' for s in row['seconds'])}) | "
+                         f"{row['tokens_per_s']:,.0f} | {row['tokens_per_s'] / rows['gru']['tokens_per_s']:.2f}x | "
+                         f"{row['tokens_per_s'] / rows['lstm']['tokens_per_s']:.2f}x | {pair} |")
+        caveat = spread_caveat(list(rows.values()))
+        lines += ["", caveat.strip()] if caveat else []
+        lines.append("")
     return lines
 
 
@@ -271,7 +351,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="seqbench bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", help="data root (default: $SEQBENCH_DATA, else the download cache)")
-    parser.add_argument("--workload", nargs="+", default=["imdb", "trec"], choices=list(WORKLOADS))
+    parser.add_argument("--workload", nargs="+", default=["imdb", "trec"], choices=[*WORKLOADS, "models"],
+                        help="imdb, trec: seqbench against plain loops; models: every cell's throughput")
+    parser.add_argument("--lengths", nargs="+", type=int, default=[100, 400], help="models: sequence lengths")
+    parser.add_argument("--hidden", type=int, default=128, help="models: hidden size of every cell")
     parser.add_argument("--reviews", type=int, default=1000, help="IMDB training reviews used (25000: all)")
     parser.add_argument("--questions", type=int, default=None, help="TREC training questions used (default: all)")
     parser.add_argument("--max-len", type=int, default=None, help="IMDB: tokens kept per review (default 400)")
@@ -282,7 +365,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["padded", "bucketed", "packed", "loop", "seqbench", "impl"])
     parser.add_argument("--synthetic", action="store_true", help="random token data instead of IMDB/TREC")
-    parser.add_argument("--out", default="results/bench.md")
+    parser.add_argument("--out", default="bench.md", help="where the table goes (default: ./bench.md; the reference "
+                        "results/bench.md is written only on purpose)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     skip = set(args.skip)
@@ -296,6 +380,12 @@ def main(argv: list[str] | None = None) -> None:
              f"- every path: {args.warmup} warm-up batches (untimed), then one timed pass; {args.repeats} repeats, "
              f"interleaved; median reported. Training only (forward, backward, clipping at {CLIP}, Adam).", ""]
     for name in args.workload:
+        if name == "models":
+            lines += ["## models", ""]
+            results = measure_models(args.lengths, args.hidden, 50, 10, args.warmup if args.warmup < 10 else 3,
+                                     args.repeats, device)
+            lines += format_models(results, args.hidden, 50, 10)
+            continue
         workload = WORKLOADS[name]
         if name == "imdb" and args.max_len:
             workload = Workload(**{**workload.__dict__, "max_len": args.max_len})

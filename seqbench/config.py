@@ -371,7 +371,7 @@ def check_config(config: dict) -> None:
     network_config(config.get("model") or {})
     trainer = dict(config.get("trainer") or {})
     own = {f.name for f in fields(TrainerSchema)}
-    _check_keys("trainer", trainer, own | _trainer_arguments(trainer))
+    _check_keys("trainer", trainer, own | _trainer_arguments([k for k in trainer if k not in own]))
     _build(TrainerSchema, "trainer", {k: v for k, v in trainer.items() if k in own})
 
 

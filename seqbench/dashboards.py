@@ -184,7 +184,9 @@ def hparams_for(record: dict) -> dict:
     from .results import default_interpolations
     config = record.get("config") or {}
     computed = computation_config(config) if config else {}
-    sources = set((record.get("interpolations") or default_interpolations()).values())
+    # Keys that exist to give another key its default (dataset.lr for optimizer.lr): the run
+    # trained with the other key's value, whether it kept the default or was set on its own.
+    sources = set((record.get("interpolations") or {}).values()) | set(default_interpolations().values())
     flat = {"model": record.get("model"), "dataset": record.get("dataset"), "seed": record.get("seed")}
     for group in ("model", "optimizer", "dataset", "trainer"):
         for key, value in (computed.get(group) or {}).items():

@@ -35,8 +35,9 @@ def _unit(metric: str) -> str:
     return " (%)" if metric in PERCENT_METRICS else ""
 
 
-def _wrap(label: str, width: int = 14) -> str:
-    return "\n".join(textwrap.wrap(label, width, break_long_words=True)) or label
+def _wrap(label: str, width: int = 18) -> str:
+    """Break a long label at spaces and commas, never inside a word."""
+    return "\n".join(textwrap.wrap(label.replace(",", ", "), width, break_long_words=False)) or label
 
 
 def _integer_epochs(ax) -> None:

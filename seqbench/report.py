@@ -373,7 +373,7 @@ def power_words(section: DataSection) -> str:
     scale = task.scale()
 
     def value(v):
-        return f"{v * scale:.2g} points" if scale == 100 else f"{v:.2g}"
+        return (f"{v * scale:.2g} point{'' if round(v * scale, 2) == 1 else 's'}" if scale == 100 else f"{v:.2g}")
     if not power or math.isnan(power.get("seed_sd", math.nan)):
         return ""
     now = power.get("detectable_now")

@@ -1,19 +1,55 @@
-"""The benchmark runs end to end on tiny synthetic data (numbers are not checked: timings
-belong in the benchmark's own output, not in tests)."""
+"""The benchmark on tiny synthetic data. Timings are the benchmark's own output, not asserted; what
+is asserted is that its figures are computed from its measurements: every median is the median of
+the listed repeats, tokens/s is tokens over that median, each ratio is the ratio of two rows, the
+paths share their batches, and the reference results/bench.md is never written by default."""
+import re
+import statistics
+
+import pytest
+
 from seqbench import bench
 
 
-def test_benchmark_writes_every_row_repeats_and_the_ratios(tmp_path):
-    out = tmp_path / "bench.md"
+def _numbers(cell: str) -> list[float]:
+    return [float(x.replace(",", "")) for x in re.findall(r"[\d,]*\.?\d+", cell)]
+
+
+@pytest.mark.slow
+def test_benchmark_figures_follow_from_its_measurements(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     bench.main(["--synthetic", "--reviews", "200", "--questions", "80", "--max-len", "24", "--repeats", "3",
-                "--warmup", "2", "--out", str(out)])
-    text = out.read_text()
+                "--warmup", "2", "--workload", "imdb", "trec", "models", "--lengths", "12", "--hidden", "8"])
+    text = (tmp_path / "bench.md").read_text()   # the default: this folder, not results/
     for workload in ("imdb", "trec"):
         section = text.split(f"## {workload}")[1].split("##")[0]
-        for row in ["| plain padded |", "| plain bucketed |", "| plain packed |", "| seqbench loop |", "| seqbench |",
-                    "per-batch overhead on identical batches"]:
-            assert row in section, (workload, row)
-        seqbench_row = next(line for line in section.splitlines() if line.startswith("| seqbench |"))
-        assert seqbench_row.count(",") >= 2  # three timings listed beside the median
-    assert "median of 3" in text and "2 warm-up batches (untimed)" in text and "CPU cores" in text
-    assert "| impl=native |" in text and "native / scratch speed ratio" in text
+        rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+                for line in section.splitlines() if line.startswith("| ") and "path" not in line and "---" not in line
+                and not line.startswith("| impl") and not line.startswith("| LSTM")}
+        assert set(rows) == {"plain padded", "plain bucketed", "plain packed", "seqbench loop", "seqbench"}
+        speeds = {}
+        for name, (batches, tokens, seconds, per_second, *_) in rows.items():
+            median, *all_three = _numbers(seconds)
+            assert len(all_three) == 3 and median == pytest.approx(statistics.median(all_three), abs=0.006)
+            speeds[name] = _numbers(per_second)[0]
+            # the median is printed to 0.01 s: tokens/s lies between tokens over its rounding bounds
+            assert _numbers(tokens)[0] / (median + 0.005) - 1 <= speeds[name] <= _numbers(tokens)[0] / max(
+                median - 0.005, 1e-9) + 1
+        bucketed = {rows[name][1] for name in rows if name != "plain padded"}
+        assert len(bucketed) == 1   # the bucketed paths are timed on the very same batches
+        for name, cells in rows.items():
+            assert _numbers(cells[4])[0] == pytest.approx(speeds[name] / speeds["plain padded"], abs=0.011)
+    models = text.split("## models")[1]
+    table = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+             for line in models.splitlines() if line.startswith("| ") and "---" not in line and "model" not in line}
+    assert len(table) == len(bench.MODEL_CELLS)
+    speed = {name: _numbers(cells[1])[0] for name, cells in table.items()}
+    assert _numbers(table["lstm"][2])[0] == pytest.approx(speed["lstm"] / speed["gru"], abs=0.011)
+    for cell in ("mingru", "minlstm", "lru"):
+        ratio = _numbers(table[f"{cell} (parallel)"][4])[0]
+        assert ratio == pytest.approx(speed[f"{cell} (parallel)"] / speed[f"{cell} (sequential)"], abs=0.011)
+
+
+def test_a_busy_machine_gets_a_caveat_of_its_own():
+    steady = [{"seconds": [1.0, 1.05, 1.02]}]
+    assert bench.spread_caveat(steady) == ""
+    assert "machine was busy" in bench.spread_caveat([{"seconds": [1.0, 3.4, 1.1]}])

@@ -73,6 +73,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_tensorboard_serves_the_tags_over_http_and_hparams_for_mixed_folders(attention_run, compose_config):
     _, root = attention_run
     # A second task in the same folder (as experiment=compare does): HParams must show both.

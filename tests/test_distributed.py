@@ -14,6 +14,7 @@ DDP_RUN = [*TINY, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
            "dataset.n_train=64"]
 
 
+@pytest.mark.slow
 def test_ddp_run_writes_one_record_whose_test_metric_matches_one_process(compose_config, tmp_path):
     result = subprocess.run([sys.executable, "-m", "seqbench", *DDP_RUN, f"paths.output_root={tmp_path}"],
                             cwd=tmp_path, capture_output=True, text=True, timeout=600)
@@ -43,6 +44,7 @@ def test_ddp_inside_a_multirun_is_refused_with_a_reason(tmp_path):
     assert result.returncode == 2 and "cannot run inside a multirun" in result.stderr
 
 
+@pytest.mark.slow
 def test_sweep_through_the_local_submitit_launcher_lands_both_records(tmp_path):
     result = subprocess.run([sys.executable, "-m", "seqbench", "-m", "model=rnn,gru", *TINY,
                              "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",

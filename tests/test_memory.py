@@ -175,7 +175,7 @@ def test_runs_on_different_lengths_are_never_paired_and_each_length_gets_its_ver
             "predictions": "predictions.csv"}
     for model, error in (("lstm", 0.01), ("rnn", 0.16)):
         for length in (50, 100):
-            for seed in range(2):
+            for seed in range(5):
                 folder = tmp_path / "runs" / f"{model}{length}s{seed}"
                 target = rng.uniform(0, 2, 200)
                 pd.DataFrame({"index": range(200), "target": target,

@@ -39,6 +39,7 @@ def wait_for_epochs(root: Path, epochs: int, timeout: float = 240) -> Path:
     raise AssertionError("the run never got that far")
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_from_its_last_checkpoint_and_loses_no_finished_epoch(tmp_path):
     args = [*SLOW_ENOUGH, f"paths.output_root={tmp_path}"]
     first = launch(args, tmp_path)
@@ -58,6 +59,7 @@ def test_killed_run_resumes_from_its_last_checkpoint_and_loses_no_finished_epoch
     assert resumed["history"][: killed["epochs"]] == killed["history"]
 
 
+@pytest.mark.slow
 def test_sigterm_exits_non_zero_records_interrupted_and_the_relaunch_resumes(tmp_path):
     args = [*SLOW_ENOUGH, f"paths.output_root={tmp_path}"]
     first = launch(args, tmp_path)
@@ -158,6 +160,7 @@ def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
 
 
+@pytest.mark.slow
 def test_the_same_command_twice_never_shares_a_run(tmp_path):
     """Started twice, the second process sees the live claim, says so, and leaves the run alone;
     the record holds the figures of the process that trained it."""
@@ -179,6 +182,7 @@ def test_the_same_command_twice_never_shares_a_run(tmp_path):
         first.communicate()
 
 
+@pytest.mark.slow
 def test_fault_injection_many_kills_every_run_done_once_every_epoch_once(tmp_path):
     """A small sweep, killed 12 times (SIGKILL and SIGTERM, at seeded random moments) and
     relaunched each time; in the end every run is done once, each history lists every epoch

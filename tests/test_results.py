@@ -209,6 +209,7 @@ def test_debug_runs_are_never_reused_nor_tabulated(compose_config, tmp_path):
     assert fast["status"] == "done" and fast["debug"] and fast["tested_weights"] == "last"
 
 
+@pytest.mark.slow
 def test_parallel_sweep_keeps_separate_records_and_reports(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "seqbench", "-m", "model=rnn,gru", *TINY, "hydra/launcher=joblib",
@@ -222,6 +223,7 @@ def test_parallel_sweep_keeps_separate_records_and_reports(tmp_path):
     assert list(tmp_path.glob("sweeps/*/*/report/summary.md"))
 
 
+@pytest.mark.slow
 def test_a_failing_run_does_not_stop_the_sweep(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "seqbench", "-m", "model.attention=additive,luong", "model=bilstm_attn", *TINY,

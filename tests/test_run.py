@@ -200,6 +200,7 @@ def test_cli_wrong_model_name_lists_the_valid_ones(tmp_path):
         assert name in result.stderr
 
 
+@pytest.mark.slow
 def test_cli_missing_data_says_where_to_put_it(tmp_path):
     env_cmd = [sys.executable, "-c",
                "import urllib.request, urllib.error, runpy, sys;"

@@ -147,7 +147,9 @@ def test_unreadable_paths_are_one_clear_line(compose_config, tmp_path):
 def test_too_few_examples_for_a_validation_split_and_a_single_class_are_clear(compose_config, tmp_path):
     good = write_examples(tmp_path / "good.csv", examples(20))
     two = write_examples(tmp_path / "two.csv", examples(2))
-    with pytest.raises(SeqbenchError, match="2 training examples leave 2 for training and 0 for validation"):
+    with pytest.raises(SeqbenchError, match=r"stratified: it takes round\(0.1 x n\) examples of each class, and with 2 "
+                                            r"classes of 1 to 1 training examples that leaves 0 for validation \(and 2 "
+                                            r"for training\) of 2; raise dataset.val_fraction \(above 0.5"):
         run(compose_config("dataset=text_file", f"dataset.train={two}", f"dataset.test={good}",
                            f"dataset.cache_dir={tmp_path / 'c'}"), tmp_path / "r")
     single = write_examples(tmp_path / "single.csv", [(t, "good") for t, _ in examples(20)])
@@ -270,3 +272,42 @@ def test_batches_keep_lengths_masks_and_ids_consistent(sequences, batch_size, sh
             assert torch.all(batch["inputs"][row, length:] == PAD_ID)
         seen.extend(rows)
     assert sorted(seen) == list(range(len(sequences)))
+
+
+def test_the_split_arithmetic_is_stated_for_many_small_classes(compose_config, tmp_path):
+    """200 classes of 5 examples: 10% of 1000 is 100, but a split stratified per class rounds
+    0.5 to 0 in every class; the message says that, instead of "1000 leave 1000 and 0"."""
+    rows = [(f"word{c} text {i}", f"c{c}") for c in range(200) for i in range(5)]
+    train = write_examples(tmp_path / "many.csv", rows)
+    test = write_examples(tmp_path / "test.csv", rows[:10])
+    with pytest.raises(SeqbenchError, match=r"with 200 classes of 5 to 5 training examples that leaves 0 for "
+                                            r"validation \(and 1000 for training\) of 1000; raise "
+                                            r"dataset.val_fraction \(above 0.1"):
+        run(compose_config("dataset=text_file", f"dataset.train={train}", f"dataset.test={test}"), tmp_path / "r")
+
+
+def test_a_repeated_header_and_look_alike_labels_are_named(tmp_path, caplog):
+    from seqbench.datasets.text_file import read_splits
+    rows = examples(20)
+    joined = write_examples(tmp_path / "joined.csv", rows[:10])
+    with open(joined, "a") as stream:
+        stream.write("text,label\n" + "".join(f"{t},{l}\n" for t, l in rows[10:]))
+    with pytest.raises(BadInputError, match=r"joined.csv, line 12: the header \(text,label\) again"):
+        read_splits({"train": joined, "test": joined})
+    numbers = write_examples(tmp_path / "numbers.csv", [("a good one", "1"), ("good too", "1"), ("a bad one", "0"),
+                                                               ("fine", "1.0")])
+    read_splits({"train": numbers, "test": numbers})
+    assert "'1', '1.0' look like the same number but are 2 classes" in caplog.text
+    assert "class(es) have a single training example ('0', '1.0')" in caplog.text
+
+
+def test_compressed_and_utf16_files_are_named_for_what_they_are(tmp_path):
+    import gzip
+    from seqbench.datasets.text_file import read_splits
+    packed = tmp_path / "train.csv"
+    packed.write_bytes(gzip.compress(b"text,label\ngood,pos\n"))
+    with pytest.raises(BadInputError, match="train.csv is gzip-compressed, not plain text; decompress it first"):
+        read_splits({"train": packed, "test": packed})
+    plain = write_examples(tmp_path / "plain.csv", examples(20))
+    with pytest.raises(BadInputError, match="utf-16"):
+        read_splits({"train": plain, "test": plain}, encoding="utf-16")

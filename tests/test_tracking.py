@@ -54,6 +54,7 @@ def seqbench_command(*args, cwd):
     return subprocess.run([executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_one_spelling_of_a_variant_no_empty_folder_on_reuse_and_a_readable_record(tmp_path):
     args = [*TINY, "model=bilstm_attn", f"paths.output_root={tmp_path}"]
     first = seqbench_command(*args, cwd=tmp_path)
@@ -86,6 +87,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_tensorboard_tabs_in_headless_chromium(compose_config, tmp_path, monkeypatch):
     """Scalars, images and HParams as a person sees them: screenshots in which the expected
     content is found (by the browser, shadow DOM included)."""
