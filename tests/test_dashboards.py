@@ -151,8 +151,6 @@ def test_explain_command_line_plain_when_piped(attention_run, tmp_path):
 
 
 def test_explain_refuses_crafted_and_wrong_files_with_one_line(attention_run, tmp_path):
-    import pickle
-
     class RunsCode:
         def __reduce__(self):
             return (print, ("this would have run",))
@@ -178,4 +176,3 @@ def test_explain_refuses_crafted_and_wrong_files_with_one_line(attention_run, tm
                             text=True, timeout=120)
     assert result.returncode == 2 and "was refused" in result.stderr and "Traceback" not in result.stderr
     assert "this would have run" not in result.stdout + result.stderr
-    assert pickle  # (used by torch.save above)
