@@ -7,6 +7,7 @@ answer at once; the training code is imported only when a run starts.
 from __future__ import annotations
 
 import importlib
+import os
 import signal
 import sys
 import warnings
@@ -261,6 +262,9 @@ def cli() -> None:
         module.main()
         return
     register_resolvers()
+    if "--debug" in sys.argv[1:]:  # ours, not Hydra's: tracebacks instead of one line
+        sys.argv = [a for a in sys.argv if a != "--debug"]
+        os.environ["SEQBENCH_DEBUG"] = os.environ["HYDRA_FULL_ERROR"] = "1"
     if not debugging(sys.argv[1:]):
         problem = preflight(sys.argv[1:])
         if problem:

@@ -54,7 +54,7 @@ class Document:
                 lines += [block.content, ""]
             elif block.kind == "table":
                 header, rows = block.content
-                lines.append("| " + " | ".join(header) + " |")
+                lines.append("| " + " | ".join(str(h) for h in header) + " |")
                 lines.append("|" + "|".join(" --- " for _ in header) + "|")
                 lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
                 lines.append("")

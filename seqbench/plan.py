@@ -80,6 +80,11 @@ class Claim:
     def __init__(self, path: Path, handle):
         self.path, self._handle = path, handle
 
+    @staticmethod
+    def _owner(output_dir: Path) -> str:
+        return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "output_dir": str(output_dir),
+                           "since": time.strftime("%Y-%m-%d %H:%M:%S")})
+
     @classmethod
     def try_acquire(cls, root: Path, key: str, output_dir: Path) -> "Claim | dict":
         """The claim, or (when another live process holds it) what that process wrote about itself."""
@@ -97,20 +102,15 @@ class Claim:
                 return json.loads(text) or {}
             except json.JSONDecodeError:
                 return {}
-        handle.seek(0)
-        handle.truncate()
-        handle.write(json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "output_dir": str(output_dir),
-                                 "since": time.strftime("%Y-%m-%d %H:%M:%S")}))
-        handle.flush()
-        return cls(path, handle)
+        claim = cls(path, handle)
+        claim.move_to(output_dir)
+        return claim
 
     def move_to(self, output_dir: Path) -> None:
-        """Say where the run now lives (after a resume moved it to its old folder)."""
-        owner = {"host": socket.gethostname(), "pid": os.getpid(), "output_dir": str(output_dir),
-                 "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+        """Say where the run lives (and, after a resume, that it moved to its old folder)."""
         self._handle.seek(0)
         self._handle.truncate()
-        self._handle.write(json.dumps(owner))
+        self._handle.write(self._owner(output_dir))
         self._handle.flush()
 
     def release(self) -> None:
@@ -162,9 +162,16 @@ def resumable_checkpoint(path: Path, key: str) -> bool:
     return True
 
 
+OWNER_NAME = ".run_key"   # written (exclusively) by the run that took a folder
+
+
 def folder_owner(folder: Path) -> str | None:
-    """The run key of the run whose record is in ``folder``; ``"unknown"`` for checkpoints with no
-    readable record beside them; None when the folder holds no run."""
+    """The run key of the run that took ``folder`` or whose record is in it; ``"unknown"`` for
+    checkpoints with no readable record beside them; None when the folder holds no run."""
+    try:
+        return (folder / OWNER_NAME).read_text().strip() or "unknown"
+    except OSError:
+        pass
     record = folder / RECORD_NAME
     if record.is_file():
         try:
@@ -178,15 +185,34 @@ def folder_owner(folder: Path) -> str | None:
     return None
 
 
-def owned_folder(folder: Path, key: str) -> Path:
+def _take(folder: Path, key: str) -> bool:
+    """Take ``folder`` for run ``key`` if it is free (or already this run's). The owner file is
+    created exclusively, so two processes that both saw the folder free cannot both take it."""
+    owner = folder_owner(folder)
+    if owner == key:
+        return True
+    if owner is not None:
+        return False
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        handle = os.open(folder / OWNER_NAME, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return folder_owner(folder) == key
+    with os.fdopen(handle, "w") as stream:
+        stream.write(key)
+    return True
+
+
+def owned_folder(folder: Path, key: str, take: bool = True) -> Path:
     """``folder`` if it is free or already this run's, else a sibling named with the run key:
-    nothing is ever written into another run's folder."""
+    nothing is ever written into another run's folder. ``take``: reserve it for the run."""
     folder = Path(folder)
-    if folder_owner(folder) in (None, key):
+    free = (lambda f: _take(f, key)) if take else (lambda f: folder_owner(f) in (None, key))
+    if free(folder):
         return folder
     for attempt in range(1000):
         candidate = folder.with_name(f"{folder.name}-{key[:8]}" + (f"-{attempt}" if attempt else ""))
-        if folder_owner(candidate) in (None, key):
+        if free(candidate):
             log.warning("%s holds another run; this run (%s) goes to %s", folder, key, candidate)
             return candidate
     raise RuntimeError(f"no free folder beside {folder}")
@@ -222,7 +248,8 @@ def plan(identity: Identity, output_dir: Path, records, force: bool = False, nee
     for _, path, record in same:
         # A search trial never read the test split: a run that needs test metrics cannot reuse it.
         if record.get("status") == "done" and not record.get("debug") and (record.get("test") or not needs_test):
-            original = Path(record.get("copy_of") or path)
+            # A copy names its original; when that folder is gone, the copy (with its predictions) serves.
+            original = Path(record["copy_of"]) if record.get("copy_of") and Path(record["copy_of"]).is_file() else path
             return Reuse(original, record, f"a finished run with the same config, seed, code and data: {original}")
     for _, path, record in same:
         if record.get("status") in INTERRUPTED and not record.get("copy_of") and not record.get("debug"):

@@ -3,12 +3,12 @@ beside it, in the manner of fairseq's ``register_model`` and benchopt's one file
 
 - A model is one Python file in ``seqbench/models/`` whose encoder class is decorated with
   ``@register_model("name", schema=...)``, plus ``conf/model/<name>.yaml``.
-- A data set is one Python file in ``seqbench/data/`` that calls ``register_dataset(...)``,
-  plus ``conf/dataset/<name>.yaml``.
+- A data set is one Python file in ``seqbench/datasets/`` that declares itself through
+  ``seqbench.data.declare`` (``text_dataset`` / ``generated_dataset``), plus ``conf/dataset/<name>.yaml``.
 - Your own encoder, outside the package: ``model.cell=my_module.MyEncoder`` (importable from
   the current folder); decorate it with ``@register_model`` to give it a schema of its own.
 
-Files are discovered by importing every module of ``seqbench.models`` and ``seqbench.data``:
+Files are discovered by importing every module of ``seqbench.models`` and ``seqbench.datasets``:
 adding a file is enough. Cheap to import (no torch); discovery imports torch (model files
 subclass ``nn.Module``) but never Lightning, so a run can be planned before Lightning loads.
 """

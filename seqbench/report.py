@@ -23,7 +23,7 @@ import pandas as pd
 from . import SeqbenchError
 from .document import Document
 from .record import MEMORY_KINDS, describe_hardware, short_hash
-from .results import (TEST_SET_KEYS, VariantLabels, _natural, budget_words, data_key, data_labels, learning_curves,
+from .results import (VariantLabels, _natural, budget_words, data_key, data_labels, learning_curves,
                       load_records, long_table, slug, summary_table, test_set_key, variant_labels)
 from .tasks import PERCENT_METRICS, POSITIVE_METRICS, TaskKind, format_metric, task_of
 from .runtime import entry_point
@@ -90,9 +90,6 @@ def completeness(records: list[dict], labels: VariantLabels) -> list[str]:
     for r in records:
         if r.get("status") in ("done", "diverged"):
             finished.setdefault(labels.get(r.get("config_hash"), r.get("model")), set()).add(r.get("seed"))
-    by_test_set: dict[tuple, set] = {}
-    for r in records:
-        by_test_set.setdefault(test_set_key(r), set()).add(labels.get(r.get("config_hash"), r.get("model")))
     everyone = set().union(*finished.values()) if finished else set()
     for label, seeds in sorted(finished.items()):
         missing = everyone - seeds
@@ -153,9 +150,10 @@ def test_set_names(records: list[dict]) -> dict[tuple, str]:
     keys = sorted({test_set_key(r) for r in records}, key=_natural)
     if len(keys) == 1:
         return {keys[0]: ""}
-    names = ("data",) + TEST_SET_KEYS
-    differing = [i for i in range(len(names)) if len({k[i] for k in keys}) > 1]
-    return {k: ", ".join(f"{names[i]}={k[i]}" for i in differing) for k in keys}
+    settings = {k: dict(k) for k in keys}
+    differing = sorted({name for k in keys for name in settings[k]
+                        if len({settings[other].get(name) for other in keys}) > 1})
+    return {k: ", ".join(f"{name}={settings[k].get(name)}" for name in differing) for k in keys}
 
 
 def compute_section(frame: pd.DataFrame, records: list[dict], label: str, stem: str, out: Path, plots: bool,
@@ -181,7 +179,7 @@ def compute_section(frame: pd.DataFrame, records: list[dict], label: str, stem: 
         section.power = seed_power(section)
     if plots and done:
         figures = [plot_scores(runs, table, label, stem, task.metric, section.baselines, out),
-                   plot_learning_curves(learning_curves(records), label, stem, task.metric, out)]
+                   plot_learning_curves(learning_curves(records, labels), label, stem, task.metric, out)]
         if section.confusion:
             figures.append(plot_confusion(section.confusion, label, stem, out))
         section.figures = [(path, path.stem) for path in figures if path is not None]
@@ -197,8 +195,9 @@ def comparisons(section: DataSection, resamples: int) -> list[Comparison]:
         runs = [r for r in section.done if test_set_key(r) == key]
         if len({r.get("config_hash") for r in runs}) < 2:
             continue
-        labels = variant_labels(runs)  # within one test set: what differs here (not the length)
+        labels = section.labels  # one labelling per data set: the tables, legend and pairs agree
         scores = {k: v for k, v in load_scores(runs, labels, section.task).items() if not v.empty}
+        unscored = sorted({labels[r["config_hash"]] for r in runs} - set(scores))
         if len(scores) < 2:
             continue
         pairs = compare(scores, section.task, resamples=resamples)
@@ -214,6 +213,10 @@ def comparisons(section: DataSection, resamples: int) -> list[Comparison]:
                  f"**{name}**: incomplete ({'; '.join(section.problems[:3])}"
                  f"{'; ...' if len(section.problems) > 3 else ''}): no verdict, no ranking until every variant "
                  f"has the same finished seeds.")
+        if unscored and section.complete:  # e.g. predictions written by an older seqbench: said, never hidden
+            words = (f"**{name}**: {', '.join(unscored)} cannot be compared per example (no predictions it can "
+                     f"score); among the others: " + words.split("**: ", 1)[-1].replace(" is best: its lead over every "
+                                                                                       "other variant", " leads: its lead over every other compared variant"))
         words += disagreement_words(pairs, section.task) if section.complete else ""
         out.append(Comparison(test_set, name, pairs, words, pairs[0].examples if pairs else 0))
     return out
@@ -388,6 +391,11 @@ def power_words(section: DataSection) -> str:
     return " ".join(parts)
 
 
+def parameter_words(params: dict) -> str:
+    """``optimizer.lr=0.00378, model.hidden_size=128``: a search's parameters, three digits."""
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
 def memory_blocks(doc: Document, records: list[dict], name: str, out: Path, plots: bool) -> None:
     """Test metric against the length T for each variant, with the baseline; and the longest T
     each variant solved, in k of its n seeds with a Wilson interval."""
@@ -473,11 +481,13 @@ def tuned_blocks(doc: Document, sections: list[DataSection], resamples: int) -> 
                 if len(scores) == 2:
                     (pair,) = compare({"tuned": scores["tuned"], "default": scores["default"]}, section.task,
                                       resamples=resamples, aso=False)
+                    # compare() pairs names in sorted order (default, tuned): turn it round to tuned - default.
+                    sign = 1 if pair.a == "tuned" else -1
+                    low, high = sorted((sign * pair.low, sign * pair.high))
                     scale = section.task.scale()
                     form = (lambda v: f"{v * scale:+.1f}") if scale == 100 else (lambda v: f"{v:+.2e}")
-                    delta = f"{form(pair.difference)} [{form(pair.low)}, {form(pair.high)}]"
-            params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                               for k, v in (info.get("params") or {}).items())
+                    delta = f"{form(sign * pair.difference)} [{form(low)}, {form(high)}]"
+            params = parameter_words(info.get("params") or {})
             rows.append([model, cell(default), cell(tuned), delta, same, str(info.get("trials")), params])
         doc.text(f"Tuned − default: difference of mean test {metric} "
                  f"({'points' if section.task.scale() == 100 else metric}) with its 95% seed-level interval "
@@ -519,10 +529,12 @@ def across_blocks(doc: Document, sections: list[DataSection], out: Path, plots: 
         words = (f"Friedman's test (on scores oriented so that higher is better): χ² = {result['statistic']:.2f}, "
                  f"p = {result['p']:.3g}; Nemenyi critical difference at 0.05: {result['critical_difference']:.2f} "
                  f"ranks.")
-    else:
+    elif result["n"] < MIN_DATASETS_FOR_FRIEDMAN:
         words = (f"With {result['n']} data sets (fewer than {MIN_DATASETS_FOR_FRIEDMAN}) the ranks are a description, "
                  f"not a test: no Friedman test and no critical difference (Demšar 2006 takes the data set as the "
                  f"unit).")
+    else:
+        words = f"With {result['k']} variants in common the ranks are a description: Friedman's test needs three."
     doc.text(f"Variants present on all of {', '.join(result['datasets'])}, ranked per data set by mean test metric "
              f"(1 = best). {words}")
     doc.table(["variant", "average rank", *result["datasets"]],
@@ -635,11 +647,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--resamples", type=int, default=9999, help="bootstrap and permutation resamples")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
-    try:
-        tables = build_report(args.folders, args.out, args.command, plots=not args.no_plots, resamples=args.resamples)
-    except SeqbenchError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    tables = build_report(args.folders, args.out, args.command, plots=not args.no_plots, resamples=args.resamples)
     for data, table in tables.items():
         print(f"{data}: {len(table)} variants")
     print(f"report: {Path(args.out) / 'summary.md'} and {Path(args.out) / 'report.html'}")

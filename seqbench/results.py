@@ -336,21 +336,29 @@ def summary_table(frame: pd.DataFrame, data: str) -> pd.DataFrame:
     return table
 
 
-# Data-set settings that change which test examples there are (generated tasks); runs that differ
-# in one of them were scored on different examples and are never compared directly. Text sets are
-# told apart by their data fingerprint; max_len or the vocabulary only change the model's view.
+# Settings that decide which test examples a generated task has, for records written before records
+# carried their data set's own list (``data.test_set``, from the data set's registry entry).
 TEST_SET_KEYS = ("length", "symbols", "alphabet", "n_test", "test_seed", "seq_len", "omega", "dt", "warmup_steps")
 
 
 def test_set_key(record: dict) -> tuple:
-    """Which test examples a run was scored on: its data fingerprint and the generated-task settings."""
-    data = (record.get("config") or {}).get("dataset") or {}
-    return (str(record.get("data_fingerprint")), *(str(data.get(k)) for k in TEST_SET_KEYS))
+    """Which test examples a run was scored on: its data fingerprint and the settings that decide
+    the test set (a generated task's length, seed, ...), as (name, value) pairs. Runs with
+    different keys were scored on different examples and are never paired."""
+    recorded = (record.get("data") or {}).get("test_set")
+    if isinstance(recorded, dict):
+        settings = recorded
+    else:
+        data = (record.get("config") or {}).get("dataset") or {}
+        settings = {k: data.get(k) for k in TEST_SET_KEYS if data.get(k) is not None}
+    return (("data", str(record.get("data_fingerprint"))), *sorted((k, str(v)) for k, v in settings.items()))
 
 
 def _natural(key: tuple) -> list:
     out = []
     for value in key:
+        if isinstance(value, tuple):  # a (name, value) pair: order by the value
+            value = value[-1]
         try:
             out.append((0, float(value), ""))
         except (TypeError, ValueError):
@@ -358,14 +366,14 @@ def _natural(key: tuple) -> list:
     return out
 
 
-def learning_curves(records: list[dict]) -> dict[str, pd.DataFrame]:
+def learning_curves(records: list[dict], labels: "VariantLabels | None" = None) -> dict[str, pd.DataFrame]:
     """Per model variant (config hash, labelled by what differs) of one data set's records:
     epochs x seeds of the validation metric; NaN where a seed had stopped early."""
     done = [r for r in records if r.get("status") == "done"]
     if not done:
         return {}
     metric = task_of(done[0]).monitor
-    labels = variant_labels(done)
+    labels = labels or variant_labels(records)
     curves: dict[str, dict] = {}
     for r in done:
         points = {h["epoch"]: h[metric] for h in r.get("history") or [] if metric in h}

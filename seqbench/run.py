@@ -84,7 +84,9 @@ def base_record(prepared: Prepared) -> dict:
             "config_hash": identity.config_hash, "code_fingerprint": identity.code,
             "data_fingerprint": identity.data, "run_key": identity.key, "debug": identity.debug,
             "data": {"kind": prepared.dataset.name, "name": cfg.dataset.name, "fingerprint": identity.data,
-                     "files": prepared.located.files},
+                     "files": prepared.located.files,
+                     # what decides the test examples beyond the files (a generated task's settings)
+                     "test_set": {k: prepared.config["dataset"].get(k) for k in prepared.dataset.test_set_keys}},
             "config": prepared.config, "interpolations": interpolation_sources(cfg),
             "started": datetime.now(timezone.utc).isoformat(),
             "hardware": hardware(), "versions": versions(), "git_commit": git_commit(),
@@ -126,7 +128,7 @@ def save_record(path: Path, record: dict) -> None:
 def copy_beside(record: dict, original: Path, job_dir: Path, **marks) -> Path:
     """A copy of a run's record (and its predictions) in a sweep job's folder, so that the sweep's
     folder holds every result it reports, and moving or merging folders keeps every verdict."""
-    job_dir = owned_folder(job_dir, record.get("run_key") or "unknown")
+    job_dir = owned_folder(job_dir, record.get("run_key") or "unknown")  # a copy takes the folder for its run
     if job_dir.resolve() == original.parent.resolve():  # the job's folder was taken: the run is beside it
         return job_dir
     save_record(job_dir / RECORD_NAME, {**record, **marks, "copy_of": str(original)})

@@ -491,12 +491,13 @@ def search_variant(config_dir: str, overrides: list[str], variant: str, root: st
             trial = study.ask(space)
             params = {k: trial.params[k] for k in space}
             key = json.dumps(params, sort_keys=True, default=str)
-            same = next((t for t in finished if json.dumps(t.params, sort_keys=True, default=str) == key), None)
-            if same is not None:  # a repeat of a finished trial: not run again, not counted
+            tried = finished + failed  # a configuration that failed on its own is not run again either
+            same = next((t for t in tried if json.dumps(t.params, sort_keys=True, default=str) == key), None)
+            if same is not None:  # a repeat of a tried trial: not run again, not counted
                 trial.set_user_attr("duplicate_of", same.number)
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 duplicates += 1
-                untried = _untried(space, finished, seed=int(settings["sampler_seed"]) + trial.number)
+                untried = _untried(space, tried, seed=int(settings["sampler_seed"]) + trial.number)
                 if untried is None:  # every configuration of a finite space has been tried
                     study.set_user_attr("stopped", f"the space holds no configuration beyond the {len(finished)} tried")
                     break
@@ -514,10 +515,12 @@ def search_variant(config_dir: str, overrides: list[str], variant: str, root: st
                 with heartbeat(study, trial, int(settings.get("heartbeat_seconds", 30))):
                     record = run(cfg, folder, evaluate_test=False, extra_callbacks=[pruning],
                                  tags={"search": {"study": name, "trial": trial.number}})
-            except SeqbenchError as error:  # a configuration the space allows but the model refuses
-                trial.set_user_attr("error", str(error)[:500])
+            except Exception as error:  # a configuration the model refuses, a crash: a failure, counted
+                # (Ctrl-C and SIGTERM are not Exceptions: they leave the trial to be asked again.)
+                trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:500])
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                log.warning("%s: trial %d failed: %s", name, trial.number, error)
+                log.warning("%s: trial %d failed: %s: %s", name, trial.number, type(error).__name__,
+                            str(error).splitlines()[0] if str(error) else "")
                 continue
             trial.set_user_attr("record", str(Path(record.get("output_dir", folder)) / "record.json"))
             trial.set_user_attr("epochs", record.get("epochs"))
@@ -570,7 +573,7 @@ def summarise(study, seconds: float | None = None, max_failed: int | None = None
         bound = f"epochs ({sum(epochs)} of {budget_epochs})"
     else:
         bound = f"trials ({len(finished)} of {budget})"
-    failed = bool(max_failed and states["FAIL"] >= max_failed and not complete) or not complete
+    failed = bool(max_failed and states["FAIL"] >= max_failed) or not complete
     return {"study": study.study_name, "variant": study.user_attrs.get("variant"), "budget_trials": budget, **states,
             "duplicates": duplicates, "finished_distinct": len(finished), "epochs": sum(epochs), "bound": bound,
             "failed": failed, "best_value": best.value if best else None, "best_trial": best.number if best else None,
@@ -678,6 +681,17 @@ def _pool(jobs: int):
                                initializer=_end_with_parent)
 
 
+def _stop_workers(pool) -> None:
+    """On Ctrl-C or SIGTERM: no new variant starts, and the workers stop now (their trials are
+    asked again, and their runs resume, when the search runs again)."""
+    if not isinstance(pool, ProcessPoolExecutor):
+        return
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        if process.is_alive():
+            process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
 def _search_or_error(*args) -> dict:
     try:
         return search_variant(*args)
@@ -712,8 +726,11 @@ def main(argv: list[str] | None = None) -> None:
         raise SeqbenchError(" ".join(str(error).split())[:400]) from None
     settings = OmegaConf.to_container(base.hparams_search, resolve=True)
     variants = list(settings.get("variants") or [])
-    configs = {v: OmegaConf.to_container(compose(CONFIG_DIR, [*args.overrides, f"model={v}"], extra), resolve=True)
-               for v in variants}
+    try:
+        configs = {v: OmegaConf.to_container(compose(CONFIG_DIR, [*args.overrides, f"model={v}"], extra), resolve=True)
+                   for v in variants}
+    except Exception as error:  # an unknown variant (no conf/model/<name>.yaml), a bad override
+        raise SeqbenchError(f"hparams_search.variants: {' '.join(str(error).split())[:300]}") from None
     check_settings(settings, configs)   # one line, before anything runs
     root = Path(args.out or Path(base.paths.output_root) / "search")
     root.mkdir(parents=True, exist_ok=True)
@@ -723,6 +740,7 @@ def main(argv: list[str] | None = None) -> None:
     summaries: dict[str, dict] = {}
     failed: dict[str, str] = {}
     timings = {"search": 0.0, "retrain": 0.0}
+    pool = None
     try:
         started = time.perf_counter()
         with _pool(args.jobs) as pool:
@@ -736,7 +754,8 @@ def main(argv: list[str] | None = None) -> None:
             if "error" in outcome:
                 failed[variant] = outcome["error"]
             elif outcome.get("failed"):
-                failed[variant] = f"no finished trial ({outcome['FAIL']} failed; {outcome['bound']})"
+                failed[variant] = (f"{outcome['FAIL']} trials failed, {outcome['COMPLETE']} completed ({outcome['bound']}): "
+                                   f"not tuned; change the space, or raise hparams_search.max_failed_trials (a new study)")
                 summaries[variant] = outcome
             else:
                 summaries[variant] = outcome
@@ -758,13 +777,14 @@ def main(argv: list[str] | None = None) -> None:
         timings["retrain"] = (time.perf_counter() - started) / 60
     except (KeyboardInterrupt, Interrupted) as error:
         code = 130 if isinstance(error, KeyboardInterrupt) else 143
+        _stop_workers(pool)
         _finish(args, root, base, settings, summaries, timings, interrupted=True)
         print(f"interrupted: finished trials and runs are kept; run the same command again to resume", file=sys.stderr)
         sys.exit(code)
     _finish(args, root, base, settings, summaries, timings)
     if failed:
-        print(f"error: {len(failed)} variant(s) not tuned: {', '.join(failed)}; run the same command again to "
-              f"resume them", file=sys.stderr)
+        print(f"error: {len(failed)} variant(s) not tuned: {', '.join(failed)} (a search stopped by an error resumes "
+              f"when the same command runs again)", file=sys.stderr)
         sys.exit(1)
 
 
@@ -780,7 +800,8 @@ def _finish(args, root: Path, base, settings: dict, summaries: dict, timings: di
         except Exception as error:  # the plots are a courtesy
             log.warning("no Optuna plots: %s", error)
     out = Path(args.report or root / "report")
-    folders = [f for f in [root / "retrain", *args.default_runs] if Path(f).exists()]
+    studies = [root / "retrain" / s["study"] for s in summaries.values()]   # this command's studies only
+    folders = [f for f in [*studies, *args.default_runs] if Path(f).exists()]
     try:
         build_report(folders, out, command="seqbench search " + " ".join(args.overrides),
                      studies=root / "studies.md")
@@ -812,8 +833,8 @@ def write_study_summaries(summaries: dict, path: Path, dataset: str, search_minu
              "| best trial | best parameters | training minutes | pruning saved (estimate, minutes) |",
              "|" + " --- |" * 12]
     for summary in summaries.values():
-        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
-                           for k, v in (summary["best_params"] or {}).items())
+        from .report import parameter_words
+        params = parameter_words(summary["best_params"] or {})
         best = f"{summary['best_value']:.4g}" if summary["best_value"] is not None else "–"
         lines.append(f"| {summary['study']} | {summary['finished_distinct']} ({summary['budget_trials']}) | "
                      f"{summary['COMPLETE']} | {summary['PRUNED']} | {summary['FAIL']} | {summary['duplicates']} | "

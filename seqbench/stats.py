@@ -142,7 +142,7 @@ def exact_permutation_p(a: np.ndarray, b: np.ndarray, seed: int = 0) -> tuple[fl
                                     permutation_type="independent", alternative="two-sided", vectorized=True,
                                     n_resamples=9999 if arrangements > 10_000 else np.inf,
                                     random_state=np.random.default_rng(seed))
-    return float(result.pvalue), float(2 / arrangements if arrangements <= 10_000 else 1 / 10_000)
+    return float(result.pvalue), float(2 / arrangements if arrangements <= 10_000 else 2 / 10_000)
 
 
 def aso_epsilon(a: np.ndarray, b: np.ndarray, higher_is_better: bool, comparisons: int = 1,

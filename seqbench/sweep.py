@@ -101,3 +101,6 @@ class ReportAfterSweep(Callback):
             print(f"report: {out / 'summary.md'} and {out / 'report.html'}")
         except SeqbenchError as error:
             print(f"no report: {error}", file=sys.stderr)
+        except Exception as error:  # the runs are done and kept; a report that fails is one line, not a traceback
+            print(f"no report: unexpected {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''} "
+                  f"(the records are kept; `seqbench report {sweep_dir} --debug` shows the traceback)", file=sys.stderr)

@@ -214,3 +214,51 @@ def test_other_nodes_take_the_plan_rank_zero_published_for_this_launch(tmp_path,
     assert isinstance(decision, Fresh) and decision.output_dir == tmp_path / "run"
     with pytest.raises(TimeoutError, match="shares"):   # an earlier launch's plan is never taken
         read_published_plan(tmp_path, "key1", "job-8", timeout=1.5)
+
+
+# ------------------------------------------------------------------------- found in review
+def test_two_runs_that_both_saw_a_folder_free_never_share_it(tmp_path):
+    """The folder is taken with an exclusive owner file: the second of two runs that both found it
+    free (a sweep's job folder named twice, two jobs at once) goes beside it."""
+    from seqbench.plan import owned_folder
+    folder = tmp_path / "job"
+    assert owned_folder(folder, "key-a") == folder
+    assert owned_folder(folder, "key-b") == tmp_path / "job-key-b"
+    assert owned_folder(folder, "key-a") == folder            # the owner gets its folder again
+    assert (folder / ".run_key").read_text() == "key-a"
+
+
+def test_a_copy_whose_original_is_gone_is_reused_with_its_predictions(compose_config, tmp_path):
+    cfg = compose_config(*TINY)
+    first = run(cfg, tmp_path / "runs" / "a")
+    copy = run(cfg, tmp_path / "sweep" / "0_lstm", in_sweep=True)
+    assert copy["reused_from"] == str(tmp_path / "runs" / "a" / "record.json")
+    shutil.rmtree(tmp_path / "runs")                         # the original folder cleaned away
+    again = run(cfg, tmp_path / "sweep2" / "0_lstm", in_sweep=True)
+    assert again["finished"] == first["finished"] and again["reused_from"] == str(tmp_path / "sweep" / "0_lstm" /
+                                                                                   "record.json")
+    assert (tmp_path / "sweep2" / "0_lstm" / "predictions.csv").is_file()
+
+
+def test_tuned_minus_default_has_the_sign_of_the_gain(tmp_path):
+    rng = np.random.default_rng(3)
+    target = rng.integers(0, 2, 400)
+    for name, accuracy, tuned in (("gru", 0.70, None), ("gru", 0.85, {"study": "s", "trials": 4, "params": {}})):
+        for seed in range(5):
+            folder = tmp_path / f"{name}{accuracy}{seed}"
+            folder.mkdir()
+            correct = rng.random(400) < accuracy
+            pd.DataFrame({"index": range(400), "target": target, "predicted": np.where(correct, target, 1 - target)}
+                         ).to_csv(folder / "predictions.csv", index=False)
+            write_json_atomic(folder / "record.json", {
+                "status": "done", "model": name, "dataset": "trec", "seed": seed, "task": "classification",
+                "config_hash": f"h{accuracy}", "data_fingerprint": "d", "predictions": "predictions.csv",
+                "test": {"acc": float(correct.mean()), "f1": 0.5}, "val_best": {"acc": 0.8}, "best_epoch": 1,
+                "epochs": 2, **({"tuned": tuned} if tuned else {}),
+                "config": {"model": {"name": name, "hidden_size": 8 if tuned is None else 16},
+                           "dataset": {"name": "trec"}}})
+    build_report([tmp_path], tmp_path / "out", plots=False, resamples=499)
+    row = next(line for line in (tmp_path / "out" / "summary.md").read_text().splitlines()
+               if line.startswith("| gru |") and "yes" in line)
+    gain = row.split("|")[4].strip()
+    assert gain.startswith("+1") and float(gain.split()[0]) > 10   # about +15 points, not -15

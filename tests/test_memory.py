@@ -188,11 +188,13 @@ def test_runs_on_different_lengths_are_never_paired_and_each_length_gets_its_ver
                                    "config_hash": f"{model}-{length}", "test": {"mse": error, "mae": 0.1}})
     build_report([tmp_path / "runs"], tmp_path / "out", plots=False)
     text = (tmp_path / "out" / "summary.md").read_text()
-    assert "**adding (length=50)**: lstm is best" in text and "**adding (length=100)**: lstm is best" in text
+    assert "**adding (length=50)**: lstm (dataset.length=50) is best" in text
+    assert "**adding (length=100)**: lstm (dataset.length=100) is best" in text
     pairs = pd.read_csv(tmp_path / "out" / "pairs_adding.csv")
     assert len(pairs) == 2 and sorted(pairs["test_set"]) == ["length=100", "length=50"]
-    for pair in pairs.itertuples():  # within a length: "lstm" against "rnn", not against itself elsewhere
-        assert {pair.a, pair.b} == {"lstm", "rnn"}
+    for pair in pairs.itertuples():  # within a length: lstm against rnn at that length, never across lengths
+        assert {pair.a.split(" (")[0], pair.b.split(" (")[0]} == {"lstm", "rnn"}
+        assert pair.a.split("=")[-1] == pair.b.split("=")[-1] == pair.test_set.split("=")[-1] + ")"
     assert "Not ranked: adding (several test sets)" in text
     table = pd.read_csv(tmp_path / "out" / "summary_adding.csv")   # "vs best" within each length
     assert sorted(table.loc[table["vs_best"] == 1, "model"]) == ["lstm (dataset.length=100)", "lstm (dataset.length=50)"]

@@ -232,3 +232,24 @@ def test_sigterm_stops_the_search_cleanly_says_how_to_resume_and_reports_what_fi
     assert search.returncode == 143, err[-2000:]
     assert "run the same command again to resume" in err and "Traceback" not in err
     assert (tmp_path / "search" / "studies.md").is_file()
+
+
+def test_a_crashing_trial_counts_as_a_failure_and_the_cap_means_not_tuned(tmp_path, monkeypatch):
+    """A trial that crashes (not a refused config: CUDA out of memory, a locked database) is a
+    failure of the variant, counted against the cap, never left to be asked again for ever; two
+    completed trials beside the failures do not make the variant "tuned"."""
+    import seqbench.run
+    real_run, calls = seqbench.run.run, []
+
+    def crashes_after_two(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 2:
+            raise RuntimeError("CUDA out of memory")
+        return real_run(*args, **kwargs)
+    monkeypatch.setattr(seqbench.run, "run", crashes_after_two)
+    summary = search_variant(CONFIG_DIR, [*SEARCH, f"paths.output_root={tmp_path}", "hparams_search.trials=6",
+                                          "hparams_search.max_failed_trials=2"], "rnn", str(tmp_path))
+    assert summary["COMPLETE"] + summary["PRUNED"] == 2 and summary["FAIL"] == 2 and summary["failed"]
+    assert "2 failed trials" in summary["bound"]
+    errors = [t.user_attrs.get("error") for t in studies(tmp_path)[summary["study"]].trials if t.state.name == "FAIL"]
+    assert errors == ["RuntimeError: CUDA out of memory"] * 2
