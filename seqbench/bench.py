@@ -133,12 +133,19 @@ def plain_step(packed: bool):
     return step
 
 
-def seqbench_step(model, batch, optimizer):
-    optimizer.zero_grad(set_to_none=True)
-    logits, _ = model(batch["inputs"], batch["lengths"])
-    nn.functional.cross_entropy(logits, batch["targets"]).backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
-    optimizer.step()
+def network_step(loss=nn.functional.cross_entropy):
+    """One training step of a seqbench network: forward, ``loss(outputs, targets)``, backward,
+    clipping, Adam."""
+    def step(model, batch, optimizer):
+        optimizer.zero_grad(set_to_none=True)
+        outputs, _ = model(batch["inputs"], batch["lengths"])
+        loss(outputs, batch["targets"]).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+        optimizer.step()
+    return step
+
+
+seqbench_step = network_step()
 
 
 def time_plain_loop(make_model, batches: list[dict], device: torch.device, step, warmup: int,
@@ -298,13 +305,7 @@ def measure_models(lengths: list[int], hidden: int, batch: int, batches: int, wa
             net = RecurrentNet(network_config(cell=cell, hidden_size=hidden, embedding_dim=hidden, **options), 1,
                                input_dim=2).to(device).train()
             optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-
-            def step(model, b, opt):
-                opt.zero_grad(set_to_none=True)
-                values, _ = model(b["inputs"], b["lengths"])
-                nn.functional.mse_loss(values.squeeze(-1), b["targets"]).backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
-                opt.step()
+            step = network_step(lambda values, targets: nn.functional.mse_loss(values.squeeze(-1), targets))
             moved = [to_device(b, device) for b in data]
             for b in moved[:warmup]:
                 step(net, b, optimizer)

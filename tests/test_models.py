@@ -19,16 +19,33 @@ def float64():
     torch.set_default_dtype(previous)
 
 
-VARIANTS = {
-    "rnn": NetworkConfig(cell="rnn", hidden_size=6, embedding_dim=5),
-    "lstm": NetworkConfig(cell="lstm", hidden_size=6, embedding_dim=5),
-    "gru": NetworkConfig(cell="gru", hidden_size=6, embedding_dim=5),
-    "bi-rnn-2layer": NetworkConfig(cell="rnn", hidden_size=6, embedding_dim=5, bidirectional=True, num_layers=2),
-    "bi-lstm-2layer": NetworkConfig(cell="lstm", hidden_size=6, embedding_dim=5, bidirectional=True, num_layers=2),
-    "bi-gru": NetworkConfig(cell="gru", hidden_size=6, embedding_dim=5, bidirectional=True),
-    **{f"bilstm_attn-{rule}": NetworkConfig(cell="lstm", hidden_size=6, embedding_dim=5, bidirectional=True,
-                                            pooling="attention", attention=rule) for rule in ATTENTION_RULES},
+CLASSIC = {
+    "rnn": dict(cell="rnn"),
+    "lstm": dict(cell="lstm"),
+    "gru": dict(cell="gru"),
+    "bi-rnn-2layer": dict(cell="rnn", bidirectional=True, num_layers=2),
+    "bi-lstm-2layer": dict(cell="lstm", bidirectional=True, num_layers=2),
+    "bi-gru": dict(cell="gru", bidirectional=True),
+    **{f"bilstm_attn-{rule}": dict(cell="lstm", bidirectional=True, pooling="attention", attention=rule)
+       for rule in ATTENTION_RULES},
 }
+RECENT = ("mingru", "minlstm", "lru", "transformer")
+# The newer cells, each plain, bidirectional with 2 layers, in its sequential mode, with attention.
+NEW = {
+    **{cell: dict(cell=cell) for cell in RECENT},
+    **{f"bi-{cell}-2layer": dict(cell=cell, bidirectional=True, num_layers=2) for cell in RECENT},
+    **{f"{cell}-sequential": dict(cell=cell, mode="sequential") for cell in RECENT[:3]},
+    **{f"bi-{cell}-attn": dict(cell=cell, bidirectional=True, pooling="attention", attention="additive")
+       for cell in RECENT},
+    "transformer-attn-causal": dict(cell="transformer", pooling="attention", attention="scaled_dot"),
+}
+VARIANTS = {**CLASSIC, **NEW}
+
+
+def variant(name: str):
+    """Every model the padding guarantees are checked on, at a tiny size."""
+    keys = {"heads": 2} if VARIANTS[name]["cell"] == "transformer" else {}
+    return NetworkConfig(hidden_size=6, embedding_dim=5, **keys, **VARIANTS[name])
 
 
 def right_pad(sequences, pad=0):
@@ -42,7 +59,7 @@ def right_pad(sequences, pad=0):
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_padding_never_changes_a_classification_output(name):
     torch.manual_seed(0)
-    net = RecurrentNet(VARIANTS[name], num_outputs=3, vocab_size=30).eval()
+    net = RecurrentNet(variant(name), num_outputs=3, vocab_size=30).eval()
     short = [5, 9, 3, 7]
     alone, _ = net(*right_pad([short]))
     batch, lengths = right_pad([list(range(2, 22)), short, [4, 4]])
@@ -57,10 +74,10 @@ def test_padding_never_changes_a_classification_output(name):
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_padding_never_changes_per_step_outputs(name):
     torch.manual_seed(0)
-    net = RecurrentNet(VARIANTS[name], num_outputs=1, input_dim=1, per_step=True).eval()
+    net = RecurrentNet(variant(name), num_outputs=1, input_dim=1, per_step=True).eval()
     signal = torch.randn(1, 5, 1)
     alone, _ = net(signal, torch.tensor([5]))
-    batch = torch.randn(2, 9, 1)
+    batch = torch.randn(2, 9, 1) * 100  # wild pads
     batch[0, :5] = signal[0]
     together, _ = net(batch, torch.tensor([5, 9]))
     torch.testing.assert_close(together[0, :5], alone[0], rtol=0, atol=1e-10)

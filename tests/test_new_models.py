@@ -107,56 +107,6 @@ def test_the_log_depth_scan_equals_the_loop_for_every_length(float64):
 
 
 # ------------------------------------------------------------------------------ padding
-VARIANTS = {
-    **{cell: dict(cell=cell) for cell in ALL},
-    **{f"bi-{cell}-2layer": dict(cell=cell, bidirectional=True, num_layers=2) for cell in ALL},
-    **{f"{cell}-sequential": dict(cell=cell, mode="sequential") for cell in RECURRENT},
-    **{f"bi-{cell}-attn": dict(cell=cell, bidirectional=True, pooling="attention", attention="additive")
-       for cell in ALL},
-    "transformer-attn-causal": dict(cell="transformer", pooling="attention", attention="scaled_dot"),
-}
-
-
-def variant(name: str):
-    keys = {"heads": 2} if VARIANTS[name]["cell"] == "transformer" else {}
-    return network_config(hidden_size=6, embedding_dim=5, **keys, **VARIANTS[name])
-
-
-def right_pad(sequences, pad=0):
-    lengths = torch.tensor([len(s) for s in sequences])
-    out = torch.full((len(sequences), int(lengths.max())), pad, dtype=torch.long)
-    for row, s in enumerate(sequences):
-        out[row, : len(s)] = torch.tensor(s)
-    return out, lengths
-
-
-@pytest.mark.parametrize("name", list(VARIANTS))
-def test_padding_never_changes_a_classification_output(name, float64):
-    torch.manual_seed(0)
-    net = RecurrentNet(variant(name), num_outputs=3, vocab_size=30).eval()
-    short = [5, 9, 3, 7]
-    alone, _ = net(*right_pad([short]))
-    batch, lengths = right_pad([list(range(2, 22)), short, [4, 4]])
-    batch[1, len(short):] = 17  # pads with non-pad ids must not matter either: lengths rule
-    together, weights = net(batch, lengths)
-    torch.testing.assert_close(together[1], alone[0], rtol=0, atol=1e-10)
-    if weights is not None:
-        assert torch.all(weights[1, len(short):] == 0)
-        torch.testing.assert_close(weights.sum(-1), torch.ones(3))
-
-
-@pytest.mark.parametrize("name", list(VARIANTS))
-def test_padding_never_changes_per_step_outputs(name, float64):
-    torch.manual_seed(0)
-    net = RecurrentNet(variant(name), num_outputs=1, input_dim=1, per_step=True).eval()
-    signal = torch.randn(1, 5, 1)
-    alone, _ = net(signal, torch.tensor([5]))
-    batch = torch.randn(2, 9, 1) * 100  # wild pads
-    batch[0, :5] = signal[0]
-    together, _ = net(batch, torch.tensor([5, 9]))
-    torch.testing.assert_close(together[0, :5], alone[0], rtol=0, atol=1e-10)
-
-
 # -------------------------------------------------------------------------- transformer
 @pytest.mark.parametrize("layers", [1, 2])
 def test_causal_transformer_never_reads_the_future(layers, float64):

@@ -20,7 +20,7 @@ from torch import nn
 from ..config import ConfigError, NetworkSchema
 from ..registry import register_model
 from .scratch import ScratchRecurrentLayer
-from .sequence import directional_summary, run_directions
+from .sequence import DirectionalStack
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 IMPLEMENTATIONS = ("native", "scratch")  # torch.nn's fused kernels | hand-written cells, loop over time
@@ -102,43 +102,19 @@ def initialise(layer: nn.Module, cell: str, hidden_size: int, init: str, forget_
         layer.bias_hh_l0[hidden_size: 2 * hidden_size] = 0.0
 
 
-class RecurrentEncoder(nn.Module):
-    """A stack of RNN/LSTM/GRU layers, optionally bidirectional, padding-invariant.
-
-    Each layer and direction is its own single-layer ``torch.nn`` module, so both
-    directions of layer k see the full output of layer k-1 (as in ``torch.nn.LSTM``).
-
-    forward(x (B, T, E), lengths (B,)) returns
-      outputs (B, T, D)   D = hidden_size * num_directions; rows past a length are undefined
-      summary (B, D)      forward state after the last real step, [; backward state at step 0]
-    """
+class RecurrentEncoder(DirectionalStack):
+    """A stack of RNN/LSTM/GRU layers, optionally bidirectional, padding-invariant (see
+    ``DirectionalStack``): ``torch.nn``'s single-layer modules, or the hand-written scratch cells."""
 
     def __init__(self, cell: str, input_size: int, hidden_size: int, num_layers: int = 1,
                  dropout: float = 0.0, bidirectional: bool = False, impl: str = "native",
                  nonlinearity: str = "tanh", init: str = "default", forget_bias: float | None = None):
-        super().__init__()
-        if num_layers < 1:
-            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         self.cell = cell
-        self.hidden_size = hidden_size
-        self.num_directions = 2 if bidirectional else 1
-        self.output_size = hidden_size * self.num_directions
-        self.layers = nn.ModuleList()
-        for layer in range(num_layers):
-            layer_input = input_size if layer == 0 else self.output_size
-            self.layers.append(nn.ModuleList(
-                make_layer(cell, impl, layer_input, hidden_size, nonlinearity, init, forget_bias)
-                for _ in range(self.num_directions)))
-        self.inter_layer_dropout = nn.Dropout(dropout)
+        super().__init__(lambda size: make_layer(cell, impl, size, hidden_size, nonlinearity, init, forget_bias),
+                         input_size, hidden_size, num_layers, bidirectional, dropout)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        for depth, directions in enumerate(self.layers):
-            if depth > 0:
-                x = self.inter_layer_dropout(x)
-            forward, backward = directions[0], (directions[1] if self.num_directions == 2 else None)
-            x = run_directions(lambda inputs: forward(inputs)[0],
-                               (lambda inputs: backward(inputs)[0]) if backward is not None else None, x, lengths)
-        return x, directional_summary(x, lengths, self.hidden_size, self.num_directions == 2)
+    def run_layer(self, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return layer(x)[0]  # torch.nn returns (outputs, final state)
 
 
 @register_model("rnn", schema=ClassicSchema, gradient_flow=True, files=("models/scratch.py",))

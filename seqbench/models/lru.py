@@ -31,7 +31,7 @@ from torch.nn import functional as F
 
 from ..config import ConfigError, NetworkSchema
 from ..registry import register_model
-from .sequence import directional_summary, run_directions
+from .sequence import DirectionalStack
 
 MODES = ("parallel", "sequential")   # associative scan of log depth | loop over time
 
@@ -174,29 +174,16 @@ class LRUBlock(nn.Module):
 
 
 @register_model("lru", schema=LRUSchema)
-class LRUEncoder(nn.Module):
+class LRUEncoder(DirectionalStack):
     """A stack of LRU blocks (``model.cell=lru``), dropout between layers, optionally
-    bidirectional (each layer and direction its own block reading the whole output of the layer
-    below; the backward one reads each sequence reversed within its length).
-
-    forward(x (B, T, E), lengths (B,)) returns
-      outputs (B, T, D)   D = hidden_size * num_directions; rows past a length are undefined
-      summary (B, D)      forward output at the last real step [; backward output at step 0]
-    """
+    bidirectional (see ``DirectionalStack``: the backward block reads each sequence reversed
+    within its length)."""
 
     def __init__(self, input_size: int, config: LRUSchema):
-        super().__init__()
-        self.hidden_size = config.hidden_size
-        self.bidirectional = config.bidirectional
-        directions = 2 if config.bidirectional else 1
-        self.output_size = config.hidden_size * directions
         state_size = config.state_size or config.hidden_size
-        self.layers = nn.ModuleList(
-            nn.ModuleList(LRUBlock(input_size if depth == 0 else self.output_size, config.hidden_size, state_size,
-                                   config.r_min, config.r_max, config.max_phase, config.mode)
-                          for _ in range(directions))
-            for depth in range(config.num_layers))
-        self.inter_layer_dropout = nn.Dropout(config.dropout)
+        super().__init__(lambda size: LRUBlock(size, config.hidden_size, state_size, config.r_min, config.r_max,
+                                               config.max_phase, config.mode),
+                         input_size, config.hidden_size, config.num_layers, config.bidirectional, config.dropout)
 
     @property
     def mode(self) -> str:
@@ -209,10 +196,3 @@ class LRUEncoder(nn.Module):
         for directions in self.layers:
             for block in directions:
                 block.recurrence.mode = mode
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        for depth, directions in enumerate(self.layers):
-            if depth > 0:
-                x = self.inter_layer_dropout(x)
-            x = run_directions(directions[0], directions[1] if self.bidirectional else None, x, lengths)  # (B, T, D)
-        return x, directional_summary(x, lengths, self.hidden_size, self.bidirectional)

@@ -30,7 +30,7 @@ from torch.nn import functional as F
 
 from ..config import ConfigError, NetworkSchema
 from ..registry import register_model
-from .sequence import directional_summary, run_directions
+from .sequence import DirectionalStack
 
 MODES = ("parallel", "sequential")   # log-space scan over all steps | loop over time
 KINDS = {"mingru": 2, "minlstm": 3}  # input projections per kind: (z, h̃) | (f, i, h̃)
@@ -135,27 +135,13 @@ class MinRNNLayer(nn.Module):
 
 @register_model("mingru", schema=MinRNNSchema)
 @register_model("minlstm", schema=MinRNNSchema)
-class MinRNNEncoder(nn.Module):
+class MinRNNEncoder(DirectionalStack):
     """A stack of minGRU or minLSTM layers (``model.cell=mingru|minlstm``), dropout between
-    layers, optionally bidirectional (each layer and direction its own layer, reading the whole
-    output of the layer below, as in ``torch.nn.GRU``).
-
-    forward(x (B, T, E), lengths (B,)) returns
-      outputs (B, T, D)   D = hidden_size * num_directions; rows past a length are undefined
-      summary (B, D)      forward state after the last real step [; backward state at step 0]
-    """
+    layers, optionally bidirectional (see ``DirectionalStack``)."""
 
     def __init__(self, input_size: int, config: MinRNNSchema):
-        super().__init__()
-        self.hidden_size = config.hidden_size
-        self.bidirectional = config.bidirectional
-        directions = 2 if config.bidirectional else 1
-        self.output_size = config.hidden_size * directions
-        self.layers = nn.ModuleList(
-            nn.ModuleList(MinRNNLayer(config.cell, input_size if depth == 0 else self.output_size,
-                                      config.hidden_size, config.mode) for _ in range(directions))
-            for depth in range(config.num_layers))
-        self.inter_layer_dropout = nn.Dropout(config.dropout)
+        super().__init__(lambda size: MinRNNLayer(config.cell, size, config.hidden_size, config.mode), input_size,
+                         config.hidden_size, config.num_layers, config.bidirectional, config.dropout)
 
     @property
     def mode(self) -> str:
@@ -168,10 +154,3 @@ class MinRNNEncoder(nn.Module):
         for directions in self.layers:
             for layer in directions:
                 layer.mode = mode
-
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        for depth, directions in enumerate(self.layers):
-            if depth > 0:
-                x = self.inter_layer_dropout(x)
-            x = run_directions(directions[0], directions[1] if self.bidirectional else None, x, lengths)  # (B, T, D)
-        return x, directional_summary(x, lengths, self.hidden_size, self.bidirectional)

@@ -3,7 +3,10 @@ sequence's own length (how a bidirectional encoder runs its backward direction o
 batches without reading the pads first)."""
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
+from torch import nn
 
 
 def padding_mask(lengths: torch.Tensor, steps: int, device=None) -> torch.Tensor:
@@ -50,3 +53,46 @@ def directional_summary(outputs: torch.Tensor, lengths: torch.Tensor, hidden_siz
     if bidirectional:
         summary = torch.cat([summary, outputs[:, 0, hidden_size:]], dim=-1)  # (B, 2H)
     return summary
+
+
+class DirectionalStack(nn.Module):
+    """``num_layers`` layers of a causal recurrent cell, one or two directions each (each its own
+    module, reading the whole output of the layer below, as in ``torch.nn.LSTM``), dropout between
+    layers. ``make_layer(input_size)`` builds one direction of one layer; ``run_layer`` maps a
+    layer and (B, T, I) to (B, T, H).
+
+    forward(x (B, T, E), lengths (B,)) returns
+      outputs (B, T, D)   D = hidden_size * num_directions; rows past a length are undefined
+      summary (B, D)      forward state after the last real step [; backward state at step 0]
+    """
+
+    def __init__(self, make_layer: Callable[[int], nn.Module], input_size: int, hidden_size: int, num_layers: int,
+                 bidirectional: bool, dropout: float):
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        self.hidden_size = hidden_size
+        self.num_directions = 2 if bidirectional else 1
+        self.output_size = hidden_size * self.num_directions
+        self.layers = nn.ModuleList(
+            nn.ModuleList(make_layer(input_size if depth == 0 else self.output_size)
+                          for _ in range(self.num_directions))
+            for depth in range(num_layers))
+        self.inter_layer_dropout = nn.Dropout(dropout)
+
+    @property
+    def bidirectional(self) -> bool:
+        return self.num_directions == 2
+
+    def run_layer(self, layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return layer(x)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        for depth, directions in enumerate(self.layers):
+            if depth > 0:
+                x = self.inter_layer_dropout(x)
+            backward = directions[1] if self.bidirectional else None
+            x = run_directions(lambda inputs: self.run_layer(directions[0], inputs),
+                               (lambda inputs: self.run_layer(backward, inputs)) if backward is not None else None,
+                               x, lengths)  # (B, T, D)
+        return x, directional_summary(x, lengths, self.hidden_size, self.bidirectional)
