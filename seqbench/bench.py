@@ -301,20 +301,10 @@ def measure_models(lengths: list[int], hidden: int, batch: int, batches: int, wa
 
         def timed(cell, mode):
             options = {"mode": mode} if mode else {}
-            torch.manual_seed(0)
-            net = RecurrentNet(network_config(cell=cell, hidden_size=hidden, embedding_dim=hidden, **options), 1,
-                               input_dim=2).to(device).train()
-            optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+            make = partial(RecurrentNet, network_config(cell=cell, hidden_size=hidden, embedding_dim=hidden, **options),
+                           1, input_dim=2)
             step = network_step(lambda values, targets: nn.functional.mse_loss(values.squeeze(-1), targets))
-            moved = [to_device(b, device) for b in data]
-            for b in moved[:warmup]:
-                step(net, b, optimizer)
-            synchronize(device)
-            start = time.perf_counter()
-            for b in moved[warmup:]:
-                step(net, b, optimizer)
-            synchronize(device)
-            return time.perf_counter() - start
+            return time_plain_loop(make, data, device, step, warmup, fused=False)
         rows = {f"{cell}{f' ({mode})' if mode else ''}": {"seconds": []} for cell, mode in MODEL_CELLS}
         for _ in range(repeats):
             for (cell, mode), name in zip(MODEL_CELLS, rows):

@@ -31,16 +31,7 @@ from torch.nn import functional as F
 
 from ..config import ConfigError, NetworkSchema
 from ..registry import register_model
-from .sequence import DirectionalStack
-
-MODES = ("parallel", "sequential")   # associative scan of log depth | loop over time
-
-
-def check_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise ConfigError(f"model.mode={mode!r}: unknown mode; valid: {', '.join(MODES)}")
-    return mode
-
+from .sequence import DirectionalStack, check_mode
 
 @dataclass
 class LRUSchema(NetworkSchema):

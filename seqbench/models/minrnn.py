@@ -30,16 +30,9 @@ from torch.nn import functional as F
 
 from ..config import ConfigError, NetworkSchema
 from ..registry import register_model
-from .sequence import DirectionalStack
+from .sequence import DirectionalStack, check_mode
 
-MODES = ("parallel", "sequential")   # log-space scan over all steps | loop over time
 KINDS = {"mingru": 2, "minlstm": 3}  # input projections per kind: (z, h̃) | (f, i, h̃)
-
-
-def check_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise ConfigError(f"model.mode={mode!r}: unknown mode; valid: {', '.join(MODES)}")
-    return mode
 
 
 @dataclass

@@ -9,6 +9,17 @@ import torch
 from torch import nn
 
 
+# How a recurrence with a parallel form runs: all steps at once (a scan) or a loop over time.
+MODES = ("parallel", "sequential")
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        from ..config import ConfigError
+        raise ConfigError(f"model.mode={mode!r}: unknown mode; valid: {', '.join(MODES)}")
+    return mode
+
+
 def padding_mask(lengths: torch.Tensor, steps: int, device=None) -> torch.Tensor:
     """(B, T) True at the real steps of each row."""
     device = device if device is not None else lengths.device
