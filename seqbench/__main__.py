@@ -10,7 +10,6 @@ import importlib
 import os
 import signal
 import sys
-import warnings
 from pathlib import Path
 
 import hydra
@@ -164,7 +163,6 @@ def preflight(argv: list[str]) -> str | None:
     will (the first job of a sweep), before any run starts."""
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
-    from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
     flags = {"-m", "--multirun"}
     argv, extra_dirs = _config_dirs(argv)

@@ -367,7 +367,7 @@ def main(argv: list[str] | None = None) -> None:
              f"- command: `{command}`",
              f"- date: {time.strftime('%Y-%m-%d %H:%M %Z')}",
              f"- device: {device}; hardware: {describe_hardware(info)}; {info['platform']}",
-             f"- versions: " + ", ".join(f"{k} {v}" for k, v in versions().items() if v),
+             "- versions: " + ", ".join(f"{k} {v}" for k, v in versions().items() if v),
              f"- every path: {args.warmup} warm-up batches (untimed), then one timed pass; {args.repeats} repeats, "
              f"interleaved; median reported. Training only (forward, backward, clipping at {CLIP}, Adam).", ""]
     for name in args.workload:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from . import SeqbenchError

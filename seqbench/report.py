@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path

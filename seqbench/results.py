@@ -11,7 +11,7 @@ from typing import Iterable
 import pandas as pd
 from scipy import stats
 
-from .record import RECORD_NAME, find_records, malformed, memory_kind, read_records  # noqa: F401
+from .record import memory_kind, read_records
 from .tasks import POSITIVE_METRICS, TASKS, task_of
 
 log = logging.getLogger(__name__)
@@ -330,9 +330,9 @@ def summary_table(frame: pd.DataFrame, data: str) -> pd.DataFrame:
                               na_position="last", kind="stable").reset_index(drop=True).drop(columns="_order")
     best = table.groupby("test_set", sort=False)[f"test_{metric}_mean"].transform("first")
     if metric in POSITIVE_METRICS:  # ratios for positive quantities: "x1.6 the best's MSE"
-        table[f"vs_best"] = (table[f"test_{metric}_mean"] / best).where(best != 0)
+        table["vs_best"] = (table[f"test_{metric}_mean"] / best).where(best != 0)
     else:
-        table[f"vs_best"] = table[f"test_{metric}_mean"] - best
+        table["vs_best"] = table[f"test_{metric}_mean"] - best
     return table
 
 

@@ -779,7 +779,7 @@ def main(argv: list[str] | None = None) -> None:
         code = 130 if isinstance(error, KeyboardInterrupt) else 143
         _stop_workers(pool)
         _finish(args, root, base, settings, summaries, timings, interrupted=True)
-        print(f"interrupted: finished trials and runs are kept; run the same command again to resume", file=sys.stderr)
+        print("interrupted: finished trials and runs are kept; run the same command again to resume", file=sys.stderr)
         sys.exit(code)
     _finish(args, root, base, settings, summaries, timings)
     if failed:

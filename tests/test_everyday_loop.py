@@ -1,11 +1,9 @@
 """The everyday loop (issue 24): a finished run answers before Lightning would even load, sweeps
 say how far they got, a run is evaluated again from any folder, dashboards show what a run
 trained with."""
-import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 

@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from seqbench import record as record_module
 from seqbench.config import config_hash
 from seqbench.record import write_json_atomic
 from seqbench.report import build_report

@@ -11,7 +11,7 @@ import torch
 from seqbench import SeqbenchError
 from seqbench.record import write_json_atomic
 from seqbench.run import run
-from tests.conftest import REPO, TINY, datamodule_of, tiny_text_source, use_text_source
+from tests.conftest import TINY, datamodule_of, tiny_text_source, use_text_source
 
 RECORD_FIELDS = {"status", "model", "dataset", "seed", "config", "config_hash", "code_fingerprint",
                  "data_fingerprint", "run_key", "task", "metric", "examples", "test", "val_best", "epochs",

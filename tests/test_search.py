@@ -2,7 +2,6 @@
 finished trials, studies keyed by their space and data, kills, two searches at once, typos,
 corrupt databases, signals, and the whole protocol from the command line (issue 23)."""
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -169,7 +168,6 @@ def test_an_equal_compute_budget_stops_at_its_epochs_and_says_so(tmp_path):
 
 
 def test_a_pruned_trial_says_so_in_its_record():
-    import pytorch_lightning as pl  # noqa: F401
     from seqbench.search import PruneOnValidation
 
     class AlwaysPrune:

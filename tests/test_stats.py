@@ -2,7 +2,6 @@
 the field's libraries (scipy, statsmodels, scikit-posthocs, deepsig), and the verdict's wording
 against what the numbers allow."""
 import itertools
-import json
 import math
 
 import numpy as np

@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 from seqbench import SeqbenchError
 from seqbench.data.batching import BucketBatchSampler, TextSubset, pad_batch
-from seqbench.data.text import PAD_ID, UNK_ID, EncodedTexts, Vocabulary, tokenize
+from seqbench.data.text import PAD_ID, EncodedTexts, Vocabulary, tokenize
 from seqbench.datasets.text_file import BadInputError, read_splits
 from seqbench.record import write_json_atomic
 from seqbench.run import run

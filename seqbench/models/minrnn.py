@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..config import ConfigError, NetworkSchema
+from ..config import NetworkSchema
 from ..registry import register_model
 from .sequence import DirectionalStack, check_mode
 
