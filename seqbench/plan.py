@@ -193,11 +193,15 @@ def _take(folder: Path, key: str) -> bool:
         return True
     if owner is not None:
         return False
-    folder.mkdir(parents=True, exist_ok=True)
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         handle = os.open(folder / OWNER_NAME, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
     except FileExistsError:
         return folder_owner(folder) == key
+    except OSError as error:
+        from . import SeqbenchError
+        raise SeqbenchError(f"cannot write the run record into {folder}: {error.strerror or error}. Choose a writable "
+                            f"folder with paths.output_root=PATH (or free some disk space)") from None
     with os.fdopen(handle, "w") as stream:
         stream.write(key)
     return True
