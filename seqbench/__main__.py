@@ -69,6 +69,14 @@ def _record_path_if_written(output_dir: Path) -> Path | None:
     return path if path.is_file() else None
 
 
+def _drop_if_empty(folder: Path) -> None:
+    """A run refused before it wrote anything leaves no folder behind (Hydra makes one, with its
+    log, before a run's config can be checked)."""
+    import shutil
+    if folder.is_dir() and all(p.name in (".hydra", "__main__.log") for p in folder.iterdir()):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _report_interrupted_sweep() -> None:
     try:
         from .report import build_report
@@ -106,6 +114,8 @@ def main(cfg: DictConfig) -> float | None:
         written = _record_path_if_written(output_dir)
         if written:
             print(f"record: {written}")
+        else:
+            _drop_if_empty(output_dir)
         if not in_sweep:
             sys.exit(2)
         return None
@@ -123,6 +133,8 @@ def main(cfg: DictConfig) -> float | None:
     except OSError as error:
         # The file system at the edges (output folders, claims, checkpoints, records): one line.
         print(f"error: {describe_os_error(error)}", file=sys.stderr)
+        if not _record_path_if_written(output_dir):
+            _drop_if_empty(output_dir)
         if debugging():
             raise
         if not in_sweep:

@@ -207,6 +207,18 @@ def _take(folder: Path, key: str) -> bool:
     return True
 
 
+def release_folder(folder: Path, key: str) -> None:
+    """Give back a folder this run took but never wrote a record into (its data could not be read)."""
+    owner = Path(folder) / OWNER_NAME
+    try:
+        if owner.read_text().strip() == key and not (Path(folder) / RECORD_NAME).exists():
+            owner.unlink()
+            if not any(Path(folder).iterdir()):
+                Path(folder).rmdir()
+    except OSError:
+        pass
+
+
 def owned_folder(folder: Path, key: str, take: bool = True) -> Path:
     """``folder`` if it is free or already this run's, else a sibling named with the run key:
     nothing is ever written into another run's folder. ``take``: reserve it for the run."""

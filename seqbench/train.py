@@ -18,7 +18,7 @@ from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, Mode
 
 from . import SeqbenchError
 from .data.declare import DataSpec, build_datamodule
-from .plan import CHECKPOINT_DIR, Claim, Fresh, Resume, set_aside
+from .plan import CHECKPOINT_DIR, Claim, Fresh, Resume, release_folder, set_aside
 from .record import RECORD_NAME, atomic_write, current_rss_mb, peak_memory_mb
 from .run import PREDICTIONS_NAME, Prepared, base_record, copy_beside, save_record, variant_name
 from .runtime import Interrupted, quiet_lightning
@@ -160,18 +160,23 @@ def execute(prepared: Prepared, decision: Fresh | Resume, job_dir: Path, tensorb
         _fresh_folder(output_dir)
     if claim is not None:
         claim.move_to(output_dir)
-    keeper.save()  # a run killed from here on leaves "running", never "done"
     started = time.perf_counter()
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-    stats = RunStatistics()
     rss_at_start = current_rss_mb()
-    task = trainer = None
-    try:
-        pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    try:  # the data first: a bad input file is one line and leaves no record behind
         datamodule = build_datamodule(prepared.config["dataset"], cfg.seed, bool(cfg.get("force", False)),
                                       prepared.located)
         datamodule.setup()
+    except BaseException:
+        if rank_zero and isinstance(decision, Fresh):
+            release_folder(output_dir, prepared.identity.key)
+        raise
+    keeper.save()  # a run killed from here on leaves "running", never "done"
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    stats = RunStatistics()
+    task = trainer = None
+    try:
         spec = datamodule.spec
         record.update(task=spec.task, metric=spec.metric, metric_mode=spec.metric_mode,
                       examples=datamodule.example_counts(), label_names=list(spec.label_names))
