@@ -310,7 +310,8 @@ def pair_rows(comparison: Comparison, task: TaskKind) -> tuple[list[str], list[l
                      f"[{value(p.simultaneous_low)}, {value(p.simultaneous_high)}]",
                      format_p(p.p_adjusted, min(1.0, p.p_floor * m)), format_p(p.permutation_p, p.permutation_floor),
                      _plain(p.aso_eps, 2), value(c["difference"]), f"[{value(c['low'])}, {value(c['high'])}]",
-                     format_p(c["p"], 0), format_p(c.get("p_holm", math.nan), 0)])
+                     format_p(c["p"], c.get("p_floor", 0)),
+                     format_p(c.get("p_holm", math.nan), min(1.0, c.get("p_floor", 0) * m))])
     header = ["A", "B", "seeds A / B", "A − B", "95% CI", "p", f"simultaneous 95% CI ({m} pairs)",
               "p (Bonferroni)", "exact permutation p (seeds)", "ASO ε (A better)",
               "A − B (networks)", "95% CI (networks)", "p (networks)", "p Holm (networks)"]
@@ -318,6 +319,7 @@ def pair_rows(comparison: Comparison, task: TaskKind) -> tuple[list[str], list[l
 
 
 def write_section(doc: Document, section: DataSection) -> None:
+    from .stats import RESAMPLING_MAX_EXAMPLES, resolution
     task = section.task
     metric = task.metric
     better = "higher" if task.higher_is_better else "lower"
@@ -365,8 +367,9 @@ def write_section(doc: Document, section: DataSection) -> None:
                  f"the same bootstrap, Bonferroni-adjusted; exact permutation test over seeds (smallest p it can "
                  f"give shown with ≤); ASO ε_min (deepsig; < 0.5: A tends to be better, < 0.2: almost always). "
                  f"Columns marked \"(networks)\": conditional on these trained networks (test-set sampling only; "
-                 f"paired bootstrap and permutation test over examples, Holm). Resolution: "
-                 f"{__import__('seqbench.stats', fromlist=['resolution']).resolution(task, comparison.examples)}.")
+                 f"{'paired bootstrap and permutation test' if comparison.examples <= RESAMPLING_MAX_EXAMPLES else 'paired t-test (over 5,000 examples)'} "
+                 f"over examples, Holm). Resolution: "
+                 f"{resolution(task, comparison.examples)}.")
         doc.table(*pair_rows(comparison, task))
 
 

@@ -213,3 +213,32 @@ def test_a_report_says_where_the_test_set_only_comparison_and_the_seed_level_dis
     assert "Conditional on these trained networks (test-set sampling only) gru vs lstm also differ" in verdict_line
     pairs = pd.read_csv(tmp_path / "out" / "pairs_trec.csv")
     assert pairs.loc[0, "networks_p_holm"] < 0.05 and pairs.loc[0, "p_adjusted"] >= 0.05
+
+
+def test_a_large_test_set_gets_the_paired_t_test_and_its_interval():
+    from seqbench.stats import RESAMPLING_MAX_EXAMPLES
+    rng = np.random.default_rng(3)
+    n = RESAMPLING_MAX_EXAMPLES + 1000
+    a = (rng.random(n) < 0.86).astype(float)
+    b = (rng.random(n) < 0.85).astype(float)
+    difference, low, high, p = paired_test(a, b, seed=0)
+    reference = scipy_stats.ttest_rel(a, b)
+    interval = reference.confidence_interval(0.95)
+    assert (difference, low, high, p) == pytest.approx(((a - b).mean(), interval.low, interval.high, reference.pvalue))
+    # and it agrees with the resampling tests it stands in for
+    _, low_bca, high_bca, p_permutation = paired_test(a[:RESAMPLING_MAX_EXAMPLES], b[:RESAMPLING_MAX_EXAMPLES], seed=0)
+    half = scipy_stats.ttest_rel(a[:RESAMPLING_MAX_EXAMPLES], b[:RESAMPLING_MAX_EXAMPLES])
+    assert p_permutation == pytest.approx(half.pvalue, abs=0.02)
+    assert (low_bca, high_bca) == pytest.approx(tuple(half.confidence_interval(0.95)), abs=0.002)
+
+
+def test_a_conditional_p_at_the_permutation_floor_is_printed_as_a_bound():
+    from seqbench.stats import format_p
+    rng = np.random.default_rng(4)
+    a = pd.DataFrame((rng.random((400, 5)) < 0.95).astype(float))
+    b = pd.DataFrame((rng.random((400, 5)) < 0.50).astype(float))
+    conditional = compare({"a": a, "b": b}, "classification", resamples=999, aso=False)[0].conditional
+    assert conditional["p_floor"] == pytest.approx(2 / 1000)
+    assert conditional["p"] <= conditional["p_floor"]
+    assert format_p(conditional["p"], conditional["p_floor"]) == "≤ 0.002"
+    assert format_p(1e-40, 0) == "< 1e-16"  # the paired t-test's p beyond double precision
