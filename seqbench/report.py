@@ -234,7 +234,8 @@ def disagreement_words(pairs: list, task: TaskKind) -> str:
 
 def seed_power(section: DataSection) -> dict:
     """How many seeds: the smallest difference the current seeds detect, and the seeds a given
-    difference needs (1 point of accuracy; else 10% of the best mean), from the seed spread."""
+    difference needs (1 point of accuracy; for positive errors 10%, on the log scale; else 10% of the
+    best mean), from the seed spread."""
     from .stats import pooled_seed_sd, seeds_needed
     metric = section.task.metric
     per_seed = {}
@@ -246,11 +247,17 @@ def seed_power(section: DataSection) -> dict:
                 per_seed[(key, config)] = np.array(values)
     if not per_seed:
         return {}
-    sd = pooled_seed_sd(per_seed)
     n = min(len(v) for v in per_seed.values())
+    if metric in PERCENT_METRICS:
+        return seeds_needed(pooled_seed_sd(per_seed), n, 0.01)
+    if all((v > 0).all() for v in per_seed.values()):
+        # Errors (MSE, cross-entropy) spread in proportion to their size: a variant at 2e-4 varies
+        # ten times as much between seeds as one at 2e-5, so an absolute pooled spread would be the
+        # poor variants' spread. On the log scale the spread is comparable, and a difference is a ratio.
+        logs = {key: np.log(values) for key, values in per_seed.items()}
+        return {**seeds_needed(pooled_seed_sd(logs), n, math.log(1.1)), "relative": True}
     best = section.table[f"test_{metric}_mean"].dropna()
-    difference = 0.01 if metric in PERCENT_METRICS else 0.1 * float(best.abs().min() if len(best) else math.nan)
-    return seeds_needed(sd, n, difference)
+    return seeds_needed(pooled_seed_sd(per_seed), n, 0.1 * float(best.abs().min() if len(best) else math.nan))
 
 
 # --------------------------------------------------------------------------------- writing
@@ -377,14 +384,23 @@ def power_words(section: DataSection) -> str:
     power, task = section.power, section.task
     scale = task.scale()
 
-    def value(v):
-        return (f"{v * scale:.2g} point{'' if round(v * scale, 2) == 1 else 's'}" if scale == 100 else f"{v:.2g}")
     if not power or math.isnan(power.get("seed_sd", math.nan)):
         return ""
+    relative = power.get("relative", False)
+
+    def value(v):
+        if relative:  # a difference of logs, as the ratio it stands for
+            percent = 100 * (math.exp(v) - 1)
+            return f"{percent:.2g}%" if percent < 100 else f"{percent:.0f}%"
+        return (f"{v * scale:.2g} point{'' if round(v * scale, 2) == 1 else 's'}" if scale == 100 else f"{v:.2g}")
     now = power.get("detectable_now")
     needed = power.get("seeds_for_difference")
-    parts = [f"Seeds needed: the spread between seeds here is {value(power['seed_sd'])} (sd of a variant's test "
-             f"{task.metric_words()}, pooled)."]
+    if relative:
+        parts = [f"Seeds needed: the spread between seeds here is {value(power['seed_sd'])} (sd of a variant's log test "
+                 f"{task.metric_words()}, pooled; differences as ratios, since errors spread in proportion to their size)."]
+    else:
+        parts = [f"Seeds needed: the spread between seeds here is {value(power['seed_sd'])} (sd of a variant's test "
+                 f"{task.metric_words()}, pooled)."]
     if now is not None and not math.isnan(now):
         parts.append(f"With {power['n']} seeds per variant, differences below about {value(now)} are not reliably "
                      f"detected (80% power, two-sided 5% two-sample t-test).")

@@ -242,3 +242,22 @@ def test_a_conditional_p_at_the_permutation_floor_is_printed_as_a_bound():
     assert conditional["p"] <= conditional["p_floor"]
     assert format_p(conditional["p"], conditional["p_floor"]) == "≤ 0.002"
     assert format_p(1e-40, 0) == "< 1e-16"  # the paired t-test's p beyond double precision
+
+
+def test_seeds_needed_for_errors_are_ratios_from_the_log_spread(tmp_path):
+    from seqbench.report import DataSection, power_words, seed_power
+    from seqbench.tasks import TASKS
+    rng = np.random.default_rng(5)
+    # a good variant at 2e-5 and a poor one at 2e-4, each with a 20% spread between seeds
+    records = [{"config_hash": name, "test": {"mse": centre * math.exp(rng.normal(0, 0.2))}, "data": {}}
+               for name, centre in (("good", 2e-5), ("poor", 2e-4)) for _ in range(5)]
+    section = DataSection.__new__(DataSection)
+    section.records, section.task = [{**r, "status": "done"} for r in records], TASKS["per_step_regression"]
+    section.table = pd.DataFrame({"test_mse_mean": [2e-5, 2e-4]})
+    power = seed_power(section)
+    logs = {name: np.log([r["test"]["mse"] for r in records if r["config_hash"] == name]) for name in ("good", "poor")}
+    pooled = math.sqrt(sum(((v - v.mean()) ** 2).sum() for v in logs.values()) / 8)
+    assert power["relative"] and power["seed_sd"] == pytest.approx(pooled)
+    assert power == {**seeds_needed(pooled, 5, math.log(1.1)), "relative": True}
+    section.power = power
+    assert "Detecting 10% would need about" in power_words(section)
