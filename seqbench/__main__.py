@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from omegaconf import DictConfig
 
 from . import SeqbenchError
 from .names import register_resolvers
-from .runtime import (CONFIG_DIR, Interrupted, debugging, describe_os_error, quiet_third_party, raise_interrupted,
+from .runtime import (CONFIG_DIR, Interrupted, debugging, describe_os_error, quiet_third_party, stop_on_signals,
                       set_threads)
 
 SUBCOMMANDS = {
@@ -102,8 +101,9 @@ def main(cfg: DictConfig) -> float | None:
     from .run import run
     launcher = HydraConfig.get().launcher
     set_threads(cfg.get("torch_threads"), launcher.get("n_jobs") if launcher is not None else None)
-    # SIGTERM (preemption, scancel): record "interrupted", exit non-zero (Lightning alone exits 0).
-    signal.signal(signal.SIGTERM, raise_interrupted)
+    # SIGTERM (preemption, scancel), Ctrl-C: record "interrupted", exit 143 / 130 (Lightning alone
+    # exits 0 on SIGTERM and 1 on Ctrl-C).
+    stop_on_signals()
     # In a sweep every run logs under one TensorBoard root: `tensorboard --logdir <sweep>/tensorboard`.
     tensorboard_root = Path(HydraConfig.get().sweep.dir) / "tensorboard" if in_sweep else None
     try:
@@ -127,8 +127,10 @@ def main(cfg: DictConfig) -> float | None:
             print(f"record: {written}")
         if in_sweep:
             _report_interrupted_sweep()
-        if isinstance(error, Interrupted) or type(error).__name__ == "SIGTERMException":
-            sys.exit(Interrupted().code)  # 143, as for a process ended by SIGTERM
+        if isinstance(error, Interrupted):
+            sys.exit(error.code)  # 143 or 130, as a shell reports a process ended by SIGTERM or Ctrl-C
+        if type(error).__name__ == "SIGTERMException":
+            sys.exit(Interrupted().code)
         sys.exit(130 if isinstance(error, KeyboardInterrupt) else (error.code or 1))
     except OSError as error:
         # The file system at the edges (output folders, claims, checkpoints, records): one line.

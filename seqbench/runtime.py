@@ -10,15 +10,23 @@ from pathlib import Path
 
 
 class Interrupted(SystemExit):
-    """SIGTERM (preemption, scancel, kill): the run is recorded as interrupted and can resume;
-    the process exits with 128 + 15, as a shell reports a process ended by SIGTERM."""
+    """SIGTERM (preemption, scancel, kill) or Ctrl-C: the run is recorded as interrupted and can
+    resume; the process exits with 128 + the signal's number (143, 130), as a shell reports it.
+    A SystemExit, not a KeyboardInterrupt: Lightning turns a KeyboardInterrupt into exit(1)."""
 
-    def __init__(self):
-        super().__init__(128 + signal.SIGTERM)
+    def __init__(self, signum: int = signal.SIGTERM):
+        self.signum = signum
+        super().__init__(128 + signum)
 
 
 def raise_interrupted(signum, frame):
-    raise Interrupted()
+    raise Interrupted(signum)
+
+
+def stop_on_signals() -> None:
+    """SIGTERM and SIGINT (Ctrl-C) raise Interrupted: a clean stop with exit 143 or 130."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, raise_interrupted)
 
 
 def _config_dir() -> str:

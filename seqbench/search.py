@@ -52,7 +52,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from . import SeqbenchError
-from .runtime import Interrupted, entry_point, raise_interrupted
+from .runtime import Interrupted, entry_point, stop_on_signals
 
 log = logging.getLogger(__name__)
 COUNTED = ("COMPLETE", "PRUNED")  # trial states that use up the budget
@@ -661,7 +661,7 @@ def _end_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
-    signal.signal(signal.SIGTERM, raise_interrupted)
+    stop_on_signals()
 
     import threading
 
@@ -736,7 +736,7 @@ def main(argv: list[str] | None = None) -> None:
     root.mkdir(parents=True, exist_ok=True)
     prepare_storage(settings, root, base.dataset.name)
     threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
-    signal.signal(signal.SIGTERM, raise_interrupted)
+    stop_on_signals()
     summaries: dict[str, dict] = {}
     failed: dict[str, str] = {}
     timings = {"search": 0.0, "retrain": 0.0}
@@ -776,7 +776,7 @@ def main(argv: list[str] | None = None) -> None:
                           [extra] * len(tuned)))
         timings["retrain"] = (time.perf_counter() - started) / 60
     except (KeyboardInterrupt, Interrupted) as error:
-        code = 130 if isinstance(error, KeyboardInterrupt) else 143
+        code = 130 if isinstance(error, KeyboardInterrupt) else error.code
         _stop_workers(pool)
         _finish(args, root, base, settings, summaries, timings, interrupted=True)
         print("interrupted: finished trials and runs are kept; run the same command again to resume", file=sys.stderr)

@@ -60,13 +60,16 @@ def test_killed_run_resumes_from_its_last_checkpoint_and_loses_no_finished_epoch
 
 
 @pytest.mark.slow
-def test_sigterm_exits_non_zero_records_interrupted_and_the_relaunch_resumes(tmp_path):
+@pytest.mark.parametrize("sent,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_sigterm_exits_non_zero_records_interrupted_and_the_relaunch_resumes(tmp_path, sent, code):
+    """SIGTERM (preemption) and Ctrl-C: 143 and 130, as a shell reports them (Lightning alone exits
+    0 on SIGTERM and 1 on Ctrl-C), the record says interrupted, the relaunch resumes."""
     args = [*SLOW_ENOUGH, f"paths.output_root={tmp_path}"]
     first = launch(args, tmp_path)
     record = wait_for_epochs(tmp_path, 2)
-    first.send_signal(signal.SIGTERM)
+    first.send_signal(sent)
     out, err = first.communicate(timeout=120)
-    assert first.returncode == 143, err[-2000:]
+    assert first.returncode == code, err[-2000:]
     assert "interrupted" in err
     assert json.loads(record.read_text())["status"] == "interrupted"
     second = subprocess.run([sys.executable, "-m", "seqbench", *args], cwd=tmp_path, capture_output=True, text=True,
