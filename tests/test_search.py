@@ -220,8 +220,9 @@ def test_two_identical_searches_at_once_share_the_budget_and_never_overwrite_eac
 @pytest.mark.slow
 @pytest.mark.parametrize("sent,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_sigterm_stops_the_search_cleanly_says_how_to_resume_and_reports_what_finished(tmp_path, sent, code):
-    args = [sys.executable, "-m", "seqbench", "search", *SEARCH, "hparams_search.trials=6",
-            "trainer.max_epochs=6", f"paths.output_root={tmp_path}"]
+    # Far more work than the wait below: the signal must arrive while trials still run, however fast the machine.
+    args = [sys.executable, "-m", "seqbench", "search", *SEARCH, "hparams_search.trials=40",
+            "trainer.max_epochs=30", f"paths.output_root={tmp_path}"]
     search = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 600
     while time.time() < deadline and len(list((tmp_path / "search" / "trials").rglob("record.json"))) < 2:
