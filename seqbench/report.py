@@ -326,7 +326,7 @@ def pair_rows(comparison: Comparison, task: TaskKind) -> tuple[list[str], list[l
 
 
 def write_section(doc: Document, section: DataSection) -> None:
-    from .stats import RESAMPLING_MAX_EXAMPLES, resolution
+    from .stats import resolution
     task = section.task
     metric = task.metric
     better = "higher" if task.higher_is_better else "lower"
@@ -374,10 +374,16 @@ def write_section(doc: Document, section: DataSection) -> None:
                  f"the same bootstrap, Bonferroni-adjusted; exact permutation test over seeds (smallest p it can "
                  f"give shown with ≤); ASO ε_min (deepsig; < 0.5: A tends to be better, < 0.2: almost always). "
                  f"Columns marked \"(networks)\": conditional on these trained networks (test-set sampling only; "
-                 f"{'paired bootstrap and permutation test' if comparison.examples <= RESAMPLING_MAX_EXAMPLES else 'paired t-test (over 5,000 examples)'} "
-                 f"over examples, Holm). Resolution: "
+                 f"{conditional_test_words(comparison)} over examples, Holm). Resolution: "
                  f"{resolution(task, comparison.examples)}.")
         doc.table(*pair_rows(comparison, task))
+
+
+def conditional_test_words(comparison: Comparison) -> str:
+    """Which per-example test the "(networks)" columns used: stats.compare records it per pair."""
+    tests = {p.conditional.get("test", "permutation") for p in comparison.pairs}
+    return ("paired t-test (over 5,000 examples)" if tests == {"paired t-test"}
+            else "paired bootstrap and permutation test")
 
 
 def power_words(section: DataSection) -> str:
@@ -395,12 +401,9 @@ def power_words(section: DataSection) -> str:
         return (f"{v * scale:.2g} point{'' if round(v * scale, 2) == 1 else 's'}" if scale == 100 else f"{v:.2g}")
     now = power.get("detectable_now")
     needed = power.get("seeds_for_difference")
-    if relative:
-        parts = [f"Seeds needed: the spread between seeds here is {value(power['seed_sd'])} (sd of a variant's log test "
-                 f"{task.metric_words()}, pooled; differences as ratios, since errors spread in proportion to their size)."]
-    else:
-        parts = [f"Seeds needed: the spread between seeds here is {value(power['seed_sd'])} (sd of a variant's test "
-                 f"{task.metric_words()}, pooled)."]
+    scale_words = ("log ", "; differences as ratios, since errors spread in proportion to their size") if relative else ("", "")
+    parts = [f"Seeds needed: the spread between seeds here is {value(power['seed_sd'])} (sd of a variant's "
+             f"{scale_words[0]}test {task.metric_words()}, pooled{scale_words[1]})."]
     if now is not None and not math.isnan(now):
         parts.append(f"With {power['n']} seeds per variant, differences below about {value(now)} are not reliably "
                      f"detected (80% power, two-sided 5% two-sample t-test).")
