@@ -87,8 +87,8 @@ def sequential_linear_scan(coefficient: torch.Tensor, inputs: torch.Tensor) -> t
     """The same recurrence, one step at a time."""
     h = torch.zeros_like(inputs[:, 0])  # (B, N)
     states = []
-    for t in range(inputs.size(1)):
-        h = coefficient * h + inputs[:, t]
+    for step in inputs.unbind(1):  # unbind: no full-size zero tensor per step in backward
+        h = coefficient * h + step
         states.append(h)
     return torch.stack(states, dim=1)  # (B, T, N)
 

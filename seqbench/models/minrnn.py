@@ -120,8 +120,8 @@ class MinRNNLayer(nn.Module):
         a, b = self.coefficients(x)  # (B, T, H) each: the input-only part for all steps at once
         h = torch.zeros_like(b[:, 0])  # (B, H)
         states = []
-        for t in range(x.size(1)):
-            h = a[:, t] * h + b[:, t]
+        for a_t, b_t in zip(a.unbind(1), b.unbind(1)):  # unbind: no full-size zero tensor per step in backward
+            h = a_t * h + b_t
             states.append(h)
         return torch.stack(states, dim=1).to(x.dtype)  # (B, T, H)
 

@@ -34,15 +34,16 @@ class ScratchRecurrentLayer(nn.Module):
 
     def forward(self, x: torch.Tensor):
         """x (B, T, I) -> outputs (B, T, H), final state as torch.nn returns it."""
-        batch, steps, _ = x.shape
+        batch = x.size(0)
         h = x.new_zeros(batch, self.hidden_size)
         c = x.new_zeros(batch, self.hidden_size)
         # The input part of every gate does not depend on h: one matrix product for all steps.
         from_input = torch.nn.functional.linear(x, self.weight_ih_l0, self.bias_ih_l0)  # (B, T, G*H)
         outputs = []
-        for t in range(steps):
+        # unbind, not from_input[:, t]: the backward of each slice allocates a zero tensor of the
+        # full (B, T, G*H) size, so slicing makes the loop's cost grow with T squared.
+        for a in from_input.unbind(1):
             from_hidden = torch.nn.functional.linear(h, self.weight_hh_l0, self.bias_hh_l0)  # (B, G*H)
-            a = from_input[:, t]
             if self.cell == "rnn":
                 h = self.activation(a + from_hidden)
             elif self.cell == "lstm":
