@@ -270,9 +270,9 @@ NOT_IDENTITY_TRAINER_KEYS = {"accelerator", "devices", "num_nodes", "strategy", 
                              "divergence_check_every_n_steps"}
 DEBUG_TRAINER_KEYS = ("fast_dev_run", "overfit_batches", "limit_train_batches", "limit_val_batches",
                       "limit_test_batches")
-TOP_LEVEL_KEYS = {"seed", "force", "claimed", "torch_threads", "optimizer", "paths", "model", "dataset", "trainer", "logger",
+TOP_LEVEL_KEYS = {"seed", "force", "claimed", "torch_threads", "flush_denormal", "optimizer", "paths", "model", "dataset", "trainer", "logger",
                   "debug", "hparams_search", "experiment", "report", "objective"}
-NOT_IDENTITY_TOP_LEVEL = {"seed", "force", "claimed", "torch_threads", "paths", "logger", "debug", "hparams_search", "experiment",
+NOT_IDENTITY_TOP_LEVEL = {"seed", "force", "claimed", "torch_threads", "flush_denormal", "paths", "logger", "debug", "hparams_search", "experiment",
                           "report", "objective"}
 
 
@@ -365,6 +365,11 @@ def check_config(config: dict) -> None:
         raise ConfigError(f"claimed={config.get('claimed')!r}: valid: skip, wait")
     if config.get("torch_threads") is not None:
         _positive("config", torch_threads=config.get("torch_threads"))
+    if not isinstance((config.get("optimizer") or {}).get("sparse_embedding", False), bool):
+        raise ConfigError(f"optimizer.sparse_embedding={config['optimizer']['sparse_embedding']!r}: must be true or "
+                          f"false")
+    if not isinstance(config.get("flush_denormal", True), bool):
+        raise ConfigError(f"flush_denormal={config.get('flush_denormal')!r}: must be true or false")
     # The data set first: model configs interpolate its dropout, so a bad value is named as the user set it.
     dataset = config.get("dataset") or {}
     _build(dataset_schema(dataset), "dataset", dataset)

@@ -69,6 +69,14 @@ def set_threads(threads: int | None = None, jobs: int | None = None) -> None:
         torch.set_num_threads(int(threads))
 
 
+def flush_denormals(wanted: bool = True) -> bool:
+    """Flush denormal floats to zero on CPU (or stop flushing); returns whether flushing is now on
+    (False where the CPU cannot: torch.set_flush_denormal answers False there). Process-wide: it
+    is set before each run from that run's config."""
+    import torch
+    return bool(torch.set_flush_denormal(bool(wanted))) and bool(wanted)
+
+
 def process_rank() -> int:
     """This process's global rank, read from what launchers set before any Trainer exists:
     torchrun's ``RANK``; SLURM's ``SLURM_PROCID`` when SLURM started every process; and for

@@ -21,7 +21,7 @@ from .data.declare import DataSpec, build_datamodule
 from .plan import CHECKPOINT_DIR, Claim, Fresh, Resume, release_folder, set_aside
 from .record import RECORD_NAME, atomic_write, current_rss_mb, peak_memory_mb
 from .run import PREDICTIONS_NAME, Prepared, base_record, copy_beside, save_record, variant_name
-from .runtime import Interrupted, quiet_lightning
+from .runtime import Interrupted, flush_denormals, quiet_lightning
 from .training import RecordWriter, RunStatistics, SequenceTask, StepScalars, TrainingDiverged, best_epoch, build_task
 
 log = logging.getLogger(__name__)
@@ -162,6 +162,7 @@ def execute(prepared: Prepared, decision: Fresh | Resume, job_dir: Path, tensorb
         claim.move_to(output_dir)
     started = time.perf_counter()
     rss_at_start = current_rss_mb()
+    record["flush_denormal"] = flush_denormals(cfg.get("flush_denormal", True))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     try:  # the data first: a bad input file is one line and leaves no record behind
         datamodule = build_datamodule(prepared.config["dataset"], cfg.seed, bool(cfg.get("force", False)),

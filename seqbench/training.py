@@ -92,6 +92,10 @@ class SequenceTask(pl.LightningModule):
         # One pass over the gradients gives both the clipping and the logged norm (before clipping:
         # the norm the optimiser was handed, the one that explodes or vanishes).
         parameters = [p for p in self.parameters() if p.grad is not None]
+        if any(p.grad.is_sparse for p in parameters):  # optimizer.sparse_embedding=true
+            from .optim import clip_gradients
+            self.last_grad_norm = clip_gradients(parameters, gradient_clip_val, gradient_clip_algorithm).detach()
+            return
         if gradient_clip_val and (gradient_clip_algorithm in (None, "norm")):
             norm = torch.nn.utils.clip_grad_norm_(parameters, gradient_clip_val)
         else:
@@ -101,6 +105,10 @@ class SequenceTask(pl.LightningModule):
         self.last_grad_norm = norm.detach()  # read (and synchronised) only on logging steps
 
     def configure_optimizers(self):
+        embedding = getattr(self.net.input_layer, "weight", None)
+        if getattr(self.net.input_layer, "sparse", False):  # optimizer.sparse_embedding=true
+            from .optim import with_sparse_embedding
+            return with_sparse_embedding(self.optimizer_factory, list(self.parameters()), embedding)
         return self.optimizer_factory(self.parameters())
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
@@ -392,9 +400,12 @@ def build_task(config: dict, network, spec, metadata: dict | None = None) -> Seq
     if isinstance(config, DictConfig):
         config = OmegaConf.to_container(config, resolve=True)
     kind = TASKS[spec.task]
+    optimizer_config = dict(config["optimizer"])
+    # seqbench's own key, not the optimiser's: a sparse embedding gradient and SparseAdam for it.
+    sparse_embedding = bool(optimizer_config.pop("sparse_embedding", False))
     net = RecurrentNet(network, spec.num_outputs, vocab_size=spec.vocab_size, input_dim=spec.input_dim,
-                       per_step=spec.per_step)
-    optimizer = hydra.utils.instantiate(config["optimizer"])
+                       per_step=spec.per_step, sparse_embedding=sparse_embedding)
+    optimizer = hydra.utils.instantiate(optimizer_config)
     module_name, _, class_name = kind.module.partition(":")
     module = getattr(importlib.import_module(module_name), class_name)
     metadata = {**(metadata or {}), "network": dataclasses.asdict(network), "spec": dataclasses.asdict(spec)}

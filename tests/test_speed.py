@@ -2,6 +2,8 @@
 with ``unbind`` (not ``x[:, t]``), flushing denormal floats on CPU, sparse embedding updates."""
 from __future__ import annotations
 
+import io
+
 import pytest
 import torch
 
@@ -99,3 +101,126 @@ def test_lru_sequential_scan_gives_the_sliced_loops_outputs_and_gradients():
         return result
     for got, expected in zip(run(lambda v: sequential_linear_scan(coefficient, v)), run(sliced)):
         torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+
+
+# ------------------------------------------------------------------------ denormal floats on CPU
+def test_flushing_denormals_leaves_a_long_sequence_runs_curve_as_it_was_and_is_recorded(compose_config, tmp_path):
+    """The adding task at T = 400 (where the backward pass meets denormals): the same loss curve
+    with and without flushing, and each record says which it ran with."""
+    from seqbench.run import run
+    tiny = ["dataset=adding", "model=gru", "dataset.length=400", "dataset.n_train=40", "dataset.n_val=20",
+            "dataset.n_test=20", "dataset.batch_size=20", "model.hidden_size=16", "trainer.max_epochs=2",
+            "trainer.enable_progress_bar=false", "logger=csv"]
+    records = {flag: run(compose_config(*tiny, f"flush_denormal={str(flag).lower()}", "force=true"),
+                         tmp_path / f"flush_{flag}") for flag in (True, False)}
+    try:
+        assert records[True]["flush_denormal"] is torch.set_flush_denormal(True)  # True where the CPU can
+        assert records[False]["flush_denormal"] is False
+    finally:
+        torch.set_flush_denormal(False)
+    curves = {flag: [h["train/loss_epoch"] for h in r["history"]] for flag, r in records.items()}
+    assert len(curves[True]) == 2
+    assert curves[True] == pytest.approx(curves[False], rel=1e-5)
+    assert records[True]["test"]["mse"] == pytest.approx(records[False]["test"]["mse"], rel=1e-5)
+
+
+def test_flush_denormal_must_be_true_or_false(compose_config, tmp_path):
+    from seqbench.config import ConfigError
+    from seqbench.run import run
+    with pytest.raises(ConfigError, match="flush_denormal='yes'"):
+        run(compose_config("flush_denormal=yes"), tmp_path)
+
+
+# ------------------------------------------------------------------------ sparse embedding updates
+def embedding_net(sparse: bool):
+    from seqbench.models import RecurrentNet
+    torch.manual_seed(0)
+    return RecurrentNet({"name": "gru", "cell": "gru", "hidden_size": 6, "embedding_dim": 4}, 3, vocab_size=50,
+                        sparse_embedding=sparse)
+
+
+def test_sparse_embedding_gradient_and_lazy_adam_touch_only_the_rows_a_batch_uses():
+    from seqbench.optim import SparseAndDense, with_sparse_embedding
+    from functools import partial
+    net = embedding_net(True)
+    optimizer = with_sparse_embedding(partial(torch.optim.Adam, lr=0.01, fused=True), list(net.parameters()),
+                                      net.input_layer.weight)
+    assert isinstance(optimizer, SparseAndDense) and optimizer.dense.defaults["fused"]
+    before = net.input_layer.weight.detach().clone()
+    rest_before = [p.detach().clone() for p in net.parameters() if p is not net.input_layer.weight]
+    inputs = torch.tensor([[3, 4, 5], [4, 7, 0]])
+    loss = net(inputs, torch.tensor([3, 2]))[0].sum()
+    loss.backward()
+    assert net.input_layer.weight.grad.is_sparse
+    optimizer.step()
+    moved = (net.input_layer.weight.detach() != before).any(dim=1).nonzero().flatten().tolist()
+    assert moved == [3, 4, 5, 7]  # the pad row 0 and every unused row stay where they were
+    rest_after = [p for p in net.parameters() if p is not net.input_layer.weight]
+    assert all((a != b).any() for a, b in zip(rest_after, rest_before))
+    # one state and one list of groups, as Lightning and learning-rate monitors expect
+    assert len(optimizer.param_groups) == 2 and len(optimizer.state) == len(list(net.parameters()))
+    optimizer.param_groups[1]["lr"] = 0.5
+    assert optimizer.sparse.param_groups[0]["lr"] == 0.5
+    optimizer.zero_grad()
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_sparse_and_dense_state_survives_a_checkpoint_round_trip():
+    from seqbench.optim import with_sparse_embedding
+    from functools import partial
+    nets = [embedding_net(True), embedding_net(True)]
+    optimizers = [with_sparse_embedding(partial(torch.optim.Adam, lr=0.01), list(n.parameters()),
+                                        n.input_layer.weight) for n in nets]
+    inputs, lengths = torch.tensor([[3, 4, 5], [4, 7, 0]]), torch.tensor([3, 2])
+    nets[0](inputs, lengths)[0].sum().backward()
+    optimizers[0].step()
+    nets[1].load_state_dict(nets[0].state_dict())
+    saved = io.BytesIO()  # through torch.save, as a checkpoint goes
+    torch.save(optimizers[0].state_dict(), saved)
+    saved.seek(0)
+    optimizers[1].load_state_dict(torch.load(saved, weights_only=True))
+    for net, optimizer in zip(nets, optimizers):
+        optimizer.zero_grad()
+        net(inputs, lengths)[0].sum().backward()
+        optimizer.step()
+    for a, b in zip(nets[0].parameters(), nets[1].parameters()):
+        torch.testing.assert_close(a, b)
+
+
+def test_clipping_over_sparse_and_dense_gradients_matches_clipping_their_dense_equivalents():
+    from seqbench.optim import clip_gradients
+    sparse_net, dense_net = embedding_net(True), embedding_net(False)
+    inputs, lengths = torch.tensor([[3, 4, 4, 5], [4, 7, 0, 0]]), torch.tensor([4, 2])  # row 4 used three times
+    for net in (sparse_net, dense_net):
+        (100 * net(inputs, lengths)[0].sum()).backward()
+    dense_norm = torch.nn.utils.clip_grad_norm_(list(dense_net.parameters()), 1.0)
+    sparse_norm = clip_gradients(list(sparse_net.parameters()), 1.0, "norm")
+    torch.testing.assert_close(sparse_norm, dense_norm)
+    assert float(dense_norm) > 1.0  # the clipping did something
+    for s, d in zip(sparse_net.parameters(), dense_net.parameters()):
+        torch.testing.assert_close(s.grad.to_dense(), d.grad)
+
+
+def test_a_text_run_with_sparse_embedding_learns_and_checkpoints_both_optimisers(compose_config, tmp_path, monkeypatch):
+    from tests.conftest import tiny_text_source, use_text_source
+    from seqbench.run import run
+    use_text_source(monkeypatch, "trec", tiny_text_source(tmp_path))
+    overrides = ["dataset=trec", "model=gru", "model.hidden_size=8", "model.embedding_dim=8",
+                 "trainer.enable_progress_bar=false", f"dataset.cache_dir={tmp_path / 'cache'}", "dataset.batch_size=8",
+                 "dataset.lr=0.02", "dataset.embedding_dropout=0", "dataset.dropout=0", "optimizer.sparse_embedding=true",
+                 "logger=csv"]
+    record = run(compose_config(*overrides, "trainer.max_epochs=6"), tmp_path / "run")
+    assert record["status"] == "done" and record["test"]["acc"] >= 0.9, record["history"]
+    assert record["config"]["optimizer"]["sparse_embedding"] is True
+    # the last checkpoint holds both optimisers' state (resumed as in the round-trip test above)
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert set(checkpoint["optimizer_states"][0]) == {"dense", "sparse"}
+    dense = run(compose_config(*overrides[:-2], "logger=csv", "trainer.max_epochs=6"), tmp_path / "dense")
+    assert dense["config_hash"] != record["config_hash"]  # a setting that changes the result: another variant
+
+
+def test_sparse_embedding_must_be_true_or_false(compose_config, tmp_path):
+    from seqbench.config import ConfigError
+    from seqbench.run import run
+    with pytest.raises(ConfigError, match="optimizer.sparse_embedding='fast'"):
+        run(compose_config("optimizer.sparse_embedding=fast"), tmp_path)

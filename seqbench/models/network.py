@@ -23,10 +23,13 @@ class RecurrentNet(nn.Module):
     input (B, T, input_dim). ``per_step=False`` gives logits (B, num_outputs); ``per_step=True``
     gives values (B, T, num_outputs). forward returns (output, attention weights (B, T) or None).
     ``config``: the model config (a ``NetworkSchema`` of the encoder's kind, or a plain dict).
+    ``sparse_embedding``: the embedding's gradient holds the rows a batch used only (training speed;
+    the forward pass is the same, so checkpoints load either way).
     """
 
     def __init__(self, config: NetworkSchema | dict, num_outputs: int, vocab_size: int | None = None,
-                 input_dim: int | None = None, per_step: bool = False, pad_id: int = 0):
+                 input_dim: int | None = None, per_step: bool = False, pad_id: int = 0,
+                 sparse_embedding: bool = False):
         super().__init__()
         if (vocab_size is None) == (input_dim is None):
             raise ValueError("give exactly one of vocab_size (text) or input_dim (signals)")
@@ -34,7 +37,9 @@ class RecurrentNet(nn.Module):
         self.config = config
         self.per_step = per_step
         if vocab_size is not None:
-            self.input_layer = nn.Embedding(vocab_size, config.embedding_dim, padding_idx=pad_id)
+            # sparse: gradients for the rows a batch uses only (optimizer.sparse_embedding, seqbench/optim.py)
+            self.input_layer = nn.Embedding(vocab_size, config.embedding_dim, padding_idx=pad_id,
+                                            sparse=sparse_embedding)
         else:
             self.input_layer = nn.Linear(input_dim, config.embedding_dim)
         self.input_dropout = nn.Dropout(config.embedding_dropout)
