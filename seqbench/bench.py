@@ -2,10 +2,15 @@
 would write, measured side by side in one run, on the same batches and model.
 
 Workloads (``--workload``):
-  imdb   BiLSTM + additive attention, embedding 128, hidden 128, batch 64, IMDB reviews
-         truncated to ``--max-len`` tokens (``--reviews`` of them)
-  trec   the TREC defaults: BiLSTM + additive attention, embedding 300, hidden 128, batch 16,
-         all 5,452 training questions (many small batches: where per-batch overhead shows)
+  imdb      BiLSTM + additive attention, embedding 128, hidden 128, batch 64, IMDB reviews
+            truncated to ``--max-len`` tokens (``--reviews`` of them)
+  trec      the TREC defaults: BiLSTM + additive attention, embedding 300, hidden 128, batch 16,
+            all 5,452 training questions (many small batches: where per-batch overhead shows)
+  models    every cell's training throughput on the same signal batches
+  denormal  the adding task at T = 400 (nn.GRU, hidden 128, batch 50, one thread): a plain loop with
+            denormal floats kept (torch's default) and flushed, and seqbench's own run
+  sparse    TREC epochs of gru and bilstm_attn_concat with the dense embedding update (denormals
+            kept, flushed) and the sparse one (optimizer.sparse_embedding=true)
 
 Paths (every one: forward, backward, gradient clipping at 1.0 and fused Adam, as seqbench's defaults):
   plain padded    every batch padded to the longest sequence of the data, nn.LSTM(bidirectional):
@@ -173,10 +178,10 @@ def seqbench_network(vocab_size: int, workload: Workload, impl: str = "native", 
 
 
 def time_lightning(make_model, batches: list[dict], device: torch.device, warmup: int, precision: str,
-                   num_classes: int) -> float:
-    """The same batches through Lightning: ClassificationTask + Trainer with seqbench's run
-    statistics and gradient clipping, one epoch; the clock runs from the first batch after the
-    warm-up to the last, exactly as for the plain loops."""
+                   num_classes: int, make_task=None) -> float:
+    """The same batches through Lightning: ClassificationTask (or ``make_task(network)``) + Trainer
+    with seqbench's run statistics and gradient clipping, one epoch; the clock runs from the first
+    batch after the warm-up to the last, exactly as for the plain loops."""
     import pytorch_lightning as pl
 
     from .training import ClassificationTask, RunStatistics
@@ -196,7 +201,8 @@ def time_lightning(make_model, batches: list[dict], device: torch.device, warmup
                 self.stop = time.perf_counter()
 
     torch.manual_seed(0)
-    task = ClassificationTask(make_model(), partial(torch.optim.Adam, lr=1e-3, fused=True), num_classes=num_classes)
+    task = (make_task(make_model()) if make_task else
+            ClassificationTask(make_model(), partial(torch.optim.Adam, lr=1e-3, fused=True), num_classes=num_classes))
     clock = BatchClock()
     trainer = pl.Trainer(max_epochs=1, accelerator=device.type, devices=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, callbacks=[RunStatistics(), clock],
@@ -337,13 +343,146 @@ def format_models(results: dict[int, dict[str, dict]], hidden: int, batch: int, 
     return lines
 
 
+# ------------------------------------------------------------------ speed settings: denormals, sparse
+class PlainGRURegressor(nn.Module):
+    """The adding-task model as a user writes it: nn.GRU, a linear read-out of the last state."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.gru = nn.GRU(2, hidden, batch_first=True)
+        self.out = nn.Linear(hidden, 1)
+
+    def forward(self, inputs, lengths, packed=False):
+        return self.out(self.gru(inputs)[0][:, -1]).squeeze(-1)
+
+
+def mse_step(model, batch, optimizer):
+    optimizer.zero_grad(set_to_none=True)
+    nn.functional.mse_loss(model(batch["inputs"], batch["lengths"]), batch["targets"]).backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+    optimizer.step()
+
+
+def adding_batches(length: int, batch: int, count: int) -> list[dict]:
+    """The adding problem's batches (a random number and a marker per step; two marked steps)."""
+    generator = torch.Generator().manual_seed(length)
+    out = []
+    for _ in range(count):
+        values = torch.rand(batch, length, generator=generator)
+        marks = torch.zeros(batch, length)
+        first = torch.randint(0, length // 2, (batch,), generator=generator)
+        second = torch.randint(length // 2, length, (batch,), generator=generator)
+        marks[torch.arange(batch), first] = 1.0
+        marks[torch.arange(batch), second] = 1.0
+        out.append({"inputs": torch.stack([values, marks], dim=-1), "lengths": torch.full((batch,), length),
+                    "targets": (values * marks).sum(1)})
+    return out
+
+
+def with_denormals(flush: bool, measure):
+    """``measure()`` with denormal floats flushed to zero or kept (torch's default), then kept."""
+    torch.set_flush_denormal(flush)
+    try:
+        return measure()
+    finally:
+        torch.set_flush_denormal(False)
+
+
+def measure_denormals(length: int, hidden: int, batch: int, batches: int, warmup: int, repeats: int,
+                      device: torch.device) -> dict[str, dict]:
+    """Seconds per training step on the adding task at T = ``length``, one thread: a plain PyTorch
+    loop (nn.GRU + fused Adam + clipping) with denormals kept (torch's default) and flushed, and
+    seqbench's own run (its GRU network and RegressionTask through Lightning, denormals flushed as
+    ``flush_denormal=true`` does)."""
+    from .training import RegressionTask
+    data = adding_batches(length, batch, warmup + batches)
+    network = partial(RecurrentNet, network_config(cell="gru", hidden_size=hidden, embedding_dim=2), 1, input_dim=2)
+
+    def regression(net):
+        return RegressionTask(net, partial(torch.optim.Adam, lr=1e-3, fused=True), per_step=False)
+    paths = {
+        "plain PyTorch, denormals kept (torch's default)":
+            lambda: with_denormals(False, lambda: time_plain_loop(partial(PlainGRURegressor, hidden), data, device,
+                                                                  mse_step, warmup)),
+        "plain PyTorch, denormals flushed":
+            lambda: with_denormals(True, lambda: time_plain_loop(partial(PlainGRURegressor, hidden), data, device,
+                                                                 mse_step, warmup)),
+        "seqbench (flush_denormal=true, the default)":
+            lambda: with_denormals(True, lambda: time_lightning(network, data, device, warmup, "32-true", 0,
+                                                                make_task=regression)),
+    }
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rows = {name: {"seconds": []} for name in paths}
+        for _ in range(repeats):  # interleaved
+            for name, path in paths.items():
+                rows[name]["seconds"].append(path() / batches)
+    finally:
+        torch.set_num_threads(threads)
+    for row in rows.values():
+        row["median_seconds"] = statistics.median(row["seconds"])
+    return rows
+
+
+def format_step_rows(title: str, rows: dict[str, dict], baseline: str, unit: str = "s per step") -> list[str]:
+    lines = [f"| {title} | {unit} (median; all) | speed vs {baseline} |", "| --- | --- | --- |"]
+    base = rows[baseline]["median_seconds"]
+    for name, row in rows.items():
+        everything = ", ".join(f"{s:.3g}" for s in row["seconds"])
+        lines.append(f"| {name} | {row['median_seconds']:.3g} ({everything}) | {base / row['median_seconds']:.2f}x |")
+    return lines + ["", spread_caveat(list(rows.values())).strip()]
+
+
+SPARSE_MODELS = {"gru": dict(cell="gru"),
+                 "bilstm_attn_concat": dict(cell="lstm", bidirectional=True, pooling="attention", attention="concat")}
+
+
+def measure_sparse(workload: Workload, texts: EncodedTexts, vocab_size: int, device: torch.device, repeats: int,
+                   models: list[str]) -> dict[str, dict[str, dict]]:
+    """Seconds per epoch over the TREC training batches through seqbench's Lightning path, after one
+    untimed epoch (by then Adam's moments of rows a batch did not touch have decayed for hundreds of
+    steps, as in a real run): the dense embedding update with denormals kept and flushed, and the
+    sparse update (flushed)."""
+    from .training import ClassificationTask
+    bucketed = bucketed_batches(texts, workload.batch_size, seed=0)
+    epoch = len(bucketed)
+    out = {}
+    for model in models:
+        config = network_config(**SPARSE_MODELS[model], hidden_size=workload.hidden_size,
+                                embedding_dim=workload.embedding_dim)
+
+        def timed(sparse: bool):
+            def task(net):
+                return ClassificationTask(net, partial(torch.optim.Adam, lr=3e-3, fused=True),
+                                          num_classes=workload.classes)
+            make = partial(RecurrentNet, config, workload.classes, vocab_size=vocab_size, sparse_embedding=sparse)
+            return time_lightning(make, bucketed * 2, device, epoch, "32-true", workload.classes, make_task=task)
+        paths = {"dense embedding, denormals kept": lambda: with_denormals(False, lambda: timed(False)),
+                 "dense embedding, denormals flushed (default)": lambda: with_denormals(True, lambda: timed(False)),
+                 "sparse embedding (optimizer.sparse_embedding=true), flushed": lambda: with_denormals(True, lambda: timed(True))}
+        rows = {name: {"seconds": []} for name in paths}
+        for _ in range(repeats):
+            for name, path in paths.items():
+                rows[name]["seconds"].append(path())
+        for row in rows.values():
+            row["median_seconds"] = statistics.median(row["seconds"])
+        out[model] = rows
+    return out
+
+
 @entry_point
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="seqbench bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", help="data root (default: $SEQBENCH_DATA, else the download cache)")
-    parser.add_argument("--workload", nargs="+", default=["imdb", "trec"], choices=[*WORKLOADS, "models"],
-                        help="imdb, trec: seqbench against plain loops; models: every cell's throughput")
+    parser.add_argument("--workload", nargs="+", default=["imdb", "trec"],
+                        choices=[*WORKLOADS, "models", "denormal", "sparse"],
+                        help="imdb, trec: seqbench against plain loops; models: every cell's throughput; denormal: "
+                             "the adding task at T = --denormal-length, denormals kept and flushed; sparse: TREC "
+                             "epochs with dense and sparse embedding updates")
+    parser.add_argument("--denormal-length", type=int, default=400, help="denormal: sequence length")
+    parser.add_argument("--sparse-models", nargs="+", default=list(SPARSE_MODELS), choices=list(SPARSE_MODELS))
     parser.add_argument("--lengths", nargs="+", type=int, default=[100, 400], help="models: sequence lengths")
     parser.add_argument("--hidden", type=int, default=128, help="models: hidden size of every cell")
     parser.add_argument("--reviews", type=int, default=1000, help="IMDB training reviews used (25000: all)")
@@ -371,6 +510,34 @@ def main(argv: list[str] | None = None) -> None:
              f"- every path: {args.warmup} warm-up batches (untimed), then one timed pass; {args.repeats} repeats, "
              f"interleaved; median reported. Training only (forward, backward, clipping at {CLIP}, Adam).", ""]
     for name in args.workload:
+        if name == "denormal":
+            batches = 6
+            rows = measure_denormals(args.denormal_length, args.hidden, 50, batches, 2, args.repeats, device)
+            lines += ["## denormal", "",
+                      f"The adding task at T = {args.denormal_length}: batch 50, nn.GRU / seqbench's gru with hidden "
+                      f"{args.hidden}, fused Adam, clipping at {CLIP}; 2 warm-up steps, {batches} timed steps per "
+                      f"repeat, 1 torch thread.", ""]
+            lines += format_step_rows("path", rows, "plain PyTorch, denormals kept (torch's default)")
+            kept, flushed = (rows[k]["median_seconds"] for k in list(rows)[:2])
+            lines += [f"denormal ratio (plain loop, kept / flushed): {kept / flushed:.2f}x; seqbench against the "
+                      f"plain loop as PyTorch runs it by default: "
+                      f"{kept / rows['seqbench (flush_denormal=true, the default)']['median_seconds']:.2f}x", ""]
+            continue
+        if name == "sparse":
+            workload = WORKLOADS["trec"]
+            texts, vocab_size = load_texts(workload, args.root, args.questions, args.synthetic, seed=0)
+            lines += ["## sparse", "",
+                      f"{'synthetic' if args.synthetic else 'TREC'} training data: {len(texts):,} questions, batch "
+                      f"{workload.batch_size}, embedding {workload.embedding_dim} x {vocab_size:,} words, hidden "
+                      f"{workload.hidden_size}; one untimed epoch, then one timed epoch, through Lightning "
+                      f"(clipping at {CLIP}, fused Adam for dense parameters).", ""]
+            for model, rows in measure_sparse(workload, texts, vocab_size, device, args.repeats,
+                                              args.sparse_models).items():
+                lines += format_step_rows(model, rows, "dense embedding, denormals kept", "s per epoch")
+                dense = rows["dense embedding, denormals flushed (default)"]["median_seconds"]
+                sparse = rows["sparse embedding (optimizer.sparse_embedding=true), flushed"]["median_seconds"]
+                lines += [f"{model}: sparse-embedding ratio (dense / sparse, both flushed): {dense / sparse:.2f}x", ""]
+            continue
         if name == "models":
             lines += ["## models", ""]
             results = measure_models(args.lengths, args.hidden, 50, 10, args.warmup if args.warmup < 10 else 3,

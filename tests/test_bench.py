@@ -7,6 +7,7 @@ import statistics
 
 import pytest
 
+
 from seqbench import bench
 
 
@@ -53,3 +54,30 @@ def test_a_busy_machine_gets_a_caveat_of_its_own():
     steady = [{"seconds": [1.0, 1.05, 1.02]}]
     assert bench.spread_caveat(steady) == ""
     assert "machine was busy" in bench.spread_caveat([{"seconds": [1.0, 3.4, 1.1]}])
+
+
+def _rows(section: str) -> dict[str, list[str]]:
+    return {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
+            for line in section.splitlines() if line.startswith("| ") and "---" not in line and "median" not in line}
+
+
+def test_denormal_and_sparse_workloads_print_ratios_of_their_own_rows(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bench.main(["--workload", "denormal", "sparse", "--denormal-length", "30", "--hidden", "8", "--repeats", "1",
+                "--synthetic", "--questions", "64", "--sparse-models", "gru"])
+    text = (tmp_path / "bench.md").read_text()
+    denormal = text.split("## denormal")[1].split("## sparse")[0]
+    rows = _rows(denormal)
+    assert set(rows) == {"plain PyTorch, denormals kept (torch's default)", "plain PyTorch, denormals flushed",
+                         "seqbench (flush_denormal=true, the default)"}
+    seconds = {name: _numbers(cells[0])[0] for name, cells in rows.items()}
+    kept, flushed = seconds["plain PyTorch, denormals kept (torch's default)"], seconds["plain PyTorch, denormals flushed"]
+    ratio = float(re.search(r"kept / flushed\): ([\d.]+)x", denormal)[1])
+    assert ratio == pytest.approx(kept / flushed, rel=0.02)
+    sparse = text.split("## sparse")[1]
+    rows = _rows(sparse)
+    assert len(rows) == 3
+    dense = _numbers(rows["dense embedding, denormals flushed (default)"][0])[0]
+    lazy = _numbers(rows["sparse embedding (optimizer.sparse_embedding=true), flushed"][0])[0]
+    ratio = float(re.search(r"dense / sparse, both flushed\): ([\d.]+)x", sparse)[1])
+    assert ratio == pytest.approx(dense / lazy, rel=0.02)
