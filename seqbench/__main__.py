@@ -28,6 +28,7 @@ SUBCOMMANDS = {
     "diagnostics": ("seqbench.diagnostics", "gradient flow through time, untrained and trained"),
     "bench": ("seqbench.bench", "training speed against plain PyTorch loops"),
     "search": ("seqbench.search", "equal-budget hyper-parameter search (Optuna), retraining, report"),
+    "plan": ("seqbench.estimate", "what a run or sweep would train, what is already done, and how long it would take"),
 }
 
 
@@ -197,14 +198,21 @@ def preflight(argv: list[str]) -> str | None:
         # Every value of every swept key once (with the first of the others), not every combination.
         trials = [first] + [first[:i] + [option] + first[i + 1:] for i, options in enumerate(values)
                             for option in options[1:]]
+        from .config import ConfigError, check_name
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
             for trial in trials:
                 cfg = compose(config_name="config", overrides=trial, return_hydra_config=True)
+                # Names that Hydra makes folders of, checked before it makes them.
+                for group in ("dataset", "model"):
+                    if cfg.get(group) and cfg[group].get("name") is not None:
+                        check_name(f"{group}.name", cfg[group].name)
             cfg = compose(config_name="config", overrides=first, return_hydra_config=True)
         folders = [cfg.paths.output_root, cfg.hydra.sweep.dir if multirun or cfg.hydra.mode == RunMode.MULTIRUN
                    else cfg.hydra.run.dir]
     except (HydraException, OmegaConfBaseException) as error:
         return _composition_error(error)
+    except ConfigError as error:
+        return str(error)
     for folder in folders:
         problem = _unwritable(Path(str(folder)))
         if problem:
@@ -272,6 +280,10 @@ def cli() -> None:
         module = importlib.import_module(SUBCOMMANDS[name][0])
         sys.argv = [f"seqbench {name}", *sys.argv[2:]]
         module.main()
+        return
+    if "--dry-run" in sys.argv[1:]:  # the plan of this very command, and nothing trained
+        from .estimate import main as plan_main
+        plan_main([a for a in sys.argv[1:] if a != "--dry-run"])
         return
     register_resolvers()
     if "--debug" in sys.argv[1:]:  # ours, not Hydra's: tracebacks instead of one line

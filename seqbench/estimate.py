@@ -1,0 +1,223 @@
+"""``seqbench plan OVERRIDES...`` (or a run or sweep command with ``--dry-run``): what a command
+would run and what it would cost on this machine, before it runs. Nothing is trained.
+
+For every job of the command (the product of its swept values, the experiment's sweep included):
+its run identity, exactly as the run would compute it (config, code and data fingerprints), and
+whether a finished run with that identity is already under ``paths.output_root`` (then it is
+reused, not trained). Each run still to train gets an estimate of its wall time:
+
+1. the median wall time of finished runs of the same variant on the same data (other seeds);
+2. else of the same model on the same data set with other settings;
+3. else a timed probe: a few training steps of the real network on the real batches, scaled to
+   ``max_epochs`` full epochs (an upper bound: early stopping usually ends a run sooner).
+
+Jobs a launcher runs at once (``hydra.launcher.n_jobs``) divide the total. A sweep prints the same
+plan (from finished runs only, no probes) before its first job starts.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .runtime import entry_point
+
+PROBE_STEPS = 8
+PROBE_WARMUP = 2
+
+
+@dataclass
+class PlannedRun:
+    overrides: list[str]
+    variant: str
+    dataset: str
+    seed: int
+    config_hash: str
+    done: bool
+    label: str = ""           # the variant, and the swept settings that tell its jobs apart
+    seconds: float | None = None
+    source: str = ""          # where the estimate comes from
+
+
+@dataclass
+class Plan:
+    runs: list[PlannedRun]
+    jobs: int                 # runs a launcher trains at once
+    root: Path
+
+    @property
+    def pending(self) -> list[PlannedRun]:
+        return [r for r in self.runs if not r.done]
+
+
+def job_overrides(overrides: list[str]) -> tuple[list[list[str]], dict, int]:
+    """(each job's overrides, the composed base config, jobs at once), as Hydra's basic sweeper
+    would split them: the experiment's ``hydra.sweeper.params`` first, the command line after."""
+    from hydra import compose, initialize_config_dir
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    from .names import register_resolvers
+    from .runtime import CONFIG_DIR
+    register_resolvers()
+    parser = OverridesParser.create()
+    # The base config without swept values (a sweep cannot be composed), to read the experiment's sweep.
+    plain = [o for o in overrides if not parser.parse_override(o).is_sweep_override()]
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        base = compose(config_name="config", overrides=plain, return_hydra_config=True)
+    params = base.hydra.sweeper.get("params")
+    params = OmegaConf.to_container(params, resolve=False) if params is not None else {}
+    combined = [f"{k}={v}" for k, v in params.items()] + list(overrides)
+    parsed = parser.parse_overrides(combined)
+    jobs = [job for batch in BasicSweeper.split_arguments(parsed, None) for job in batch]
+    launcher = base.hydra.get("launcher") or {}
+    n_jobs = launcher.get("n_jobs") if "joblib" in str(launcher.get("_target_", "")) else 1
+    return jobs, base, int(n_jobs) if isinstance(n_jobs, int) and n_jobs > 0 else 1
+
+
+def _finished(root: Path) -> list[dict]:
+    from .results import load_records
+    return [r for r in load_records([root]) if r.get("status") == "done"] if root.is_dir() else []
+
+
+def _median_wall(records: list[dict]) -> float | None:
+    times = [r["wall_seconds"] for r in records if isinstance(r.get("wall_seconds"), (int, float))]
+    return statistics.median(times) if times else None
+
+
+def probe_seconds(cfg, jobs: int) -> float:
+    """Seconds one run of ``cfg`` would take at most: a few timed training steps (forward, backward,
+    clipping, optimiser) on its real first batches, scaled to max_epochs epochs."""
+    import torch
+    from omegaconf import OmegaConf
+
+    from .data.declare import build_datamodule
+    from .run import prepare
+    from .runtime import flush_denormals, set_threads
+    from .training import build_task
+    prepared = prepare(cfg)
+    set_threads(cfg.get("torch_threads"), jobs)
+    flush_denormals(cfg.get("flush_denormal", True))
+    datamodule = build_datamodule(prepared.config["dataset"], cfg.seed, False, prepared.located)
+    datamodule.setup()
+    task = build_task(prepared.config, prepared.network, datamodule.spec)
+    optimizer = task.configure_optimizers()
+    loader = datamodule.train_dataloader()
+    steps_per_epoch = len(loader)
+    clip = cfg.trainer.get("gradient_clip_val")
+    timed, started = 0, None
+    task.train()
+    for number, batch in enumerate(loader):
+        if number == PROBE_WARMUP:
+            started = time.perf_counter()
+        loss = task.training_step(batch, number)
+        loss.backward()
+        task.configure_gradient_clipping(optimizer, clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if started is not None:
+            timed += 1
+        if timed == PROBE_STEPS:
+            break
+    if not timed:
+        return 0.0
+    per_step = (time.perf_counter() - started) / timed
+    epochs = OmegaConf.to_container(cfg.trainer, resolve=True).get("max_epochs") or 1
+    torch.set_flush_denormal(False)
+    return per_step * steps_per_epoch * epochs
+
+
+def make_plan(overrides: list[str], probe: bool = True) -> Plan:
+    """The plan of a command's overrides; ``probe=False`` leaves runs with no finished relative
+    unestimated."""
+    from hydra import compose, initialize_config_dir
+
+    from .run import prepare, variant_name
+    from .runtime import CONFIG_DIR
+    jobs, base, n_jobs = job_overrides(overrides)
+    root = Path(base.paths.output_root)
+    finished = _finished(root)
+    done_keys = {r.get("run_key") for r in finished if r.get("test")}
+    runs, probed = [], {}
+    # What tells two jobs of one variant apart in the listing: the swept keys besides model, data and seed.
+    values: dict[str, set] = {}
+    for job in jobs:
+        for override in job:
+            values.setdefault(override.split("=", 1)[0], set()).add(override)
+    differing = {key for key, seen in values.items() if len(seen) > 1} - {"model", "dataset", "seed"}
+    for job in jobs:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=job)
+        prepared = prepare(cfg)
+        identity = prepared.identity
+        setting = ", ".join(o for o in job if o.split("=", 1)[0] in differing)
+        run = PlannedRun(job, variant_name(cfg), str(cfg.dataset.name), int(cfg.seed), identity.config_hash,
+                         identity.key in done_keys, label=f"{variant_name(cfg)}{f' ({setting})' if setting else ''}")
+        if not run.done:
+            same_variant = [r for r in finished if r.get("config_hash") == identity.config_hash
+                            and r.get("data_fingerprint") == identity.data]
+            same_model = [r for r in finished if r.get("model") == run.variant and r.get("dataset") == run.dataset]
+            if _median_wall(same_variant) is not None:
+                run.seconds, run.source = _median_wall(same_variant), f"{len(same_variant)} finished run(s) of it"
+            elif _median_wall(same_model) is not None:
+                run.seconds, run.source = (_median_wall(same_model),
+                                           f"{len(same_model)} finished run(s) of {run.variant} with other settings")
+            elif probe:
+                if identity.config_hash not in probed:
+                    probed[identity.config_hash] = probe_seconds(cfg, n_jobs)
+                run.seconds, run.source = probed[identity.config_hash], "a timed probe (upper bound: every epoch)"
+        runs.append(run)
+    return Plan(runs, n_jobs, root)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def describe(plan: Plan) -> list[str]:
+    """The plan in a few lines: counts, the total estimate, one line per variant still to run."""
+    pending = plan.pending
+    lines = [f"plan: {len(plan.runs)} run{'s' if len(plan.runs) != 1 else ''}: {len(plan.runs) - len(pending)} "
+             f"already done under {plan.root} (reused, not trained), {len(pending)} to train"]
+    if not pending:
+        return lines
+    known = [r.seconds for r in pending if r.seconds is not None]
+    unknown = len(pending) - len(known)
+    if known:
+        total = sum(known)
+        parallel = f"; {plan.jobs} jobs at a time: about {_duration(total / plan.jobs)} of wall time" \
+            if plan.jobs > 1 else ""
+        lines.append(f"estimate on this machine: about {_duration(total)} of training"
+                     f"{' for the ' + str(len(known)) + ' estimated runs' if unknown else ''}{parallel}")
+    if unknown:
+        lines.append(f"no estimate for {unknown} run{'s' if unknown != 1 else ''}: no finished run of the same "
+                     f"model and data set yet (`seqbench plan ...` times a probe of each)")
+    groups: dict[tuple, list[PlannedRun]] = {}
+    for run in pending:
+        groups.setdefault((run.label, run.dataset, run.config_hash), []).append(run)
+    for (label, dataset, _), members in groups.items():
+        seconds = members[0].seconds
+        each = f"about {_duration(seconds)} each, from {members[0].source}" if seconds is not None else "no estimate"
+        seeds = ",".join(str(r.seed) for r in members)
+        lines.append(f"  {label} on {dataset}, seed {seeds}: {each}")
+    return lines
+
+
+@entry_point
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="seqbench plan", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("overrides", nargs="*", help="the run's or sweep's overrides, as given to seqbench "
+                        "(-m / --multirun may be left in)")
+    parser.add_argument("--no-probe", action="store_true", help="estimate from finished runs only")
+    argv = [a for a in (argv or []) if a not in ("-m", "--multirun", "--dry-run")]  # a sweep's flags, as typed
+    args = parser.parse_args(argv)
+    overrides = args.overrides
+    print("\n".join(describe(make_plan(overrides, probe=not args.no_probe))))

@@ -1,0 +1,35 @@
+"""A command's plan before it runs: how many runs, how many are already done, what the rest costs."""
+from seqbench.estimate import describe, make_plan
+from seqbench.run import run
+from tests.conftest import TINY
+
+
+def test_plan_counts_done_runs_and_estimates_the_rest_from_finished_runs_or_a_probe(compose_config, tmp_path):
+    sweep = [f"paths.output_root={tmp_path}", *TINY, "model=gru,rnn", "dataset=sincos", "seed=0,1"]
+    plan = make_plan(sweep)
+    assert len(plan.runs) == 4 and not any(r.done for r in plan.runs)
+    assert all(r.seconds and r.seconds > 0 and "probe" in r.source for r in plan.runs)  # nothing finished yet
+    record = run(compose_config(*TINY, "model=gru", "dataset=sincos", "seed=0"), tmp_path / "gru_s0")
+    assert record["status"] == "done"
+    plan = make_plan(sweep, probe=False)
+    done = [r for r in plan.runs if r.done]
+    assert [(r.variant, r.seed) for r in done] == [("gru", 0)]
+    gru_1 = next(r for r in plan.runs if (r.variant, r.seed) == ("gru", 1))
+    assert gru_1.seconds == record["wall_seconds"] and "1 finished run" in gru_1.source
+    assert all(r.seconds is None for r in plan.runs if r.variant == "rnn")  # no probe asked for
+    lines = describe(plan)
+    assert lines[0].startswith("plan: 4 runs: 1 already done") and lines[0].endswith("3 to train")
+    assert any("no estimate for 2 runs" in line for line in lines)
+    assert any(line.strip().startswith("gru on sincos, seed 1: about") for line in lines)
+
+
+def test_dry_run_prints_the_plan_and_trains_nothing(tmp_path, capsys, monkeypatch):
+    import sys
+
+    from seqbench.__main__ import cli
+    monkeypatch.setattr(sys, "argv", ["seqbench", "-m", "model=gru,lstm", "dataset=sincos", f"paths.output_root={tmp_path}",
+                                      *TINY, "--dry-run"])
+    cli()
+    out = capsys.readouterr().out
+    assert out.startswith("plan: 2 runs: 0 already done") and "lstm on sincos, seed 0: about" in out
+    assert not any(tmp_path.rglob("record.json"))
