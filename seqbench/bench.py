@@ -11,6 +11,7 @@ Workloads (``--workload``):
             denormal floats kept (torch's default) and flushed, and seqbench's own run
   sparse    TREC epochs of gru and bilstm_attn_concat with the dense embedding update (denormals
             kept, flushed) and the sparse one (optimizer.sparse_embedding=true)
+  threads   TREC gru steps with 1 and 2 torch threads, on a quiet machine and beside a busy process
 
 Paths (every one: forward, backward, gradient clipping at 1.0 and fused Adam, as seqbench's defaults):
   plain padded    every batch padded to the longest sequence of the data, nn.LSTM(bidirectional):
@@ -471,16 +472,61 @@ def measure_sparse(workload: Workload, texts: EncodedTexts, vocab_size: int, dev
     return out
 
 
+# --------------------------------------------------------------------------------------- threads
+BUSY_LOOP = ("import torch, time\ntorch.set_num_threads(1)\nx = torch.randn(256, 256)\nend = time.time() + {seconds}\n"
+             "while time.time() < end:\n    x = torch.tanh(x @ x.T / 256)\n")
+
+
+def measure_threads(workload: Workload, texts: EncodedTexts, vocab_size: int, repeats: int,
+                    warmup: int) -> dict[str, dict]:
+    """Seconds for one pass of TREC gru training steps with 1 and with 2 torch threads, on a quiet
+    machine and beside one busy process (another job of a sweep, a test suite): the measurement
+    behind the thread defaults (README, "Speed")."""
+    import os
+    import subprocess
+    bucketed = bucketed_batches(texts, workload.batch_size, seed=0)
+    config = network_config(cell="gru", hidden_size=workload.hidden_size, embedding_dim=workload.embedding_dim)
+    make = partial(RecurrentNet, config, workload.classes, vocab_size=vocab_size)
+    cores = os.cpu_count() or 1
+    rows = {}
+    previous = torch.get_num_threads()
+    try:
+        for busy in (False, True):
+            for threads in sorted({1, min(2, cores), cores}):
+                rows[f"{threads} thread{'s' if threads > 1 else ''}, {'one other busy process' if busy else 'quiet'}"] = \
+                    {"threads": threads, "busy": busy, "seconds": []}
+        for _ in range(repeats):
+            for name, row in rows.items():
+                torch.set_num_threads(row["threads"])
+                other = None
+                if row["busy"]:
+                    other = subprocess.Popen([sys.executable, "-c", BUSY_LOOP.format(seconds=600)])
+                    time.sleep(1.0)
+                try:
+                    row["seconds"].append(with_denormals(True, lambda: time_plain_loop(make, bucketed, torch.device("cpu"),
+                                                                                       seqbench_step, warmup)))
+                finally:
+                    if other is not None:
+                        other.kill()
+                        other.wait()
+    finally:
+        torch.set_num_threads(previous)
+    for row in rows.values():
+        row["median_seconds"] = statistics.median(row["seconds"])
+    return rows
+
+
 @entry_point
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="seqbench bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", help="data root (default: $SEQBENCH_DATA, else the download cache)")
     parser.add_argument("--workload", nargs="+", default=["imdb", "trec"],
-                        choices=[*WORKLOADS, "models", "denormal", "sparse"],
+                        choices=[*WORKLOADS, "models", "denormal", "sparse", "threads"],
                         help="imdb, trec: seqbench against plain loops; models: every cell's throughput; denormal: "
                              "the adding task at T = --denormal-length, denormals kept and flushed; sparse: TREC "
-                             "epochs with dense and sparse embedding updates")
+                             "epochs with dense and sparse embedding updates; threads: 1 and 2 torch threads, quiet and "
+                             "beside a busy process")
     parser.add_argument("--denormal-length", type=int, default=400, help="denormal: sequence length")
     parser.add_argument("--sparse-models", nargs="+", default=list(SPARSE_MODELS), choices=list(SPARSE_MODELS))
     parser.add_argument("--lengths", nargs="+", type=int, default=[100, 400], help="models: sequence lengths")
@@ -537,6 +583,16 @@ def main(argv: list[str] | None = None) -> None:
                 dense = rows["dense embedding, denormals flushed (default)"]["median_seconds"]
                 sparse = rows["sparse embedding (optimizer.sparse_embedding=true), flushed"]["median_seconds"]
                 lines += [f"{model}: sparse-embedding ratio (dense / sparse, both flushed): {dense / sparse:.2f}x", ""]
+            continue
+        if name == "threads":
+            workload = WORKLOADS["trec"]
+            texts, vocab_size = load_texts(workload, args.root, args.questions or 1600, args.synthetic, seed=0)
+            rows = measure_threads(workload, texts, vocab_size, args.repeats, args.warmup)
+            lines += ["## threads", "",
+                      f"gru training steps on {len(texts):,} TREC questions (batch {workload.batch_size}, embedding "
+                      f"{workload.embedding_dim}, hidden {workload.hidden_size}), denormals flushed; 'busy': one other "
+                      f"process computing on one core meanwhile (as another job of a sweep does).", ""]
+            lines += format_step_rows("threads, machine", rows, next(iter(rows)), "s per pass")
             continue
         if name == "models":
             lines += ["## models", ""]

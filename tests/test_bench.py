@@ -81,3 +81,14 @@ def test_denormal_and_sparse_workloads_print_ratios_of_their_own_rows(tmp_path, 
     lazy = _numbers(rows["sparse embedding (optimizer.sparse_embedding=true), flushed"][0])[0]
     ratio = float(re.search(r"dense / sparse, both flushed\): ([\d.]+)x", sparse)[1])
     assert ratio == pytest.approx(dense / lazy, rel=0.02)
+
+
+def test_threads_workload_times_each_thread_count_quiet_and_beside_a_busy_process(tmp_path, monkeypatch):
+    import os
+    monkeypatch.chdir(tmp_path)
+    bench.main(["--workload", "threads", "--synthetic", "--questions", "48", "--repeats", "1", "--warmup", "1"])
+    rows = _rows((tmp_path / "bench.md").read_text().split("## threads")[1])
+    counts = sorted({1, min(2, os.cpu_count()), os.cpu_count()})
+    assert len(rows) == 2 * len(counts)
+    assert {name.split(", ")[1] for name in rows} == {"quiet", "one other busy process"}
+    assert all(_numbers(cells[0])[0] > 0 for cells in rows.values())
