@@ -46,9 +46,10 @@ def _integer_epochs(ax) -> None:
 
 
 def plot_scores(runs: pd.DataFrame, table: pd.DataFrame, name: str, file_stem: str, metric: str,
-                baselines: dict[str, float], out: Path) -> Path | None:
+                baselines: dict[str, float], out: Path, letters: dict[str, str] | None = None) -> Path | None:
     """Every seed as a dot, the mean (geometric for positive error measures) as a marker with
-    its 95% interval; n under each variant's name; baselines as lines. No bars: a bar's length
+    its 95% interval; n under each variant's name; baselines as lines; the verdict's group letters
+    above each variant (variants that share a letter are not separated). No bars: a bar's length
     claims a zero the axis may not show."""
     done = table[table["n"] > 0]
     if done.empty:
@@ -68,6 +69,13 @@ def plot_scores(runs: pd.DataFrame, table: pd.DataFrame, name: str, file_stem: s
         else:
             ax.scatter([x + 0.12], [centre * scale], marker="o", color="#1f4e8c", zorder=3,
                        label="mean (no interval)" if x == 0 else None)
+    if letters:
+        from matplotlib.transforms import blended_transform_factory
+        above = blended_transform_factory(ax.transData, ax.transAxes)  # x in data, y in axes units
+        for x, model in enumerate(done["model"]):
+            if letters.get(model):
+                ax.text(x + 0.06, 1.01, letters[model], transform=above, ha="center", va="bottom", fontsize=8,
+                        fontweight="bold", color="#1f4e8c")
     styles = iter([("#b22222", "--"), ("#d2691e", ":"), ("#555555", "-.")])
     for label, value in baselines.items():
         colour, style = next(styles, ("#555555", "-."))
@@ -79,7 +87,9 @@ def plot_scores(runs: pd.DataFrame, table: pd.DataFrame, name: str, file_stem: s
         ax.set_ylabel(f"test {metric} (log scale; marker: geometric mean)")
     else:
         ax.set_ylabel(f"test {metric}{_unit(metric)}")
-    ax.set_title(f"{name}: test {metric}, each seed and the mean")
+    ax.set_title(f"{name}: test {metric}, each seed and the mean"
+                 + ("\nletters: groups not separated (Welch + Holm over seeds)" if letters else ""), fontsize=9,
+                 pad=16 if letters else 6)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     return _save(plt, fig, out / f"{file_stem}_test_{metric}.png")

@@ -43,12 +43,20 @@ def _plain(value, digits: int = 3) -> str:
 # ----------------------------------------------------------------------------- computation
 @dataclass
 class Comparison:
-    """The paired comparisons on one test set of a data set."""
+    """One test set of a data set: the seed-level comparison behind the verdict, and apart from it
+    the per-example comparison conditional on the trained networks; what each left out, and why."""
     test_set: str
     name: str
-    pairs: list
-    verdict: str
-    examples: int
+    seed: object                      # stats.SeedLevel
+    verdict: str                      # the groups line, or why there is no verdict (incomplete)
+    groups: str = ""                  # the groups line, also for an incomplete data set (runs so far)
+    conditional: list = field(default_factory=list)       # stats.ConditionalPair
+    examples: int = 0
+    left_out: list[str] = field(default_factory=list)      # runs not in the seed-level test, with the reason
+    left_out_examples: list[str] = field(default_factory=list)   # runs not in the per-example comparison
+    saturated: str | None = None
+    far: list = field(default_factory=list)               # (variant, seed, score, robust z)
+    far_confusion: dict = field(default_factory=dict)     # (variant, seed) -> confusion matrix
 
 
 @dataclass
@@ -63,7 +71,6 @@ class DataSection:
     problems: list[str]
     baselines: dict[str, float] = field(default_factory=dict)
     comparisons: list[Comparison] = field(default_factory=list)
-    power: dict = field(default_factory=dict)
     per_class: pd.DataFrame | None = None
     confusion: dict[str, pd.DataFrame] = field(default_factory=dict)
     figures: list[tuple[Path, str]] = field(default_factory=list)
@@ -110,21 +117,28 @@ def class_baselines(records: list[dict]) -> dict[str, float]:
     return {}
 
 
+def run_confusion(record: dict) -> pd.DataFrame | None:
+    """Counts of (true, predicted) classes of one run, from its predictions beside its record."""
+    path = Path(record["record_path"]).parent / (record.get("predictions") or "")
+    if not record.get("predictions") or not path.is_file():
+        return None
+    frame = pd.read_csv(path)
+    if "target" not in frame or "predicted" not in frame:
+        return None
+    names = record.get("label_names") or sorted(set(frame["target"]) | set(frame["predicted"]))
+    index = pd.Index(names, name="true")
+    return pd.crosstab(frame["target"].map(lambda i: names[int(i)]),
+                       frame["predicted"].map(lambda i: names[int(i)])).reindex(index=index, columns=names,
+                                                                                 fill_value=0)
+
+
 def confusion_matrices(records: list[dict], labels: VariantLabels) -> dict[str, pd.DataFrame]:
     """Per variant, counts of (true, predicted) classes pooled over its seeds."""
     out: dict[str, pd.DataFrame] = {}
     for record in records:
-        path = Path(record["record_path"]).parent / (record.get("predictions") or "")
-        if not record.get("predictions") or not path.is_file():
+        counts = run_confusion(record)
+        if counts is None:
             continue
-        frame = pd.read_csv(path)
-        if "target" not in frame or "predicted" not in frame:
-            continue
-        names = record.get("label_names") or sorted(set(frame["target"]) | set(frame["predicted"]))
-        index = pd.Index(names, name="true")
-        counts = pd.crosstab(frame["target"].map(lambda i: names[int(i)]),
-                             frame["predicted"].map(lambda i: names[int(i)])).reindex(index=index, columns=names,
-                                                                                       fill_value=0)
         label = labels[record["config_hash"]]
         out[label] = counts if label not in out else out[label] + counts
     return out
@@ -156,7 +170,7 @@ def test_set_names(records: list[dict]) -> dict[tuple, str]:
 
 
 def compute_section(frame: pd.DataFrame, records: list[dict], label: str, stem: str, out: Path, plots: bool,
-                    statistics: bool, resamples: int) -> DataSection:
+                    statistics: bool, resamples: int, ropes: dict[str, float] | None = None) -> DataSection:
     from .figures import plot_confusion, plot_learning_curves, plot_scores
     runs = frame[frame["data"] == label]
     task = task_of(records[0])
@@ -169,15 +183,14 @@ def compute_section(frame: pd.DataFrame, records: list[dict], label: str, stem: 
         section.confusion = confusion_matrices(done, labels)
         section.per_class = per_class_table(section.confusion)
     else:
-        value = next(((r.get("baselines") or {}).get(task.metric) for r in done
-                      if (r.get("baselines") or {}).get(task.metric) is not None), None)
+        value = learn_nothing(done, task)
         if value is not None and len({test_set_key(r) for r in done}) == 1:
             section.baselines = {"baseline (learns nothing)": value}
     if statistics and done:
-        section.comparisons = comparisons(section, resamples)
-        section.power = seed_power(section)
+        section.comparisons = comparisons(section, resamples, (ropes or {}).get(task.metric))
     if plots and done:
-        figures = [plot_scores(runs, table, label, stem, task.metric, section.baselines, out),
+        letters = {v: c.seed.letters.get(v, "") for c in section.comparisons for v in c.seed.letters}
+        figures = [plot_scores(runs, table, label, stem, task.metric, section.baselines, out, letters),
                    plot_learning_curves(learning_curves(records, labels), label, stem, task.metric, out)]
         if section.confusion:
             figures.append(plot_confusion(section.confusion, label, stem, out))
@@ -185,79 +198,123 @@ def compute_section(frame: pd.DataFrame, records: list[dict], label: str, stem: 
     return section
 
 
-def comparisons(section: DataSection, resamples: int) -> list[Comparison]:
-    """Paired comparisons and the verdict, one per test set of the data set."""
-    from .stats import compare, load_scores, verdict
+def learn_nothing(runs: list[dict], task: TaskKind) -> float | None:
+    """The error of a model that learns nothing, as the runs' records give it (regression, copy)."""
+    return next(((r.get("baselines") or {}).get(task.metric) for r in runs
+                 if (r.get("baselines") or {}).get(task.metric) is not None), None)
+
+
+def seed_scores(runs: list[dict], labels: VariantLabels, task: TaskKind) -> tuple[dict[str, dict], list[str]]:
+    """The one rule for what enters the seed-level test: a finished ("done") run whose test metric
+    is a number. Every other run is named with the reason. variant -> {seed: test metric}."""
+    scores: dict[str, dict] = {}
+    left = []
+    metric = task.metric
+    for r in sorted(runs, key=lambda r: (str(labels.get(r.get("config_hash"), r.get("model"))), str(r.get("seed")))):
+        label = labels.get(r.get("config_hash"), r.get("model"))
+        who = f"{label} seed {r.get('seed')}"
+        value = (r.get("test") or {}).get(metric)
+        if r.get("status") != "done":
+            left.append(f"{who}: {r.get('status')}; left out of the seed-level test")
+        elif not isinstance(value, (int, float)) or isinstance(value, bool):
+            left.append(f"{who}: no test.{metric}; left out of the seed-level test")
+        elif not math.isfinite(value):
+            left.append(f"{who}: test.{metric} is {value}; left out of the seed-level test")
+        else:
+            scores.setdefault(label, {})[r.get("seed")] = float(value)
+            continue
+        scores.setdefault(label, {})   # named in the verdict even with no usable seed
+    return scores, left
+
+
+def example_scores_of(runs: list[dict], labels: VariantLabels, task: TaskKind) -> tuple[dict[str, pd.DataFrame],
+                                                                                         list[str]]:
+    """Per variant, examples x seeds of per-example scores from each finished run's predictions
+    (found beside its record, so a moved or merged folder keeps them); every run without usable
+    predictions is named with the reason."""
+    from .stats import example_scores
+    columns: dict[str, dict] = {}
+    left = []
+    for r in runs:
+        if r.get("status") != "done":
+            continue
+        who = f"{labels.get(r.get('config_hash'), r.get('model'))} seed {r.get('seed')}"
+        name = r.get("predictions") or "predictions.csv"
+        path = Path(r["record_path"]).parent / name
+        if not r.get("predictions") or not path.is_file():
+            left.append(f"{who}: no {name}; left out of the per-example comparison")
+            continue
+        try:
+            scores = example_scores(pd.read_csv(path), task)
+        except (KeyError, ValueError, pd.errors.ParserError) as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            left.append(f"{who}: {name} unusable ({reason}); left out of the per-example comparison")
+            continue
+        columns.setdefault(labels[r["config_hash"]], {})[r["seed"]] = scores
+    return {label: pd.DataFrame(by_seed) for label, by_seed in columns.items()}, left
+
+
+def comparisons(section: DataSection, resamples: int, rope: float | None = None) -> list[Comparison]:
+    """Per test set of the data set: the seed-level comparison and its verdict line, then the
+    per-example comparison; what each leaves out is named, in the report and the log."""
+    from .stats import conditional_pairs, far_seeds, saturation, seed_level, verdict_line
     out = []
-    names = test_set_names(section.done)
+    names = test_set_names(section.records)
+    labels = section.labels  # one labelling per data set: the tables, legend and pairs agree
+    task = section.task
     for key, test_set in names.items():
-        runs = [r for r in section.done if test_set_key(r) == key]
+        runs = [r for r in section.records if test_set_key(r) == key]
         if len({r.get("config_hash") for r in runs}) < 2:
             continue
-        labels = section.labels  # one labelling per data set: the tables, legend and pairs agree
-        scores = {k: v for k, v in load_scores(runs, labels, section.task).items() if not v.empty}
-        unscored = sorted({labels[r["config_hash"]] for r in runs} - set(scores))
-        if len(scores) < 2:
-            continue
-        pairs = compare(scores, section.task, resamples=resamples)
-        means = {label: float(frame.to_numpy().mean()) for label, frame in scores.items()}
-        solved = None
-        if any(section.task.is_solved(r) is not None for r in runs):  # the task and data set have a rule
-            solved = {}
-            for r in runs:
-                count, total = solved.get(labels[r["config_hash"]], (0, 0))
-                solved[labels[r["config_hash"]]] = (count + bool(section.task.is_solved(r)), total + 1)
         name = f"{section.label} ({test_set})" if test_set else section.label
-        words = (verdict(name, section.task, pairs, means, solved) if section.complete else
+        scores, left_out = seed_scores(runs, labels, task)
+        level = seed_level(scores, task, rope=rope)
+        done = [r for r in runs if r.get("status") == "done"]
+        baseline = (class_baselines(done).get("majority class") if task.name == "classification"
+                    else learn_nothing(done, task))
+        saturated = saturation(task, [x for by_seed in scores.values() for x in by_seed.values()], baseline)
+        solved = None
+        if any(task.is_solved(r) is not None for r in done):  # the task and data set have a rule
+            solved = {}
+            for r in done:
+                count, total = solved.get(labels[r["config_hash"]], (0, 0))
+                solved[labels[r["config_hash"]]] = (count + bool(task.is_solved(r)), total + 1)
+        groups = verdict_line(name, level, saturated, left_out=len(left_out), solved=solved)
+        words = (groups if section.complete else
                  f"**{name}**: incomplete ({'; '.join(section.problems[:3])}"
                  f"{'; ...' if len(section.problems) > 3 else ''}): no verdict, no ranking until every variant "
                  f"has the same finished seeds.")
-        if unscored and section.complete:  # e.g. predictions written by an older seqbench: said, never hidden
-            words = (f"**{name}**: {', '.join(unscored)} cannot be compared per example (no predictions it can "
-                     f"score); among the others: " + words.split("**: ", 1)[-1].replace(" is best: its lead over every "
-                                                                                       "other variant", " leads: its lead over every other compared variant"))
-        words += disagreement_words(pairs, section.task) if section.complete else ""
-        out.append(Comparison(test_set, name, pairs, words, pairs[0].examples if pairs else 0))
+        examples, left_examples = example_scores_of(runs, labels, task)
+        examples = {k: v for k, v in examples.items() if not v.empty}
+        order = level.order + sorted(v for v in examples if v not in level.order)
+        conditional = conditional_pairs(examples, order, resamples=resamples) if len(examples) >= 2 else []
+        for item in left_out + left_examples:
+            log.warning("%s: %s", name, item)
+        comparison = Comparison(test_set, name, level, words, groups, conditional,
+                                conditional[0].examples if conditional else 0, left_out, left_examples, saturated,
+                                far_seeds(level))
+        for variant, seed, _, _ in comparison.far:
+            record = next((r for r in done if labels[r["config_hash"]] == variant and r.get("seed") == seed), None)
+            matrix = run_confusion(record) if record and task.name == "classification" else None
+            if matrix is not None:
+                comparison.far_confusion[(variant, seed)] = matrix
+        out.append(comparison)
     return out
 
 
-def disagreement_words(pairs: list, task: TaskKind) -> str:
-    """Pairs where the test-set-only comparison finds a difference that training runs as the unit
-    do not: said, so that nobody reads the conditional column as the verdict."""
-    found = [f"{p.a} vs {p.b}" for p in pairs if p.conditional.get("p_holm", 1) < 0.05 and not p.detectable]
+def disagreement_words(comparison: Comparison) -> str:
+    """Pairs the per-example comparison finds different that the training runs do not separate:
+    said beside the per-example table, so nobody reads it as the verdict."""
+    found = []
+    for c in comparison.conditional:
+        pair = comparison.seed.pair(c.a, c.b)
+        if c.p_holm < 0.05 and (pair is None or not pair.separated):
+            found.append(f"{c.a} vs {c.b}" + (" (not tested at the seed level: too few seeds)" if pair is None else ""))
     if not found:
         return ""
-    return (f" Conditional on these trained networks (test-set sampling only) {', '.join(found)} also differ; with "
-            f"training runs as the unit {'this is' if len(found) == 1 else 'these are'} not detectable, and the "
-            f"verdict follows the training runs.")
-
-
-def seed_power(section: DataSection) -> dict:
-    """How many seeds: the smallest difference the current seeds detect, and the seeds a given
-    difference needs (1 point of accuracy; for positive errors 10%, on the log scale; else 10% of the
-    best mean), from the seed spread."""
-    from .stats import pooled_seed_sd, seeds_needed
-    metric = section.task.metric
-    per_seed = {}
-    for key in {test_set_key(r) for r in section.done}:
-        for config in {r["config_hash"] for r in section.done}:
-            values = [r["test"][metric] for r in section.done if r["config_hash"] == config and test_set_key(r) == key
-                      and metric in (r.get("test") or {})]
-            if values:
-                per_seed[(key, config)] = np.array(values)
-    if not per_seed:
-        return {}
-    n = min(len(v) for v in per_seed.values())
-    if metric in PERCENT_METRICS:
-        return seeds_needed(pooled_seed_sd(per_seed), n, 0.01)
-    if all((v > 0).all() for v in per_seed.values()):
-        # Errors (MSE, cross-entropy) spread in proportion to their size: a variant at 2e-4 varies
-        # ten times as much between seeds as one at 2e-5, so an absolute pooled spread would be the
-        # poor variants' spread. On the log scale the spread is comparable, and a difference is a ratio.
-        logs = {key: np.log(values) for key, values in per_seed.items()}
-        return {**seeds_needed(pooled_seed_sd(logs), n, math.log(1.1)), "relative": True}
-    best = section.table[f"test_{metric}_mean"].dropna()
-    return seeds_needed(pooled_seed_sd(per_seed), n, 0.1 * float(best.abs().min() if len(best) else math.nan))
+    return (f"Conditional on these trained networks {', '.join(found)} differ; with training runs as the unit "
+            f"{'this pair is' if len(found) == 1 else 'these pairs are'} not separated, and the verdict follows the "
+            f"training runs.")
 
 
 # --------------------------------------------------------------------------------- writing
@@ -301,28 +358,78 @@ def summary_rows(section: DataSection) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def pair_rows(comparison: Comparison, task: TaskKind) -> tuple[list[str], list[list[str]]]:
+def pair_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
+    """The seed-level pairs: difference, its interval at the deciding Holm step's level, Welch's p
+    raw and Holm-adjusted, and beside them the exact permutation test and ASO."""
+    from .stats import difference_words, format_p
+    level = comparison.seed
+    rows = []
+    for p in level.pairs:
+        rows.append([p.a, p.b, f"{p.n_a} / {p.n_b}", difference_words(level, p.difference),
+                     f"[{difference_words(level, p.low)}, {difference_words(level, p.high)}] "
+                     f"({100 * p.confidence:.3g}%)", format_p(p.p, 0), format_p(p.p_holm, 0),
+                     "yes" if p.separated else "no", "yes" if p.equivalent else "no",
+                     format_p(p.permutation_p, p.permutation_floor), _plain(p.aso_eps, 2)])
+    unit = "A / B (geometric means)" if level.scale == "log" else (
+        "A − B (points)" if comparison.seed.task.metric in PERCENT_METRICS else "A − B")
+    header = ["A", "B", "seeds A / B", unit, "interval (level of its Holm step)", "p (Welch)", "p (Holm)",
+              "separated", "practically equivalent", "exact permutation p (seeds)", "ASO ε (A better)"]
+    return header, rows
+
+
+def conditional_rows(comparison: Comparison, task: TaskKind) -> tuple[list[str], list[list[str]]]:
     from .stats import format_p
     scale = task.scale()
 
     def value(v):
         return f"{v * scale:+.2f}" if scale == 100 else f"{v:+.2e}"
-    m = len(comparison.pairs)
-    rows = []
-    for p in comparison.pairs:
-        c = p.conditional
-        rows.append([p.a, p.b, f"{p.n_a} / {p.n_b}", value(p.difference),
-                     "–" if math.isnan(p.low) else f"[{value(p.low)}, {value(p.high)}]",
-                     format_p(p.p, p.p_floor), "–" if math.isnan(p.simultaneous_low) else
-                     f"[{value(p.simultaneous_low)}, {value(p.simultaneous_high)}]",
-                     format_p(p.p_adjusted, min(1.0, p.p_floor * m)), format_p(p.permutation_p, p.permutation_floor),
-                     _plain(p.aso_eps, 2), value(c["difference"]), f"[{value(c['low'])}, {value(c['high'])}]",
-                     format_p(c["p"], c.get("p_floor", 0)),
-                     format_p(c.get("p_holm", math.nan), min(1.0, c.get("p_floor", 0) * m))])
-    header = ["A", "B", "seeds A / B", "A − B", "95% CI", "p", f"simultaneous 95% CI ({m} pairs)",
-              "p (Bonferroni)", "exact permutation p (seeds)", "ASO ε (A better)",
-              "A − B (networks)", "95% CI (networks)", "p (networks)", "p Holm (networks)"]
-    return header, rows
+    m = len(comparison.conditional)
+    rows = [[c.a, c.b, value(c.difference), f"[{value(c.low)}, {value(c.high)}]", format_p(c.p, c.p_floor),
+             format_p(c.p_holm, min(1.0, c.p_floor * m))] for c in comparison.conditional]
+    return ["A", "B", "A − B", "95% CI", "p", "p (Holm)"], rows
+
+
+def seed_level_words(comparison: Comparison) -> str:
+    from .stats import permutation_floor_words, rope_words
+    level = comparison.seed
+    task = level.task
+    scale = ("on the log scale (an error spreads in proportion to its size; A / B is the ratio of geometric "
+             "means)" if level.scale == "log" else "on the metric's own scale")
+    m = len(level.pairs)
+    rope = (f" Practically equivalent: the whole interval inside the region of practical equivalence, "
+            f"{rope_words(task.metric, level.rope, level.scale)} (`seqbench report --rope`)." if level.rope else "")
+    return (f"Training runs as the unit: Welch's t-test on the seeds' test {task.metric_words()} {scale}, every pair, "
+            f"Holm-adjusted over {m} pair{'s' if m != 1 else ''} (family-wise error 5%). Each interval is the Welch "
+            f"interval at the level of the Holm step that decided its pair, so it excludes zero exactly when the pair "
+            f"is separated.{rope} Beside them: the exact permutation test over seeds (its smallest possible p shown "
+            f"with ≤) and ASO ε_min (deepsig; < 0.5: A tends to be better). "
+            + permutation_floor_words(level))
+
+
+def power_words(comparison: Comparison) -> str:
+    """Seeds needed for the pairs that matter, each from its own two variants' seed spreads."""
+    from .stats import MAX_SEEDS_NEEDED, difference_words, pair_power, pairs_that_matter
+    level = comparison.seed
+    parts = []
+    for role, pair in pairs_that_matter(level):
+        observed = difference_words(level, pair.difference)
+        if pair.separated:
+            parts.append(f"{role} ({pair.a} vs {pair.b}, {observed}): separated.")
+            continue
+        if pair.equivalent:
+            parts.append(f"{role} ({pair.a} vs {pair.b}, {observed}): practically equivalent; more seeds would "
+                         f"not change what to pick.")
+            continue
+        power = pair_power(level, pair)
+        needed = power["seeds_for_difference"]
+        if isinstance(needed, float) and math.isnan(needed):
+            parts.append(f"{role} ({pair.a} vs {pair.b}, {observed}): no spread to plan from.")
+            continue
+        count = f"more than {MAX_SEEDS_NEEDED:,}" if needed > MAX_SEEDS_NEEDED else f"about {needed}"
+        parts.append(f"{role} ({pair.a} vs {pair.b}, {observed}, not separated): {count} seeds per variant would "
+                     f"separate a difference this large with 80% power at α = {power['alpha']:.2g} (5% over "
+                     f"{len(level.pairs)} pairs), from these two variants' seed spreads.")
+    return ("Seeds needed: " + " ".join(parts)) if parts else ""
 
 
 def write_section(doc: Document, section: DataSection) -> None:
@@ -352,8 +459,6 @@ def write_section(doc: Document, section: DataSection) -> None:
         doc.table(["label", "configuration (what differs)"], [[short, full] for short, full in legend])
     for kind in sorted(set(section.runs["peak_memory_kind"].dropna())):
         doc.text(f"Peak memory ({kind}): {MEMORY_KINDS.get(kind, kind)}.")
-    if section.power:
-        doc.text(power_words(section))
     for path, alt in section.figures:
         doc.figure(path, alt)
     if section.per_class is not None:
@@ -367,49 +472,47 @@ def write_section(doc: Document, section: DataSection) -> None:
                  f"`confusion_{section.stem}.csv` and the figure.")
         doc.table(["variant", *classes], rows)
     for comparison in section.comparisons:
-        doc.heading(f"{comparison.name}: paired comparisons", 3)
-        doc.text(f"Per-example {task.example_words} on the same {comparison.examples} test examples; A − B in "
-                 f"{'points' if task.scale() == 100 else task.metric} ({'positive: A better' if task.higher_is_better else 'negative: A errs less'}). "
-                 f"Seed level (training runs as the unit): two-level bootstrap over seeds, then test examples; p from "
-                 f"the same bootstrap, Bonferroni-adjusted; exact permutation test over seeds (smallest p it can "
-                 f"give shown with ≤); ASO ε_min (deepsig; < 0.5: A tends to be better, < 0.2: almost always). "
-                 f"Columns marked \"(networks)\": conditional on these trained networks (test-set sampling only; "
-                 f"{conditional_test_words(comparison)} over examples, Holm). Resolution: "
+        doc.heading(f"{comparison.name}: seed-level comparison", 3)
+        doc.text(comparison.groups if section.complete else
+                 f"Runs so far (incomplete, so not a verdict): {comparison.groups}")
+        if comparison.seed.pairs:
+            doc.text(seed_level_words(comparison))
+            doc.table(*pair_rows(comparison))
+        doc.text(power_words(comparison))
+        if comparison.left_out:
+            doc.text("Runs not counted, with the reason: " + "; ".join(comparison.left_out) + ".", css="warning")
+        for variant, seed, value, z in comparison.far:
+            doc.text(f"Far from its variant's other seeds: {variant} seed {seed}, test {task.metric_words()} "
+                     f"{format_metric(value, metric)}{' %' if metric in PERCENT_METRICS else ''}, {abs(z):.1f} robust "
+                     f"sds {'below' if z < 0 else 'above'} its median (robust sd: MAD, never below the variants' "
+                     f"median MAD). Still counted; worth a look.")
+            matrix = comparison.far_confusion.get((variant, seed))
+            if matrix is not None:
+                doc.table(["true \\ predicted", *map(str, matrix.columns)],
+                          [[str(true), *[str(int(v)) for v in row]] for true, row in matrix.iterrows()])
+    for comparison in section.comparisons:
+        if not comparison.conditional and not comparison.left_out_examples:
+            continue
+        doc.heading(f"{comparison.name}: per example, conditional on these trained networks", 3)
+        doc.text(f"Not the verdict: it holds the test set's sampling only, for these very networks. Per-example "
+                 f"{task.example_words}, averaged over each variant's seeds, on the same {comparison.examples} test "
+                 f"examples; A − B in {'points' if task.scale() == 100 else task.metric} "
+                 f"({'positive: A better' if task.higher_is_better else 'negative: A errs less'}); "
+                 f"{conditional_test_words(comparison)} over examples, Holm-adjusted. Resolution: "
                  f"{resolution(task, comparison.examples)}.")
-        doc.table(*pair_rows(comparison, task))
+        if comparison.conditional:
+            doc.table(*conditional_rows(comparison, task))
+        doc.text(disagreement_words(comparison))
+        if comparison.left_out_examples:
+            doc.text("Runs not counted here, with the reason: " + "; ".join(comparison.left_out_examples) + ".",
+                     css="warning")
 
 
 def conditional_test_words(comparison: Comparison) -> str:
-    """Which per-example test the "(networks)" columns used: stats.compare records it per pair."""
-    tests = {p.conditional.get("test", "permutation") for p in comparison.pairs}
+    """Which per-example test was used: recorded per pair."""
+    tests = {c.test for c in comparison.conditional}
     return ("paired t-test (over 5,000 examples)" if tests == {"paired t-test"}
-            else "paired bootstrap and permutation test")
-
-
-def power_words(section: DataSection) -> str:
-    power, task = section.power, section.task
-    scale = task.scale()
-
-    if not power or math.isnan(power.get("seed_sd", math.nan)):
-        return ""
-    relative = power.get("relative", False)
-
-    def value(v):
-        if relative:  # a difference of logs, as the ratio it stands for
-            percent = 100 * (math.exp(v) - 1)
-            return f"{percent:.2g}%" if percent < 100 else f"{percent:.0f}%"
-        return (f"{v * scale:.2g} point{'' if round(v * scale, 2) == 1 else 's'}" if scale == 100 else f"{v:.2g}")
-    now = power.get("detectable_now")
-    needed = power.get("seeds_for_difference")
-    scale_words = ("log ", "; differences as ratios, since errors spread in proportion to their size") if relative else ("", "")
-    parts = [f"Seeds needed: the spread between seeds here is {value(power['seed_sd'])} (sd of a variant's "
-             f"{scale_words[0]}test {task.metric_words()}, pooled{scale_words[1]})."]
-    if now is not None and not math.isnan(now):
-        parts.append(f"With {power['n']} seeds per variant, differences below about {value(now)} are not reliably "
-                     f"detected (80% power, two-sided 5% two-sample t-test).")
-    if needed is not None and not (isinstance(needed, float) and math.isnan(needed)):
-        parts.append(f"Detecting {value(power['difference'])} would need about {needed} seeds per variant.")
-    return " ".join(parts)
+            else "paired bootstrap (BCa) and permutation test")
 
 
 def parameter_words(params: dict) -> str:
@@ -472,10 +575,10 @@ def memory_blocks(doc: Document, records: list[dict], name: str, out: Path, plot
         doc.figure(path, path.stem)
 
 
-def tuned_blocks(doc: Document, sections: list[DataSection], resamples: int) -> None:
+def tuned_blocks(doc: Document, sections: list[DataSection]) -> None:
     """Per data set and model: the default configuration beside the tuned one, on the same
-    seeds, with the difference and its seed-level interval."""
-    from .stats import compare, load_scores
+    seeds, with the difference and its seed-level (Welch) interval."""
+    from .stats import difference_words, seed_level
     for section in sections:
         tuned_records = [r for r in section.done if r.get("tuned")]
         if not tuned_records:
@@ -498,54 +601,66 @@ def tuned_blocks(doc: Document, sections: list[DataSection], resamples: int) -> 
             if tuned and default:
                 same = "yes" if tuned["seeds"] == default["seeds"] else (f"no: {tuned['seeds']} vs {default['seeds']}")
                 runs = [r for r in section.done if r["config_hash"] in (tuned_hash, default_hash)]
-                scores = load_scores(runs, {tuned_hash: "tuned", default_hash: "default"}, section.task)
-                if len(scores) == 2:
-                    (pair,) = compare({"tuned": scores["tuned"], "default": scores["default"]}, section.task,
-                                      resamples=resamples, aso=False)
-                    # compare() pairs names in sorted order (default, tuned): turn it round to tuned - default.
+                scores, _ = seed_scores(runs, VariantLabels({tuned_hash: "tuned", default_hash: "default"}, {}),
+                                        section.task)
+                level = seed_level(scores, section.task, aso=False)
+                if level.pairs:
+                    # The pair runs better - worse: turn it round to tuned - default (a ratio inverts).
+                    (pair,) = level.pairs
                     sign = 1 if pair.a == "tuned" else -1
                     low, high = sorted((sign * pair.low, sign * pair.high))
-                    scale = section.task.scale()
-                    form = (lambda v: f"{v * scale:+.1f}") if scale == 100 else (lambda v: f"{v:+.2e}")
-                    delta = f"{form(sign * pair.difference)} [{form(low)}, {form(high)}]"
+                    delta = (f"{difference_words(level, sign * pair.difference)} [{difference_words(level, low)}, "
+                             f"{difference_words(level, high)}]")
             params = parameter_words(info.get("params") or {})
             rows.append([model, cell(default), cell(tuned), delta, same, str(info.get("trials")), params])
+        relative = section.task.metric in POSITIVE_METRICS
         doc.text(f"Tuned − default: difference of mean test {metric} "
-                 f"({'points' if section.task.scale() == 100 else metric}) with its 95% seed-level interval "
-                 f"(two-level bootstrap).")
-        doc.table(["model", f"default: test {metric} (n)", f"tuned: test {metric} (n)", "tuned − default [95% CI]",
+                 + ("as the ratio tuned / default of geometric means" if relative else
+                    f"({'points' if section.task.scale() == 100 else metric})")
+                 + " with its 95% seed-level interval (Welch).")
+        doc.table(["model", f"default: test {metric} (n)", f"tuned: test {metric} (n)",
+                   "tuned / default [95% CI]" if relative else "tuned − default [95% CI]",
                    "same seeds", "trials", "best parameters"], rows)
 
 
-def across_blocks(doc: Document, sections: list[DataSection], out: Path, plots: bool) -> None:
-    """Ranks of the variants present on every complete single-test-set data set; Friedman's test
-    and the critical difference only with enough data sets (Demšar 2006)."""
-    from .stats import MIN_DATASETS_FOR_FRIEDMAN, cd_diagram, friedman
-    means, better, left_out = {}, {}, []
+def across_blocks(doc: Document, sections: list[DataSection], out: Path, plots: bool, resamples: int) -> None:
+    """Average ranks of the variants present on every complete, unsaturated, single-test-set data
+    set, with a bootstrap over seeds; Friedman's test and the critical difference only with enough
+    data sets (Demšar 2006)."""
+    from .stats import MIN_DATASETS_FOR_FRIEDMAN, cd_diagram, friedman, rank_bootstrap
+    per_seed, better, left_out = {}, {}, []
     for section in sections:
-        if section.table.empty or not section.done:
+        if section.table.empty or not section.done or not section.comparisons:
             continue
         if not section.complete:
             left_out.append(f"{section.label} (incomplete)")
             continue
-        if section.table["test_set"].nunique() > 1:
+        if len(section.comparisons) > 1:
             left_out.append(f"{section.label} (several test sets)")
             continue
-        means[section.label] = dict(zip(section.table["model"], section.table[f"test_{section.task.metric}_mean"]))
+        (comparison,) = section.comparisons
+        if comparison.saturated:
+            left_out.append(f"{section.label} (saturated: every variant solves it)")
+            continue
+        level = comparison.seed
+        per_seed[section.label] = {v: level.transformed(v) for v in level.order}
         better[section.label] = section.task.higher_is_better
-    frame = pd.DataFrame(means).T
-    if frame.empty and not left_out:
+    if not per_seed and not left_out:
         return
     doc.heading("Across data sets")
     if left_out:
         doc.text(f"Not ranked: {', '.join(left_out)}.")
-    if frame.empty:
+    if not per_seed:
         return
-    frame = frame.dropna(axis=1, how="any")
-    if frame.shape[0] < 2 or frame.shape[1] < 2:
-        doc.text(f"{frame.shape[0]} data set(s) with {frame.shape[1]} variant(s) in common: too few to rank.")
+    common = sorted(set.intersection(*(set(v) for v in per_seed.values()))) if per_seed else []
+    if len(per_seed) < 2 or len(common) < 2:
+        doc.text(f"{len(per_seed)} data set(s) with {len(common)} variant(s) in common: too few to rank.")
         return
-    result = friedman(frame, better)
+    per_seed = {data: {v: values[v] for v in common} for data, values in per_seed.items()}
+    means = pd.DataFrame({data: {v: float(np.mean(x)) for v, x in values.items()}
+                          for data, values in per_seed.items()}).T
+    result = friedman(means, better)
+    ranks = rank_bootstrap(per_seed, better, resamples=min(resamples, 2000))
     if "statistic" in result:
         words = (f"Friedman's test (on scores oriented so that higher is better): χ² = {result['statistic']:.2f}, "
                  f"p = {result['p']:.3g}; Nemenyi critical difference at 0.05: {result['critical_difference']:.2f} "
@@ -557,10 +672,13 @@ def across_blocks(doc: Document, sections: list[DataSection], out: Path, plots: 
     else:
         words = f"With {result['k']} variants in common the ranks are a description: Friedman's test needs three."
     doc.text(f"Variants present on all of {', '.join(result['datasets'])}, ranked per data set by mean test metric "
-             f"(1 = best). {words}")
-    doc.table(["variant", "average rank", *result["datasets"]],
-              [[name, f"{rank:.2f}", *[f"{result['ranks'].loc[d, name]:.0f}" for d in result["datasets"]]]
-               for name, rank in result["average_ranks"].items()])
+             f"(geometric mean for errors; 1 = best); the interval is the 2.5-97.5% range of the average rank over "
+             f"resamples of each variant's seeds (how much the ranks move with the seeds; the data sets are fixed). "
+             f"{words}")
+    doc.table(["variant", "average rank", "95% interval (seeds resampled)", *result["datasets"]],
+              [[row.variant, f"{row.average_rank:.2f}", f"[{row.low:.2f}, {row.high:.2f}]",
+                *[f"{result['ranks'].loc[d, row.variant]:.0f}" for d in result["datasets"]]]
+               for row in ranks.itertuples()])
     if plots and result.get("critical_difference") is not None:
         path = cd_diagram(result, out / "critical_difference.png", "Variants across data sets")
         doc.figure(path, "critical difference")
@@ -581,10 +699,50 @@ def provenance(records: list[dict], command: str | None) -> list[str]:
     return [line for line in lines if line]
 
 
+MIN_RESAMPLES = 99
+
+
+def check_resamples(value) -> int:
+    """--resamples: a whole number of at least ``MIN_RESAMPLES`` (a resampled p needs that many
+    draws to get below 0.02), else one line naming the flag."""
+    try:
+        number = int(str(value))
+    except ValueError:
+        number = None
+    if number is None or number < MIN_RESAMPLES:
+        raise SeqbenchError(f"--resamples {value}: give a whole number of at least {MIN_RESAMPLES} (the bootstrap "
+                            f"and permutation tests draw that many resamples; the default is 9999)")
+    return number
+
+
+def parse_ropes(items: list[str] | None) -> dict[str, float]:
+    """``--rope acc=1 --rope mse=5``: the region of practical equivalence per metric, in points for
+    a percent metric and in percent of the error for an error measure; as half-widths on the
+    test's scale (fractions, logs of ratios)."""
+    from .tasks import TASKS
+    metrics = sorted({task.metric for task in TASKS.values()})
+    out = {}
+    for item in items or []:
+        metric, _, text = item.partition("=")
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if metric not in metrics or not (math.isfinite(value) and value > 0):
+            raise SeqbenchError(f"--rope {item}: give METRIC=VALUE with METRIC one of {', '.join(metrics)} and VALUE "
+                                f"above 0 (points for accuracy: acc=0.5; percent of the error for errors: mse=10)")
+        out[metric] = (value / 100 if metric in PERCENT_METRICS else
+                       math.log1p(value / 100) if metric in POSITIVE_METRICS else value)
+    return out
+
+
 def build_report(folders: list[str | Path], out: str | Path, command: str | None = None, plots: bool = True,
-                 studies: str | Path | None = None, statistics: bool = True, resamples: int = 9999) -> dict:
+                 studies: str | Path | None = None, statistics: bool = True, resamples: int = 9999,
+                 ropes: dict[str, float] | None = None) -> dict:
     """Write runs.csv, summary_<data>.csv, pairs_<data>.csv, summary.md, report.html and the figures
-    under ``out``; both documents open with the verdict in words."""
+    under ``out``; both documents open with the verdict, one line per data set. ``ropes``: metric
+    -> half-width of the region of practical equivalence on the test's scale (parse_ropes)."""
+    resamples = check_resamples(resamples)
     try:
         records = load_records(folders)
     except FileNotFoundError as error:
@@ -603,13 +761,17 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
     sections = []
     for key, label in sorted(labels.items(), key=lambda item: item[1]):
         group = [r for r in records if data_key(r) == key]
-        section = compute_section(frame, group, label, slug(label), out, plots, statistics, resamples)
+        section = compute_section(frame, group, label, slug(label), out, plots, statistics, resamples, ropes)
         write_tables(section, out)
         sections.append(section)
     doc = Document("seqbench comparison")
     verdicts = [c.verdict for s in sections for c in s.comparisons]
     if verdicts:
         doc.heading("Verdict")
+        doc.text("One line per data set: variants best first by mean (geometric mean for errors); variants that "
+                 "share a letter are not separated, \">\" where every variant before it is separated from every one "
+                 "after. Welch t-tests on the seeds' test scores (log scale for errors), Holm over all pairs, 5% "
+                 "family-wise. The pairs, their intervals and what was left out are in each data set's section.")
         doc.bullets(verdicts)
     incomplete = [s.label for s in sections if not s.complete]
     if incomplete:
@@ -625,15 +787,16 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
     for section in sections:
         write_section(doc, section)
         memory_blocks(doc, section.records, section.label, out, plots)
-    tuned_blocks(doc, sections, resamples)
-    across_blocks(doc, sections, out, plots)
+    tuned_blocks(doc, sections)
+    across_blocks(doc, sections, out, plots, resamples)
     (out / "summary.md").write_text(doc.to_markdown())
     (out / "report.html").write_text(doc.to_html())
     return {s.label: s.table for s in sections}
 
 
 def write_tables(section: DataSection, out: Path) -> None:
-    """summary_<data>.csv (fractions in percent where tables show them so), pairs_<data>.csv,
+    """summary_<data>.csv (fractions in percent where tables show them so), pairs_<data>.csv (the
+    seed-level pairs on the test's scale, the per-example columns as networks_*),
     confusion_<data>.csv."""
     table = section.table.copy()
     percent = [c for c in table.columns if c.startswith(tuple(f"{prefix}{m}_" for prefix in ("test_", "val_best_")
@@ -645,9 +808,12 @@ def write_tables(section: DataSection, out: Path) -> None:
     table.drop(columns=["seeds"], errors="ignore").to_csv(out / f"summary_{section.stem}.csv", index=False)
     rows = []
     for comparison in section.comparisons:
-        for pair in comparison.pairs:
-            row = {"test_set": comparison.test_set, **{k: v for k, v in pair.__dict__.items() if k != "conditional"}}
-            row.update({f"networks_{k}": v for k, v in pair.conditional.items()})
+        conditional = {(c.a, c.b): c for c in comparison.conditional}
+        for pair in comparison.seed.pairs:
+            row = {"test_set": comparison.test_set, "scale": comparison.seed.scale, **pair.__dict__}
+            c = conditional.get((pair.a, pair.b))
+            if c is not None:
+                row.update({f"networks_{k}": v for k, v in c.__dict__.items() if k not in ("a", "b")})
             rows.append(row)
     if rows:
         pd.DataFrame(rows).to_csv(out / f"pairs_{section.stem}.csv", index=False)
@@ -665,10 +831,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="report", help="where the tables and plots go (default: ./report)")
     parser.add_argument("--command", help="the command that produced the runs, written into the header")
     parser.add_argument("--no-plots", action="store_true")
-    parser.add_argument("--resamples", type=int, default=9999, help="bootstrap and permutation resamples")
+    parser.add_argument("--resamples", default="9999",
+                        help=f"bootstrap and permutation resamples (at least {MIN_RESAMPLES}; default 9999)")
+    parser.add_argument("--rope", action="append", metavar="METRIC=VALUE",
+                        help="region of practical equivalence: acc=0.5 (points, the default), mse=10 or ce=10 "
+                             "(percent of the error, the default); repeat for several metrics")
     args = parser.parse_args(argv)
+    resamples = check_resamples(args.resamples)
+    ropes = parse_ropes(args.rope)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
-    tables = build_report(args.folders, args.out, args.command, plots=not args.no_plots, resamples=args.resamples)
+    tables = build_report(args.folders, args.out, args.command, plots=not args.no_plots, resamples=resamples,
+                          ropes=ropes)
     for data, table in tables.items():
         print(f"{data}: {len(table)} variants")
     print(f"report: {Path(args.out) / 'summary.md'} and {Path(args.out) / 'report.html'}")

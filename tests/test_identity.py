@@ -118,7 +118,8 @@ def _sweep(root, errors, seeds=5, rng=None):
             write_json_atomic(folder / "record.json", {
                 "status": "done", "model": model, "dataset": "adding", "seed": seed, "task": "last_step_regression",
                 "config_hash": model, "data_fingerprint": "generated", "predictions": "predictions.csv",
-                "output_dir": str(folder), "test": {"mse": error, "mae": 0.1}, "val_best": {"mse": error},
+                "output_dir": str(folder), "test": {"mse": error * (1 + 0.01 * seed), "mae": 0.1},
+                "val_best": {"mse": error},
                 "best_epoch": 1, "epochs": 2, "config": {"model": {"name": model}, "dataset": {"name": "adding"}}})
 
 
@@ -128,7 +129,9 @@ def test_moving_a_sweep_keeps_its_verdict_and_a_stale_folder_is_never_read(tmp_p
     _sweep(tmp_path / "old", {"lstm": 0.16, "rnn": 0.01}, rng=np.random.default_rng(1))  # a stale folder at the old path
     build_report([tmp_path / "new"], tmp_path / "out", plots=False, resamples=499)
     text = (tmp_path / "out" / "summary.md").read_text()
-    assert "**adding**: lstm is best" in text   # read from beside the moved records, not from old/
+    assert "**adding** (5 seeds each): lstm a > rnn b." in text   # from the moved records, not from old/
+    per_example = text.split("### adding: per example")[1]
+    assert "| lstm | rnn | -1.5" in per_example   # its predictions read from beside them too
 
 
 # ------------------------------------------------------------------------ 5. eval without labels
@@ -167,7 +170,7 @@ def test_the_copy_task_compares_what_picks_its_best_epoch_and_names_no_best_when
                                                                 "solved_above": 0.99}}})
     build_report([tmp_path], tmp_path / "out", plots=False, resamples=499)
     text = (tmp_path / "out" / "summary.md").read_text()
-    assert "**copy**: no variant solved the task in any seed" in text and "is best" not in text
+    assert "**copy** (5 seeds each): no variant solved the task in any seed; not ranked: lstm, rnn." in text
 
 
 # -------------------------------------------------------------------------------- 7. MLflow

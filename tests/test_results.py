@@ -117,7 +117,7 @@ def test_report_writes_tables_and_honest_plots_with_provenance_and_budget(tmp_pa
     assert "seqbench experiment=compare" in text and "failed: 1" in text
     assert "| gru | 2 | 85.0 ± 7.1 |" in text      # one precision: percent, one decimal
     assert "| lstm | 1 | 1.00e-02 | 1.00e-02 | – | best |" in text   # sin->cos: mean, median, no interval (n = 1)
-    sincos, trec = text.split("## sincos")[1].split("## trec")
+    sincos, trec = text.split("\n## sincos")[1].split("\n## trec")
     assert "Budget: up to 5 epochs" in trec and "2 seeds per variant" in trec and "5 epochs actually trained" in trec
     assert "1 seed per variant" in sincos and "with one seed there is no interval" in sincos
     runs = pd.read_csv(out / "runs.csv")
@@ -260,3 +260,131 @@ def test_report_and_runs_skip_malformed_records_with_a_warning(compose_config, t
                              str(tmp_path / "rep")], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "no run record found" in result.stderr
+
+
+# --------------------------------------------------------------- every run counted or named
+def _classifier_runs(root: Path, accuracies: dict, predictions=True, examples=400, seed=0, dataset="trec",
+                     **extra) -> None:
+    """Runs with predictions beside their records: accuracies maps variant -> per-seed accuracy
+    (None: the run has no test metric) or (status, None) for a run that did not finish."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    target = rng.integers(0, 3, examples)
+    for model, per_seed in accuracies.items():
+        for s, acc in enumerate(per_seed):
+            folder = root / f"{dataset}-{model}{s}"
+            status = acc[0] if isinstance(acc, tuple) else "done"
+            value = acc[1] if isinstance(acc, tuple) else acc
+            rec = record(model, s, 0.5, status=status, dataset=dataset, config_hash=f"{dataset}-{model}", **extra)
+            rec["test"] = {"acc": value, "f1": 0.5} if value is not None else None
+            rec["label_names"] = ["ABBR", "DESC", "ENTY"]
+            if predictions and value is not None and not (isinstance(value, float) and math.isnan(value)):
+                correct = np.arange(examples) < round(value * examples)
+                rng.shuffle(correct)
+                predicted = np.where(correct, target, (target + 1) % 3)
+                folder.mkdir(parents=True)
+                pd.DataFrame({"index": range(examples), "target": target, "predicted": predicted}).to_csv(
+                    folder / "predictions.csv", index=False)
+                rec["predictions"] = "predictions.csv"
+            write_json_atomic(folder / "record.json", rec)
+
+
+def test_a_report_over_one_seed_beside_three_is_written_and_names_what_it_left_out(tmp_path):
+    """A sweep stopped by SIGTERM: lstm has one finished seed beside gru's three. The report
+    once ended in 'each sample in data must contain two or more observations'."""
+    _classifier_runs(tmp_path / "runs", {"gru": [0.80, 0.82, 0.81], "lstm": [0.70, ("interrupted", None),
+                                                                             ("interrupted", None)]})
+    build_report([tmp_path / "runs"], tmp_path / "out", plots=False, resamples=199)
+    text = (tmp_path / "out" / "summary.md").read_text()
+    assert "- **trec**: incomplete (lstm seed 1: interrupted; lstm seed 2: interrupted" in text
+    assert ("Runs so far (incomplete, so not a verdict): **trec** (1-3 seeds): gru a; lstm not tested (1 seed); "
+            "2 runs left out (named below).") in text
+    assert "lstm seed 1: interrupted; left out of the seed-level test" in text
+
+
+def test_every_run_is_counted_or_named_with_its_reason(tmp_path, caplog):
+    """A run without predictions still counts at the seed level (its record holds its test metric)
+    and is named in the per-example comparison; a NaN metric is named and left out; a variant left
+    with one usable seed is 'not tested (1 seed)'."""
+    _classifier_runs(tmp_path / "runs", {"gru": [0.80, 0.82, 0.81], "lstm": [0.70, 0.72, math.nan],
+                                         "rnn": [0.60, math.nan, math.nan]})
+    (tmp_path / "runs" / "trec-gru1" / "predictions.csv").unlink()
+    build_report([tmp_path / "runs"], tmp_path / "out", plots=False, resamples=199)
+    text = (tmp_path / "out" / "summary.md").read_text()
+    verdict = next(line for line in text.splitlines() if line.startswith("- **trec**"))
+    assert verdict == ("- **trec** (1-3 seeds): gru a > lstm b; rnn not tested (1 seed); "
+                       "3 runs left out (named below).")
+    for named in ("lstm seed 2: test.acc is nan; left out of the seed-level test",
+                  "rnn seed 1: test.acc is nan; left out of the seed-level test",
+                  "gru seed 1: no predictions.csv; left out of the per-example comparison"):
+        assert named in text and named in caplog.text
+    pairs = pd.read_csv(tmp_path / "out" / "pairs_trec.csv")
+    assert (pairs.loc[0, "a"], pairs.loc[0, "n_a"], pairs.loc[0, "n_b"]) == ("gru", 3, 2)   # gru seed 1 counted
+
+
+@pytest.mark.parametrize("flags, named", [(["--resamples", "0"], "--resamples 0"),
+                                          (["--resamples", "-5"], "--resamples -5"),
+                                          (["--resamples", "many"], "--resamples many"),
+                                          (["--rope", "acc=-1"], "--rope acc=-1"),
+                                          (["--rope", "auc=1"], "--rope auc=1")])
+def test_report_flags_out_of_range_are_one_line_and_exit_2(tmp_path, capsys, flags, named):
+    from seqbench.report import main
+    write_records(tmp_path / "runs", [record("gru", 0, 0.8), record("gru", 1, 0.9)])
+    with pytest.raises(SystemExit) as stopped:
+        main([str(tmp_path / "runs"), "--out", str(tmp_path / "out"), *flags])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and len(err.strip().splitlines()) == 1 and err.startswith(f"error: {named}:")
+    assert not (tmp_path / "out").exists()
+
+
+def test_rope_flag_sets_what_counts_as_practically_equivalent(tmp_path):
+    from seqbench.report import parse_ropes
+    assert parse_ropes(["acc=1", "mse=5"]) == {"acc": pytest.approx(0.01), "mse": pytest.approx(math.log(1.05))}
+    _classifier_runs(tmp_path / "runs", {"gru": [0.800, 0.805, 0.810], "lstm": [0.801, 0.806, 0.809]})
+    build_report([tmp_path / "runs"], tmp_path / "out", plots=False, resamples=199)
+    assert "practically equivalent" not in (tmp_path / "out" / "summary.md").read_text().split("## Provenance")[0]
+    build_report([tmp_path / "runs"], tmp_path / "wide", plots=False, resamples=199, ropes=parse_ropes(["acc=5"]))
+    verdict = (tmp_path / "wide" / "summary.md").read_text().split("## Provenance")[0]
+    assert "practically equivalent (within ±5 points): lstm ≈ gru" in verdict
+
+
+def test_saturated_data_sets_are_flagged_and_left_out_of_the_ranks_which_carry_an_interval(tmp_path):
+    _classifier_runs(tmp_path / "runs", {"gru": [0.80, 0.82, 0.81], "lstm": [0.70, 0.72, 0.71],
+                                         "rnn": [0.60, 0.62, 0.61]})
+    _classifier_runs(tmp_path / "runs", {"gru": [0.70, 0.71, 0.69], "lstm": [0.75, 0.74, 0.76],
+                                         "rnn": [0.50, 0.52, 0.51]}, dataset="sentiment", seed=1)
+    for model, error in (("gru", 1e-5), ("lstm", 2e-5), ("rnn", 2.2e-4)):
+        for s in range(3):
+            write_json_atomic(tmp_path / "runs" / f"sincos-{model}{s}" / "record.json", {
+                **record(model, s, dataset="sincos", config_hash=f"sincos-{model}"), "task": "per_step_regression",
+                "test": {"mse": error * (1 + 0.1 * s), "mae": 0.01}, "val_best": {"mse": error},
+                "baselines": {"mse": 0.5}, "history": [{"epoch": 0, "val/mse": 0.1}]})
+    build_report([tmp_path / "runs"], tmp_path / "out", plots=False, resamples=199)
+    text = (tmp_path / "out" / "summary.md").read_text()
+    sincos = next(line for line in text.splitlines() if line.startswith("- **sincos**"))
+    assert sincos.startswith("- **sincos** (3 seeds each): saturated, every variant solves it (every run's MSE ≤ "
+                             "0.00026, under 1% of the learn-nothing baseline's 0.5); gru a")
+    across = text.split("## Across data sets")[1]
+    assert "Not ranked: sincos (saturated: every variant solves it)." in across
+    assert "| gru | 1.50 | [" in across and "95% interval (seeds resampled)" in across
+    assert "ranks are a description, not a test" in across
+
+
+def test_a_seed_far_from_its_variants_others_is_named_with_its_confusion_matrix(tmp_path):
+    _classifier_runs(tmp_path / "runs", {"gru": [0.80, 0.81, 0.805, 0.64, 0.795], "lstm": [0.70, 0.71, 0.705,
+                                                                                          0.70, 0.69]})
+    build_report([tmp_path / "runs"], tmp_path / "out", plots=False, resamples=199)
+    text = (tmp_path / "out" / "summary.md").read_text()
+    named = text.split("Far from its variant's other seeds: gru seed 3, test accuracy 64.0 %")[1]
+    assert named.split("\n\n")[1].startswith("| true \\ predicted | ABBR | DESC | ENTY |")
+    assert text.count("Far from its variant's other seeds") == 1
+
+
+def test_the_scores_figure_carries_the_group_letters(tmp_path):
+    from seqbench.figures import plot_scores
+    _classifier_runs(tmp_path / "runs", {"gru": [0.80, 0.82, 0.81], "lstm": [0.70, 0.72, 0.71]})
+    frame = long_table(load_records([tmp_path / "runs"]))
+    table = summary_table(frame, "trec")
+    plain = plot_scores(frame, table, "trec", "plain", "acc", {}, tmp_path).read_bytes()
+    lettered = plot_scores(frame, table, "trec", "lettered", "acc", {}, tmp_path, {"gru": "a", "lstm": "b"})
+    assert lettered.read_bytes() != plain
