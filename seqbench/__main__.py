@@ -29,6 +29,7 @@ SUBCOMMANDS = {
     "bench": ("seqbench.bench", "training speed against plain PyTorch loops"),
     "search": ("seqbench.search", "equal-budget hyper-parameter search (Optuna), retraining, report"),
     "plan": ("seqbench.estimate", "what a run or sweep would train, what is already done, and how long it would take"),
+    "calibrate": ("seqbench.calibration", "the verdict's family-wise error and power, measured by simulation"),
 }
 
 
