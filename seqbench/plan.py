@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+from .files import UnreadableFile, open_regular, read_json, read_text
 from .record import RECORD_NAME
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,8 @@ def checkpoint_run_key(path: Path) -> str | None:
     """The run key a seqbench checkpoint was written for (tensors and plain data only); raises
     on a file that cannot be read as a checkpoint."""
     import torch
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    with open_regular(path) as stream:
+        checkpoint = torch.load(stream, map_location="cpu", weights_only=True)
     meta = checkpoint.get("seqbench") if isinstance(checkpoint, dict) else None
     return meta.get("run_key") if isinstance(meta, dict) else None
 
@@ -169,13 +171,15 @@ def folder_owner(folder: Path) -> str | None:
     """The run key of the run that took ``folder`` or whose record is in it; ``"unknown"`` for
     checkpoints with no readable record beside them; None when the folder holds no run."""
     try:
-        return (folder / OWNER_NAME).read_text().strip() or "unknown"
-    except OSError:
+        return read_text(folder / OWNER_NAME).strip() or "unknown"
+    except UnreadableFile:  # a FIFO or a device where the owner file should be: not this run's folder
+        return "unknown"
+    except (OSError, UnicodeDecodeError):
         pass
     record = folder / RECORD_NAME
-    if record.is_file():
+    if record.exists():
         try:
-            content = json.loads(record.read_text())
+            content = read_json(record)
             return content.get("run_key") or "unknown" if isinstance(content, dict) else "unknown"
         except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             return "unknown"
@@ -211,11 +215,11 @@ def release_folder(folder: Path, key: str) -> None:
     """Give back a folder this run took but never wrote a record into (its data could not be read)."""
     owner = Path(folder) / OWNER_NAME
     try:
-        if owner.read_text().strip() == key and not (Path(folder) / RECORD_NAME).exists():
+        if read_text(owner).strip() == key and not (Path(folder) / RECORD_NAME).exists():
             owner.unlink()
             if not any(Path(folder).iterdir()):
                 Path(folder).rmdir()
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         pass
 
 
@@ -302,8 +306,8 @@ def read_published_plan(root: Path, key: str, launch: str, timeout: float = 600.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            payload = json.loads(path.read_text())
-            if payload.get("launch") == launch:
+            payload = read_json(path)
+            if isinstance(payload, dict) and payload.get("launch") == launch:
                 return plan_from_json(json.dumps(payload))
         except (OSError, json.JSONDecodeError):
             pass

@@ -14,6 +14,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import IO, Callable, Iterable, Iterator
 
+from .files import open_regular, read_json
+
 RECORD_NAME = "record.json"
 log = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -69,7 +71,7 @@ def content_digest(paths, chunk: int = 1 << 22) -> str:
     their names, sizes or modification times say. IMDB's 84 MB take about 0.2 s."""
     hasher = hashlib.blake2b(digest_size=16)
     for path in paths:
-        with open(path, "rb") as stream:
+        with open_regular(path, "rb") as stream:  # a FIFO or a device named as data would never end
             for block in iter(lambda: stream.read(chunk), b""):
                 hasher.update(block)
         hasher.update(b"\0")
@@ -199,7 +201,7 @@ def read_records(folders: Iterable[str | Path]) -> Iterator[tuple[Path, dict]]:
     never stops a report or a run."""
     for path in find_records(folders):
         try:
-            record = json.loads(path.read_text())
+            record = read_json(path)  # a regular file of bounded size: a FIFO or a device is skipped, not waited on
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
             log.warning("skipping unreadable record %s (%s)", path, error)
             continue
@@ -211,6 +213,41 @@ def read_records(folders: Iterable[str | Path]) -> Iterator[tuple[Path, dict]]:
             log.warning("skipping %s: %s", path, problem)
             continue
         yield path, record
+
+
+def read_record(path: str | Path) -> dict:
+    """One run record a command was pointed at (eval, explain, diagnostics), or one line saying
+    why it cannot be used: not a regular file, too large, not JSON, not an object."""
+    from . import SeqbenchError
+    try:
+        record = read_json(path)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SeqbenchError(f"{path} cannot be read as a run record ({error})") from None
+    if not isinstance(record, dict):
+        raise SeqbenchError(f"{path} is not a run record (a JSON {type(record).__name__}, not an object)")
+    problem = malformed(record)
+    if problem:
+        raise SeqbenchError(f"{path} is not a usable run record: {problem}")
+    return record
+
+
+def path_in_run(record_path: str | Path, record: dict, value) -> Path | None:
+    """Where a file that a record names inside its run folder is now. Paths inside a run folder
+    are relative to it: a folder copied or moved (``cp -r RUN copy``) uses its own files, never
+    the original's. None for a path that is not inside the run's folder."""
+    if not isinstance(value, str) or not value:
+        return None
+    value, recorded, relative = Path(value), record.get("output_dir"), None
+    if isinstance(recorded, str) and recorded:
+        try:
+            relative = value.relative_to(recorded)
+        except ValueError:
+            pass
+    if relative is None and not value.is_absolute():
+        relative = value
+    if relative is None or ".." in relative.parts:
+        return None
+    return Path(record_path).parent / relative
 
 
 def _number(value) -> bool:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
+from .files import read_json
+
 PROGRESS_NAME = ".progress.json"
 
 
@@ -29,8 +31,8 @@ def _counts(sweep_dir: Path) -> dict[str, int]:
     counts = {"done": 0, "reused": 0, "failed": 0, "other": 0}
     for path in sweep_dir.glob("*/record.json"):
         try:
-            record = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
+            record = read_json(path)
+        except (OSError, ValueError):  # ValueError: not JSON, not UTF-8
             continue
         if not isinstance(record, dict):
             continue
@@ -47,8 +49,8 @@ def _counts(sweep_dir: Path) -> dict[str, int]:
 def progress_line(sweep_dir: Path) -> str | None:
     """``k of N runs done (reused r, failed f), about M min left``."""
     try:
-        state = json.loads((sweep_dir / PROGRESS_NAME).read_text())
-    except (OSError, json.JSONDecodeError):
+        state = read_json(sweep_dir / PROGRESS_NAME)
+    except (OSError, ValueError):
         return None
     counts = _counts(sweep_dir)
     finished = sum(counts.values())

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import SeqbenchError
+from ..files import open_regular
 
 DATA_ENV = "SEQBENCH_DATA"
 
@@ -51,7 +52,7 @@ class RemoteFile:
 
 def file_digest(path: Path, algorithm: str) -> str:
     hasher = hashlib.new(algorithm)
-    with open(path, "rb") as stream:
+    with open_regular(path, "rb") as stream:  # a FIFO or a device under the data root: refused, never waited on
         for chunk in iter(lambda: stream.read(1 << 20), b""):
             hasher.update(chunk)
     return hasher.hexdigest()

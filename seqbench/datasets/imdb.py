@@ -9,6 +9,7 @@ from .. import SeqbenchError
 from ..config import TextDatasetSchema
 from ..data.declare import TextSource, text_dataset
 from ..data.sources import RemoteFile, fetch, verify
+from ..files import read_bytes
 
 LABEL_NAMES = ["neg", "pos"]
 OFFICIAL = RemoteFile("aclImdb_v1.tar.gz", "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
@@ -48,7 +49,7 @@ def _read_members(source: Path):
             for label in LABEL_NAMES:
                 for file in sorted((source / split / label).glob("*_*.txt")):
                     try:
-                        data = file.read_bytes()
+                        data = read_bytes(file, limit=None)  # a FIFO among the reviews: refused, not waited on
                     except OSError as error:
                         raise SeqbenchError(f"{file} cannot be read: {error.strerror or error}") from None
                     yield split, label, _decode(data, str(file))

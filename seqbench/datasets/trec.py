@@ -7,6 +7,7 @@ from .. import SeqbenchError
 from ..config import TextDatasetSchema
 from ..data.declare import TextSource, text_dataset
 from ..data.sources import RemoteFile, fetch
+from ..files import open_regular
 
 LABEL_NAMES = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
 _BASE = "https://cogcomp.seas.upenn.edu/Data/QA/QC/"
@@ -24,7 +25,7 @@ def locate(root: Path) -> dict[str, Path]:
 def parse(path: Path, encoding: str = "latin-1") -> tuple[list[str], list[int]]:
     """Lines are ``COARSE:fine question text``; the official files are Latin-1."""
     texts, labels = [], []
-    with open(path, encoding=encoding) as stream:
+    with open_regular(path, "r", encoding=encoding) as stream:
         for number, line in enumerate(stream, start=1):
             line = line.strip()
             if not line:
