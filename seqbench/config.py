@@ -156,6 +156,9 @@ class TextFileSchema(TextDatasetSchema):
     text_column: str = "text"
     label_column: str = "label"
     encoding: str = "utf-8"
+    # true: quoted fields with line breaks are texts, not a stray quote merging rows (the files read
+    # the same either way whenever the check passes, so it is not part of a run's identity)
+    multiline_text: bool = _not_identity(False)
 
     def __post_init__(self):
         super().__post_init__()

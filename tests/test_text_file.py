@@ -112,7 +112,7 @@ def test_a_stray_quote_that_merges_rows_is_an_error_with_the_line(tmp_path):
     closed_later[201] = 'review 200 closes it",pos'
     path = bad(tmp_path, "stray2.csv", "\n".join(closed_later) + "\n")
     with pytest.raises(BadInputError, match=r"stray2.csv, line 102: a quoted 'text' field runs to line 202 and holds "
-                                            r"99 line\(s\) that look like rows of their own.*instead of at least 400"):
+                                            r"99 line\(s\) that look like rows of their own.*multiline_text=true"):
         read_splits({"train": path, "test": path})
     legit = bad(tmp_path, "multiline.csv", 'text,label\n"a review\nover two lines, with a comma",pos\nshort,neg\n')
     assert len(read_splits({"train": legit, "test": legit})["train"][0]) == 2  # real multi-line texts still pass
@@ -129,18 +129,20 @@ def test_unreadable_paths_are_one_clear_line(compose_config, tmp_path):
     try:
         if os.geteuid() == 0:  # root reads anything: check the message through a faked open
             import builtins
-            real_open = builtins.open
+            real_open, real_os_open = builtins.open, os.open
 
-            def refusing(file, *args, **kwargs):
-                if str(file) == str(locked):
-                    raise PermissionError(13, "Permission denied")
-                return real_open(file, *args, **kwargs)
-            builtins.open = refusing
+            def refusing(real):
+                def opener(file, *args, **kwargs):
+                    if str(file) == str(locked):
+                        raise PermissionError(13, "Permission denied")
+                    return real(file, *args, **kwargs)
+                return opener
+            builtins.open, os.open = refusing(real_open), refusing(real_os_open)
         with pytest.raises(SeqbenchError, match="locked.csv: permission denied"):
             run(compose_config("dataset=text_file", f"dataset.train={locked}", f"dataset.test={good}"), tmp_path / "r")
     finally:
         if os.geteuid() == 0:
-            builtins.open = real_open
+            builtins.open, os.open = real_open, real_os_open
         locked.chmod(0o644)
 
 

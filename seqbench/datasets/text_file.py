@@ -13,6 +13,7 @@ from pathlib import Path
 from .. import SeqbenchError
 from ..config import TextFileSchema
 from ..data.declare import TextSource, text_dataset
+from ..files import UnreadableFile, open_regular
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
@@ -37,8 +38,10 @@ def check_readable(path: Path, what: str = "") -> None:
     if path.is_dir():
         raise BadInputError(f"{where}{path} is a folder; give the path of a CSV, TSV or JSON Lines file")
     try:
-        with open(path, "rb") as stream:
+        with open_regular(path, "rb", what=what) as stream:  # a FIFO or a device: refused, never waited on
             start = stream.read(6)
+    except UnreadableFile as error:
+        raise BadInputError(str(error)) from None
     except PermissionError:
         raise BadInputError(f"{where}{path}: permission denied; make it readable (chmod a+r) or copy it "
                             f"somewhere readable") from None
@@ -67,7 +70,7 @@ def decode_error_position(path: Path, encoding: str) -> tuple[int, int, int] | N
     import codecs
     decoder = codecs.getincrementaldecoder(_python_encoding(encoding))()
     offset = 0
-    with open(path, "rb") as stream:
+    with open_regular(path, "rb") as stream:
         for number, line in enumerate(stream, start=1):
             try:
                 decoder.decode(line)
@@ -80,7 +83,7 @@ def decode_error_position(path: Path, encoding: str) -> tuple[int, int, int] | N
 def _rows(path: Path, encoding: str):
     """Yield (first line, last line, dict of columns, header) from a CSV/TSV/JSONL file."""
     kind = file_format(path)
-    with open(path, encoding=_python_encoding(encoding), newline="") as stream:
+    with open_regular(path, "r", encoding=_python_encoding(encoding), newline="") as stream:
         if kind == "jsonl":
             for number, line in enumerate(stream, start=1):
                 if not line.strip():
@@ -129,9 +132,10 @@ def _swallowed_rows(text: str, delimiter: str, fields: int, label_index: int, la
     return found
 
 
-def read_examples(path: Path, text_column: str, label_column: str,
-                  encoding: str) -> tuple[list[str], list[str], list[int]]:
-    """(texts, labels, line numbers)."""
+def read_examples(path: Path, text_column: str, label_column: str, encoding: str,
+                  multiline_text: bool = False) -> tuple[list[str], list[str], list[int]]:
+    """(texts, labels, line numbers). ``multiline_text``: quoted fields with line breaks are read as
+    they are, without looking for rows a stray quote merged into one field."""
     path = Path(path)
     check_readable(path)
     texts, labels, lines, spans = [], [], [], []
@@ -182,7 +186,7 @@ def read_examples(path: Path, text_column: str, label_column: str,
                             f"utf-8")
     if not texts:
         raise BadInputError(f"{path}: the file holds no examples")
-    if header is not None:
+    if header is not None and not multiline_text:
         _check_merged_rows(path, texts, labels, spans, header, text_column, label_column)
     return texts, labels, lines
 
@@ -206,14 +210,15 @@ def _check_merged_rows(path: Path, texts, labels, spans, header, text_column: st
                 f"{path}, line {first}: a quoted {text_column!r} field runs to line {last} and holds "
                 f"{len(swallowed)} line(s) that look like rows of their own (for example {swallowed[0][:60]!r}): "
                 f"a stray or unclosed quote merged them. Close the quote, or write a literal quote inside a "
-                f"quoted field twice (\"\"). Read as it is, the file would give {len(texts)} rows instead of at "
-                f"least {len(texts) + last - first}.")
+                f"quoted field twice (\"\"). If the line breaks are part of the text, set "
+                f"dataset.multiline_text=true (eval: --multiline-text) to read the file as CSV quoting says.")
 
 
 def read_splits(paths: dict[str, Path], text_column: str = "text", label_column: str = "label",
-                encoding: str = "utf-8") -> dict:
+                encoding: str = "utf-8", multiline_text: bool = False) -> dict:
     """{"train": (texts, ids), "val"?: ..., "test": ..., "label_names": sorted train labels}."""
-    examples = {split: read_examples(path, text_column, label_column, encoding) for split, path in paths.items()}
+    examples = {split: read_examples(path, text_column, label_column, encoding, multiline_text)
+                for split, path in paths.items()}
     label_names = sorted(set(examples["train"][1]))
     warn_about_labels(paths["train"], examples["train"][1])
     index = {name: i for i, name in enumerate(label_names)}
@@ -230,7 +235,7 @@ def read_splits(paths: dict[str, Path], text_column: str = "text", label_column:
 
 
 def source(train: str, test: str, val: str | None = None, text_column: str = "text", label_column: str = "label",
-           encoding: str = "utf-8") -> TextSource:
+           encoding: str = "utf-8", multiline_text: bool = False) -> TextSource:
     """A source for ``dataset=text_file``: the user's own CSV / TSV / JSONL files."""
     if not train or not test:
         raise BadInputError("dataset=text_file needs dataset.train=PATH and dataset.test=PATH "
@@ -242,14 +247,14 @@ def source(train: str, test: str, val: str | None = None, text_column: str = "te
         check_readable(path, f"dataset.{split}")
         file_format(path)
     return TextSource("text_file", lambda root: paths,
-                      lambda located: read_splits(located, text_column, label_column, encoding),
+                      lambda located: read_splits(located, text_column, label_column, encoding, multiline_text),
                       options=f"|{text_column}|{label_column}|{encoding}")
 
 
 text_dataset("text_file", TextFileSchema,
              lambda config: source(config.get("train"), config.get("test"), config.get("val"),
                                    config.get("text_column", "text"), config.get("label_column", "label"),
-                                   config.get("encoding", "utf-8")))
+                                   config.get("encoding", "utf-8"), bool(config.get("multiline_text", False))))
 
 
 def warn_about_labels(path: Path, labels: list[str]) -> None:
