@@ -85,6 +85,7 @@ def console_callbacks(options: dict, statistics) -> tuple[list[pl.Callback], dic
 
 def make_logger(cfg: DictConfig, run_name: str, tensorboard_dir: Path, output_dir: Path):
     """The logger the ``logger`` config group names (TensorBoard when there is none)."""
+    from hydra.errors import InstantiationException
     from hydra.utils import instantiate
     spec = OmegaConf.to_container(cfg.logger, resolve=True) if cfg.get("logger") else {
         "_target_": "pytorch_lightning.loggers.TensorBoardLogger", "version": "", "default_hp_metric": False}
@@ -103,7 +104,8 @@ def make_logger(cfg: DictConfig, run_name: str, tensorboard_dir: Path, output_di
     elif kind == "mlflow":
         spec["run_name"] = spec.get("run_name") or run_name
         root = Path(cfg.paths.output_root).resolve()
-        spec["tracking_uri"] = spec.get("tracking_uri") or f"file:{root / 'mlruns'}"
+        # A database, not ./mlruns files: MLflow 3 refuses its file store unless told otherwise.
+        spec["tracking_uri"] = spec.get("tracking_uri") or f"sqlite:///{root / 'mlflow.db'}"
         # A database tracking URI keeps metadata only; without this MLflow puts artifacts in
         # ./mlruns of whatever folder the command runs from.
         if not str(spec["tracking_uri"]).startswith(("file:", "/")):
@@ -111,4 +113,13 @@ def make_logger(cfg: DictConfig, run_name: str, tensorboard_dir: Path, output_di
     elif kind == "wandb":
         spec["name"] = spec.get("name") or run_name
         spec["save_dir"] = spec.get("save_dir") or str(output_dir)
-    return instantiate(spec)
+    try:
+        return instantiate(spec)
+    except InstantiationException as error:  # Hydra's first line names the class; the cause is what to fix
+        import re
+        cause = error.__cause__ or error.__context__ or error
+        sentences = re.split(r"(?<=[.!?])\s+", " ".join(str(cause).split()))
+        reason = f"{type(cause).__name__}: {' '.join(sentences[:2])[:300]}"  # its own words: what, and what to do
+        raise SeqbenchError(f"logger={kind} could not start: {reason}; fix its settings (logger.KEY=VALUE, "
+                            f"see conf/logger/{kind}.yaml) or choose another logger (logger=tensorboard or csv)"
+                            ) from None

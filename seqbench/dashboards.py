@@ -132,8 +132,13 @@ class SignalSnapshot(pl.Callback):
         sink = _figure_sink(trainer)
         if sink is None:
             return
+        # The network's own dtype: under trainer.precision=bf16-true its weights are bfloat16, and
+        # this call bypasses Lightning's input conversion.
+        dtype = next(module.net.parameters()).dtype
         with torch.no_grad():
-            values, _ = module.net(self.batch["inputs"].to(module.device), self.batch["lengths"].to(module.device))
+            values, _ = module.net(self.batch["inputs"].to(module.device, dtype=dtype),
+                                   self.batch["lengths"].to(module.device))
+        values = values.float()  # matplotlib reads no bfloat16
         fig, ax = _figure(7, 3.5)
         for i in range(len(values)):
             line, = ax.plot(self.batch["targets"][i].cpu(), linewidth=2, alpha=0.35)
