@@ -286,6 +286,9 @@ def comparisons(section: DataSection, resamples: int, rope: float | None = None)
                  f"has the same finished seeds.")
         examples, left_examples = example_scores_of(runs, labels, task)
         examples = {k: v for k, v in examples.items() if not v.empty}
+        if not examples and len(left_examples) > 1:   # e.g. records older than predictions: one line, not one per run
+            left_examples = [f"none of the {len(left_examples)} finished runs has usable predictions beside its "
+                             f"record; no per-example comparison"]
         order = level.order + sorted(v for v in examples if v not in level.order)
         conditional = conditional_pairs(examples, order, resamples=resamples) if len(examples) >= 2 else []
         for item in left_out + left_examples:
@@ -412,23 +415,22 @@ def power_words(comparison: Comparison) -> str:
     level = comparison.seed
     parts = []
     for role, pair in pairs_that_matter(level):
-        observed = difference_words(level, pair.difference)
+        who = f"{role.capitalize()} ({pair.a} vs {pair.b}, {difference_words(level, pair.difference)}"
         if pair.separated:
-            parts.append(f"{role} ({pair.a} vs {pair.b}, {observed}): separated.")
+            parts.append(f"{who}): separated.")
             continue
         if pair.equivalent:
-            parts.append(f"{role} ({pair.a} vs {pair.b}, {observed}): practically equivalent; more seeds would "
-                         f"not change what to pick.")
+            parts.append(f"{who}): practically equivalent; more seeds would not change what to pick.")
             continue
         power = pair_power(level, pair)
         needed = power["seeds_for_difference"]
         if isinstance(needed, float) and math.isnan(needed):
-            parts.append(f"{role} ({pair.a} vs {pair.b}, {observed}): no spread to plan from.")
+            parts.append(f"{who}): no spread to plan from.")
             continue
         count = f"more than {MAX_SEEDS_NEEDED:,}" if needed > MAX_SEEDS_NEEDED else f"about {needed}"
-        parts.append(f"{role} ({pair.a} vs {pair.b}, {observed}, not separated): {count} seeds per variant would "
-                     f"separate a difference this large with 80% power at α = {power['alpha']:.2g} (5% over "
-                     f"{len(level.pairs)} pairs), from these two variants' seed spreads.")
+        parts.append(f"{who}, not separated): {count} seeds per variant would separate a difference this large "
+                     f"with 80% power at α = {power['alpha']:.2g} (5% over {len(level.pairs)} pairs), from these two "
+                     f"variants' seed spreads.")
     return ("Seeds needed: " + " ".join(parts)) if parts else ""
 
 
@@ -494,13 +496,13 @@ def write_section(doc: Document, section: DataSection) -> None:
         if not comparison.conditional and not comparison.left_out_examples:
             continue
         doc.heading(f"{comparison.name}: per example, conditional on these trained networks", 3)
-        doc.text(f"Not the verdict: it holds the test set's sampling only, for these very networks. Per-example "
+        if comparison.conditional:
+            doc.text(f"Not the verdict: it holds the test set's sampling only, for these very networks. Per-example "
                  f"{task.example_words}, averaged over each variant's seeds, on the same {comparison.examples} test "
                  f"examples; A − B in {'points' if task.scale() == 100 else task.metric} "
                  f"({'positive: A better' if task.higher_is_better else 'negative: A errs less'}); "
-                 f"{conditional_test_words(comparison)} over examples, Holm-adjusted. Resolution: "
-                 f"{resolution(task, comparison.examples)}.")
-        if comparison.conditional:
+                     f"{conditional_test_words(comparison)} over examples, Holm-adjusted. Resolution: "
+                     f"{resolution(task, comparison.examples)}.")
             doc.table(*conditional_rows(comparison, task))
         doc.text(disagreement_words(comparison))
         if comparison.left_out_examples:

@@ -120,6 +120,8 @@ def test_report_writes_tables_and_honest_plots_with_provenance_and_budget(tmp_pa
     sincos, trec = text.split("\n## sincos")[1].split("\n## trec")
     assert "Budget: up to 5 epochs" in trec and "2 seeds per variant" in trec and "5 epochs actually trained" in trec
     assert "1 seed per variant" in sincos and "with one seed there is no interval" in sincos
+    assert ("none of the 2 finished runs has usable predictions beside its record; no per-example comparison"
+            in trec)   # records without predictions: one line, not one per run
     runs = pd.read_csv(out / "runs.csv")
     assert len(runs) == 4 and "config.model.hidden_size" in runs.columns
 
