@@ -302,7 +302,10 @@ def permutation_floor_words(level: SeedLevel) -> str:
              if 2 / comb(a + b, a) > level.alpha]
     holm_only = [f"{a} vs {b} seeds (floor {2 / comb(a + b, a):.2g})" for a, b in sizes
                  if 2 / comb(a + b, a) <= level.alpha]
-    words = []
+    floors = sorted({(tuple(sorted((p.n_a, p.n_b))), p.permutation_floor) for p in level.pairs
+                     if math.isfinite(p.permutation_floor)})
+    words = [f"The exact permutation test's floor (its smallest possible p): "
+             + ", ".join(f"{floor:.2g} at {a} vs {b} seeds" for (a, b), floor in floors) + "."] if floors else []
     if never:
         words.append(f"At {', '.join(never)} the exact permutation test cannot reach {level.alpha:g} whatever the "
                      f"scores.")

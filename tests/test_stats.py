@@ -196,6 +196,10 @@ def test_two_seeds_are_tested_and_one_seed_is_named_not_tested_never_a_crash():
     assert level.order == ["gru", "lstm"] and level.untested == {"rnn": 1}
     (pair,) = level.pairs
     assert pair.n_a == pair.n_b == 2 and pair.separated and pair.permutation_floor == pytest.approx(2 / 6)
+    from seqbench.stats import permutation_floor_words
+    assert permutation_floor_words(level) == (
+        "The exact permutation test's floor (its smallest possible p): 0.33 at 2 vs 2 seeds. At 2 vs 2 seeds "
+        "(floor 0.33) the exact permutation test cannot reach 0.05 whatever the scores.")
     line = verdict_line("trec", level)
     assert line == "**trec** (1-2 seeds): gru a > lstm b; rnn not tested (1 seed)."
     assert exact_permutation_p([0.5], [0.6, 0.7, 0.8]) == (pytest.approx(math.nan, nan_ok=True),) * 2
