@@ -124,7 +124,9 @@ def main(cfg: DictConfig) -> float | None:
     except (Interrupted, KeyboardInterrupt, SystemExit) as error:
         written = _record_path_if_written(output_dir)
         print(f"interrupted ({type(error).__name__}); the record says 'interrupted': run the same command again "
-              f"to resume from the last finished epoch", file=sys.stderr)
+              f"to resume from the last finished epoch" if written else
+              f"interrupted ({type(error).__name__}) before the run wrote a record; run the same command again to "
+              f"start it", file=sys.stderr)
         if written:
             print(f"record: {written}")
         if in_sweep:
@@ -199,14 +201,21 @@ def preflight(argv: list[str]) -> str | None:
         # Every value of every swept key once (with the first of the others), not every combination.
         trials = [first] + [first[:i] + [option] + first[i + 1:] for i, options in enumerate(values)
                             for option in options[1:]]
+        from .config import ConfigError, check_name
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
             for trial in trials:
                 cfg = compose(config_name="config", overrides=trial, return_hydra_config=True)
+                # Names that Hydra makes folders of, checked before it makes them.
+                for group in ("dataset", "model"):
+                    if cfg.get(group) and cfg[group].get("name") is not None:
+                        check_name(f"{group}.name", cfg[group].name)
             cfg = compose(config_name="config", overrides=first, return_hydra_config=True)
         folders = [cfg.paths.output_root, cfg.hydra.sweep.dir if multirun or cfg.hydra.mode == RunMode.MULTIRUN
                    else cfg.hydra.run.dir]
     except (HydraException, OmegaConfBaseException) as error:
         return _composition_error(error)
+    except ConfigError as error:
+        return str(error)
     for folder in folders:
         problem = _unwritable(Path(str(folder)))
         if problem:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from .models.scratch import ScratchRecurrentLayer
-from .runtime import entry_point
+from .models.scratch import GATES, ScratchRecurrentLayer
+from .runtime import argument_parser, at_least_one, entry_point
 
 
 def gradient_flow(cell: str, input_size: int = 16, hidden_size: int = 64, steps: int = 100, batch: int = 32,
@@ -71,28 +71,35 @@ def trained_and_untrained(run: str | Path, batch: int = 32, seed: int = 0) -> tu
     """(label, untrained norms, trained norms) for one run: its first recurrent layer (forward
     direction) after training, and the same architecture freshly initialised (with the run's own
     init rules), both driven by the run's own test inputs through its trained input layer."""
-    import json
-
-
     from . import SeqbenchError
+    from .config import check_dataset
     from .explain import find_checkpoint, load_checkpoint
     from .models import RecurrentNet, network_config
-    from .registry import model_entry
+    from .record import read_record
+    from .registry import code_named_by_user, model_entry
     path = find_checkpoint(run)
+    record_path = Path(run) / "record.json" if Path(run).is_dir() else path.parent.parent / "record.json"
+    record = read_record(record_path)
+    dataset = dict((record.get("config") or {}).get("dataset") or {})
+    dataset.pop("cache_dir", None)  # a record's folder is no place to write to: the default cache
+    check_dataset(dataset)
     checkpoint = load_checkpoint(path)
-    meta = checkpoint.get("seqbench") or {}
-    spec, network = meta.get("spec") or {}, network_config(meta.get("network") or {})
-    if not model_entry(network.cell).gradient_flow:
-        raise SeqbenchError(f"{run}: gradient flow is measured on rnn, lstm and gru layers (rebuilt as hand-written "
-                            f"cells); it does not apply to {network.cell}")
-    net = RecurrentNet(network, spec["num_outputs"], vocab_size=spec.get("vocab_size"), input_dim=spec.get("input_dim"),
-                       per_step=str(spec.get("task", "")).startswith("per_step"))
+    meta = checkpoint.get("seqbench") if isinstance(checkpoint, dict) else None
+    if not isinstance(meta, dict) or not isinstance(meta.get("spec"), dict):
+        raise SeqbenchError(f"{path} is not a seqbench checkpoint (no network settings in it)")
+    spec = meta["spec"]
+    # The checkpoint names the cell: data, never imported (the diagnostic rebuilds built-in cells only).
+    with code_named_by_user((), "the diagnostic rebuilds rnn, lstm and gru layers only"):
+        network = network_config(meta.get("network") or {})
+        if not model_entry(network.cell).gradient_flow:
+            raise SeqbenchError(f"{run}: gradient flow is measured on rnn, lstm and gru layers (rebuilt as "
+                                f"hand-written cells); it does not apply to {network.cell}")
+        net = RecurrentNet(network, spec["num_outputs"], vocab_size=spec.get("vocab_size"),
+                           input_dim=spec.get("input_dim"), per_step=str(spec.get("task", "")).startswith("per_step"))
     net.load_state_dict({k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")})
     net.eval()
-    record_path = Path(run) / "record.json" if Path(run).is_dir() else path.parent.parent / "record.json"
-    record = json.loads(record_path.read_text())
     from .data.declare import build_datamodule
-    datamodule = build_datamodule(record["config"]["dataset"], record["config"].get("seed", 0))
+    datamodule = build_datamodule(dataset, (record.get("config") or {}).get("seed", 0))
     datamodule.setup()
     test = datamodule.test_set if hasattr(datamodule, "test_set") else datamodule.sets["test"]
     sample = test[list(range(min(batch, len(test))))]
@@ -136,14 +143,21 @@ def trained_figure(results: list[tuple[str, torch.Tensor, torch.Tensor]]):
     return fig
 
 
+def _cell(text: str) -> str:
+    if text not in GATES:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a cell the diagnostic rebuilds; valid: {', '.join(GATES)}")
+    return text
+
+
 @entry_point
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="seqbench diagnostics", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--cells", nargs="+", default=["rnn", "lstm", "gru"])
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--hidden", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=32)
+    parser = argument_parser(prog="seqbench diagnostics", description=__doc__,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cells", nargs="+", default=["rnn", "lstm", "gru"], type=_cell,
+                        help=f"cells to measure: {', '.join(GATES)}")
+    parser.add_argument("--steps", type=at_least_one, default=200)
+    parser.add_argument("--hidden", type=at_least_one, default=64)
+    parser.add_argument("--batch", type=at_least_one, default=32)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs", nargs="*", default=[], help="run folders or checkpoints of trained networks: "
                         "adds their gradient flow, trained and untrained, to <out>_trained.png/.csv")
@@ -153,11 +167,7 @@ def main(argv: list[str] | None = None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     import pandas as pd
     if args.runs:
-        from . import SeqbenchError
-        try:
-            results = [trained_and_untrained(run, args.batch, args.seed) for run in args.runs]
-        except SeqbenchError as error:
-            raise SystemExit(f"error: {error}")
+        results = [trained_and_untrained(run, args.batch, args.seed) for run in args.runs]
         trained_figure(results).savefig(out.with_name(out.name + "_trained.png"), dpi=120)
         columns = {}
         for label, untrained, trained in results:

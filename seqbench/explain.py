@@ -3,8 +3,6 @@ the class probabilities and, for attention models, each token with its attention
 (coloured in a terminal, plain when piped)."""
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +11,11 @@ import torch
 
 from . import SeqbenchError
 from .data.text import UNK_ID, Vocabulary, tokenize
+from .files import is_regular, open_regular
 from .models import RecurrentNet, network_config
-from .runtime import entry_point
+from .record import RECORD_NAME, path_in_run, read_record
+from .registry import code_named_by_user
+from .runtime import argument_parser, entry_point
 
 
 @dataclass
@@ -28,29 +29,28 @@ class Explanation:
 
 
 def find_checkpoint(path: str | Path) -> Path:
+    """The checkpoint a path names: the file itself, or a run folder's best checkpoint, looked for
+    inside that folder (a copied folder uses its own, never the original's)."""
     path = Path(path)
-    if path.is_file():
-        return path
-    record = path / "record.json"
-    if record.is_file():
-        try:
-            content = json.loads(record.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise SeqbenchError(f"{record} cannot be read as a run record ({error})") from None
-        if not isinstance(content, dict):
-            raise SeqbenchError(f"{record} is not a run record (a JSON {type(content).__name__}, not an object)")
-        best = content.get("best_checkpoint")
-        if best and Path(best).is_file():
-            return Path(best)
+    if path.exists() and not path.is_dir():
+        return path  # opened later through open_regular: a FIFO or a device is refused there
+    record_path = path / RECORD_NAME
+    if record_path.exists():
+        record = read_record(record_path)
+        best = path_in_run(record_path, record, record.get("best_checkpoint"))
+        if best is not None and is_regular(best):
+            return best
     fallback = path / "checkpoints" / "best.ckpt"
-    if fallback.is_file():
+    if is_regular(fallback):
         return fallback
     raise SeqbenchError(f"no checkpoint at {path}: give a .ckpt file or a run folder holding record.json "
                         f"or checkpoints/best.ckpt")
 
 
 class Explainer:
-    def __init__(self, checkpoint_path: str | Path):
+    def __init__(self, checkpoint_path: str | Path, cell: str | None = None):
+        """``cell``: the dotted name of your own encoder class, when the checkpoint's model is one
+        (a checkpoint is data: the class it names is imported only when you name it too)."""
         path = find_checkpoint(checkpoint_path)
         checkpoint = load_checkpoint(path)
         meta = checkpoint.get("seqbench") if isinstance(checkpoint, dict) else None
@@ -63,7 +63,12 @@ class Explainer:
         self.label_names = list(spec["label_names"])
         self.max_len = spec.get("max_len")
         self.model_name = meta.get("model")
-        self.net = RecurrentNet(network_config(meta["network"]), spec["num_outputs"], vocab_size=spec["vocab_size"])
+        network = dict(meta.get("network") or {})
+        if cell:
+            network["cell"] = cell
+        trust = "if you trust that encoder, name it yourself: add --cell MODULE.CLASS to the explain command"
+        with code_named_by_user([cell] if cell else [], trust):
+            self.net = RecurrentNet(network_config(network), spec["num_outputs"], vocab_size=spec["vocab_size"])
         self.net.load_state_dict({k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items()
                                   if k.startswith("net.")})
         self.net.eval()
@@ -87,17 +92,19 @@ def load_checkpoint(path: Path) -> dict:
     """Tensors and plain data only (``weights_only=True``): a crafted file cannot run code here.
     seqbench's checkpoints hold nothing else, so a refused file is not one of them."""
     import pickle
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        if "Weights only load failed" in str(error):
-            raise SeqbenchError(f"{path} was refused: it holds Python objects other than tensors and plain data, "
-                                f"which could run code when loaded. seqbench's own checkpoints never do; load "
-                                f"only files you trust.") from None
-        raise SeqbenchError(f"{path} is not a checkpoint that can be read ({error})") from None
-    except Exception as error:  # a truncated file or another kind of file fails in many ways
-        raise SeqbenchError(f"{path} is not a checkpoint that can be read (truncated, or another kind of file): "
-                            f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from None
+    with open_regular(path, what="checkpoint") as stream:  # a FIFO or a device: one line, never a hang
+        try:
+            return torch.load(stream, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as error:
+            if "Weights only load failed" in str(error):
+                raise SeqbenchError(f"{path} was refused: it holds Python objects other than tensors and plain "
+                                    f"data, which could run code when loaded. seqbench's own checkpoints never do; "
+                                    f"load only files you trust.") from None
+            raise SeqbenchError(f"{path} is not a checkpoint that can be read ({error})") from None
+        except Exception as error:  # a truncated file or another kind of file fails in many ways
+            raise SeqbenchError(f"{path} is not a checkpoint that can be read (truncated, or another kind of file): "
+                                f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+                                ) from None
 
 
 REDS = (231, 224, 217, 210, 203, 196)  # xterm-256 backgrounds, white to red
@@ -131,13 +138,15 @@ def render(explanation: Explanation, colour: bool) -> str:
 
 @entry_point
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m seqbench.explain", description=__doc__)
+    parser = argument_parser(prog="seqbench explain", description=__doc__)
     parser.add_argument("checkpoint", help="a .ckpt file or a run folder")
     parser.add_argument("text", help="the text to classify")
     parser.add_argument("--colour", choices=["auto", "always", "never"], default="auto")
+    parser.add_argument("--cell", help="your own encoder class (MODULE.CLASS), when the checkpoint's model is one: "
+                        "a checkpoint never makes seqbench import code by itself")
     args = parser.parse_args(argv)
     try:
-        explanation = Explainer(args.checkpoint).explain(args.text)
+        explanation = Explainer(args.checkpoint, args.cell).explain(args.text)
     except SeqbenchError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -7,6 +7,9 @@ beside it, in the manner of fairseq's ``register_model`` and benchopt's one file
   ``seqbench.data.declare`` (``text_dataset`` / ``generated_dataset``), plus ``conf/dataset/<name>.yaml``.
 - Your own encoder, outside the package: ``model.cell=my_module.MyEncoder`` (importable from
   the current folder); decorate it with ``@register_model`` to give it a schema of its own.
+  Only a name the user gives (their config, their command line, their code) is ever imported:
+  inside ``code_named_by_user(...)`` (eval, explain, diagnostics: the model comes from a record
+  or a checkpoint) any other dotted name resolves only to an encoder already registered.
 
 Files are discovered by importing every module of ``seqbench.models`` and ``seqbench.datasets``:
 adding a file is enough. Cheap to import (no torch); discovery imports torch (model files
@@ -14,6 +17,8 @@ subclass ``nn.Module``) but never Lightning, so a run can be planned before Ligh
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import importlib
 import inspect
 import pkgutil
@@ -130,13 +135,46 @@ def _import_dotted(path: str):
     return getattr(module, attribute)
 
 
+# None: a dotted model.cell may be imported (the caller's own config or code named it). Else the
+# dotted names the user gave in this invocation (and how to give one, for the error message).
+_NAMED_BY_USER: contextvars.ContextVar[tuple[frozenset, str] | None] = contextvars.ContextVar(
+    "seqbench_named_by_user", default=None)
+
+
+@contextlib.contextmanager
+def code_named_by_user(names=(), how: str = ""):
+    """Within: a dotted ``model.cell`` is imported only if it is one of ``names`` (what the user
+    named on this command line); any other (read from a record or a checkpoint: data) resolves
+    only to an encoder class already registered, or is refused in one line ending with ``how``
+    (what the user can do). A file on disk never makes seqbench import code."""
+    token = _NAMED_BY_USER.set((frozenset(names), how))
+    try:
+        yield
+    finally:
+        _NAMED_BY_USER.reset(token)
+
+
+def _registered_class(path: str):
+    """The registered encoder class whose dotted path is ``path`` (a user's @register_model class
+    imported by this process already), else None: nothing is imported or looked up elsewhere."""
+    wanted = path.replace(":", ".")
+    return next((e.cls for e in MODELS.values() if f"{e.cls.__module__}.{e.cls.__qualname__}" == wanted), None)
+
+
 def model_entry(cell: str) -> ModelEntry:
     """The registered encoder called ``cell``, or a user's class named by its dotted path."""
     registered = models()
     if cell in registered:
         return registered[cell]
     if isinstance(cell, str) and "." in cell.replace(":", "."):
-        cls = _import_dotted(cell)
+        named = _NAMED_BY_USER.get()
+        if named is not None and cell not in named[0]:
+            cls = _registered_class(cell)
+            if cls is None:
+                raise RegistryError(f"model.cell={cell!r} is named by a file (a run's record or checkpoint), and "
+                                    f"seqbench imports no code a file names" + (f"; {named[1]}" if named[1] else ""))
+        else:
+            cls = _import_dotted(cell)
         known = next((e for e in MODELS.values() if e.cls is cls), None)
         if known is not None:
             return known

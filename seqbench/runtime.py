@@ -126,6 +126,31 @@ def describe_os_error(error: OSError) -> str:
     return f"{path}: {reason}; {fix}" if path else f"{reason}; {fix}"
 
 
+def argument_parser(**options):
+    """argparse's parser, whose refusals are one line (``error: argument --steps: 0 must be at least
+    1; seqbench diagnostics --help lists the options``, exit 2) instead of usage and error."""
+    import argparse
+    import sys
+
+    class OneLine(argparse.ArgumentParser):
+        def error(self, message):
+            print(f"error: {message}; {self.prog} --help lists the options", file=sys.stderr)
+            sys.exit(2)
+    return OneLine(**options)
+
+
+def at_least_one(text: str) -> int:
+    """An argparse ``type``: a whole number >= 1."""
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
 def debugging(argv: list[str] | None = None) -> bool:
     """Tracebacks wanted: ``--debug`` on the command line, or HYDRA_FULL_ERROR=1 / SEQBENCH_DEBUG=1."""
     return ("--debug" in (argv if argv is not None else [])

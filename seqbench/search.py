@@ -52,7 +52,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from . import SeqbenchError
-from .runtime import Interrupted, entry_point, stop_on_signals
+from .files import check_regular
+from .runtime import Interrupted, argument_parser, at_least_one, entry_point, stop_on_signals
 
 log = logging.getLogger(__name__)
 COUNTED = ("COMPLETE", "PRUNED")  # trial states that use up the budget
@@ -218,33 +219,126 @@ class PruneOnValidation:
         return _Pruning()
 
 
+SPACE_PREFIX = "hparams_search.space."
+
+
+def space_overrides(overrides: list[str]) -> tuple[list[str], dict[str, str | None]]:
+    """(the other overrides, {space key: its text, None to remove it}) from a search's command line.
+    A space value (``choice(32, 64)``, ``tag(log, interval(1e-4, 1e-2))``) is text the search parses
+    itself, as it is in conf/hparams_search/*.yaml: Hydra would read it as a sweep of this command."""
+    rest, space = [], {}
+    for text in overrides:
+        bare = text.lstrip("+~")
+        if not bare.startswith(SPACE_PREFIX):
+            rest.append(text)
+            continue
+        key, equals, value = bare[len(SPACE_PREFIX):].partition("=")
+        if text.startswith("~"):
+            space[key] = None
+            continue
+        if not key or not equals:
+            raise SearchSpaceError(f"{text!r}: a space key is {SPACE_PREFIX}KEY=VALUE, e.g. \"{SPACE_PREFIX}"
+                                   f"optimizer.lr=tag(log, interval(1e-4, 1e-2))\" (quoted for the shell)")
+        value = value.strip()
+        if len(value) > 1 and value[0] == value[-1] and value[0] in "'\"":  # quoted for Hydra: the same text
+            value = value[1:-1]
+        space[key] = value
+    return rest, space
+
+
+def _set_space(space, key: str, value: str | None) -> None:
+    """One spelling per key: ``optimizer.lr`` flat, as the YAML files write it (a nested copy of the
+    same key, ``optimizer: {lr: ...}``, is dropped so that the two never disagree)."""
+    node, parts = space, key.split(".")
+    for part in parts[:-1]:
+        node = node.get(part) if hasattr(node, "get") else None
+        if node is None:
+            break
+    else:
+        if hasattr(node, "pop"):
+            node.pop(parts[-1], None)
+    space.pop(key, None)
+    if value is not None:
+        space[key] = value
+
+
 def compose(config_dir: str, overrides: list[str], extra_dirs: list[str] | None = None):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from omegaconf import open_dict
 
     from .names import register_resolvers
     register_resolvers()
+    overrides, space = space_overrides(overrides)
     search_path = [f"hydra.searchpath=[{','.join('file://' + str(Path(d).resolve()) for d in extra_dirs)}]"] \
         if extra_dirs else []
     with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-        return hydra_compose(config_name="config", overrides=[*search_path, *overrides])
+        cfg = hydra_compose(config_name="config", overrides=[*search_path, *overrides])
+    if space:
+        if not cfg.get("hparams_search"):
+            raise SearchSpaceError(f"{SPACE_PREFIX}...: name the search first, hparams_search=<name>")
+        with open_dict(cfg):
+            if cfg.hparams_search.get("space") is None:
+                cfg.hparams_search.space = {}
+            for key, value in space.items():
+                _set_space(cfg.hparams_search.space, key, value)
+    return cfg
+
+
+def checked_params(params: dict, space: dict, where: str) -> dict:
+    """A trial's parameters as overrides, only as this search's space allows them: a study database
+    is data, and a key or a value it holds beyond the space (an edited database) is refused."""
+    out = {}
+    for key, value in (params or {}).items():
+        distribution = space.get(key)
+        if distribution is None:
+            raise SearchSpaceError(f"{where} sets {key!r}, which is not in hparams_search.space: a study database "
+                                   f"never adds settings; move the database aside to start the study afresh")
+        try:
+            fits = isinstance(value, (bool, int, float, str)) and distribution._contains(
+                distribution.to_internal_repr(value))
+        except (TypeError, ValueError):
+            fits = False
+        if not fits:
+            raise SearchSpaceError(f"{where} sets {key}={value!r}, outside hparams_search.space.{key}: move the "
+                                   f"database aside to start the study afresh")
+        out[key] = value
+    return out
 
 
 def storage_url(settings: dict, root: Path, dataset: str) -> str:
     return settings.get("storage") or f"sqlite:///{(root / f'{dataset}.db').resolve()}"
 
 
+# Database drivers by the module SQLAlchemy failed to import, as pip installs them.
+DRIVERS = {"psycopg2": "pip install psycopg2-binary",
+           "psycopg": "pip install 'psycopg[binary]' (or pip install psycopg2-binary and write "
+                      "postgresql+psycopg2://...)",
+           "pymysql": "pip install pymysql", "MySQLdb": "pip install mysqlclient", "pyodbc": "pip install pyodbc",
+           "oracledb": "pip install oracledb", "asyncpg": "pip install asyncpg"}
+
+
 def _storage_error(url: str, error: Exception) -> SearchSpaceError:
     """A database that cannot be opened, in one line: a corrupt file, a missing driver, a server
     that does not answer."""
     text = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    causes, cause = [], error
+    while cause is not None and len(causes) < 10:  # Optuna wraps the driver's ImportError in its own error
+        causes.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    missing = next((c for c in reversed(causes) if isinstance(c, ImportError)), None)  # the deepest: the driver
+    if missing is not None or "NoSuchModule" in type(error).__name__ or "No module" in text \
+            or "DB access module" in text:
+        module = (getattr(missing, "name", None) or "").split(".")[0]
+        install = DRIVERS.get(module) or (f"pip install {module}" if module else
+                                          "install the database driver SQLAlchemy needs for this URL")
+        found = f" ({type(missing).__name__}: {missing})" if missing is not None else ""
+        return SearchSpaceError(f"cannot open the study storage {url}: its database driver is not installed{found}; "
+                                f"{install}")
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
         return SearchSpaceError(f"{path} is not a readable study database ({text}); move it aside "
                                 f"(mv {path} {path}.bad) to start the studies afresh, or restore it from a copy")
-    if isinstance(error, ModuleNotFoundError) or "NoSuchModule" in type(error).__name__ or "No module" in text:
-        return SearchSpaceError(f"cannot open the study storage {url}: its database driver is not installed ({text}); "
-                                f"for PostgreSQL: pip install psycopg2-binary")
     return SearchSpaceError(f"cannot open the study storage {url}: {text}; check that the server runs and the URL")
 
 
@@ -255,6 +349,8 @@ def open_storage(settings: dict, root: Path, dataset: str, heartbeat: bool = Tru
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with Study.optimize")
     url = storage_url(settings, root, dataset)
+    if url.startswith("sqlite:///"):  # SQLite would wait for ever on a FIFO named like the database
+        check_regular(url.removeprefix("sqlite:///"), "study database")
     options = ({"heartbeat_interval": int(settings.get("heartbeat_seconds", 30)),
                 "grace_period": int(settings.get("grace_seconds", 120))} if heartbeat else {})
     try:
@@ -489,7 +585,12 @@ def search_variant(config_dir: str, overrides: list[str], variant: str, root: st
                 study.set_user_attr("stopped", f"the space holds no configuration beyond the {len(finished)} tried")
                 break
             trial = study.ask(space)
-            params = {k: trial.params[k] for k in space}
+            try:  # an enqueued trial's parameters come from the database: data, checked against the space
+                params = checked_params({k: trial.params[k] for k in space}, space,
+                                        f"trial {trial.number} of study {name}")
+            except SearchSpaceError:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                raise
             key = json.dumps(params, sort_keys=True, default=str)
             tried = finished + failed  # a configuration that failed on its own is not run again either
             same = next((t for t in tried if json.dumps(t.params, sort_keys=True, default=str) == key), None)
@@ -593,6 +694,11 @@ def retrain(config_dir: str, overrides: list[str], variant: str, params: dict, s
     quiet_third_party()
     if threads:
         torch.set_num_threads(threads)
+    from omegaconf import OmegaConf
+    base = compose(config_dir, [*overrides, f"model={variant}"], extra_dirs)
+    settings = OmegaConf.to_container(base.hparams_search, resolve=True)
+    space = check_settings(settings, {variant: OmegaConf.to_container(base, resolve=True)})[variant]
+    params = checked_params(params, space, f"the best trial of study {summary['study']}")
     records = []
     for seed in seeds:
         cfg = compose(config_dir, [*overrides, f"model={variant}", f"seed={seed}",
@@ -701,11 +807,12 @@ def _search_or_error(*args) -> dict:
 
 @entry_point
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="seqbench search", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(prog="seqbench search", description=__doc__,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("overrides", nargs="*", help="hparams_search=NAME (required), dataset=..., any key=value")
     parser.add_argument("--out", default=None, help="search folder (default: <paths.output_root>/search)")
-    parser.add_argument("--jobs", type=int, default=1, help="variants searched at once (torch threads are divided)")
+    parser.add_argument("--jobs", type=at_least_one, default=1,
+                        help="variants searched at once (torch threads are divided)")
     parser.add_argument("--default-runs", nargs="*", default=[], help="folders with default-config runs of the same "
                         "variants, for the tuned-versus-default table")
     parser.add_argument("--report", default=None, help="where the report goes (default: <search folder>/report)")
@@ -720,17 +827,25 @@ def main(argv: list[str] | None = None) -> None:
         raise SeqbenchError("name a search space: hparams_search=<name> (conf/hparams_search/, or your own with "
                             "--config-dir DIR holding hparams_search/<name>.yaml)")
     extra = [str(Path(d).resolve()) for d in args.config_dir]
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from .__main__ import _EXTRA_DIRS, _composition_error
+    from .config import check_config
+    _EXTRA_DIRS[:] = extra  # where _composition_error looks for the valid options
     try:
         base = compose(CONFIG_DIR, args.overrides, extra)
-    except Exception as error:  # Hydra's composition errors: wrong group or key
-        raise SeqbenchError(" ".join(str(error).split())[:400]) from None
+    except (HydraException, OmegaConfBaseException) as error:  # a wrong group or key: a run's message
+        raise SeqbenchError(_composition_error(error)) from None
     settings = OmegaConf.to_container(base.hparams_search, resolve=True)
     variants = list(settings.get("variants") or [])
     try:
         configs = {v: OmegaConf.to_container(compose(CONFIG_DIR, [*args.overrides, f"model={v}"], extra), resolve=True)
                    for v in variants}
-    except Exception as error:  # an unknown variant (no conf/model/<name>.yaml), a bad override
-        raise SeqbenchError(f"hparams_search.variants: {' '.join(str(error).split())[:300]}") from None
+    except (HydraException, OmegaConfBaseException) as error:  # an unknown variant, a bad override
+        raise SeqbenchError(f"hparams_search.variants: {_composition_error(error)}") from None
+    for config in configs.values():  # every override and key with a run's schemas and messages
+        check_config(config)
     check_settings(settings, configs)   # one line, before anything runs
     root = Path(args.out or Path(base.paths.output_root) / "search")
     root.mkdir(parents=True, exist_ok=True)

@@ -390,8 +390,9 @@ def best_epoch(history: list[dict], monitor: str, mode: str) -> int | None:
     return pick(scored, key=lambda h: h[monitor])["epoch"]
 
 
-def build_task(config: dict, network, spec, metadata: dict | None = None) -> SequenceTask:
-    """The LightningModule the task registry names for ``spec.task``, around a fresh network."""
+def build_task(config: dict, network, spec, metadata: dict | None = None, train: bool = True) -> SequenceTask:
+    """The LightningModule the task registry names for ``spec.task``, around a fresh network.
+    ``train=False`` (eval): no optimiser is built, and ``config["optimizer"]`` is not read."""
     import dataclasses
     import importlib
 
@@ -400,12 +401,12 @@ def build_task(config: dict, network, spec, metadata: dict | None = None) -> Seq
     if isinstance(config, DictConfig):
         config = OmegaConf.to_container(config, resolve=True)
     kind = TASKS[spec.task]
-    optimizer_config = dict(config["optimizer"])
+    optimizer_config = dict(config["optimizer"]) if train else {}
     # seqbench's own key, not the optimiser's: a sparse embedding gradient and SparseAdam for it.
     sparse_embedding = bool(optimizer_config.pop("sparse_embedding", False))
     net = RecurrentNet(network, spec.num_outputs, vocab_size=spec.vocab_size, input_dim=spec.input_dim,
                        per_step=spec.per_step, sparse_embedding=sparse_embedding)
-    optimizer = hydra.utils.instantiate(optimizer_config)
+    optimizer = hydra.utils.instantiate(optimizer_config) if train else None
     module_name, _, class_name = kind.module.partition(":")
     module = getattr(importlib.import_module(module_name), class_name)
     metadata = {**(metadata or {}), "network": dataclasses.asdict(network), "spec": dataclasses.asdict(spec)}
