@@ -217,7 +217,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("overrides", nargs="*", help="the run's or sweep's overrides, as given to seqbench "
                         "(-m / --multirun may be left in)")
     parser.add_argument("--no-probe", action="store_true", help="estimate from finished runs only")
+    parser.add_argument("--json", default=None, help="also write the counts and the estimate to this file "
+                        "(a sweep reads it for its 'min left')")
     argv = [a for a in (argv or []) if a not in ("-m", "--multirun", "--dry-run")]  # a sweep's flags, as typed
     args = parser.parse_args(argv)
     overrides = args.overrides
-    print("\n".join(describe(make_plan(overrides, probe=not args.no_probe))))
+    plan = make_plan(overrides, probe=not args.no_probe)
+    print("\n".join(describe(plan)))
+    if args.json:
+        from .record import write_json_atomic
+        known = [r.seconds for r in plan.pending if r.seconds is not None]
+        write_json_atomic(Path(args.json), {"runs": len(plan.runs), "to_train": len(plan.pending),
+                                            "estimated_seconds": sum(known), "unestimated": len(plan.pending) - len(known),
+                                            "jobs": plan.jobs})

@@ -59,10 +59,37 @@ def progress_line(sweep_dir: Path) -> str | None:
     elapsed = time.time() - float(state["started"])
     left = ""
     if trained and finished < total:
-        minutes = elapsed / max(finished, 1) * (total - finished) / 60
+        # Time per trained run, times the runs still to train (the plan's count when there is one):
+        # reused runs take seconds and are neither work done nor work left.
+        to_train = state.get("to_train")
+        remaining = max(int(to_train) - trained, 1) if isinstance(to_train, int) else total - finished
+        minutes = elapsed / trained * remaining / 60
         left = f", about {minutes:.0f} min left" if minutes >= 1 else ", under a minute left"
     return (f"sweep: {finished} of {total} runs done (reused {counts['reused']}, failed {counts['failed']})"
             f"{left}")
+
+
+def print_plan(overrides: list[str], sweep_dir: Path, timeout: float = 300.0) -> dict | None:
+    """Before the first job: ``seqbench plan`` of this sweep (runs, already done, the estimate from
+    finished runs), in a process of its own (Hydra's state here is the running sweep's). A plan that
+    cannot be made (a config folder of your own, a slow file system) is one line, never a stop."""
+    import subprocess
+    out = sweep_dir / ".plan.json"
+    try:
+        answer = subprocess.run([sys.executable, "-m", "seqbench", "plan", "--no-probe", "--json", str(out),
+                                 *overrides], capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        print(f"plan: not made ({type(error).__name__}); the sweep goes on", flush=True)
+        return None
+    if answer.returncode != 0:
+        reason = (answer.stderr.strip().splitlines() or ["?"])[-1]
+        print(f"plan: not made ({reason}); the sweep goes on", flush=True)
+        return None
+    print(answer.stdout.rstrip(), flush=True)
+    try:
+        return read_json(out)
+    except (OSError, ValueError):
+        return None
 
 
 class SweepProgress(Callback):
@@ -75,7 +102,11 @@ class SweepProgress(Callback):
             total = sweep_size(list(config.hydra.overrides.task))
         except Exception:  # a sweeper with its own way of choosing jobs: count what there is
             total = 0
-        (sweep_dir / PROGRESS_NAME).write_text(json.dumps({"total": total, "started": time.time()}))
+        state = {"total": total, "started": time.time()}
+        plan = print_plan(list(config.hydra.overrides.task), sweep_dir)
+        if plan:
+            state.update(total=plan["runs"], to_train=plan["to_train"])
+        (sweep_dir / PROGRESS_NAME).write_text(json.dumps(state))
 
     def on_job_end(self, config, job_return, **kwargs) -> None:
         from hydra.core.hydra_config import HydraConfig

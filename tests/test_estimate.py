@@ -33,3 +33,23 @@ def test_dry_run_prints_the_plan_and_trains_nothing(tmp_path, capsys, monkeypatc
     out = capsys.readouterr().out
     assert out.startswith("plan: 2 runs: 0 already done") and "lstm on sincos, seed 0: about" in out
     assert not any(tmp_path.rglob("record.json"))
+
+
+def test_time_left_counts_only_runs_still_to_train(tmp_path):
+    import json
+    import time
+
+    from seqbench.sweep import PROGRESS_NAME, progress_line
+    sweep = tmp_path / "sweep"
+    for number, record in enumerate([{"status": "done", "reused_from": "elsewhere"}, {"status": "done",
+                                     "reused_from": "elsewhere"}, {"status": "done"}]):
+        (sweep / f"{number}_job").mkdir(parents=True)
+        (sweep / f"{number}_job" / "record.json").write_text(json.dumps(record))
+    state = {"total": 6, "started": time.time() - 600, "to_train": 3}   # the plan: 3 reused, 3 to train
+    (sweep / PROGRESS_NAME).write_text(json.dumps(state))
+    # 600 s for the one run trained so far, two left to train: 20 min (counting the reused runs as work
+    # done and left, as before, said 10; without a plan every unfinished run counts: 30)
+    assert progress_line(sweep) == "sweep: 3 of 6 runs done (reused 2, failed 0), about 20 min left"
+    state.pop("to_train")
+    (sweep / PROGRESS_NAME).write_text(json.dumps(state))
+    assert progress_line(sweep) == "sweep: 3 of 6 runs done (reused 2, failed 0), about 30 min left"

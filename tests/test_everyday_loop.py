@@ -47,6 +47,7 @@ def test_a_sweep_says_how_many_runs_are_done_and_how_long_is_left(tmp_path):
                              f"paths.output_root={tmp_path}"], cwd=tmp_path, capture_output=True, text=True,
                             timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("plan: 4 runs: 0 already done"), result.stdout[:500]  # the cost before the first job
     progress = [line for line in result.stdout.splitlines() if line.startswith("sweep: ")]
     assert progress[0].startswith("sweep: 1 of 4 runs done (reused 0, failed 0), ")
     assert progress[0].endswith(("min left", "under a minute left"))
@@ -54,6 +55,7 @@ def test_a_sweep_says_how_many_runs_are_done_and_how_long_is_left(tmp_path):
     again = subprocess.run([sys.executable, "-m", "seqbench", "-m", "model=rnn,gru", "seed=0,1", *TINY,
                             f"paths.output_root={tmp_path}"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
     assert "sweep: 4 of 4 runs done (reused 4, failed 0)" in again.stdout
+    assert again.stdout.startswith("plan: 4 runs: 4 already done") and "0 to train" in again.stdout.splitlines()[0]
     header = next((tmp_path / "sweeps").rglob("summary.md")).read_text()
     assert "seqbench -m model=rnn,gru seed=0,1" in header
 
