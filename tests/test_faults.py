@@ -3,6 +3,7 @@ exit, one line on stderr naming the problem, no traceback, and no finished recor
 changed). Table-driven: a case is the command, the files it needs, and the words it must say."""
 import gzip
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -78,6 +79,16 @@ def setup_files(case: str, folder: Path, trained: Path) -> None:
     if case == "search_corrupt_db":
         (folder / "search").mkdir()
         (folder / "search" / "sincos.db").write_bytes(b"SQLite format 3\x00" + b"\x13" * 3000)
+    if case in ("fifo_train", "eval_fifo_file"):
+        os.mkfifo(folder / "pipe.csv")
+        write_csv(folder / "test.csv", good_rows(10))
+    if case == "eval_record_payload":  # a record that names a module beside it and an optimizer that writes
+        (folder / "markermod.py").write_text(f"open({str(folder / 'MARKER')!r}, 'w')\nclass Encoder: pass\n")
+        shutil.copytree(trained / "signal", folder / "run")
+        record = json.loads((folder / "run" / "record.json").read_text())
+        record["config"]["model"]["cell"] = "markermod.Encoder"
+        record["config"]["optimizer"] = {"_target_": "builtins.open", "_args_": [str(folder / "MARKER"), "w"]}
+        (folder / "run" / "record.json").write_text(json.dumps(record))
 
 
 # case: (arguments, words that must appear on stderr, expected exit code)
@@ -115,6 +126,31 @@ CASES = {
                          "hparams_search.storage=postgresql://seqbench@127.0.0.1:9/none"],
                         "cannot open the study storage postgresql://", 2),
     "search_root_file": (["search", "hparams_search=sincos", *TINY, "--out", "afile"], "afile", 2),
+    # issue 31
+    "name_path": (["dataset.name=../../../x", *TINY], "dataset.name='../../../x': a name for tables and folders", 2),
+    "name_slash": (["dataset.name=reviews/v2", *TINY], "dataset.name='reviews/v2': a name for tables and folders", 2),
+    "optimizer_lr": (["optimizer.lr=abc", *TINY], "optimizer.lr='abc': must be a number", 2),
+    "optimizer_plus": (["+optimizer.foo=1", *TINY], "optimizer.foo: unknown key", 2),
+    "logger_plus": (["+logger.foo=1", *TINY], "logger.foo: unknown key", 2),
+    "mlflow_file_store": (["logger=mlflow", "logger.tracking_uri=file:mlruns", *TINY],
+                          "logger=mlflow could not start: MlflowException", 2),
+    "fifo_train": ([*SMALL, "dataset=text_file", "dataset.train=pipe.csv", "dataset.test=test.csv"],
+                   "pipe.csv is a named pipe (FIFO), not a regular file", 2),
+    "eval_unknown_key": (["eval", "{trained}/signal", "dataset.length=400"], "dataset.length: unknown key", 2),
+    "eval_bad_type": (["eval", "{trained}/signal", "dataset.seq_len=abc"],
+                      "dataset.seq_len='abc': must be a whole number", 2),
+    "eval_fifo_file": (["eval", "{trained}/text", "--file", "pipe.csv"], "pipe.csv is a named pipe", 2),
+    "eval_record_payload": (["eval", "run"], "model.cell='markermod.Encoder' is named by a file", 2),
+    "search_jobs_0": (["search", "hparams_search=sincos", "--jobs", "0"], "--jobs: 0 must be at least 1", 2),
+    "search_jobs_negative": (["search", "hparams_search=sincos", "--jobs", "-3"], "--jobs: -3 must be at least 1", 2),
+    "search_space_key": (["search", "hparams_search=sincos", *TINY,
+                          "hparams_search.space.optimizer.lr=interval(1e-2, 1e-4)"], "the interval is reversed", 2),
+    "search_postgres_driver": (["search", "hparams_search=sincos", *TINY,
+                                "hparams_search.storage=postgresql://seqbench@127.0.0.1:9/none"],
+                               "pip install psycopg2-binary", 2),
+    "diagnostics_steps": (["diagnostics", "--steps", "0"], "--steps: 0 must be at least 1", 2),
+    "diagnostics_hidden": (["diagnostics", "--hidden", "-1"], "--hidden: -1 must be at least 1", 2),
+    "diagnostics_cells": (["diagnostics", "--cells", "foo"], "'foo' is not a cell the diagnostic rebuilds", 2),
 }
 
 
@@ -128,9 +164,10 @@ def test_every_fault_ends_in_one_line_and_leaves_no_finished_record(case, traine
         (folder / "afile").write_text("not a folder")
     before = {p: p.read_bytes() for p in trained.rglob("record.json")}
     args = [a.replace("{trained}", str(trained)) for a in arguments]
-    if not args[0] in ("eval", "report", "search") and not any(a.startswith("paths.output_root") for a in args):
+    if not args[0] in ("eval", "report", "search", "diagnostics") and not any(a.startswith("paths.output_root")
+                                                                              for a in args):
         args.append("paths.output_root=out")
-    result = seqbench(*args, cwd=folder)
+    result = seqbench(*args, cwd=folder, timeout=120)  # a FIFO read by mistake fails here, not hangs
     assert result.returncode == code, (case, result.stderr[-3000:])
     assert "Traceback" not in result.stderr, (case, result.stderr[-3000:])
     assert words in result.stderr, (case, result.stderr[-3000:])
@@ -142,6 +179,7 @@ def test_every_fault_ends_in_one_line_and_leaves_no_finished_record(case, traine
             and not given & set(p.relative_to(folder).parts)]
     assert not done, (case, done)
     assert {p: p.read_bytes() for p in trained.rglob("record.json")} == before  # nothing changed
+    assert not (folder / "MARKER").exists()  # nothing a file named was imported or called
 
 
 def test_a_refused_checkpoint_on_resume_is_one_line_of_ours(tmp_path):
