@@ -119,7 +119,7 @@ def make_logger(cfg: DictConfig, run_name: str, tensorboard_dir: Path, output_di
         import re
         cause = error.__cause__ or error.__context__ or error
         sentences = re.split(r"(?<=[.!?])\s+", " ".join(str(cause).split()))
-        reason = f"{type(cause).__name__}: {' '.join(sentences[:2])[:300]}"  # its own words: what, and what to do
+        reason = f"{type(cause).__name__}: {' '.join(sentences[:2])[:300].rstrip('.')}"  # its words: what, what to do
         raise SeqbenchError(f"logger={kind} could not start: {reason}; fix its settings (logger.KEY=VALUE, "
                             f"see conf/logger/{kind}.yaml) or choose another logger (logger=tensorboard or csv)"
                             ) from None
