@@ -362,9 +362,7 @@ def _build(schema, group: str, values: dict):
 def check_config(config: dict) -> None:
     """Raise ConfigError with one line for the first thing wrong in a resolved config."""
     _check_keys("config", {k: v for k, v in config.items() if k != "hydra"}, TOP_LEVEL_KEYS)
-    seed = config.get("seed")
-    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
-        raise ConfigError(f"seed={seed!r}: must be a whole number from 0 to {2**32 - 1} (NumPy's seed range)")
+    check_seed(config.get("seed"))
     if config.get("claimed", "skip") not in ("skip", "wait"):
         raise ConfigError(f"claimed={config.get('claimed')!r}: valid: skip, wait")
     if config.get("torch_threads") is not None:
@@ -390,9 +388,15 @@ def check_config(config: dict) -> None:
 
 
 # ------------------------------------------------------------------------- names that become paths
+def check_seed(seed) -> None:
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise ConfigError(f"seed={seed!r}: must be a whole number from 0 to {2**32 - 1} (NumPy's seed range)")
+
+
 # Keys whose values name folders and files (run and sweep folders, eval outputs, studies): a name,
-# never a path, so that nothing a run writes lands outside its output root.
-PATH_NAMES = ("dataset.name", "model.name")
+# never a path, so that nothing a run writes lands outside its output root. (The seed, also in
+# folder names, is a number.)
+PATH_NAMES = ("dataset.name", "model.name", "model.attention")
 _NAME = re.compile(r"[^\W][\w.+-]*")
 
 
@@ -408,7 +412,7 @@ def check_names(config: dict) -> None:
     for key in PATH_NAMES:
         group, _, name = key.partition(".")
         node = config.get(group)
-        if isinstance(node, dict) and name in node:
+        if isinstance(node, dict) and node.get(name) is not None:
             check_name(key, node[name])
 
 

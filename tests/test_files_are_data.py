@@ -230,10 +230,14 @@ def test_names_that_become_folders_are_names_not_paths(name, tmp_path):
     from seqbench.__main__ import preflight
     with pytest.raises(ConfigError, match="a name for tables and folders, not a path"):
         check_config(OmegaConf_container(tiny(tmp_path, f"dataset.name='{name}'")))
-    problem = preflight([*TINY, f"dataset.name='{name}'", f"paths.output_root={tmp_path}"])
-    assert problem and "not a path" in problem
-    assert preflight([*TINY, f"model.name='{name}'", f"paths.output_root={tmp_path}"])
-    assert not any(tmp_path.parent.glob("x*"))
+    for override in (f"dataset.name='{name}'", f"model.name='{name}'", "model=bilstm_attn",
+                     f"model.attention='{name}'"):  # each a part of the run folder's name
+        extra = ["model=bilstm_attn"] if override.startswith("model.attention") else []
+        problem = preflight([*TINY, *extra, override, f"paths.output_root={tmp_path / 'out'}"])
+        assert (problem is None) == (override == "model=bilstm_attn"), (override, problem)
+        assert problem is None or f"='{name}': a name for tables and folders, not a path" in problem
+    assert "seed='../x': must be a whole number" in preflight([*TINY, "seed='../x'"])
+    assert not (tmp_path / "out").exists()  # Hydra never made a folder
 
 
 def OmegaConf_container(cfg) -> dict:
