@@ -1,7 +1,8 @@
 """What a person sees while a run trains, and where its metrics are tracked.
 
-- In a terminal: Lightning's live progress bar. Piped to a file or a CI log: no progress bar
-  (its redraws fill logs), one readable line per epoch instead.
+- In a terminal: Lightning's live progress bar. Piped to a file or a CI log, or in a terminal
+  that reports no width (where a bar draws nothing): no progress bar (its redraws fill logs),
+  one readable line per epoch instead.
 - ``logger=tensorboard|csv|mlflow|wandb``: Lightning's own loggers, built from the config
   group with ``_target_``; the optional packages give a one-line install hint when missing.
 """
@@ -71,9 +72,24 @@ class ProgressBar(pl.callbacks.TQDMProgressBar):
         return items
 
 
+def terminal_columns() -> int:
+    """The width of the terminal on standard output; 0 when it is not one or reports no width
+    (some IDE consoles, a terminal emulator without a size)."""
+    import os
+    try:
+        return os.get_terminal_size(sys.stdout.fileno()).columns
+    except (OSError, ValueError, AttributeError):  # not a terminal, a closed or replaced stream
+        return 0
+
+
 def wants_progress_bar(requested: bool) -> bool:
-    """A live bar only where someone watches it: a terminal."""
-    return bool(requested) and sys.stdout.isatty()
+    """A live bar only where someone watches it and it can draw: a terminal with a width. Anywhere
+    else (a pipe, a file, a terminal of 0 columns) the epoch lines say how the run goes."""
+    try:
+        interactive = sys.stdout.isatty()
+    except (ValueError, AttributeError):
+        interactive = False
+    return bool(requested) and interactive and terminal_columns() > 0
 
 
 def console_callbacks(options: dict, statistics) -> tuple[list[pl.Callback], dict]:

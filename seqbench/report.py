@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -740,7 +741,7 @@ def parse_ropes(items: list[str] | None) -> dict[str, float]:
 
 def build_report(folders: list[str | Path], out: str | Path, command: str | None = None, plots: bool = True,
                  studies: str | Path | None = None, statistics: bool = True, resamples: int = 9999,
-                 ropes: dict[str, float] | None = None) -> dict:
+                 ropes: dict[str, float] | None = None) -> BuiltReport:
     """Write runs.csv, summary_<data>.csv, pairs_<data>.csv, summary.md, report.html and the figures
     under ``out``; both documents open with the verdict, one line per data set. ``ropes``: metric
     -> half-width of the region of practical equivalence on the test's scale (parse_ropes)."""
@@ -793,7 +794,90 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
     across_blocks(doc, sections, out, plots, resamples)
     (out / "summary.md").write_text(doc.to_markdown())
     (out / "report.html").write_text(doc.to_html())
-    return {s.label: s.table for s in sections}
+    return BuiltReport(out, sections)
+
+
+# ----------------------------------------------------------------------------- terminal
+@dataclass
+class BuiltReport:
+    """What ``build_report`` wrote, and what a terminal shows of it."""
+    out: Path
+    sections: list[DataSection]
+
+    @property
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {s.label: s.table for s in self.sections}
+
+    def terminal(self) -> list[str]:
+        return terminal_lines(self.sections, self.out)
+
+
+def _plain_text(text: str) -> str:
+    """A document line for a terminal: without Markdown's bold and code marks."""
+    return re.sub(r"`([^`]+)`", r"\1", re.sub(r"\*\*(.+?)\*\*", r"\1", str(text)))
+
+
+def _aligned(header: list[str], rows: list[list[str]], indent: str = "  ") -> list[str]:
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    return [(indent + "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths))).rstrip()
+            for row in [header, *rows]]
+
+
+def compact_rows(section: DataSection) -> tuple[list[str], list[list[str]]]:
+    """The terminal's table of a data set: variant, n, the primary test metric's mean ± sd, and its
+    interval (solved k of n for memory tasks), best first; the test set where there are several."""
+    table, task = section.table, section.task
+    metric = task.metric
+    unit = " (%)" if metric in PERCENT_METRICS else ""
+    several = table["test_set"].nunique() > 1 if "test_set" in table else False
+    names = test_set_names(section.records) if several else {}
+    rows = []
+    for r in table.to_dict("records"):
+        mean, std = r[f"test_{metric}_mean"], r[f"test_{metric}_std"]
+        spread = (f"{format_metric(mean, metric)} ± {format_metric(std, metric)}"
+                  if isinstance(std, float) and not math.isnan(std) else format_metric(mean, metric))
+        if task.solved_rule is not None:
+            k = r.get("solved")
+            interval = ("–" if k is None or (isinstance(k, float) and math.isnan(k)) else f"solved {int(k)} of {r['n']}")
+        else:
+            low, high = r[f"test_{metric}_ci_low"], r[f"test_{metric}_ci_high"]
+            interval = "–" if math.isnan(low) else f"[{format_metric(low, metric)}, {format_metric(high, metric)}]"
+        row = [r["model"], str(r["n"]), spread, interval]
+        if several:
+            row.insert(0, next((v for k, v in names.items() if str(k) == str(r["test_set"])), str(r["test_set"])))
+        rows.append(row + ([f"not done: {r['not_done']}"] if r.get("not_done") else []))
+    width = max((len(row) for row in rows), default=4)
+    header = ["variant", "n", f"test {metric}{unit} mean ± sd",
+              "solved (seeds)" if task.solved_rule is not None else "95% CI"]
+    if several:
+        header.insert(0, "test set")
+    header += [""] * (width - len(header))
+    rows = [row + [""] * (width - len(row)) for row in rows]
+    return header, rows
+
+
+def terminal_lines(sections: list[DataSection], out: Path) -> list[str]:
+    """The end of a sweep, a search or ``seqbench report`` in a terminal: the verdict, one line per
+    data set as summary.md has it, then each data set's compact table, then where the report is."""
+    lines = []
+    verdicts = [_plain_text(c.verdict) for s in sections for c in s.comparisons]
+    if verdicts:
+        lines.append("verdict (letters: variants that cannot be told apart; the pairs are in summary.md):")
+        lines += [f"  {v}" for v in verdicts]
+    for section in sections:
+        if section.table.empty:
+            continue
+        if not section.comparisons:
+            lines.append(f"{section.label}: {len(section.table)} variant{'s' if len(section.table) != 1 else ''}, "
+                         f"nothing to compare")
+        header, rows = compact_rows(section)
+        for name, value in section.baselines.items():  # as the report's table has them
+            rows.append([name, "–", format_metric(value, section.task.metric), "", *[""] * (len(header) - 4)])
+        lines.append(f"{section.label}:")
+        lines += _aligned(header, rows)
+    lines.append(f"report: {out / 'summary.md'}")
+    lines.append(f"        {out / 'report.html'}")
+    return lines
 
 
 def write_tables(section: DataSection, out: Path) -> None:
@@ -842,11 +926,9 @@ def main(argv: list[str] | None = None) -> None:
     resamples = check_resamples(args.resamples)
     ropes = parse_ropes(args.rope)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
-    tables = build_report(args.folders, args.out, args.command, plots=not args.no_plots, resamples=resamples,
-                          ropes=ropes)
-    for data, table in tables.items():
-        print(f"{data}: {len(table)} variants")
-    print(f"report: {Path(args.out) / 'summary.md'} and {Path(args.out) / 'report.html'}")
+    built = build_report(args.folders, args.out, args.command, plots=not args.no_plots, resamples=resamples,
+                         ropes=ropes)
+    print("\n".join(built.terminal()))
 
 
 if __name__ == "__main__":

@@ -918,10 +918,11 @@ def _finish(args, root: Path, base, settings: dict, summaries: dict, timings: di
     studies = [root / "retrain" / s["study"] for s in summaries.values()]   # this command's studies only
     folders = [f for f in [*studies, *args.default_runs] if Path(f).exists()]
     try:
-        build_report(folders, out, command="seqbench search " + " ".join(args.overrides),
-                     studies=root / "studies.md")
-        print(f"studies: {root / 'studies.md'}\nreport: {out / 'summary.md'}"
-              + (" (of what finished before the interruption)" if interrupted else ""))
+        built = build_report(folders, out, command="seqbench search " + " ".join(args.overrides),
+                             studies=root / "studies.md")
+        if interrupted:
+            print("the report of what finished before the interruption:")
+        print("\n".join([*built.terminal()[:-2], f"studies: {root / 'studies.md'}", *built.terminal()[-2:]]))
     except SeqbenchError as error:
         print(f"no report: {error}", file=sys.stderr)
 

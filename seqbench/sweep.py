@@ -92,12 +92,68 @@ def print_plan(overrides: list[str], sweep_dir: Path, timeout: float = 300.0) ->
         return None
 
 
+LAUNCHER_LOGGERS = ("hydra._internal.core_plugins.basic_launcher", "hydra_plugins.hydra_joblib_launcher._core",
+                    "hydra_plugins.hydra_submitit_launcher.submitit_launcher")
+
+
+def swept_keys(task_overrides: list[str], sweeper_params: dict | None = None) -> set[str]:
+    """The keys whose value changes from job to job: swept on the command line (``model=gru,lstm``)
+    or in an experiment's ``hydra.sweeper.params``."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    keys = {str(key).lstrip("+~") for key in (sweeper_params or {})}
+    try:
+        for override in OverridesParser.create().parse_overrides(task_overrides):
+            if override.is_sweep_override():
+                keys.add(override.get_key_element().lstrip("+~"))
+    except Exception:  # Hydra itself will say what is wrong with the command line
+        pass
+    return keys
+
+
+class WhatDiffers:
+    """A logging filter for the launchers' per-job line (``#3 : model=gru seed=1 dataset=... ``,
+    every override of the command, often hundreds of characters): only the overrides that differ
+    between jobs are kept; the rest are the command line's, the same for every job."""
+
+    def __init__(self, keys: set[str]):
+        self.keys = set(keys)
+
+    def filter(self, record) -> bool:
+        import re
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True
+        job = re.match(r"^\t#(\d+) : (.*)$", message, re.S)
+        if job and self.keys:
+            kept = [item for item in job[2].split(" ") if item.split("=", 1)[0].lstrip("+~") in self.keys]
+            record.msg, record.args = f"\t#{job[1]} : {' '.join(kept)}", ()
+        elif message.startswith("Launching ") and self.keys:
+            record.msg, record.args = (f"{message}; per job, what differs ({', '.join(sorted(self.keys))}), the "
+                                       f"rest as on the command line"), ()
+        return True
+
+
+def shorten_job_lines(keys: set[str]) -> None:
+    """Install ``WhatDiffers`` on the launchers' loggers (once per process: a new sweep replaces it)."""
+    import logging
+    for name in LAUNCHER_LOGGERS:
+        logger = logging.getLogger(name)
+        for old in [f for f in logger.filters if isinstance(f, WhatDiffers)]:
+            logger.removeFilter(old)
+        logger.addFilter(WhatDiffers(keys))
+
+
 class SweepProgress(Callback):
     """After each job of a multirun: one line saying how far the sweep has got."""
 
     def on_multirun_start(self, config, **kwargs) -> None:
+        from omegaconf import OmegaConf
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
+        params = config.hydra.get("sweeper", {}).get("params") if config.hydra.get("sweeper") else None
+        shorten_job_lines(swept_keys(list(config.hydra.overrides.task),
+                                     OmegaConf.to_container(params) if params is not None else None))
         try:
             total = sweep_size(list(config.hydra.overrides.task))
         except Exception:  # a sweeper with its own way of choosing jobs: count what there is
@@ -130,8 +186,8 @@ class ReportAfterSweep(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         out = Path(self.out) if self.out else sweep_dir / "report"
         try:
-            build_report([sweep_dir], out, command="seqbench -m " + " ".join(config.hydra.overrides.task))
-            print(f"report: {out / 'summary.md'} and {out / 'report.html'}")
+            built = build_report([sweep_dir], out, command="seqbench -m " + " ".join(config.hydra.overrides.task))
+            print("\n".join(built.terminal()), flush=True)
         except SeqbenchError as error:
             print(f"no report: {error}", file=sys.stderr)
         except Exception as error:  # the runs are done and kept; a report that fails is one line, not a traceback
