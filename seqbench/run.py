@@ -133,7 +133,9 @@ def copy_beside(record: dict, original: Path, job_dir: Path, **marks) -> Path:
         return job_dir
     save_record(job_dir / RECORD_NAME, {**record, **marks, "copy_of": str(original)})
     predictions = record.get("predictions")
-    if predictions and (original.parent / predictions).is_file():
+    # A record is data: its predictions are a file beside it, by name, never a path elsewhere.
+    if isinstance(predictions, str) and predictions == Path(predictions).name and \
+            (original.parent / predictions).is_file():
         shutil.copyfile(original.parent / predictions, job_dir / predictions)
     return job_dir
 

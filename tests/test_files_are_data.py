@@ -178,6 +178,20 @@ def test_resuming_next_to_a_poisoned_record_and_checkpoint_runs_neither(tmp_path
     assert resumed["status"] == "done" and resumed["resumed"] == 1 and not marker.ran
 
 
+def test_a_reused_records_predictions_name_is_a_file_beside_it_not_a_path(tmp_path):
+    from seqbench.run import run
+    cfg = tiny(tmp_path / "out")
+    first = run(cfg, tmp_path / "out" / "first")
+    folder = Path(first["output_dir"])
+    record = json.loads((folder / "record.json").read_text())
+    (folder.parent.parent / "escaped.csv").write_text("index\n0\n")
+    (folder / "record.json").write_text(json.dumps({**record, "predictions": "../../escaped.csv"}))
+    jobs = tmp_path / "sweep" / "a" / "b" / "job"
+    again = run(cfg, jobs, in_sweep=True)
+    assert again["reused_from"] and (jobs / "record.json").is_file()
+    assert not (jobs.parent.parent / "escaped.csv").exists()
+
+
 def test_a_study_database_never_adds_settings_to_the_retraining(tmp_path, monkeypatch):
     """A finished study whose best trial (edited into the database) sets optimizer._target_:
     the search refuses it before anything is built from it."""
