@@ -66,10 +66,12 @@ def data_labels(records: list[dict]) -> dict[str, str]:
 
 
 def slug(label: str) -> str:
-    """A file-name form of a data label: ``text_file (test b.csv, data 1a2b3c4d)`` -> ``text_file-1a2b3c4d``."""
-    if " (" not in label:
-        return label
-    return f"{label.split(' (')[0]}-{label.rsplit('data ', 1)[-1].rstrip(')')}"
+    """A file-name form of a data label: ``text_file (test b.csv, data 1a2b3c4d)`` -> ``text_file-1a2b3c4d``.
+    Always one plain file name: a record is data, and a data set called ``reviews/v2`` or ``../x`` in
+    one (written before names were checked, or edited) must neither nest folders nor leave ``out``."""
+    import re
+    stem = label if " (" not in label else f"{label.split(' (')[0]}-{label.rsplit('data ', 1)[-1].rstrip(')')}"
+    return re.sub(r"[^\w.+-]", "_", stem).lstrip(".") or "data"
 
 
 def metric_of(task: str) -> tuple[str, str]:

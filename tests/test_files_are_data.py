@@ -157,6 +157,20 @@ def test_a_results_folder_with_payloads_is_reported_without_running_them(trained
     assert (tmp_path / "report" / "summary.md").is_file() and not marker.ran
 
 
+def test_a_record_whose_data_set_name_is_a_path_is_reported_inside_the_report_folder(trained, tmp_path):
+    from seqbench.report import build_report
+    for name in ("reviews/v2", "../../escaped"):
+        folder = tmp_path / "results" / name.replace("/", "_")
+        shutil.copytree(trained, folder)
+        record = json.loads((folder / "record.json").read_text())
+        record.update(dataset=name, data={**record["data"], "name": name})
+        (folder / "record.json").write_text(json.dumps(record))
+    build_report([tmp_path / "results"], tmp_path / "a" / "report", plots=False, statistics=False)
+    written = {p.name for p in (tmp_path / "a" / "report").iterdir()}
+    assert "summary_reviews_v2.csv" in written and len([n for n in written if n.startswith("summary_")]) == 2
+    assert not (tmp_path / "escaped.csv").exists() and not list(tmp_path.glob("summary_*"))
+
+
 def test_resuming_next_to_a_poisoned_record_and_checkpoint_runs_neither(tmp_path, monkeypatch):
     """The interrupted run's record and its last checkpoint carry payloads: the resume takes the
     config from this command, never from them."""
