@@ -741,7 +741,8 @@ def parse_ropes(items: list[str] | None) -> dict[str, float]:
 
 def build_report(folders: list[str | Path], out: str | Path, command: str | None = None, plots: bool = True,
                  studies: str | Path | None = None, statistics: bool = True, resamples: int = 9999,
-                 ropes: dict[str, float] | None = None) -> BuiltReport:
+                 ropes: dict[str, float] | None = None,
+                 study_figures: list[tuple[Path, str, str | None]] | None = None) -> BuiltReport:
     """Write runs.csv, summary_<data>.csv, pairs_<data>.csv, summary.md, report.html and the figures
     under ``out``; both documents open with the verdict, one line per data set. ``ropes``: metric
     -> half-width of the region of practical equivalence on the test's scale (parse_ropes)."""
@@ -787,6 +788,10 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
                  f"data set and the core training code (see runs.csv).")
     if studies and Path(studies).is_file():
         doc.markdown(Path(studies).read_text().replace("# Hyper-parameter search", "## Hyper-parameter search"))
+        for path, caption, caveat in study_figures or []:   # Optuna's plots (search.write_plots)
+            if caveat:
+                doc.text(f"{caption}: {caveat}.", css="warning")
+            doc.figure(path, caption)
     for section in sections:
         write_section(doc, section)
         memory_blocks(doc, section.records, section.label, out, plots)

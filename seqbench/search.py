@@ -27,9 +27,13 @@ same tuning budget):
 4. Each variant's best configuration is retrained over ``retrain_seeds`` (by default the seeds of
    the default grid, so tuned and default runs pair up) into folders keyed by the study, and tested
    once; the report sets the tuned figures beside the default ones. Optuna's own plots
-   (optimisation history, parameter importances, slices) are written beside ``studies.md``.
+   (optimisation history, parameter importances, slices) are in report.html, importances with a
+   caveat when there are too few trials for them to mean anything.
 5. SIGINT/SIGTERM stop the search cleanly: what finished is reported, the command says how to
    resume, and it exits 130/143.
+6. It can be watched: trial k of N per variant with its value (pruned, failed), the best so far
+   and the time left (from the trials trained here, reused ones left out); one rounded line per
+   variant at the end, then the verdict and table in the terminal.
 
 Why Optuna directly (through Hydra's compose API) and not Hydra's optuna sweeper plugin: the
 plugin (1.3.0) pins optuna<3, and its sweeper runs one study per command line; here each
@@ -532,6 +536,64 @@ class heartbeat:
         return False
 
 
+def _minutes(seconds: float) -> str:
+    return "under a minute" if seconds < 60 else f"about {seconds / 60:.0f} min"
+
+
+def _value(value) -> str:
+    """A metric as a person reads it: three significant digits."""
+    return "–" if value is None else f"{value:.3g}"
+
+
+class TrialWatch:
+    """What a person watching a search sees of one variant, a line as each trial ends: trial k of
+    N with its value (or pruned, failed), the best so far, and the time left, estimated from the
+    trials this search trained (a run reused from an earlier search took seconds and is left out),
+    with the retraining after the search. Printed (flushed) from whichever process runs the study."""
+
+    def __init__(self, variant: str, budget: int, metric: str, higher: bool, retrain_seeds: int):
+        self.variant, self.budget, self.metric, self.higher = variant, budget, metric, higher
+        self.retrain_seeds = retrain_seeds
+        self.trained: list[float] = []      # wall seconds of trials trained here
+        self.complete: list[float] = []     # of those that ran to the end (what a retraining costs)
+
+    def say(self, text: str) -> None:
+        print(f"{self.variant}: {text}", flush=True)
+
+    def start(self, name: str, finished: int) -> None:
+        done = f"{finished} finished before, " if finished else ""
+        self.say(f"study {name}: {done}{max(self.budget - finished, 0)} of {self.budget} trials to run, then "
+                 f"{self.retrain_seeds} retraining seed{'s' if self.retrain_seeds != 1 else ''}")
+
+    def time_left(self, finished: int) -> str:
+        if not self.trained:
+            return ""
+        per_trial = sum(self.trained) / len(self.trained)
+        per_run = sum(self.complete) / len(self.complete) if self.complete else per_trial
+        left = max(self.budget - finished, 0) * per_trial + self.retrain_seeds * per_run
+        return f"; {_minutes(left)} left for {self.variant} (retraining included)"
+
+    def ended(self, number: int, outcome: str, best, finished: int, seconds: float | None, params: dict,
+              complete: bool = False) -> None:
+        from .report import parameter_words
+        if seconds is not None:
+            self.trained.append(seconds)
+            if complete:
+                self.complete.append(seconds)
+        best_words = f"; best so far {_value(best.value)} (trial {best.user_attrs.get('k', best.number + 1)})" \
+            if best is not None else ""
+        self.say(f"trial {number} of {self.budget}: {outcome} ({parameter_words(params)}){best_words}"
+                 f"{self.time_left(finished)}")
+
+
+def _best_so_far(study):
+    from optuna.trial import TrialState
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    if not complete:
+        return None
+    return (max if study.direction.name == "MAXIMIZE" else min)(complete, key=lambda t: t.value)
+
+
 def search_variant(config_dir: str, overrides: list[str], variant: str, root: str, threads: int | None = None,
                    extra_dirs: list[str] | None = None) -> dict:
     """Run one variant's study up to its budget; returns a summary of the study."""
@@ -544,6 +606,7 @@ def search_variant(config_dir: str, overrides: list[str], variant: str, root: st
     from .tasks import TASKS
     quiet_third_party()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    _quiet_runs()
     if threads:
         torch.set_num_threads(threads)
     root = Path(root)
@@ -569,7 +632,10 @@ def search_variant(config_dir: str, overrides: list[str], variant: str, root: st
         study.set_user_attr("budget_trials", budget)
         study.set_user_attr("variant", variant)
         study.set_user_attr("objective", f"best validation {metric} ({direction}), seed {settings['search_seed']}")
+        study.set_user_attr("metric", metric)
         _retry_abandoned(study)
+        watch = TrialWatch(variant, budget, metric, direction == "max", len(settings.get("retrain_seeds") or []))
+        watch.start(name, len(_distinct_finished(study.get_trials(deepcopy=False))))
         duplicates = 0
         while True:
             trials = study.get_trials(deepcopy=False)
@@ -612,6 +678,9 @@ def search_variant(config_dir: str, overrides: list[str], variant: str, root: st
                                        f"paths.output_root={root / 'trials'}", "claimed=wait"], extra_dirs)
             pruning = PruneOnValidation(trial, f"val/{metric}")
             folder = root / "trials" / name / f"trial{trial.number:03d}"
+            k = len(finished) + 1   # what a person counts: the k-th distinct finished trial of the budget
+            trial.set_user_attr("k", k)
+            began = time.perf_counter()
             try:
                 with heartbeat(study, trial, int(settings.get("heartbeat_seconds", 30))):
                     record = run(cfg, folder, evaluate_test=False, extra_callbacks=[pruning],
@@ -620,20 +689,28 @@ def search_variant(config_dir: str, overrides: list[str], variant: str, root: st
                 # (Ctrl-C and SIGTERM are not Exceptions: they leave the trial to be asked again.)
                 trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:500])
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                log.warning("%s: trial %d failed: %s: %s", name, trial.number, type(error).__name__,
-                            str(error).splitlines()[0] if str(error) else "")
+                first = str(error).splitlines()[0][:200] if str(error) else ""
+                watch.ended(k, f"failed ({len(failed) + 1} of at most {max_failed}): {type(error).__name__}: {first}",
+                            _best_so_far(study), len(finished), time.perf_counter() - began, params)
                 continue
             trial.set_user_attr("record", str(Path(record.get("output_dir", folder)) / "record.json"))
             trial.set_user_attr("epochs", record.get("epochs"))
             trial.set_user_attr("seconds", sum(s for s in record.get("epoch_seconds") or [] if s))
             value = (record.get("val_best") or {}).get(metric)
+            trained = None if record.get("reused_from") else time.perf_counter() - began   # reused: no work
             if record.get("status") != "done" or value is None or not math.isfinite(value):
                 trial.set_user_attr("error", f"run {record.get('status')}: {record.get('error', '')}"[:500])
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                watch.ended(k, f"failed ({len(failed) + 1} of at most {max_failed}): run {record.get('status')}",
+                            _best_so_far(study), len(finished), trained, params)
             elif pruning.pruned or record.get("pruned"):
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                watch.ended(k, f"pruned after epoch {record.get('epochs')} (val {metric} {_value(value)})",
+                            _best_so_far(study), k, trained, params)
             else:
                 study.tell(trial, value)
+                watch.ended(k, f"val {metric} {_value(value)}" + (" (reused)" if trained is None else ""),
+                            _best_so_far(study), k, trained, params, complete=True)
         return summarise(study, time.perf_counter() - started, max_failed, budget_epochs)
 
 
@@ -675,7 +752,8 @@ def summarise(study, seconds: float | None = None, max_failed: int | None = None
     else:
         bound = f"trials ({len(finished)} of {budget})"
     failed = bool(max_failed and states["FAIL"] >= max_failed) or not complete
-    return {"study": study.study_name, "variant": study.user_attrs.get("variant"), "budget_trials": budget, **states,
+    return {"study": study.study_name, "variant": study.user_attrs.get("variant"), "budget_trials": budget,
+            "metric": study.user_attrs.get("metric"), **states,
             "duplicates": duplicates, "finished_distinct": len(finished), "epochs": sum(epochs), "bound": bound,
             "failed": failed, "best_value": best.value if best else None, "best_trial": best.number if best else None,
             "best_params": best.params if best else None, "training_minutes": spent / 60,
@@ -692,6 +770,7 @@ def retrain(config_dir: str, overrides: list[str], variant: str, params: dict, s
     from .run import run
     from .runtime import quiet_third_party
     quiet_third_party()
+    _quiet_runs()
     if threads:
         torch.set_num_threads(threads)
     from omegaconf import OmegaConf
@@ -699,7 +778,7 @@ def retrain(config_dir: str, overrides: list[str], variant: str, params: dict, s
     settings = OmegaConf.to_container(base.hparams_search, resolve=True)
     space = check_settings(settings, {variant: OmegaConf.to_container(base, resolve=True)})[variant]
     params = checked_params(params, space, f"the best trial of study {summary['study']}")
-    records = []
+    records, spent = [], []
     for seed in seeds:
         cfg = compose(config_dir, [*overrides, f"model={variant}", f"seed={seed}",
                                    *[f"{k}={override_value(v)}" for k, v in params.items()],
@@ -707,12 +786,47 @@ def retrain(config_dir: str, overrides: list[str], variant: str, params: dict, s
         tags = {"tuned": {"study": summary["study"], "trials": summary["budget_trials"],
                           "best_trial": summary["best_trial"], "params": params}}
         folder = Path(root) / "retrain" / summary["study"] / f"s{seed}"
-        records.append(run(cfg, folder, in_sweep=True, tags=tags))
+        began = time.perf_counter()
+        record = run(cfg, folder, in_sweep=True, tags=tags)
+        records.append(record)
+        if not record.get("reused_from"):
+            spent.append(time.perf_counter() - began)
+        test = (record.get("test") or {}).get(summary.get("metric") or "")
+        left = len(seeds) - len(records)
+        outcome = (f"test {summary.get('metric')} {_value(test)}" if test is not None else f"{record.get('status')}")
+        print(f"{variant} (tuned): retrained seed {seed} ({len(records)} of {len(seeds)}): {outcome}"
+              + (" (reused)" if record.get("reused_from") else "")
+              + (f"; {_minutes(left * sum(spent) / len(spent))} left" if left and spent else ""), flush=True)
     return records
 
 
-def write_plots(study_names: list[str], settings: dict, root: Path, dataset: str) -> list[Path]:
-    """Optuna's own figures per study: optimisation history, parameter importances, slices."""
+def _quiet_runs() -> None:
+    """A search's runs say nothing of their own on the console (their epochs and plans are in their
+    records and logs): the search's lines, trial by trial, are what a person watches."""
+    for name in ("seqbench.progress", "seqbench.run"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+TRIALS_PER_PARAMETER_FOR_IMPORTANCES = 10
+
+
+def importance_caveat(complete: int, parameters: int) -> str | None:
+    """Why a study's parameter importances may mean nothing: Optuna fits a random forest (fANOVA)
+    to the completed trials; with fewer than about ten trials per searched parameter (a common
+    rule of thumb for such fits) it describes noise."""
+    wanted = TRIALS_PER_PARAMETER_FOR_IMPORTANCES * max(parameters, 1)
+    if complete >= wanted:
+        return None
+    return (f"{complete} completed trial{'s' if complete != 1 else ''} for {parameters} parameter"
+            f"{'s' if parameters != 1 else ''}: importances from so few trials mean little (about "
+            f"{wanted}, {TRIALS_PER_PARAMETER_FOR_IMPORTANCES} per parameter, before they are worth reading)")
+
+
+def write_plots(study_names: list[str], settings: dict, root: Path, dataset: str,
+                out: Path | None = None) -> list[tuple[Path, str, str | None]]:
+    """Optuna's own figures per study (optimisation history, parameter importances, slices) in
+    ``out`` (the report's folder, whose report.html shows them): (path, caption, caveat or None).
+    Drawing warnings (matplotlib's layout and category notices) stay out of the terminal."""
     import warnings
 
     import matplotlib
@@ -720,25 +834,44 @@ def write_plots(study_names: list[str], settings: dict, root: Path, dataset: str
     import matplotlib.pyplot as plt
     import optuna
     from optuna.visualization import matplotlib as plots
+    out = Path(out or root)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("matplotlib", "matplotlib.category"):   # "Using categorical units..." is logged at INFO
+        logging.getLogger(name).setLevel(logging.WARNING)
     written = []
     storage = open_storage(settings, root, dataset, heartbeat=False)
     for name in study_names:
         study = optuna.load_study(study_name=name, storage=storage)
-        if not [t for t in study.trials if t.state.name == "COMPLETE"]:
+        complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+        if not complete:
             continue
-        for kind, draw in (("history", plots.plot_optimization_history), ("importances", plots.plot_param_importances),
-                           ("slices", plots.plot_slice)):
+        parameters = len({key for t in complete for key in t.params})
+        variant = study.user_attrs.get("variant") or name
+        for kind, draw, caption in (
+                ("history", plots.plot_optimization_history, f"{variant}: validation value of each trial"),
+                ("importances", plots.plot_param_importances, f"{variant}: parameter importances (fANOVA)"),
+                ("slices", plots.plot_slice, f"{variant}: each parameter against the validation value")):
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     axes = draw(study)
-                figure = (axes.flat[0] if hasattr(axes, "flat") else axes).get_figure()
-                figure.set_size_inches(max(6, figure.get_size_inches()[0]), 4.5)
-                figure.tight_layout()
-                path = root / f"{name}_{kind}.png"
-                figure.savefig(path, dpi=100)
+                    figure = (axes.flat[0] if hasattr(axes, "flat") else axes).get_figure()
+                    if kind == "slices":  # a panel per parameter, wide enough that the colour bar covers none
+                        figure.set_size_inches(max(6.0, 3.2 * parameters + 1.6), 3.8)
+                        from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
+                        for panel in figure.axes:   # a narrow log axis: its minor labels overprint each other
+                            if panel.get_xscale() == "log":
+                                panel.xaxis.set_major_locator(MaxNLocator(3))
+                                panel.xaxis.set_minor_locator(NullLocator())
+                                panel.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.2g}"))
+                    else:
+                        figure.set_size_inches(max(6.0, figure.get_size_inches()[0]), 4.5)
+                        figure.tight_layout()
+                    path = out / f"{name}_{kind}.png"
+                    figure.savefig(path, dpi=100, bbox_inches="tight")
                 plt.close(figure)
-                written.append(path)
+                caveat = importance_caveat(len(complete), parameters) if kind == "importances" else None
+                written.append((path, caption, caveat))
             except (RuntimeError, ValueError) as error:  # e.g. importances need two completed trials
                 log.info("%s: no %s plot (%s)", name, kind, error)
     return written
@@ -851,6 +984,12 @@ def main(argv: list[str] | None = None) -> None:
     root.mkdir(parents=True, exist_ok=True)
     prepare_storage(settings, root, base.dataset.name)
     threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
+    retrain_count = len(settings.get("retrain_seeds") or [])
+    print(f"search: {len(variants)} variant{'s' if len(variants) != 1 else ''} ({', '.join(variants)}) x "
+          f"{settings['trials']} trials, then {retrain_count} retraining seed{'s' if retrain_count != 1 else ''} each: "
+          f"up to {len(variants) * (int(settings['trials']) + retrain_count)} runs ({args.jobs} variant"
+          f"{'s' if args.jobs != 1 else ''} at a time); finished trials and runs are reused; each variant says its "
+          f"time left after its first trial", flush=True)
     stop_on_signals()
     summaries: dict[str, dict] = {}
     failed: dict[str, str] = {}
@@ -877,12 +1016,17 @@ def main(argv: list[str] | None = None) -> None:
         for variant, error in failed.items():
             print(f"error: the search of {variant} failed: {error}", file=sys.stderr)
         tuned = [v for v in variants if v in summaries and not summaries[v].get("failed")]
+        from .report import parameter_words
         for variant in tuned:
             summary = summaries[variant]
-            print(f"{summary['study']}: {summary['COMPLETE']} complete, {summary['PRUNED']} pruned of "
-                  f"{summary['budget_trials']} ({summary['bound']}); best validation {summary['best_value']} with "
-                  f"{summary['best_params']}")
+            print(f"{variant}: best validation {summary.get('metric') or 'metric'} {_value(summary['best_value'])} "
+                  f"with {parameter_words(summary['best_params'] or {})} ({summary['COMPLETE']} complete, "
+                  f"{summary['PRUNED']} pruned, {summary['FAIL']} failed; {summary['bound']}; study "
+                  f"{summary['study']})", flush=True)
         seeds = [int(s) for s in settings["retrain_seeds"]]
+        if tuned:
+            print(f"retraining {', '.join(tuned)} with {'its' if len(tuned) == 1 else 'their'} best parameters on "
+                  f"seed{'s' if len(seeds) != 1 else ''} {', '.join(map(str, seeds))}, each tested once", flush=True)
         started = time.perf_counter()
         with _pool(args.jobs) as pool:
             list(pool.map(retrain, [CONFIG_DIR] * len(tuned), [args.overrides] * len(tuned), tuned,
@@ -908,18 +1052,19 @@ def _finish(args, root: Path, base, settings: dict, summaries: dict, timings: di
     from .report import build_report
     if interrupted and not summaries:  # stopped inside a study: summarise what the database holds
         summaries = _stored_summaries(settings, root, base.dataset.name, list(settings.get("variants") or []))
+    out = Path(args.report or root / "report")
+    figures = []
     if summaries:
         write_study_summaries(summaries, root / "studies.md", base.dataset.name, timings["search"], timings["retrain"])
         try:
-            write_plots([s["study"] for s in summaries.values()], settings, root, base.dataset.name)
+            figures = write_plots([s["study"] for s in summaries.values()], settings, root, base.dataset.name, out)
         except Exception as error:  # the plots are a courtesy
             log.warning("no Optuna plots: %s", error)
-    out = Path(args.report or root / "report")
     studies = [root / "retrain" / s["study"] for s in summaries.values()]   # this command's studies only
     folders = [f for f in [*studies, *args.default_runs] if Path(f).exists()]
     try:
         built = build_report(folders, out, command="seqbench search " + " ".join(args.overrides),
-                             studies=root / "studies.md")
+                             studies=root / "studies.md", study_figures=figures)
         if interrupted:
             print("the report of what finished before the interruption:")
         print("\n".join([*built.terminal()[:-2], f"studies: {root / 'studies.md'}", *built.terminal()[-2:]]))

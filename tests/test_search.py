@@ -193,7 +193,7 @@ def test_the_whole_protocol_from_the_command_line(tmp_path):
     studies_md = (tmp_path / "search" / "studies.md").read_text()
     assert "sincos-rnn-" in studies_md and "sincos-gru-" in studies_md and "| 2 (2) |" in studies_md
     assert "trials (2 of 2)" in studies_md
-    assert list((tmp_path / "search").glob("sincos-rnn-*_history.png"))
+    assert list((tmp_path / "search" / "report").glob("sincos-rnn-*_history.png"))  # beside report.html, in it
     summary = (tmp_path / "search" / "report" / "summary.md").read_text()
     assert "rnn (tuned)" in summary and "gru (tuned)" in summary
     retrained = [json.loads(p.read_text()) for p in (tmp_path / "search" / "retrain").rglob("record.json")]

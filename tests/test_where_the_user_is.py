@@ -71,3 +71,61 @@ def test_epoch_lines_wherever_the_bar_cannot_draw(monkeypatch):
     assert console.wants_progress_bar(True)
     monkeypatch.setattr(sys, "stdout", io.StringIO())   # a pipe: no terminal at all
     assert not console.wants_progress_bar(True)
+
+
+def test_a_search_says_trial_k_of_n_with_its_value_the_best_so_far_and_the_time_left(tmp_path, capsys):
+    from seqbench.search import search_variant
+    from tests.conftest import CONFIG_DIR
+    from tests.test_search import SEARCH
+    summary = search_variant(CONFIG_DIR, [*SEARCH, f"paths.output_root={tmp_path}"], "rnn", str(tmp_path))
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("rnn: ")]
+    assert lines[0].startswith("rnn: study sincos-rnn-") and lines[0].endswith("2 of 2 trials to run, then 1 "
+                                                                               "retraining seed")
+    first, second = lines[1:3]
+    assert first.startswith("rnn: trial 1 of 2: val mse ") and "optimizer.lr=" in first and "best so far" in first
+    assert first.endswith("left for rnn (retraining included)")
+    assert second.startswith("rnn: trial 2 of 2: ")
+    best = f"{summary['best_value']:.3g}"
+    assert f"best so far {best}" in second and summary["metric"] == "mse"
+    search_variant(CONFIG_DIR, [*SEARCH, f"paths.output_root={tmp_path}"], "rnn", str(tmp_path))
+    assert "2 finished before, 0 of 2 trials to run" in capsys.readouterr().out   # the budget is spent
+
+
+def test_the_time_left_leaves_out_reused_trials():
+    from seqbench.search import TrialWatch
+    watch = TrialWatch("gru", budget=12, metric="acc", higher=True, retrain_seeds=5)
+    watch.ended(1, "val acc 0.8 (reused)", None, 1, None, {"optimizer.lr": 0.001})
+    assert watch.time_left(1) == ""                       # a reused trial took seconds: no estimate from it
+    watch.ended(2, "val acc 0.81", None, 2, 120.0, {"optimizer.lr": 0.002}, complete=True)
+    assert watch.time_left(2) == "; about 30 min left for gru (retraining included)"   # (10 + 5) x 2 min
+
+
+def test_optuna_plots_are_drawn_quietly_into_the_report_with_a_caveat_on_importances(tmp_path, capsys, recwarn,
+                                                                                       caplog):
+    import optuna
+
+    from seqbench.search import write_plots
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="polarity-gru-x", storage=f"sqlite:///{tmp_path / 'polarity.db'}",
+                                direction="maximize")
+    study.set_user_attr("variant", "gru")
+    for lr, size, value in ((1e-3, "8", 0.6), (3e-3, "16", 0.7), (5e-3, "8", 0.65)):
+        study.enqueue_trial({"optimizer.lr": lr, "model.hidden_size": size})
+        trial = study.ask({"optimizer.lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True),
+                           "model.hidden_size": optuna.distributions.CategoricalDistribution(["8", "16"])})
+        study.tell(trial, value)
+    caplog.set_level(logging.INFO)
+    figures = write_plots(["polarity-gru-x"], {}, tmp_path, "polarity", tmp_path / "report")
+    assert [path.name for path, _, _ in figures] == ["polarity-gru-x_history.png", "polarity-gru-x_importances.png",
+                                                      "polarity-gru-x_slices.png"]
+    caveats = {path.stem.rsplit("_", 1)[1]: caveat for path, _, caveat in figures}
+    assert caveats["importances"].startswith("3 completed trials for 2 parameters: importances from so few trials "
+                                             "mean little")
+    assert caveats["history"] is None and not list(recwarn) and capsys.readouterr() == ("", "")
+    assert not [r for r in caplog.records if r.name.startswith("matplotlib")]
+    write_records(tmp_path / "runs", [record("gru", seed, 0.8) for seed in (0, 1)])
+    (tmp_path / "studies.md").write_text("# Hyper-parameter search: polarity\n")
+    build_report([tmp_path / "runs"], tmp_path / "report", plots=False, resamples=199, studies=tmp_path / "studies.md",
+                 study_figures=figures)
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 3 and "importances from so few trials mean little" in page
