@@ -59,14 +59,24 @@ def quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def set_threads(threads: int | None = None, jobs: int | None = None) -> None:
-    """torch's threads for this job: ``threads``, else, when a launcher runs several jobs at once,
-    the cores divided among them, so that N jobs do not oversubscribe the machine."""
+def default_threads(jobs: int | None = None) -> int:
+    """torch's threads when the config names none: the cores divided among the jobs a launcher runs
+    at once; a single job leaves one core to the rest of the machine. Measured on 2 cores
+    (`seqbench bench --workload threads`, README "Speed"): TREC gru steps with 2 threads ran 10-30x
+    slower than with 1 as soon as any other process computed (OpenMP threads wait on a busy core),
+    and at best 1.4x faster on an idle machine."""
+    cores = os.cpu_count() or 1
+    if isinstance(jobs, int) and jobs > 1:
+        return max(1, cores // jobs)
+    return max(1, cores - 1)
+
+
+def set_threads(threads: int | None = None, jobs: int | None = None) -> int:
+    """torch's threads for this job: ``threads``, else ``default_threads(jobs)``; returns it."""
     import torch
-    if not threads and isinstance(jobs, int) and jobs > 1:
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-    if threads:
-        torch.set_num_threads(int(threads))
+    threads = int(threads) if threads else default_threads(jobs)
+    torch.set_num_threads(threads)
+    return threads
 
 
 def flush_denormals(wanted: bool = True) -> bool:

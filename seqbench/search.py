@@ -57,7 +57,7 @@ from pathlib import Path
 
 from . import SeqbenchError
 from .files import check_regular
-from .runtime import Interrupted, argument_parser, at_least_one, entry_point, stop_on_signals
+from .runtime import Interrupted, argument_parser, at_least_one, default_threads, entry_point, stop_on_signals
 
 log = logging.getLogger(__name__)
 COUNTED = ("COMPLETE", "PRUNED")  # trial states that use up the budget

@@ -224,3 +224,21 @@ def test_sparse_embedding_must_be_true_or_false(compose_config, tmp_path):
     from seqbench.run import run
     with pytest.raises(ConfigError, match="optimizer.sparse_embedding='fast'"):
         run(compose_config("optimizer.sparse_embedding=fast"), tmp_path)
+
+
+# ---------------------------------------------------------------------------------------- threads
+def test_default_threads_leave_a_core_to_the_machine_or_divide_the_cores_among_jobs(monkeypatch):
+    from seqbench import runtime
+    monkeypatch.setattr(runtime.os, "cpu_count", lambda: 2)
+    assert runtime.default_threads() == 1 and runtime.default_threads(2) == 1
+    monkeypatch.setattr(runtime.os, "cpu_count", lambda: 16)
+    assert runtime.default_threads() == 15 and runtime.default_threads(4) == 4
+    monkeypatch.setattr(runtime.os, "cpu_count", lambda: 1)
+    assert runtime.default_threads() == 1
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(runtime.os, "cpu_count", lambda: 2)
+        assert runtime.set_threads(None) == 1 and torch.get_num_threads() == 1
+        assert runtime.set_threads(2) == 2 and torch.get_num_threads() == 2  # a config's torch_threads wins
+    finally:
+        torch.set_num_threads(before)
