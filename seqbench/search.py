@@ -983,7 +983,7 @@ def main(argv: list[str] | None = None) -> None:
     root = Path(args.out or Path(base.paths.output_root) / "search")
     root.mkdir(parents=True, exist_ok=True)
     prepare_storage(settings, root, base.dataset.name)
-    threads = max(1, (os.cpu_count() or 1) // args.jobs) if args.jobs > 1 else None
+    threads = default_threads(args.jobs)  # one core left to the machine, or the cores divided among the jobs
     retrain_count = len(settings.get("retrain_seeds") or [])
     print(f"search: {len(variants)} variant{'s' if len(variants) != 1 else ''} ({', '.join(variants)}) x "
           f"{settings['trials']} trials, then {retrain_count} retraining seed{'s' if retrain_count != 1 else ''} each: "
