@@ -30,6 +30,7 @@ SUBCOMMANDS = {
     "search": ("seqbench.search", "equal-budget hyper-parameter search (Optuna), retraining, report"),
     "plan": ("seqbench.estimate", "what a run or sweep would train, what is already done, and how long it would take"),
     "calibrate": ("seqbench.calibration", "the verdict's family-wise error and power, measured by simulation"),
+    "export": ("seqbench.export", "finished runs into MLflow, TensorBoard or W&B from their records, nothing retrained"),
 }
 
 

@@ -185,6 +185,14 @@ class ReportAfterSweep(Callback):
         from .report import build_report
         sweep_dir = Path(config.hydra.sweep.dir)
         out = Path(self.out) if self.out else sweep_dir / "report"
+        try:   # the sweep's TensorBoard folder shows every run of the sweep, the reused ones too
+            from .export import reused_into_sweep
+            added = reused_into_sweep(sweep_dir)
+            if added:
+                print(f"tensorboard: {added} reused run{'s' if added != 1 else ''} added to {sweep_dir / 'tensorboard'}",
+                      flush=True)
+        except Exception as error:  # a courtesy: never in the way of the report
+            print(f"tensorboard: reused runs not added ({type(error).__name__}: {error})", file=sys.stderr)
         try:
             built = build_report([sweep_dir], out, command="seqbench -m " + " ".join(config.hydra.overrides.task))
             print("\n".join(built.terminal()), flush=True)

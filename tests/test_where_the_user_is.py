@@ -3,6 +3,7 @@ can be watched, finished runs go to dashboards, the report can be mailed and rer
 run it evaluates, checkpoints keep what resume and eval need."""
 import logging
 
+import pytest
 from omegaconf import OmegaConf
 
 from seqbench.report import build_report
@@ -129,3 +130,80 @@ def test_optuna_plots_are_drawn_quietly_into_the_report_with_a_caveat_on_importa
                  study_figures=figures)
     page = (tmp_path / "report" / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 3 and "importances from so few trials mean little" in page
+
+
+def _finished_sweep(root):
+    """Two models x 2 seeds as a sweep leaves them: records with run keys and output roots."""
+    records = [{**record(model, seed, 0.7 + 0.05 * seed + (0.1 if model == "gru" else 0)),
+                "run_key": f"key-{model}-{seed}", "finished": "2026-12-06T06:00:00+00:00",
+                "predictions": None} for model in ("gru", "lstm") for seed in (0, 1)]
+    for r in records:
+        r["config"]["paths"] = {"output_root": str(root)}
+    write_records(root / "sweep", records)
+    return records
+
+
+def test_export_puts_a_finished_sweep_into_mlflow_once_without_retraining(tmp_path, capsys):
+    from mlflow.tracking import MlflowClient
+
+    from seqbench.export import main
+    _finished_sweep(tmp_path)
+    main([str(tmp_path / "sweep"), "--to", "mlflow"])
+    out = capsys.readouterr().out
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"   # where logger=mlflow would have put it
+    assert f"4 runs to MLflow {uri}, experiment seqbench: 4 logged; nothing trained" in out
+    assert f"mlflow ui --backend-store-uri {uri}" in out
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("seqbench").experiment_id])
+    assert sorted(r.info.run_name for r in runs) == ["gru_trec_s0", "gru_trec_s1", "lstm_trec_s0", "lstm_trec_s1"]
+    run = next(r for r in runs if r.info.run_name == "gru_trec_s1")
+    assert run.info.status == "FINISHED" and run.data.tags["variant"] == "gru" and run.data.params["seed"] == "1"
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "val/acc")] == [0.5, 0.7]   # the curve
+    assert run.data.metrics["hparams/test_acc"] == 0.85
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["record.json"]
+    main([str(tmp_path / "sweep"), "--to", "mlflow"])
+    assert "4 already there" in capsys.readouterr().out   # exported twice, logged once
+
+
+def test_export_to_tensorboard_names_runs_by_variant_data_and_seed(tmp_path, capsys):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from seqbench.export import main
+    _finished_sweep(tmp_path)
+    main([str(tmp_path / "sweep"), "--to", "tensorboard", "--logdir", str(tmp_path / "tb")])
+    assert "4 written" in capsys.readouterr().out   # no events of their own left: written from the records
+    assert sorted(p.name for p in (tmp_path / "tb").iterdir()) == ["gru_trec_s0", "gru_trec_s1", "lstm_trec_s0",
+                                                                  "lstm_trec_s1"]
+    events = EventAccumulator(str(tmp_path / "tb" / "gru_trec_s0")).Reload()
+    assert [(e.step, e.value) for e in events.Scalars("val/acc")] == [(0, 0.5), (1, pytest.approx(0.7))]
+
+
+def test_export_to_wandb_without_the_package_is_one_line(tmp_path, capsys, monkeypatch):
+    import builtins
+
+    from seqbench.export import main
+    _finished_sweep(tmp_path)
+    real = builtins.__import__
+    monkeypatch.setattr(builtins, "__import__", lambda name, *a, **k: (_ for _ in ()).throw(ImportError(name))
+                        if name == "wandb" else real(name, *a, **k))
+    with pytest.raises(SystemExit) as stop:
+        main([str(tmp_path / "sweep"), "--to", "wandb"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.strip() == ("error: --to wandb needs the wandb package: pip install "
+                                               "'seqbench[wandb]' (or pip install wandb); or export to mlflow or "
+                                               "tensorboard")
+
+
+def test_a_sweeps_tensorboard_folder_covers_the_runs_it_reused(tmp_path):
+    from seqbench.export import reused_into_sweep
+    from seqbench.record import write_json_atomic
+    original = tmp_path / "old" / "tensorboard" / "gru_trec_s0"
+    original.mkdir(parents=True)
+    (original / "events.out.tfevents.1.vm.1.0").write_bytes(b"logged live")
+    write_json_atomic(tmp_path / "new" / "0_gru_trec_s0" / "record.json",
+                      {**record("gru", 0, 0.8), "run_key": "k", "reused_from": "old/0/record.json",
+                       "tensorboard": str(original)})
+    write_json_atomic(tmp_path / "new" / "1_gru_trec_s1" / "record.json", {**record("gru", 1, 0.8), "run_key": "j"})
+    assert reused_into_sweep(tmp_path / "new") == 1   # the run trained here has its own events already
+    copied = tmp_path / "new" / "tensorboard" / "gru_trec_s0" / "events.out.tfevents.1.vm.1.0"
+    assert copied.read_bytes() == b"logged live" and reused_into_sweep(tmp_path / "new") == 0
