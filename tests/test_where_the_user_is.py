@@ -207,3 +207,58 @@ def test_a_sweeps_tensorboard_folder_covers_the_runs_it_reused(tmp_path):
     assert reused_into_sweep(tmp_path / "new") == 1   # the run trained here has its own events already
     copied = tmp_path / "new" / "tensorboard" / "gru_trec_s0" / "events.out.tfevents.1.vm.1.0"
     assert copied.read_bytes() == b"logged live" and reused_into_sweep(tmp_path / "new") == 0
+
+
+def _own_data_runs(compose_config, tmp_path, seeds=(0, 1)):
+    """A text_file variant trained on a TSV whose columns are 'sentence' and 'polarity', one run per
+    seed in one sweep folder."""
+    from seqbench.run import run
+    rows = [f"{'good great fine' if i % 2 else 'bad awful dull'} film number {i}\t{'pos' if i % 2 else 'neg'}"
+            for i in range(60)]
+    (tmp_path / "train.tsv").write_text("sentence\tpolarity\n" + "\n".join(rows) + "\n")
+    (tmp_path / "test.tsv").write_text("sentence\tpolarity\n" + "\n".join(rows[:10]) + "\n")
+    for seed in seeds:
+        run(compose_config("dataset=text_file", f"dataset.train={tmp_path / 'train.tsv'}",
+                           f"dataset.test={tmp_path / 'test.tsv'}", "dataset.text_column=sentence",
+                           "dataset.label_column=polarity", "model=gru", "model.hidden_size=8", "dataset.embedding_dim=8",
+                           "trainer.max_epochs=2", "trainer.enable_progress_bar=false", f"seed={seed}",
+                           f"dataset.cache_dir={tmp_path / 'cache'}"), tmp_path / "sweep" / f"{seed}_gru_s{seed}")
+    (tmp_path / "new.csv").write_text("sentence\nwhat a great film\nan awful dull story\nfine and good\n")
+    return tmp_path / "sweep"
+
+
+def test_eval_reads_the_runs_own_columns_and_writes_each_text_beside_its_prediction(compose_config, tmp_path,
+                                                                                       capsys):
+    import pandas as pd
+
+    from seqbench.evaluate import main
+    sweep = _own_data_runs(compose_config, tmp_path)
+    main([str(sweep / "0_gru_s0"), "--file", str(tmp_path / "new.csv"), "--out", str(tmp_path / "eval")])
+    out = capsys.readouterr().out
+    rows = pd.read_csv(tmp_path / "eval" / "predictions.csv")
+    assert list(rows["text"]) == ["what a great film", "an awful dull story", "fine and good"]
+    assert set(rows["predicted_label"]) <= {"neg", "pos"} and "target" not in rows
+    assert "columns: text 'sentence', label 'polarity' (the run's unless given)" in out
+    assert out.count("'what a great film'") == 1 and "first 3 predictions:" in out    # printed, beside the text
+    assert ("weights: gru on text_file, seed 0 (this run); its variant has 2 seeds here: --seeds all averages them, "
+            "--seeds best takes seed") in out
+
+
+def test_eval_of_a_variant_averages_its_seeds_or_takes_the_best_by_validation(compose_config, tmp_path):
+    import pandas as pd
+    import pytest as _pytest
+
+    from seqbench.evaluate import evaluate
+    from seqbench.files import read_json
+    sweep = _own_data_runs(compose_config, tmp_path)
+    single = [pd.read_csv(tmp_path / f"e{seed}" / "predictions.csv") for seed in (0, 1)
+              if evaluate(sweep / f"{seed}_gru_s{seed}", file=str(tmp_path / "new.csv"), out=tmp_path / f"e{seed}")]
+    both = evaluate(sweep / "0_gru_s0", file=str(tmp_path / "new.csv"), out=tmp_path / "all", seeds="all")
+    assert both["runs"] == "gru on text_file: seeds 0, 1, class probabilities averaged"
+    averaged = pd.read_csv(tmp_path / "all" / "predictions.csv")
+    assert list(averaged["p_pos"]) == _pytest.approx(list((single[0]["p_pos"] + single[1]["p_pos"]) / 2))
+    vals = {seed: read_json(sweep / f"{seed}_gru_s{seed}" / "record.json")["val_best"]["acc"] for seed in (0, 1)}
+    best = max(vals, key=lambda seed: (vals[seed], -seed))
+    chosen = evaluate(sweep, out=tmp_path / "best", seeds="best")    # the sweep folder: its one variant
+    assert chosen["runs"].startswith(f"gru on text_file: seed {best}, the best of its 2 seeds by validation acc")
+    assert chosen["metrics"]["acc"] >= 0 and "text" in pd.read_csv(tmp_path / "best" / "predictions.csv")
