@@ -48,7 +48,7 @@ from .data.text import PAD_ID, EncodedTexts, TextSettings
 from .models import RecurrentNet, network_config
 from .registry import dataset_entry
 from .record import describe_hardware, hardware, versions
-from .runtime import entry_point
+from .runtime import argument_parser, at_least_one, entry_point
 
 CLIP = 1.0
 
@@ -183,9 +183,13 @@ def time_lightning(make_model, batches: list[dict], device: torch.device, warmup
     """The same batches through Lightning: ClassificationTask (or ``make_task(network)``) + Trainer
     with seqbench's run statistics and gradient clipping, one epoch; the clock runs from the first
     batch after the warm-up to the last, exactly as for the plain loops."""
+    import warnings
+
     import pytorch_lightning as pl
 
+    from .runtime import quiet_lightning
     from .training import ClassificationTask, RunStatistics
+    quiet_lightning()  # no device notices or tips between the tables
 
     class BatchClock(pl.Callback):
         def __init__(self):
@@ -209,7 +213,9 @@ def time_lightning(make_model, batches: list[dict], device: torch.device, warmup
                          enable_progress_bar=False, enable_model_summary=False, callbacks=[RunStatistics(), clock],
                          limit_val_batches=0, num_sanity_val_steps=0, gradient_clip_val=CLIP, precision=precision)
     # batch_size=None: the loader hands over the prepared batches as they are.
-    trainer.fit(task, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
+    with warnings.catch_warnings():  # "no val_dataloader", "few workers": true, and beside the point here
+        warnings.simplefilter("ignore")
+        trainer.fit(task, train_dataloaders=torch.utils.data.DataLoader(batches, batch_size=None))
     return clock.stop - clock.start
 
 
@@ -516,10 +522,25 @@ def measure_threads(workload: Workload, texts: EncodedTexts, vocab_size: int, re
     return rows
 
 
+def checked_device(name: str) -> torch.device:
+    """``--device`` as torch names it, present on this machine; else one line naming the fix."""
+    from . import SeqbenchError
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise SeqbenchError(f"--device {name!r}: not a device torch knows (cpu, cuda, cuda:1, mps)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SeqbenchError(f"--device {name}: this torch ({torch.__version__}) sees no CUDA GPU; use --device cpu, or "
+                            f"install the torch build for your CUDA")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise SeqbenchError(f"--device {name}: no Apple GPU (MPS) here; use --device cpu")
+    return device
+
+
 @entry_point
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="seqbench bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argument_parser(prog="seqbench bench", description=__doc__,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", help="data root (default: $SEQBENCH_DATA, else the download cache)")
     parser.add_argument("--workload", nargs="+", default=["imdb", "trec"],
                         choices=[*WORKLOADS, "models", "denormal", "sparse", "threads"],
@@ -534,8 +555,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reviews", type=int, default=1000, help="IMDB training reviews used (25000: all)")
     parser.add_argument("--questions", type=int, default=None, help="TREC training questions used (default: all)")
     parser.add_argument("--max-len", type=int, default=None, help="IMDB: tokens kept per review (default 400)")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=5, help="untimed batches before the clock starts, every path")
+    parser.add_argument("--repeats", type=at_least_one, default=3)
+    parser.add_argument("--warmup", type=at_least_one, default=5, help="untimed batches before the clock starts, every path")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precision", default="32-true", help="Lightning precision for the seqbench path")
     parser.add_argument("--skip", nargs="*", default=[],
@@ -544,7 +565,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="bench.md", help="where the table goes (default: ./bench.md; the reference "
                         "results/bench.md is written only on purpose)")
     args = parser.parse_args(argv)
-    device = torch.device(args.device)
+    device = checked_device(args.device)
     skip = set(args.skip)
     command = " ".join(["seqbench bench", *(sys.argv[1:] if argv is None else argv)])
     info = hardware()

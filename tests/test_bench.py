@@ -92,3 +92,20 @@ def test_threads_workload_times_each_thread_count_quiet_and_beside_a_busy_proces
     assert len(rows) == 2 * len(counts)
     assert {name.split(", ")[1] for name in rows} == {"quiet", "one other busy process"}
     assert all(_numbers(cells[0])[0] > 0 for cells in rows.values())
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--device", "cuda"], "sees no CUDA GPU; use --device cpu"),
+    (["--device", "gpu9"], "not a device torch knows"),
+    (["--repeats", "0"], "argument --repeats: 0 must be at least 1"),
+    (["--warmup", "-2"], "argument --warmup: -2 must be at least 1"),
+])
+def test_bad_bench_flags_are_one_line_and_exit_2(flags, message, capsys):
+    import torch
+    if flags[:2] == ["--device", "cuda"] and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    with pytest.raises(SystemExit) as ended:
+        bench.main([*flags, "--workload", "denormal"])
+    assert ended.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
