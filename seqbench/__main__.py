@@ -31,6 +31,8 @@ SUBCOMMANDS = {
     "plan": ("seqbench.estimate", "what a run or sweep would train, what is already done, and how long it would take"),
     "calibrate": ("seqbench.calibration", "the verdict's family-wise error and power, measured by simulation"),
     "export": ("seqbench.export", "finished runs into MLflow, TensorBoard or W&B from their records, nothing retrained"),
+    "archive": ("seqbench.archive", "finished runs' records and predictions, without checkpoints or machine paths, "
+                "into a folder (results/runs)"),
 }
 
 
