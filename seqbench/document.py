@@ -30,8 +30,10 @@ class Document:
         if text:
             self.blocks.append(Block("text", text, css=css))
 
-    def table(self, header: list[str], rows: list[list[str]], css: str = "") -> None:
-        self.blocks.append(Block("table", (header, rows), css=css))
+    def table(self, header: list[str], rows: list[list[str]], css: str = "", key: int | None = None) -> None:
+        """``key``: how many columns, from the left, a reader needs; in the HTML page the others are
+        behind a toggle ("all N columns"), so a wide table neither scrolls nor hides its point."""
+        self.blocks.append(Block("table", (header, rows, key), css=css))
 
     def figure(self, path: Path, alt: str) -> None:
         self.blocks.append(Block("figure", (Path(path), alt)))
@@ -53,7 +55,7 @@ class Document:
             elif block.kind == "text":
                 lines += [block.content, ""]
             elif block.kind == "table":
-                header, rows = block.content
+                header, rows, _ = block.content
                 lines.append("| " + " | ".join(str(h) for h in header) + " |")
                 lines.append("|" + "|".join(" --- " for _ in header) + "|")
                 lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
@@ -77,11 +79,19 @@ class Document:
             elif block.kind == "text":
                 body.append(f'<p class="{block.css}">{_inline(block.content)}</p>')
             elif block.kind == "table":
-                header, rows = block.content
-                head = "".join(f"<th>{_inline(h)}</th>" for h in header)
-                cells = "".join("<tr>" + "".join(f"<td>{_inline(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-                body.append(f'<table class="sortable {block.css}"><thead><tr>{head}</tr></thead>'
-                            f"<tbody>{cells}</tbody></table>")
+                header, rows, key = block.content
+                folded = key is not None and key < len(header)
+
+                def more(i):
+                    return ' class="more"' if folded and i >= key else ""
+                head = "".join(f"<th{more(i)}>{_inline(h)}</th>" for i, h in enumerate(header))
+                cells = "".join("<tr>" + "".join(f"<td{more(i)}>{_inline(str(c))}</td>" for i, c in enumerate(row))
+                                + "</tr>" for row in rows)
+                if folded:
+                    body.append(f'<button class="toggle" type="button" data-more="all {len(header)} columns" '
+                                f'data-less="the {key} key columns">all {len(header)} columns</button>')
+                body.append(f'<table class="sortable {"folded " if folded else ""}{block.css}"><thead><tr>{head}'
+                            f"</tr></thead><tbody>{cells}</tbody></table>")
             elif block.kind == "figure":
                 path, alt = block.content
                 if path.is_file():
@@ -99,6 +109,7 @@ def _inline(text) -> str:
     """Markdown's inline marks (bold, code) as HTML; everything else escaped."""
     escaped = html.escape(str(text))
     escaped = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", escaped)
+    escaped = re.sub(r"(?<![\w*])\*([^*\s][^*]*?)\*(?![\w*])", r"<em>\1</em>", escaped)   # *majority class*
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
 
 
@@ -146,10 +157,21 @@ figure {{ margin: 1em 0; }} img {{ max-width: 100%; }} figcaption {{ font-size: 
 code {{ background: #f3f3f3; padding: 0 3px; }}
 p.verdict {{ background: #f4f8ee; border-left: 4px solid #5a8f29; padding: .5em .8em; }}
 p.warning {{ background: #fff4e5; border-left: 4px solid #d2691e; padding: .5em .8em; }}
+table.folded .more {{ display: none; }}
+button.toggle {{ font-size: .8em; margin: .6em 0 -.6em; cursor: pointer; background: #eef2f7; border: 1px solid #ccc;
+                border-radius: 3px; padding: 1px 8px; }}
 </style></head>
 <body>
 {body}
 <script>
+// "all N columns": the columns a reader does not need first, shown or folded again.
+document.querySelectorAll("button.toggle").forEach(function (button) {{
+  button.addEventListener("click", function () {{
+    var table = button.nextElementSibling;
+    var folded = table.classList.toggle("folded");
+    button.textContent = folded ? button.dataset.more : button.dataset.less;
+  }});
+}});
 // Sort a table by the clicked column: numbers as numbers (the first number in a cell), else text.
 document.querySelectorAll("table.sortable").forEach(function (table) {{
   table.querySelectorAll("th").forEach(function (th, column) {{

@@ -155,29 +155,34 @@ def plot_memory(points: dict, names: dict, lengths: list[int], baselines: dict[i
 
 
 def plot_confusion(matrices: dict[str, pd.DataFrame], name: str, file_stem: str, out: Path) -> Path | None:
-    """One row-normalised confusion matrix per variant (pooled over its seeds)."""
+    """One row-normalised confusion matrix per variant (pooled over its seeds), in the order given
+    (the main table's: best first), with digits readable in the report at its width: each panel's
+    cells are sized for 10-point digits, three panels to a row (about 1,100 px at 120 dpi)."""
     if not matrices:
         return None
     count = len(matrices)
     cols = min(3, count)
     rows = math.ceil(count / cols)
     classes = len(next(iter(matrices.values())))
-    size = 1.2 + 0.45 * classes
-    plt, fig, axes = _figure(cols * size + 0.5, rows * (size + 0.4), rows=rows, cols=cols, squeeze=False)
+    size = min(3.0, max(2.2, 0.5 + 0.42 * classes))   # inches per panel: cells of 0.35-0.55 in hold 2-3 digits
+    digits = 10 if classes <= 6 else 8
+    plt, fig, axes = _figure(cols * (size + 0.7) + 0.3, rows * (size + 0.9), rows=rows, cols=cols, squeeze=False)
     for ax, (label, matrix) in zip(axes.flat, matrices.items()):
         share = matrix.div(matrix.sum(axis=1).replace(0, 1), axis=0)
         ax.imshow(share.to_numpy(), cmap="Blues", vmin=0, vmax=1)
-        ax.set_xticks(range(len(share.columns)), share.columns, fontsize=6, rotation=90)
-        ax.set_yticks(range(len(share.index)), share.index, fontsize=6)
+        ax.set_xticks(range(len(share.columns)), share.columns, fontsize=9, rotation=45 if classes > 3 else 0,
+                      ha="right" if classes > 3 else "center")
+        ax.set_yticks(range(len(share.index)), share.index, fontsize=9)
         for i in range(len(share.index)):
             for j in range(len(share.columns)):
                 value = share.iat[i, j]
-                ax.text(j, i, f"{100 * value:.0f}", ha="center", va="center", fontsize=5,
+                ax.text(j, i, f"{100 * value:.0f}", ha="center", va="center", fontsize=digits,
                         color="white" if value > 0.6 else "black")
-        ax.set_title(_wrap(label, 28), fontsize=7)
-        ax.set_xlabel("predicted", fontsize=6)
-        ax.set_ylabel("true", fontsize=6)
+        ax.set_title(_wrap(label, 30), fontsize=10)
+        ax.set_xlabel("predicted", fontsize=9)
+        ax.set_ylabel("true", fontsize=9)
     for ax in list(axes.flat)[count:]:
         ax.axis("off")
-    fig.suptitle(f"{name}: confusion matrices (% of each true class, pooled over seeds)", fontsize=9)
+    fig.suptitle(f"{name}: confusion matrices\n(% of each true class, pooled over seeds; best variant first)",
+                 fontsize=11)
     return _save(plt, fig, out / f"{file_stem}_confusion.png")

@@ -181,7 +181,11 @@ def compute_section(frame: pd.DataFrame, records: list[dict], label: str, stem: 
     done = section.done
     if task.name == "classification":
         section.baselines = class_baselines(done)
-        section.confusion = confusion_matrices(done, labels)
+        pooled = confusion_matrices(done, labels)
+        order = list(table["model"]) if not table.empty else []
+        # In the main table's order (best first), so the panels read as the table does.
+        section.confusion = {label: pooled[label] for label in [*order, *sorted(set(pooled) - set(order))]
+                             if label in pooled}
         section.per_class = per_class_table(section.confusion)
     else:
         value = learn_nothing(done, task)
@@ -322,11 +326,25 @@ def disagreement_words(comparison: Comparison) -> str:
 
 
 # --------------------------------------------------------------------------------- writing
-def summary_rows(section: DataSection) -> tuple[list[str], list[list[str]]]:
+MEMORY_WORDS = {"cuda_max_allocated": "peak GPU memory (MB)", "process_rss_peak": "peak memory (MB)",
+                "process_lifetime_peak": "peak memory, whole process life (MB)"}
+PLAIN_MEMORY = {
+    "process_rss_peak": "the most memory (RAM) the training process held while the run trained; in a sweep one "
+                        "process runs job after job, so it includes what earlier runs left behind",
+    "cuda_max_allocated": "the most GPU memory torch allocated during the run",
+    "process_lifetime_peak": "the most memory the process held over its whole life (records before 2026-11-28)"}
+MEASURED = "†"   # marks a column measured on a machine under its load, not a property of the model
+
+
+def summary_rows(section: DataSection) -> tuple[list[str], list[list[str]], int]:
+    """The main table of a data set: (header, rows, key), the key columns first (variant, n, mean ±
+    std, interval, vs best, and "not done" where a run did not finish); the rest after them."""
     table, task = section.table, section.task
     metric, secondary = task.metric, task.secondary
     unit = " (%)" if metric in PERCENT_METRICS else ""
     solved_task = task.solved_rule is not None
+    unfinished = bool(table["not_done"].astype(bool).any()) if "not_done" in table else False
+    memory_columns = [k for k in table.columns if k.startswith("memory_")]
     rows = []
     for r in table.to_dict("records"):
         mean, std = r[f"test_{metric}_mean"], r[f"test_{metric}_std"]
@@ -344,41 +362,85 @@ def summary_rows(section: DataSection) -> tuple[list[str], list[list[str]]]:
         else:
             versus = "best" if r["vs_best"] == 0 else ("–" if math.isnan(r["vs_best"]) else
                                                        f"{100 * r['vs_best']:+.1f}")
-        memory = {k: v for k, v in r.items() if k.startswith("memory_")}
-        rows.append([r["model"], str(r["n"]), spread, format_metric(r["median"], metric), interval, versus,
-                     format_metric(r[f"val_best_{metric}"], metric),
+        rows.append([r["model"], str(r["n"]), spread, interval, versus, *([r["not_done"] or ""] if unfinished else []),
+                     format_metric(r["median"], metric), format_metric(r[f"val_best_{metric}"], metric),
                      format_metric(r[f"test_{secondary}_mean"], secondary), _plain(r["params"]),
                      _plain(r["epochs_to_best"]), _plain(r["seconds_per_epoch"]), _plain(r["train_tokens_per_s"]),
-                     *[_plain(v, 4) for v in memory.values()], r["not_done"] or ""])
+                     *[_plain(r[k], 4) for k in memory_columns]])
+    key = 6 if unfinished else 5
     for name, value in section.baselines.items():
-        rows.append([f"*{name}*", "–", format_metric(value, metric), "–", "–", "–", "–", "–", "–", "–",
-                     "–", "–", *["–" for k in table.columns if k.startswith("memory_")], ""])
-    memory_names = [f"peak memory MB ({k.removeprefix('memory_').removesuffix('_mb')})"
-                    for k in table.columns if k.startswith("memory_")]
-    header = ["variant", "n", f"test {metric}{unit} mean ± std", "median",
-              "solved (95% Wilson)" if solved_task else "95% CI", "vs best" + (" (points)" if unit else ""),
+        rows.append([f"*{name}*", "–", format_metric(value, metric), "–", "–", *([""] if unfinished else []),
+                     *["–"] * (7 + len(memory_columns))])
+    memory_names = [MEMORY_WORDS.get(k.removeprefix("memory_").removesuffix("_mb"), "peak memory (MB)")
+                    for k in memory_columns]
+    header = ["variant", "n", f"test {metric}{unit} mean ± std", "solved (95% Wilson)" if solved_task else "95% CI",
+              "vs best" + (" (points)" if unit else ""), *(["not done"] if unfinished else []), "median",
               f"val {metric}{unit} (best epoch)", f"test {secondary}{' (%)' if secondary in PERCENT_METRICS else ''}",
-              "params", "epochs to best", "train s/epoch", "train tokens/s", *memory_names, "not done"]
-    return header, rows
+              "params", "epochs to best", f"train s/epoch{MEASURED}", f"train tokens/s{MEASURED}",
+              *[f"{name}{MEASURED}" for name in memory_names]]
+    return header, rows, key
 
 
-def pair_rows(comparison: Comparison) -> tuple[list[str], list[list[str]]]:
-    """The seed-level pairs: difference, its interval at the deciding Holm step's level, Welch's p
-    raw and Holm-adjusted, and beside them the exact permutation test and ASO."""
+def concurrency(records: list[dict]) -> list[int]:
+    """For each run with start and end times: how many runs of ``records`` (itself included) were
+    training on the same machine at the most loaded moment of its run."""
+    from datetime import datetime
+    spans = []
+    for r in records:
+        try:
+            start, end = datetime.fromisoformat(str(r.get("started"))), datetime.fromisoformat(str(r.get("finished")))
+        except ValueError:
+            continue
+        if start.tzinfo is None or end.tzinfo is None or end < start:
+            continue
+        spans.append(((r.get("process") or {}).get("host"), start, end))
+    out = []
+    for host, start, end in spans:
+        others = [(s, e) for h, s, e in spans if h == host and s < end and e > start]
+        # The most runs at once inside this run's span: at some other run's start (or this one's).
+        moments = [max(s, start) for s, _ in others]
+        out.append(max(sum(1 for s, e in others if s <= moment < e) for moment in moments))
+    return out
+
+
+def measured_words(section: DataSection) -> str:
+    """What the columns marked † are: measurements on a machine under its load when each run
+    trained, as the records give it; never a property of a model alone."""
+    records = section.done or section.records
+    hardware = sorted({describe_hardware(r["hardware"]) for r in records if r.get("hardware")})
+    together = concurrency(records)
+    at_once = (f"{max(together)}" if min(together) == max(together) else f"{min(together)} to {max(together)}") \
+        if together else ""
+    load = (f"{'each ran alone' if together and max(together) == 1 else f'{at_once} of them ran at a time'}"
+            f" (from the records' start and end times; work outside this report is not counted)"
+            if together else "when they ran is not recorded")
+    memory = " ".join(f"{MEMORY_WORDS.get(kind, 'peak memory (MB)').removesuffix(' (MB)').capitalize()}: "
+                      f"{PLAIN_MEMORY.get(kind, MEMORY_KINDS.get(kind, kind))}."
+                      for kind in sorted(set(section.runs["peak_memory_kind"].dropna())))
+    return (f"{MEASURED} Measured, not a property of the model: on {', '.join(hardware) or 'unrecorded hardware'}, "
+            f"where {load}. Other work on the machine at the same time makes runs slower and their memory larger: "
+            f"compare these columns only between runs made under the same load. "
+            + memory)
+
+
+def pair_rows(comparison: Comparison) -> tuple[list[str], list[list[str]], int]:
+    """The seed-level pairs: (header, rows, key). Key columns first: the pair, the difference, its
+    interval at the deciding Holm step's level, Holm's p and the calls; then seeds, Welch's raw p,
+    the exact permutation test and ASO."""
     from .stats import difference_words, format_p
     level = comparison.seed
     rows = []
     for p in level.pairs:
-        rows.append([p.a, p.b, f"{p.n_a} / {p.n_b}", difference_words(level, p.difference),
+        rows.append([p.a, p.b, difference_words(level, p.difference),
                      f"[{difference_words(level, p.low)}, {difference_words(level, p.high)}] "
-                     f"({100 * p.confidence:.3g}%)", format_p(p.p, 0), format_p(p.p_holm, 0),
-                     "yes" if p.separated else "no", "yes" if p.equivalent else "no",
-                     format_p(p.permutation_p, p.permutation_floor), _plain(p.aso_eps, 2)])
+                     f"({100 * p.confidence:.3g}%)", format_p(p.p_holm, 0),
+                     "yes" if p.separated else "no", "yes" if p.equivalent else "no", f"{p.n_a} / {p.n_b}",
+                     format_p(p.p, 0), format_p(p.permutation_p, p.permutation_floor), _plain(p.aso_eps, 2)])
     unit = "A / B (geometric means)" if level.scale == "log" else (
         "A − B (points)" if comparison.seed.task.metric in PERCENT_METRICS else "A − B")
-    header = ["A", "B", "seeds A / B", unit, "interval (level of its Holm step)", "p (Welch)", "p (Holm)",
-              "separated", "practically equivalent", "exact permutation p (seeds)", "ASO ε (A better)"]
-    return header, rows
+    header = ["A", "B", unit, "interval (level of its Holm step)", "p (Holm)", "separated", "practically equivalent",
+              "seeds A / B", "p (Welch)", "exact permutation p (seeds)", "ASO ε (A better)"]
+    return header, rows, 7
 
 
 def conditional_rows(comparison: Comparison, task: TaskKind) -> tuple[list[str], list[list[str]]]:
@@ -455,13 +517,13 @@ def write_section(doc: Document, section: DataSection) -> None:
              + (" on the same test set (runs at another length were scored on other examples)."
                 if section.table["test_set"].nunique() > 1 else "."))
     doc.text(f"Budget: {budget_words(section.records)}")
-    doc.table(*summary_rows(section))
+    header, rows, key = summary_rows(section)
+    doc.table(header, rows, key=key)
+    doc.text(measured_words(section))
     legend = section.labels.legend()
     if legend:
         doc.text("Labels:")
         doc.table(["label", "configuration (what differs)"], [[short, full] for short, full in legend])
-    for kind in sorted(set(section.runs["peak_memory_kind"].dropna())):
-        doc.text(f"Peak memory ({kind}): {MEMORY_KINDS.get(kind, kind)}.")
     for path, alt in section.figures:
         doc.figure(path, alt)
     if section.per_class is not None:
@@ -480,7 +542,8 @@ def write_section(doc: Document, section: DataSection) -> None:
                  f"Runs so far (incomplete, so not a verdict): {comparison.groups}")
         if comparison.seed.pairs:
             doc.text(seed_level_words(comparison))
-            doc.table(*pair_rows(comparison))
+            header, rows, key = pair_rows(comparison)
+            doc.table(header, rows, key=key)
         doc.text(power_words(comparison))
         if comparison.left_out:
             doc.text("Runs not counted, with the reason: " + "; ".join(comparison.left_out) + ".", css="warning")
@@ -687,19 +750,102 @@ def across_blocks(doc: Document, sections: list[DataSection], out: Path, plots: 
         doc.figure(path, "critical difference")
 
 
-def provenance(records: list[dict], command: str | None) -> list[str]:
+# ------------------------------------------------------------------------------ portability
+def private_paths(records: list[dict]) -> dict[str, str]:
+    """The user's data paths the records hold (files, data roots, token caches) -> what a report
+    shows instead: the file's (or folder's) name. A report is mailed; its reader needs to know which
+    file (name and fingerprint), not where it lies on the author's disk."""
+    found: dict[str, str] = {}
+
+    def add(value):
+        if isinstance(value, str) and value.startswith(("/", "~")) and len(value) > 1:
+            found[value.rstrip("/")] = Path(value.rstrip("/")).name or value
+    for r in records:
+        for value in ((r.get("data") or {}).get("files") or {}).values():
+            add(value)
+        dataset = (r.get("config") or {}).get("dataset") or {}
+        for key in ("train", "val", "test", "root", "cache_dir", "path", "file"):
+            add(dataset.get(key))
+    return found
+
+
+def scrub(text: str, private: dict[str, str]) -> str:
+    """``text`` without the user's absolute data paths (longest first, so a file under a data root
+    keeps its own name)."""
+    for path in sorted(private, key=len, reverse=True):
+        text = text.replace(path, private[path])
+    return text
+
+
+def portable_command(command: str, out: Path, private: dict[str, str] | None = None) -> str:
+    """A command line as a report shows it: the user's data files by name (their fingerprints are
+    under Provenance), any other absolute path relative to the report's folder."""
+    import os
+    import shlex
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+    out = Path(out).resolve()
+
+    def portable(value: str, data: bool) -> str:
+        if not value.startswith("/"):
+            return value
+        if data or value.rstrip("/") in (private or {}):
+            return Path(value).name
+        return os.path.relpath(value, out)
+    shown = []
+    for word in words:
+        key, equals, value = word.partition("=")
+        if equals and not word.startswith("-"):
+            shown.append(f"{key}={portable(value, key.lstrip('+~').startswith('dataset.'))}")
+        else:
+            shown.append(portable(word, False))
+    return shlex.join(shown)
+
+
+def report_command(folders: list, out: Path, command: str | None, plots: bool, resamples: int,
+                   ropes: dict[str, float] | None) -> str:
+    """``seqbench report`` with every flag that makes this very report again, run from the report's
+    folder (paths relative to it)."""
+    import os
+    import shlex
+    from .tasks import TASKS
+    words = ["seqbench", "report", *[os.path.relpath(Path(f).resolve(), Path(out).resolve()) for f in folders],
+             "--out", ".", "--resamples", str(resamples)]
+    metrics = {task.metric for task in TASKS.values()}
+    for metric, half in sorted((ropes or {}).items()):
+        if metric in metrics:
+            value = (100 * half if metric in PERCENT_METRICS else 100 * math.expm1(half) if metric in POSITIVE_METRICS
+                     else half)
+            words += ["--rope", f"{metric}={value:.6g}"]
+    if not plots:
+        words.append("--no-plots")
+    if command:
+        words += ["--command", command]
+    return shlex.join(words)
+
+
+def provenance(records: list[dict], command: str | None, report: str | None = None,
+               private: dict[str, str] | None = None) -> list[str]:
     def distinct(getter):
         return ", ".join(sorted({str(getter(r)) for r in records if getter(r) is not None})) or "–"
     versions = distinct(lambda r: " ".join(f"{k} {v}" for k, v in (r.get("versions") or {}).items() if v))
+
+    def data_words(r):
+        files = ", ".join(sorted({Path(str(v)).name for v in ((r.get("data") or {}).get("files") or {}).values() if v}))
+        return f"{r.get('dataset')} {r.get('data_fingerprint')}" + (f" ({files})" if files else "")
     lines = [f"command: `{command}`" if command else None,
+             f"this report again (from its folder; data files by name, fingerprints below): `{report}`"
+             if report else None,
              f"generated: {time.strftime('%Y-%m-%d %H:%M %Z')}",
              f"runs started: {distinct(lambda r: (r.get('started') or '')[:10])}",
              f"hardware: {distinct(lambda r: describe_hardware(r['hardware']) if r.get('hardware') else None)}",
              f"versions: {versions}",
              f"git commits: {distinct(lambda r: r.get('git_commit'))}",
              f"code fingerprints: {distinct(lambda r: r.get('code_fingerprint'))}",
-             f"data: {distinct(lambda r: str(r.get('dataset')) + ' ' + str(r.get('data_fingerprint')))}"]
-    return [line for line in lines if line]
+             f"data (name, fingerprint of its files, file names): {distinct(data_words)}"]
+    return [scrub(line, private or {}) for line in lines if line]
 
 
 MIN_RESAMPLES = 99
@@ -760,7 +906,8 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
         raise SeqbenchError(f"cannot write the report to {out}: {error.strerror or error}; choose another folder "
                             f"with --out") from None
     frame = long_table(records)
-    frame.to_csv(out / "runs.csv", index=False)
+    private = private_paths(records)
+    _portable_frame(frame, out, private).to_csv(out / "runs.csv", index=False)
     labels = data_labels(records)
     sections = []
     for key, label in sorted(labels.items(), key=lambda item: item[1]):
@@ -782,7 +929,9 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
         doc.text(f"Incomplete data sets (runs missing or unfinished; never ranked, no verdict): "
                  f"{', '.join(incomplete)}.", css="warning")
     doc.heading("Provenance")
-    doc.bullets(provenance(records, command))
+    shown = portable_command(command, out, private) if command else None
+    again = report_command(folders, out, shown, plots, resamples, ropes)
+    doc.bullets(provenance(records, shown, again, private))
     if frame["code_fingerprint"].nunique() > 1:
         doc.text(f"These runs come from {frame['code_fingerprint'].nunique()} code fingerprints: each run's encoder, "
                  f"data set and the core training code (see runs.csv).")
@@ -797,9 +946,36 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
         memory_blocks(doc, section.records, section.label, out, plots)
     tuned_blocks(doc, sections)
     across_blocks(doc, sections, out, plots, resamples)
-    (out / "summary.md").write_text(doc.to_markdown())
-    (out / "report.html").write_text(doc.to_html())
+    (out / "summary.md").write_text(scrub(doc.to_markdown(), private))
+    (out / "report.html").write_text(scrub(doc.to_html(), private))
+    for table in out.glob("*.csv"):   # what this report wrote: no data path of the user's in any of them
+        if table.name == "runs.csv" or table.name.startswith(("summary_", "pairs_", "confusion_")):
+            text = table.read_text()
+            if any(path in text for path in private):
+                table.write_text(scrub(text, private))
     return BuiltReport(out, sections)
+
+
+def _portable_frame(frame: pd.DataFrame, out: Path, private: dict[str, str]) -> pd.DataFrame:
+    """runs.csv as it can be mailed: the user's data paths by name, other absolute paths (records,
+    output roots) relative to the report's folder."""
+    import os
+    frame = frame.copy()
+    here = Path(out).resolve()
+    for column in frame.columns:
+        if pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column]):
+            continue
+
+        def portable(value):
+            if not isinstance(value, str) or not value.startswith("/"):
+                return value
+            if value.rstrip("/") in private:
+                return private[value.rstrip("/")]
+            if column.startswith("config.dataset."):
+                return Path(value).name
+            return os.path.relpath(value, here)
+        frame[column] = frame[column].map(portable)
+    return frame
 
 
 # ----------------------------------------------------------------------------- terminal
@@ -896,7 +1072,17 @@ def write_tables(section: DataSection, out: Path) -> None:
                (c in ("vs_best", "median") and section.task.metric in PERCENT_METRICS)]
     table[percent] = table[percent] * 100
     table = table.rename(columns={c: f"{c}_pct" for c in percent})
-    table.drop(columns=["seeds"], errors="ignore").to_csv(out / f"summary_{section.stem}.csv", index=False)
+    table = table.drop(columns=["seeds"], errors="ignore")
+    # The key columns first, as in the report's main table; the rest after them.
+    metric = section.task.metric
+    first = [c for c in table.columns if c in ("model", "n") or
+             c.startswith(tuple(f"test_{metric}_{part}" for part in ("mean", "std", "ci_low", "ci_high"))) or
+             c.startswith(("solved", "vs_best", "not_done"))]
+    order = sorted(first, key=lambda c: [i for i, prefix in enumerate(
+        ("model", "n", f"test_{metric}_mean", f"test_{metric}_std", f"test_{metric}_ci_low", f"test_{metric}_ci_high",
+         "solved", "vs_best", "not_done")) if c.startswith(prefix)][-1])
+    table = table[[*order, *[c for c in table.columns if c not in order]]]
+    table.to_csv(out / f"summary_{section.stem}.csv", index=False)
     rows = []
     for comparison in section.comparisons:
         conditional = {(c.a, c.b): c for c in comparison.conditional}
@@ -907,7 +1093,11 @@ def write_tables(section: DataSection, out: Path) -> None:
                 row.update({f"networks_{k}": v for k, v in c.__dict__.items() if k not in ("a", "b")})
             rows.append(row)
     if rows:
-        pd.DataFrame(rows).to_csv(out / f"pairs_{section.stem}.csv", index=False)
+        pairs = pd.DataFrame(rows)
+        first = [c for c in ("test_set", "a", "b", "difference", "low", "high", "confidence", "p_holm", "separated",
+                             "equivalent") if c in pairs]
+        pairs[[*first, *[c for c in pairs.columns if c not in first]]].to_csv(out / f"pairs_{section.stem}.csv",
+                                                                              index=False)
     if section.confusion:
         long = [{"variant": label, "true": true, "predicted": predicted, "count": int(count)}
                 for label, matrix in section.confusion.items() for true, row in matrix.iterrows()

@@ -1063,13 +1063,30 @@ def _finish(args, root: Path, base, settings: dict, summaries: dict, timings: di
     studies = [root / "retrain" / s["study"] for s in summaries.values()]   # this command's studies only
     folders = [f for f in [*studies, *args.default_runs] if Path(f).exists()]
     try:
-        built = build_report(folders, out, command="seqbench search " + " ".join(args.overrides),
+        built = build_report(folders, out, command=search_command(args),
                              studies=root / "studies.md", study_figures=figures)
         if interrupted:
             print("the report of what finished before the interruption:")
         print("\n".join([*built.terminal()[:-2], f"studies: {root / 'studies.md'}", *built.terminal()[-2:]]))
     except SeqbenchError as error:
         print(f"no report: {error}", file=sys.stderr)
+
+
+def search_command(args) -> str:
+    """The search's command line with every flag that shapes it (config folders, default runs, jobs,
+    folders), as the report shows it: running it again finds the studies done and the runs reused."""
+    import shlex
+    words = ["seqbench", "search", *args.overrides]   # --default-runs takes every word after it: it comes last
+    for folder in args.config_dir:   # folders absolute here; the report shows them relative to itself
+        words += ["--config-dir", str(Path(folder).resolve())]
+    if args.jobs != 1:
+        words += ["--jobs", str(args.jobs)]
+    for flag, value in (("--out", args.out), ("--report", args.report)):
+        if value:
+            words += [flag, str(Path(value).resolve())]
+    if args.default_runs:
+        words += ["--default-runs", *[str(Path(folder).resolve()) for folder in args.default_runs]]
+    return shlex.join(words)
 
 
 def _stored_summaries(settings: dict, root: Path, dataset: str, variants: list[str]) -> dict:

@@ -116,7 +116,7 @@ def test_report_writes_tables_and_honest_plots_with_provenance_and_budget(tmp_pa
     text = (out / "summary.md").read_text()
     assert "seqbench experiment=compare" in text and "failed: 1" in text
     assert "| gru | 2 | 85.0 ± 7.1 |" in text      # one precision: percent, one decimal
-    assert "| lstm | 1 | 1.00e-02 | 1.00e-02 | – | best |" in text   # sin->cos: mean, median, no interval (n = 1)
+    assert "| lstm | 1 | 1.00e-02 | – | best | 1.00e-02 |" in text   # sin->cos: mean, no interval (n = 1), median
     sincos, trec = text.split("\n## sincos")[1].split("\n## trec")
     assert "Budget: up to 5 epochs" in trec and "2 seeds per variant" in trec and "5 epochs actually trained" in trec
     assert "1 seed per variant" in sincos and "with one seed there is no interval" in sincos

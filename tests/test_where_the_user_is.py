@@ -262,3 +262,89 @@ def test_eval_of_a_variant_averages_its_seeds_or_takes_the_best_by_validation(co
     chosen = evaluate(sweep, out=tmp_path / "best", seeds="best")    # the sweep folder: its one variant
     assert chosen["runs"].startswith(f"gru on text_file: seed {best}, the best of its 2 seeds by validation acc")
     assert chosen["metrics"]["acc"] >= 0 and "text" in pd.read_csv(tmp_path / "best" / "predictions.csv")
+
+
+def _mailable_sweep(tmp_path):
+    """Own-data runs as a sweep leaves them: absolute data paths in their records, predictions
+    beside them (lstm better than gru, so the table's order is not the alphabet's)."""
+    from seqbench.record import write_json_atomic
+    data = tmp_path / "home" / "me" / "private data"
+    records = []
+    for model, scores in (("gru", (0.70, 0.72, 0.71)), ("lstm", (0.80, 0.82, 0.81))):
+        for seed, score in enumerate(scores):
+            r = record(model, seed, score, dataset="polarity", predictions="predictions.csv", label_names=["neg", "pos"],
+                       data={"kind": "text_file", "files": {"train": str(data / "train.tsv"),
+                                                            "test": str(data / "test.tsv")}},
+                       started="2026-12-06T06:00:00+00:00", finished="2026-12-06T06:01:00+00:00",
+                       process={"host": "vm", "pid": 1}, error=f"note {data / 'train.tsv'}")
+            r["config"]["dataset"].update(train=str(data / "train.tsv"), test=str(data / "test.tsv"))
+            r["config"]["paths"] = {"output_root": str(tmp_path / "out")}
+            folder = tmp_path / "sweep" / f"{model}_s{seed}"
+            write_json_atomic(folder / "record.json", r)
+            hits = round(score * 10)
+            (folder / "predictions.csv").write_text("index,target,predicted\n" + "".join(
+                f"{i},{i % 2},{i % 2 if i < hits else 1 - i % 2}\n" for i in range(10)))
+            records.append(r)
+    return data
+
+
+def test_a_report_can_be_mailed_and_rerun(tmp_path):
+    data = _mailable_sweep(tmp_path)
+    command = (f"seqbench -m model=gru,lstm seed=0,1,2 dataset=text_file 'dataset.train={data / 'train.tsv'}' "
+               f"'dataset.test={data / 'test.tsv'}' paths.output_root={tmp_path / 'out'}")
+    out = tmp_path / "sweep" / "report"
+    built = build_report([tmp_path / "sweep"], out, command=command, plots=False, resamples=199,
+                         ropes={"acc": 0.01})
+    written = {p.name: p.read_text() for p in out.iterdir() if p.suffix in (".md", ".html", ".csv")}
+    assert {"report.html", "summary.md", "runs.csv", "summary_polarity.csv", "pairs_polarity.csv"} <= set(written)
+    for name, text in written.items():
+        assert str(data) not in text and str(tmp_path) not in text, name   # no absolute path of the user's
+    page = written["summary.md"]
+    assert ("command: `seqbench -m model=gru,lstm seed=0,1,2 dataset=text_file dataset.train=train.tsv "
+            "dataset.test=test.tsv paths.output_root=../../out`") in page
+    assert ("this report again (from its folder; data files by name, fingerprints below): `seqbench report .. --out . "
+            "--resamples 199 --rope acc=1 --no-plots --command 'seqbench -m model=gru,lstm") in page   # every flag
+    assert "(test.tsv, train.tsv)" in page
+    import pandas as pd
+    runs = pd.read_csv(out / "runs.csv")
+    assert set(runs["record_path"]) >= {"../gru_s0/record.json"} and set(runs["config.dataset.train"]) == {"train.tsv"}
+    assert list(built.sections[0].confusion) == ["lstm", "gru"] == list(built.sections[0].table["model"])
+
+
+def test_the_main_table_shows_its_key_columns_first_and_the_rest_behind_a_toggle(tmp_path):
+    import re
+
+    import pandas as pd
+    _mailable_sweep(tmp_path)
+    build_report([tmp_path / "sweep"], tmp_path / "out", plots=False, resamples=199)
+    page = (tmp_path / "out" / "report.html").read_text()
+    main = page[page.index('<button class="toggle"'):]
+    main = main[:main.index("</table>")]
+    assert "all 13 columns" in main
+    head = re.findall(r"<th( class=\"more\")?>([^<]+)</th>", main)
+    assert [text for more, text in head if not more] == ["variant", "n", "test acc (%) mean ± std", "95% CI",
+                                                          "vs best (points)"]
+    assert [text for more, text in head if more][-3:] == ["train s/epoch†", "train tokens/s†", "peak memory (MB)†"]
+    assert "process_rss_peak" not in page and "† Measured, not a property of the model" in page
+    notes = (tmp_path / "out" / "summary.md").read_text()
+    assert "where 6 of them ran at a time (from the records' start and end times" in notes
+    assert "<em>majority class</em>" in page
+    pairs = page[page.index("seeds A / B") - 900:]
+    assert '<th class="more">seeds A / B</th>' in pairs and "all 11 columns" in pairs
+    columns = list(pd.read_csv(tmp_path / "out" / "summary_polarity.csv").columns)
+    assert columns[:7] == ["model", "n", "test_acc_mean_pct", "test_acc_std_pct", "test_acc_ci_low_pct",
+                           "test_acc_ci_high_pct", "solved"]
+    assert list(pd.read_csv(tmp_path / "out" / "pairs_polarity.csv").columns)[:7] == [
+        "test_set", "a", "b", "difference", "low", "high", "confidence"]
+
+
+def test_a_search_report_names_every_flag_of_its_command():
+    import argparse
+    from pathlib import Path
+
+    from seqbench.search import search_command
+    args = argparse.Namespace(overrides=["hparams_search=mine", "dataset=trec"], config_dir=["my_conf"], jobs=2,
+                              out=None, report=None, default_runs=["outputs/compare", "outputs/more"])
+    assert search_command(args) == (f"seqbench search hparams_search=mine dataset=trec --config-dir "
+                                    f"{Path('my_conf').resolve()} --jobs 2 --default-runs "
+                                    f"{Path('outputs/compare').resolve()} {Path('outputs/more').resolve()}")
