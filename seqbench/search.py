@@ -938,6 +938,41 @@ def _search_or_error(*args) -> dict:
         return {"error": f"{type(error).__name__}: {error}".splitlines()[0]}
 
 
+def search_plan_line(root: Path, base, variants: list[str], settings: dict, jobs: int) -> str:
+    """Before the search starts: the trials and retrainings already finished (under the search
+    folder and the output root), and the time the rest takes at the median wall time of finished
+    runs of the same model on this data set (search trials included)."""
+    import statistics
+
+    from .results import load_records
+    dataset = str(base.dataset.name)
+    folders = [f for f in {root, Path(base.paths.output_root)} if f.is_dir()]
+    records = [r for r in load_records(folders, include_debug=True) if r.get("status") == "done"
+               and r.get("dataset") == dataset] if folders else []
+    trials, retrains = int(settings["trials"]), len(settings.get("retrain_seeds") or [])
+    left, seconds, done = 0, 0.0, 0
+    unknown = []
+    for variant in variants:
+        own = [r for r in records if r.get("model") == variant]
+        finished = min(trials, sum(1 for r in own if r.get("search"))) + min(
+            retrains, sum(1 for r in own if r.get("tuned")))
+        done += finished
+        remaining = trials + retrains - finished
+        left += remaining
+        times = [r["wall_seconds"] for r in own if isinstance(r.get("wall_seconds"), (int, float))]
+        if remaining and times:
+            seconds += remaining * statistics.median(times)
+        elif remaining:
+            unknown.append(variant)
+    words = f"plan: {done} of {len(variants) * (trials + retrains)} trainings already finished, {left} to run"
+    if seconds:
+        words += (f"; about {seconds / 60:.0f} min of training at the median time of finished {dataset} runs of the "
+                  f"same models" + (f", about {seconds / 60 / jobs:.0f} min with {jobs} at a time" if jobs > 1 else ""))
+    if unknown:
+        words += f"; no finished {dataset} run of {', '.join(unknown)} yet to estimate from"
+    return words
+
+
 @entry_point
 def main(argv: list[str] | None = None) -> None:
     parser = argument_parser(prog="seqbench search", description=__doc__,
@@ -990,6 +1025,7 @@ def main(argv: list[str] | None = None) -> None:
           f"up to {len(variants) * (int(settings['trials']) + retrain_count)} runs ({args.jobs} variant"
           f"{'s' if args.jobs != 1 else ''} at a time); finished trials and runs are reused; each variant says its "
           f"time left after its first trial", flush=True)
+    print(search_plan_line(root, base, variants, settings, args.jobs), flush=True)
     stop_on_signals()
     summaries: dict[str, dict] = {}
     failed: dict[str, str] = {}

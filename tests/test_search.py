@@ -190,6 +190,7 @@ def test_a_pruned_trial_says_so_in_its_record():
 def test_the_whole_protocol_from_the_command_line(tmp_path):
     result = cli(*SEARCH, f"paths.output_root={tmp_path}", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "plan: 0 of " in result.stdout and " trainings already finished" in result.stdout
     studies_md = (tmp_path / "search" / "studies.md").read_text()
     assert "sincos-rnn-" in studies_md and "sincos-gru-" in studies_md and "| 2 (2) |" in studies_md
     assert "trials (2 of 2)" in studies_md
@@ -253,3 +254,21 @@ def test_a_crashing_trial_counts_as_a_failure_and_the_cap_means_not_tuned(tmp_pa
     assert "2 failed trials" in summary["bound"]
     errors = [t.user_attrs.get("error") for t in studies(tmp_path)[summary["study"]].trials if t.state.name == "FAIL"]
     assert errors == ["RuntimeError: CUDA out of memory"] * 2
+
+
+def test_the_search_says_what_is_finished_and_what_the_rest_costs_before_it_starts(tmp_path):
+    from omegaconf import OmegaConf
+
+    from seqbench.search import search_plan_line
+    root = tmp_path / "search"
+    for number in range(2):  # two finished trials of gru, 60 s and 120 s
+        folder = root / f"trial{number}"
+        folder.mkdir(parents=True)
+        (folder / "record.json").write_text(json.dumps({
+            "status": "done", "model": "gru", "dataset": "sincos", "seed": 0, "config_hash": f"h{number}",
+            "search": {"trial": number}, "wall_seconds": 60.0 * (number + 1)}))
+    base = OmegaConf.create({"dataset": {"name": "sincos"}, "paths": {"output_root": str(tmp_path / "nothing")}})
+    line = search_plan_line(root, base, ["gru", "rnn"], {"trials": 3, "retrain_seeds": [0, 1]}, jobs=2)
+    # gru: 3 left at the median 90 s = 4.5 min; rnn has nothing to estimate from
+    assert line.startswith("plan: 2 of 10 trainings already finished, 8 to run; about 4 min of training"), line
+    assert "about 2 min with 2 at a time" in line and line.endswith("no finished sincos run of rnn yet to estimate from")
