@@ -165,6 +165,17 @@ def main(cfg: DictConfig) -> float | None:
         return None
     for line in report_line(record):
         print(line)
+    from .checkpoints import _size, settle   # a done run keeps its best weights; last.ckpt only until then
+    try:
+        freed = settle(record, cfg.get("checkpoints", "best"))
+    except Exception as error:   # the run is done and recorded: trimming its files is a courtesy
+        if debugging():
+            raise
+        print(f"checkpoints: kept as written ({type(error).__name__}: {error})", file=sys.stderr)
+        freed = 0
+    if freed:
+        print(f"checkpoints: the best weights kept; {_size(freed)} of state for resuming removed, the run being done "
+              f"(checkpoints=all keeps it)")
     record_dir = Path(record.get("output_dir", output_dir))
     if (record_dir / "record.json").is_file():
         print(f"record: {record_dir / 'record.json'}")

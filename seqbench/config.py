@@ -274,9 +274,9 @@ NOT_IDENTITY_TRAINER_KEYS = {"accelerator", "devices", "num_nodes", "strategy", 
                              "divergence_check_every_n_steps"}
 DEBUG_TRAINER_KEYS = ("fast_dev_run", "overfit_batches", "limit_train_batches", "limit_val_batches",
                       "limit_test_batches")
-TOP_LEVEL_KEYS = {"seed", "force", "claimed", "torch_threads", "flush_denormal", "optimizer", "paths", "model", "dataset", "trainer", "logger",
+TOP_LEVEL_KEYS = {"seed", "force", "claimed", "torch_threads", "flush_denormal", "checkpoints", "optimizer", "paths", "model", "dataset", "trainer", "logger",
                   "debug", "hparams_search", "experiment", "report", "objective"}
-NOT_IDENTITY_TOP_LEVEL = {"seed", "force", "claimed", "torch_threads", "flush_denormal", "paths", "logger", "debug", "hparams_search", "experiment",
+NOT_IDENTITY_TOP_LEVEL = {"seed", "force", "claimed", "torch_threads", "flush_denormal", "checkpoints", "paths", "logger", "debug", "hparams_search", "experiment",
                           "report", "objective"}
 
 
@@ -372,6 +372,9 @@ def check_config(config: dict) -> None:
                           f"false")
     if not isinstance(config.get("flush_denormal", True), bool):
         raise ConfigError(f"flush_denormal={config.get('flush_denormal')!r}: must be true or false")
+    if config.get("checkpoints", "best") not in ("best", "all"):
+        raise ConfigError(f"checkpoints={config.get('checkpoints')!r}: valid: best (a finished run keeps its best "
+                          f"weights only), all (best.ckpt and last.ckpt as written)")
     # The data set first: model configs interpolate its dropout, so a bad value is named as the user set it.
     dataset = config.get("dataset") or {}
     _build(dataset_schema(dataset), "dataset", dataset)

@@ -88,6 +88,17 @@ def _median_wall(records: list[dict]) -> float | None:
     return statistics.median(times) if times else None
 
 
+def epochs_share(records: list[dict]) -> float | None:
+    """The median share of their epoch cap that finished runs trained (early stopping ends most
+    runs sooner); None without finished runs."""
+    shares = []
+    for record in records:
+        cap = ((record.get("config") or {}).get("trainer") or {}).get("max_epochs")
+        if isinstance(record.get("epochs"), int) and isinstance(cap, int) and cap > 0:
+            shares.append(min(1.0, record["epochs"] / cap))
+    return statistics.median(shares) if shares else None
+
+
 def probe_seconds(cfg, jobs: int) -> float:
     """Seconds one run of ``cfg`` would take at most: a few timed training steps (forward, backward,
     clipping, optimiser) on its real first batches, scaled to max_epochs epochs."""
@@ -168,7 +179,13 @@ def make_plan(overrides: list[str], probe: bool = True) -> Plan:
             elif probe:
                 if identity.config_hash not in probed:
                     probed[identity.config_hash] = probe_seconds(cfg, n_jobs)
-                run.seconds, run.source = probed[identity.config_hash], "a timed probe (upper bound: every epoch)"
+                share = epochs_share([r for r in finished if r.get("dataset") == run.dataset])
+                if share is None:
+                    run.seconds, run.source = probed[identity.config_hash], "a timed probe (upper bound: every epoch)"
+                else:  # early stopping: as many epochs as finished runs on this data set trained
+                    run.seconds = probed[identity.config_hash] * share
+                    run.source = (f"a timed probe, scaled to the {share:.0%} of max_epochs that finished {run.dataset} "
+                                  f"runs trained")
         runs.append(run)
     return Plan(runs, n_jobs, root)
 

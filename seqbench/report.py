@@ -827,7 +827,7 @@ def report_command(folders: list, out: Path, command: str | None, plots: bool, r
 
 
 def provenance(records: list[dict], command: str | None, report: str | None = None,
-               private: dict[str, str] | None = None) -> list[str]:
+               private: dict[str, str] | None = None, disk: str | None = None) -> list[str]:
     def distinct(getter):
         return ", ".join(sorted({str(getter(r)) for r in records if getter(r) is not None})) or "–"
     versions = distinct(lambda r: " ".join(f"{k} {v}" for k, v in (r.get("versions") or {}).items() if v))
@@ -844,7 +844,9 @@ def provenance(records: list[dict], command: str | None, report: str | None = No
              f"versions: {versions}",
              f"git commits: {distinct(lambda r: r.get('git_commit'))}",
              f"code fingerprints: {distinct(lambda r: r.get('code_fingerprint'))}",
-             f"data (name, fingerprint of its files, file names): {distinct(data_words)}"]
+             f"data (name, fingerprint of its files, file names): {distinct(data_words)}",
+             f"disk: {disk} (checkpoints=best, the default, keeps a finished run's best weights only; "
+             f"checkpoints=all keeps last.ckpt and the optimizer state too)" if disk else None]
     return [scrub(line, private or {}) for line in lines if line]
 
 
@@ -931,7 +933,8 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
     doc.heading("Provenance")
     shown = portable_command(command, out, private) if command else None
     again = report_command(folders, out, shown, plots, resamples, ropes)
-    doc.bullets(provenance(records, shown, again, private))
+    from .checkpoints import disk_words
+    doc.bullets(provenance(records, shown, again, private, disk_words(folders, skip=out)))
     if frame["code_fingerprint"].nunique() > 1:
         doc.text(f"These runs come from {frame['code_fingerprint'].nunique()} code fingerprints: each run's encoder, "
                  f"data set and the core training code (see runs.csv).")

@@ -693,6 +693,7 @@ def search_variant(config_dir: str, overrides: list[str], variant: str, root: st
                 watch.ended(k, f"failed ({len(failed) + 1} of at most {max_failed}): {type(error).__name__}: {first}",
                             _best_so_far(study), len(finished), time.perf_counter() - began, params)
                 continue
+            _settle(record, cfg)
             trial.set_user_attr("record", str(Path(record.get("output_dir", folder)) / "record.json"))
             trial.set_user_attr("epochs", record.get("epochs"))
             trial.set_user_attr("seconds", sum(s for s in record.get("epoch_seconds") or [] if s))
@@ -788,6 +789,7 @@ def retrain(config_dir: str, overrides: list[str], variant: str, params: dict, s
         folder = Path(root) / "retrain" / summary["study"] / f"s{seed}"
         began = time.perf_counter()
         record = run(cfg, folder, in_sweep=True, tags=tags)
+        _settle(record, cfg)
         records.append(record)
         if not record.get("reused_from"):
             spent.append(time.perf_counter() - began)
@@ -798,6 +800,15 @@ def retrain(config_dir: str, overrides: list[str], variant: str, params: dict, s
               + (" (reused)" if record.get("reused_from") else "")
               + (f"; {_minutes(left * sum(spent) / len(spent))} left" if left and spent else ""), flush=True)
     return records
+
+
+def _settle(record: dict, cfg) -> None:
+    """A finished trial or retrained run keeps its best weights only (``checkpoints=all``: all)."""
+    from .checkpoints import settle
+    try:
+        settle(record, cfg.get("checkpoints", "best"))
+    except Exception as error:   # the run is recorded; its files as written are no failure
+        log.warning("checkpoints of %s kept as written: %s", record.get("output_dir"), error)
 
 
 def _quiet_runs() -> None:

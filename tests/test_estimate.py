@@ -53,3 +53,15 @@ def test_time_left_counts_only_runs_still_to_train(tmp_path):
     state.pop("to_train")
     (sweep / PROGRESS_NAME).write_text(json.dumps(state))
     assert progress_line(sweep) == "sweep: 3 of 6 runs done (reused 2, failed 0), about 30 min left"
+
+
+def test_a_probe_is_scaled_to_the_epochs_finished_runs_on_the_data_set_trained(compose_config, tmp_path):
+    from seqbench.estimate import epochs_share
+    assert epochs_share([]) is None
+    assert epochs_share([{"epochs": 5, "config": {"trainer": {"max_epochs": 20}}},
+                         {"epochs": 10, "config": {"trainer": {"max_epochs": 20}}},
+                         {"epochs": 30, "config": {"trainer": {"max_epochs": 20}}}]) == 0.5
+    record = run(compose_config(*TINY, "model=gru", "dataset=sincos", "trainer.max_epochs=2"), tmp_path / "gru")
+    plan = make_plan([f"paths.output_root={tmp_path}", *TINY, "model=rnn", "dataset=sincos"])
+    (rnn,) = plan.runs
+    assert f"scaled to the {record['epochs'] / 2:.0%} of max_epochs that finished sincos runs trained" in rnn.source

@@ -348,3 +348,45 @@ def test_a_search_report_names_every_flag_of_its_command():
     assert search_command(args) == (f"seqbench search hparams_search=mine dataset=trec --config-dir "
                                     f"{Path('my_conf').resolve()} --jobs 2 --default-runs "
                                     f"{Path('outputs/compare').resolve()} {Path('outputs/more').resolve()}")
+
+
+def test_a_done_run_keeps_its_best_weights_and_eval_and_reuse_still_work(compose_config, tmp_path):
+    import torch
+
+    from seqbench.checkpoints import WEIGHTS_KEYS, disk_words, settle
+    from seqbench.evaluate import evaluate
+    from seqbench.run import run
+    from tests.conftest import TINY
+    record = run(compose_config(*TINY), tmp_path / "runs" / "a")
+    folder = tmp_path / "runs" / "a" / "checkpoints"
+    before = sum(p.stat().st_size for p in folder.iterdir())
+    assert settle(record, "all") == 0 and (folder / "last.ckpt").is_file()          # a setting to keep more
+    assert "checkpoints" in disk_words([tmp_path / "runs"])
+    freed = settle(record, "best")
+    assert freed > 0 and sorted(p.name for p in folder.iterdir()) == ["best.ckpt"]
+    assert sum(p.stat().st_size for p in folder.iterdir()) == before - freed
+    assert set(torch.load(folder / "best.ckpt", weights_only=True)) <= set(WEIGHTS_KEYS)
+    again = evaluate(tmp_path / "runs" / "a", out=tmp_path / "eval")
+    assert again["metrics"]["mse"] == pytest.approx(record["test"]["mse"], rel=1e-5)     # eval reads the weights
+    reused = run(compose_config(*TINY), tmp_path / "runs" / "b")
+    assert reused["reused_from"] == str(tmp_path / "runs" / "a" / "record.json")      # reuse reads the record
+    assert settle({**record, "status": "interrupted"}, "best") == 0    # a run to resume keeps everything
+
+
+def test_checkpoints_takes_best_or_all(compose_config):
+    from omegaconf import OmegaConf
+
+    from seqbench.config import ConfigError, check_config
+    check_config(OmegaConf.to_container(compose_config("checkpoints=all"), resolve=True))
+    with pytest.raises(ConfigError, match="checkpoints='some': valid: best"):
+        check_config(OmegaConf.to_container(compose_config("checkpoints=some"), resolve=True))
+
+
+def test_a_report_states_the_disk_its_runs_take(tmp_path):
+    _two_models(tmp_path / "runs")
+    (tmp_path / "runs" / "run0" / "checkpoints").mkdir()
+    (tmp_path / "runs" / "run0" / "checkpoints" / "best.ckpt").write_bytes(b"0" * 40_000)
+    build_report([tmp_path / "runs"], tmp_path / "runs" / "report", plots=False, resamples=199)
+    page = (tmp_path / "runs" / "report" / "summary.md").read_text()
+    line = next(line for line in page.splitlines() if line.startswith("- disk: "))
+    assert "kB under the report's folders, 40.0 kB of it checkpoints (checkpoints=best, the default" in line
