@@ -706,7 +706,7 @@ def search_variant(config_dir: str, overrides: list[str], variant: str, root: st
                             _best_so_far(study), len(finished), trained, params)
             elif pruning.pruned or record.get("pruned"):
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-                watch.ended(k, f"pruned after epoch {record.get('epochs')} (val {metric} {_value(value)})",
+                watch.ended(k, f"pruned after epoch {record.get('epochs')}, val {metric} {_value(value)}",
                             _best_so_far(study), k, trained, params)
             else:
                 study.tell(trial, value)
