@@ -6,6 +6,9 @@ from hydra import compose, initialize_config_dir
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 REPO = Path(__file__).resolve().parent.parent
+# Every model config, by its name (model=<name>): conf/model/*.yaml, less the files whose names
+# start with "_", which are parts of model configs (_shared.yaml), not models.
+MODEL_CONFIGS = sorted(p.stem for p in (REPO / "conf" / "model").glob("*.yaml") if not p.stem.startswith("_"))
 
 from seqbench.names import register_resolvers
 
@@ -72,6 +75,24 @@ def tiny_text_source(tmp_path):
                                     "test": (held_out, [i % 2 for i in range(20)])}, ("neg", "pos"))
 
 
+def required_in_ci() -> bool:
+    """In CI (``CI`` set, or SEQBENCH_REQUIRE_BROWSER=1 as .ci/run sets it) every optional tool the
+    dev extras bring must be there: a test that needs one fails rather than skips."""
+    return bool(os.environ.get("CI")) or os.environ.get("SEQBENCH_REQUIRE_BROWSER") == "1"
+
+
+def import_or_skip(module: str, reason: str):
+    """``pytest.importorskip`` on a developer's machine; in CI a missing module fails the test,
+    so a test can never pass there by skipping."""
+    if required_in_ci():
+        import importlib
+        try:
+            return importlib.import_module(module)
+        except ImportError as error:
+            pytest.fail(f"{module} is missing ({error}); {reason}")
+    return pytest.importorskip(module, reason=reason)
+
+
 def browser_or_skip() -> str:
     """Debian's chromium for the tests that look at pages as a person does. Skipped on a developer's
     machine without it; in CI (SEQBENCH_REQUIRE_BROWSER=1, set by .ci/run, which installs it) a
@@ -80,7 +101,7 @@ def browser_or_skip() -> str:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         message = "Debian's chromium is not installed (apt-get install chromium; .ci/run installs it)"
-        if os.environ.get("SEQBENCH_REQUIRE_BROWSER") == "1":
+        if required_in_ci():
             pytest.fail(message)
         pytest.skip(message)
     return chromium

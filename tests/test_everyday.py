@@ -10,7 +10,7 @@ from seqbench.diagnostics import main as diagnostics_main
 from seqbench.evaluate import evaluate
 from seqbench.results import load_records
 from seqbench.run import run
-from tests.conftest import TINY
+from tests.conftest import MODEL_CONFIGS, TINY
 from tests.conftest import tiny_text_source, use_text_source
 
 SMALL = [o for o in TINY if not o.startswith("dataset.")]
@@ -72,8 +72,7 @@ def test_gradient_flow_of_trained_networks_beside_untrained(compose_config, tmp_
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model", ["rnn", "lstm", "gru", "bilstm_attn_additive", "bilstm_attn_concat",
-                                   "bilstm_attn_scaled_dot", "mingru", "minlstm", "lru", "transformer"])
+@pytest.mark.parametrize("model", MODEL_CONFIGS)
 def test_every_model_trains_in_bf16_autocast(compose_config, tmp_path, model, monkeypatch):
     """bf16 really runs (the network's forward sees bf16 autocast), the record says so, and the
     model learns: it ends below predicting 0 everywhere (test MSE 0.5 on sin->cos)."""

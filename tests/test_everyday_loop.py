@@ -1,9 +1,8 @@
-"""The everyday loop (issue 24): a finished run answers before Lightning would even load, sweeps
+"""The everyday loop: a finished run answers before Lightning would even load, sweeps
 say how far they got, a run is evaluated again from any folder, dashboards show what a run
 trained with."""
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -11,22 +10,15 @@ from seqbench.run import run
 from tests.conftest import TINY
 
 
-def _seconds(args, cwd) -> tuple[float, subprocess.CompletedProcess]:
-    start = time.perf_counter()
-    result = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
-    return time.perf_counter() - start, result
-
-
 @pytest.mark.slow
-def test_a_finished_run_answers_faster_than_importing_lightning(tmp_path):
+def test_a_finished_run_answers_without_loading_lightning(tmp_path):
+    """What makes a reused run quick, checked as what it imports, not as a race against the clock
+    (a wall-clock comparison fails on a busy machine for reasons that are not the code's)."""
     args = ["-m", "seqbench", *TINY, f"paths.output_root={tmp_path}"]
-    _, first = _seconds(args, tmp_path)
+    first = subprocess.run([sys.executable, *args], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-2000:]
-    lightning, imported = _seconds(["-c", "import pytorch_lightning"], tmp_path)
-    assert imported.returncode == 0
-    reused, again = _seconds(args, tmp_path)
+    again = subprocess.run([sys.executable, *args], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and "already done" in again.stdout
-    assert reused < lightning, (reused, lightning)   # measured side by side, on the same machine, in one test
     probe = subprocess.run([sys.executable, "-X", "importtime", *args], cwd=tmp_path, capture_output=True, text=True,
                            timeout=600)
     loaded = {line.split("|")[-1].strip() for line in probe.stderr.splitlines() if "|" in line}

@@ -19,7 +19,7 @@ from hydra import compose, initialize_config_dir
 
 from seqbench import SeqbenchError
 from seqbench.config import ConfigError, check_config
-from tests.conftest import CONFIG_DIR, TINY
+from tests.conftest import CONFIG_DIR, TINY, import_or_skip
 
 
 def tiny(root: Path, *overrides: str, sincos: bool = True):
@@ -430,7 +430,7 @@ def test_diagnostics_refuses_bad_flags_in_one_line(argv, words, tmp_path, capsys
 
 
 def test_a_logger_that_cannot_start_says_why(tmp_path):
-    pytest.importorskip("mlflow")
+    import_or_skip("mlflow", reason="pip install -e '.[mlflow]' to test logger=mlflow")
     from seqbench.console import make_logger
     cfg = tiny(tmp_path, "logger=mlflow", "logger.tracking_uri=file:" + str(tmp_path / "mlruns"))
     with pytest.raises(SeqbenchError, match=r"logger=mlflow could not start: MlflowException: .*; fix its settings"):

@@ -15,7 +15,7 @@ from seqbench.record import write_json_atomic
 from seqbench.report import build_report
 from seqbench.results import load_records, long_table, variant_labels
 from seqbench.run import interpolation_sources, run
-from tests.conftest import TINY
+from tests.conftest import TINY, import_or_skip
 
 
 # ------------------------------------------------------------------- 1. one folder, one run
@@ -176,7 +176,7 @@ def test_the_copy_task_compares_what_picks_its_best_epoch_and_names_no_best_when
 # -------------------------------------------------------------------------------- 7. MLflow
 def test_mlflow_takes_a_diverged_run_and_keeps_artifacts_out_of_the_working_folder(compose_config, tmp_path,
                                                                                   monkeypatch):
-    pytest.importorskip("mlflow", reason="pip install -e '.[mlflow]' to test logger=mlflow")
+    import_or_skip("mlflow", reason="pip install -e '.[mlflow]' to test logger=mlflow")
     from mlflow.tracking import MlflowClient
     work = tmp_path / "work"
     work.mkdir()

@@ -8,7 +8,6 @@ import torch
 
 from seqbench.datasets.adding import ADDING_BASELINE_MSE, make_adding
 from seqbench.datasets.copy import copy_baseline_ce, copy_vocabulary, make_copy
-from seqbench.models import NetworkConfig, RecurrentNet
 from seqbench.models.classic import make_layer
 from seqbench.reference.numpy_rnn import NumpyLSTM, NumpyRNN, gradient_check
 from seqbench.report import build_report
@@ -81,22 +80,6 @@ def test_each_memory_task_runs_end_to_end(compose_config, tmp_path, dataset, tas
     assert record["status"] == "done" and record["task"] == task and record["metric"] == metric
     assert metric in record["test"] and metric in record["baselines"]
     assert record["examples"] == {"train": 64, "val": 32, "test": 32}
-
-
-@pytest.mark.parametrize("per_step", [True, False])
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_per_step_and_last_step_heads_are_padding_safe(cell, per_step):
-    torch.manual_seed(0)
-    net = RecurrentNet(NetworkConfig(cell=cell, hidden_size=8, embedding_dim=4, bidirectional=True), 3,
-                       input_dim=2, per_step=per_step).eval()
-    short = torch.randn(1, 5, 2)
-    padded = torch.cat([torch.cat([short, torch.full((1, 4, 2), 7.0)], dim=1), torch.randn(1, 9, 2)])
-    alone, _ = net(short, torch.tensor([5]))
-    batched, _ = net(padded, torch.tensor([5, 9]))
-    if per_step:
-        torch.testing.assert_close(batched[0, :5], alone[0])
-    else:
-        torch.testing.assert_close(batched[0], alone[0])
 
 
 @pytest.mark.parametrize("impl", ["native", "scratch"])

@@ -1,3 +1,6 @@
+"""The parts every network shares: the classic cells against torch's packed reference, reversal
+within a sequence's length, the masked softmax and the attention rules' equations. (What every
+model must do, padding first, is tests/test_model_contract.py, generated from the registry.)"""
 import math
 
 import pytest
@@ -5,82 +8,18 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seqbench.models import (ATTENTION_RULES, NetworkConfig, RecurrentEncoder, RecurrentNet, masked_softmax,
-                             reverse_within_length)
-
+from seqbench.models import NetworkConfig, masked_softmax, reverse_within_length
+from seqbench.models.classic import RecurrentEncoder
+from seqbench.registry import models
 
 
 @pytest.fixture(autouse=True)
 def float64():
-    """Invariance checks compare to 1e-10, far below float32 noise."""
+    """Equivalence checks compare to 1e-10, far below float32 noise."""
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(previous)
-
-
-CLASSIC = {
-    "rnn": dict(cell="rnn"),
-    "lstm": dict(cell="lstm"),
-    "gru": dict(cell="gru"),
-    "bi-rnn-2layer": dict(cell="rnn", bidirectional=True, num_layers=2),
-    "bi-lstm-2layer": dict(cell="lstm", bidirectional=True, num_layers=2),
-    "bi-gru": dict(cell="gru", bidirectional=True),
-    **{f"bilstm_attn-{rule}": dict(cell="lstm", bidirectional=True, pooling="attention", attention=rule)
-       for rule in ATTENTION_RULES},
-}
-RECENT = ("mingru", "minlstm", "lru", "transformer")
-# The newer cells, each plain, bidirectional with 2 layers, in its sequential mode, with attention.
-NEW = {
-    **{cell: dict(cell=cell) for cell in RECENT},
-    **{f"bi-{cell}-2layer": dict(cell=cell, bidirectional=True, num_layers=2) for cell in RECENT},
-    **{f"{cell}-sequential": dict(cell=cell, mode="sequential") for cell in RECENT[:3]},
-    **{f"bi-{cell}-attn": dict(cell=cell, bidirectional=True, pooling="attention", attention="additive")
-       for cell in RECENT},
-    "transformer-attn-causal": dict(cell="transformer", pooling="attention", attention="scaled_dot"),
-}
-VARIANTS = {**CLASSIC, **NEW}
-
-
-def variant(name: str):
-    """Every model the padding guarantees are checked on, at a tiny size."""
-    keys = {"heads": 2} if VARIANTS[name]["cell"] == "transformer" else {}
-    return NetworkConfig(hidden_size=6, embedding_dim=5, **keys, **VARIANTS[name])
-
-
-def right_pad(sequences, pad=0):
-    lengths = torch.tensor([len(s) for s in sequences])
-    out = torch.full((len(sequences), int(lengths.max())), pad, dtype=torch.long)
-    for row, s in enumerate(sequences):
-        out[row, : len(s)] = torch.tensor(s)
-    return out, lengths
-
-
-@pytest.mark.parametrize("name", list(VARIANTS))
-def test_padding_never_changes_a_classification_output(name):
-    torch.manual_seed(0)
-    net = RecurrentNet(variant(name), num_outputs=3, vocab_size=30).eval()
-    short = [5, 9, 3, 7]
-    alone, _ = net(*right_pad([short]))
-    batch, lengths = right_pad([list(range(2, 22)), short, [4, 4]])
-    batch[1, len(short):] = 17  # pads with non-pad ids must not matter either: lengths rule
-    together, weights = net(batch, lengths)
-    torch.testing.assert_close(together[1], alone[0], rtol=0, atol=1e-10)
-    if weights is not None:
-        assert torch.all(weights[1, len(short):] == 0)
-        torch.testing.assert_close(weights.sum(-1), torch.ones(3))
-
-
-@pytest.mark.parametrize("name", list(VARIANTS))
-def test_padding_never_changes_per_step_outputs(name):
-    torch.manual_seed(0)
-    net = RecurrentNet(variant(name), num_outputs=1, input_dim=1, per_step=True).eval()
-    signal = torch.randn(1, 5, 1)
-    alone, _ = net(signal, torch.tensor([5]))
-    batch = torch.randn(2, 9, 1) * 100  # wild pads
-    batch[0, :5] = signal[0]
-    together, _ = net(batch, torch.tensor([5, 9]))
-    torch.testing.assert_close(together[0, :5], alone[0], rtol=0, atol=1e-10)
 
 
 @pytest.mark.parametrize("cell,reference", [("lstm", nn.LSTM), ("gru", nn.GRU), ("rnn", nn.RNN)])
@@ -150,9 +89,9 @@ def test_attention_rules_follow_their_equations():
 
 
 def test_wrong_names_list_the_valid_ones():
-    with pytest.raises(ValueError, match="valid: gru, lru, lstm, mingru, minlstm, rnn, transformer"):
+    with pytest.raises(ValueError, match=f"valid: {', '.join(sorted(models()))}, or a dotted path"):
         NetworkConfig(cell="mamba")
     with pytest.raises(ValueError, match="additive, concat, scaled_dot"):
-        NetworkConfig(bidirectional=True, pooling="attention", attention="luong")
+        NetworkConfig(cell="lstm", bidirectional=True, pooling="attention", attention="luong")
     with pytest.raises(ValueError, match="last, attention"):
-        NetworkConfig(pooling="max")
+        NetworkConfig(cell="gru", pooling="max")

@@ -1,20 +1,22 @@
-"""minGRU, minLSTM, LRU and the Transformer: the same padding guarantees as the classic cells,
-parallel and sequential modes computing the same function, and the settings each paper fixes."""
+"""minGRU, minLSTM, LRU and the Transformer, each against its paper: parallel and sequential
+modes computing the same function, the equations step by step, the settings each paper fixes.
+(Padding, heads, directions, precision and learning, for every model: test_model_contract.py.)"""
 import math
-from pathlib import Path
+from dataclasses import fields
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
 from seqbench.config import ConfigError
-from seqbench.models import RecurrentNet, network_config
+from seqbench.models import network_config
 from seqbench.models.lru import LRUEncoder, parallel_linear_scan, sequential_linear_scan
-from seqbench.models.minrnn import MinRNNEncoder, MinRNNLayer
+from seqbench.models.minrnn import MinRNNLayer
 from seqbench.models.transformer import TransformerEncoder
+from seqbench.registry import models
 
-RECURRENT = ("mingru", "minlstm", "lru")
-ALL = (*RECURRENT, "transformer")
+# Every registered encoder with a parallel and a sequential mode (model.mode).
+WITH_MODES = sorted(name for name, entry in models().items()
+                    if entry.schema is not None and "mode" in {f.name for f in fields(entry.schema)})
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
 
 
@@ -31,7 +33,7 @@ def encoder_pair(cell: str, dtype: torch.dtype, bidirectional: bool, **keys):
     """The same 2-layer encoder in parallel and in sequential mode (one set of weights)."""
     config = network_config(cell=cell, hidden_size=6, embedding_dim=5, num_layers=2, bidirectional=bidirectional,
                             **keys)
-    cls = LRUEncoder if cell == "lru" else MinRNNEncoder
+    cls = models()[cell].cls
     parallel = cls(5, config).to(dtype)
     sequential = cls(5, network_config(**{**vars(config), "mode": "sequential"})).to(dtype)
     sequential.load_state_dict(parallel.state_dict())
@@ -41,7 +43,7 @@ def encoder_pair(cell: str, dtype: torch.dtype, bidirectional: bool, **keys):
 # ------------------------------------------------------------------- parallel == sequential
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
-@pytest.mark.parametrize("cell", RECURRENT)
+@pytest.mark.parametrize("cell", WITH_MODES)
 def test_parallel_and_sequential_modes_compute_the_same_outputs_and_gradients(cell, bidirectional, dtype):
     torch.manual_seed(0)
     parallel, sequential = encoder_pair(cell, dtype, bidirectional)
@@ -106,7 +108,6 @@ def test_the_log_depth_scan_equals_the_loop_for_every_length(float64):
         torch.testing.assert_close(parallel_linear_scan(coefficient, inputs), expected, rtol=0, atol=1e-12)
 
 
-# ------------------------------------------------------------------------------ padding
 # -------------------------------------------------------------------------- transformer
 @pytest.mark.parametrize("layers", [1, 2])
 def test_causal_transformer_never_reads_the_future(layers, float64):
@@ -195,21 +196,6 @@ def test_parallel_lru_stays_finite_and_exact_over_2000_steps_with_eigenvalues_ne
     torch.testing.assert_close(outputs, looped, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("cell", ALL)
-def test_mixed_precision_keeps_the_scans_in_float32(cell):
-    """Under autocast (trainer.precision=bf16-mixed) the complex LRU and the log-space scan still run."""
-    torch.manual_seed(0)
-    net = RecurrentNet(network_config(cell=cell, hidden_size=8, embedding_dim=8, bidirectional=True,
-                                      **({"heads": 2} if cell == "transformer" else {})), 3, vocab_size=20)
-    x, lengths = torch.randint(1, 20, (3, 30)), torch.tensor([30, 12, 5])
-    reference, _ = net(x, lengths)
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        mixed, _ = net(x, lengths)
-    mixed.float().sum().backward()
-    assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
-    torch.testing.assert_close(mixed.float(), reference, rtol=0, atol=0.05)
-
-
 # --------------------------------------------------------------------------- wrong settings
 @pytest.mark.parametrize("keys,message", [
     (dict(cell="mingru", mode="fast"), "model.mode='fast': unknown mode; valid: parallel, sequential"),
@@ -229,47 +215,3 @@ def test_wrong_settings_are_one_line_config_errors(keys, message):
     with pytest.raises(ConfigError) as error:
         network_config(**{"hidden_size": 8, **keys})
     assert message in str(error.value) and "\n" not in str(error.value)
-
-
-@pytest.mark.parametrize("cell", ALL)
-def test_model_yaml_gives_a_valid_config(cell):
-    yaml = OmegaConf.load(Path(__file__).resolve().parent.parent / "conf" / "model" / f"{cell}.yaml")
-    dataset = OmegaConf.create({"embedding_dim": 16, "embedding_dropout": 0.1, "dropout": 0.2})
-    values = OmegaConf.to_container(OmegaConf.merge({"dataset": dataset}, {"model": yaml}), resolve=True)["model"]
-    assert values["cell"] == values["name"] == cell
-    for classic_only in ("impl", "nonlinearity", "init", "forget_bias"):
-        assert classic_only not in values
-    config = network_config(values)
-    assert (config.embedding_dim, config.dropout, config.hidden_size) == (16, 0.2, 128)
-    net = RecurrentNet({**values, "hidden_size": 8, "embedding_dim": 4}, num_outputs=2, vocab_size=10)
-    assert net(torch.randint(1, 10, (2, 5)), torch.tensor([5, 3]))[0].shape == (2, 2)
-
-
-# -------------------------------------------------------------------------------- learning
-@pytest.mark.parametrize("cell", ["mingru", "lru"])
-def test_a_tiny_model_learns_a_simple_task(cell):
-    """Regress each sequence's mean: loss halves within 100 Adam steps on a few fixed batches."""
-    torch.manual_seed(0)
-    net = RecurrentNet(network_config(cell=cell, hidden_size=16, embedding_dim=8), num_outputs=1, input_dim=1)
-    batches = []
-    for _ in range(4):
-        x = torch.randn(16, 12, 1)
-        lengths = torch.randint(4, 13, (16,))
-        real = (torch.arange(12).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1)
-        target = (x * real).sum(dim=1) / lengths.unsqueeze(1)  # (B, 1) mean over real steps
-        batches.append((x, lengths, target))
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
-
-    def loss_on(x, lengths, target):
-        return torch.nn.functional.mse_loss(net(x, lengths)[0], target)
-
-    with torch.no_grad():
-        before = sum(loss_on(*batch).item() for batch in batches)
-    for step in range(100):
-        loss = loss_on(*batches[step % len(batches)])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    with torch.no_grad():
-        after = sum(loss_on(*batch).item() for batch in batches)
-    assert after < before / 2, (before, after)

@@ -1,5 +1,6 @@
 """A user's own encoder in a folder of their own (examples/own_model): the command its README
-gives runs as written from a copy of that folder, and the model is checked like a built-in one."""
+gives runs as written from a copy of that folder. The model itself is held to every model's
+contract in test_model_contract.py (collected there as [causal_conv], from examples/*/conf)."""
 import re
 import shlex
 import shutil
@@ -38,23 +39,3 @@ def test_the_readme_command_runs_from_a_copy_of_the_folder(tmp_path):
                          cwd=folder, capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "model.kernal_size: unknown key; did you mean 'kernel_size'?" in bad.stderr
     assert "Traceback" not in bad.stderr
-
-
-def test_the_example_encoder_never_reads_padding(monkeypatch):
-    import torch
-    monkeypatch.syspath_prepend(str(EXAMPLE))
-    from seqbench.models import RecurrentNet, network_config
-    torch.manual_seed(0)
-    for per_step in (False, True):
-        net = RecurrentNet(network_config(cell="conv_encoder.CausalConvEncoder", hidden_size=6, embedding_dim=5,
-                                          num_layers=2), 1, input_dim=1, per_step=per_step).double().eval()
-        signal = torch.randn(1, 5, 1, dtype=torch.float64)
-        alone, _ = net(signal, torch.tensor([5]))
-        batch = torch.randn(2, 9, 1, dtype=torch.float64) * 100
-        batch[0, :5] = signal[0]
-        together, _ = net(batch, torch.tensor([5, 9]))
-        expected = alone[0] if not per_step else alone[0]
-        got = together[0] if not per_step else together[0, :5]
-        torch.testing.assert_close(got, expected, rtol=0, atol=1e-10)
-    with pytest.raises(ValueError, match="does not apply to causal_conv"):
-        network_config(cell="conv_encoder.CausalConvEncoder", bidirectional=True)

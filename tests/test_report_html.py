@@ -11,7 +11,7 @@ import pytest
 
 from seqbench.record import write_json_atomic
 from seqbench.report import build_report
-from tests.conftest import browser_or_skip
+from tests.conftest import browser_or_skip, import_or_skip
 
 
 def _runs(root: Path) -> None:
@@ -39,7 +39,7 @@ def _runs(root: Path) -> None:
 @pytest.mark.slow
 def test_report_html_is_self_contained_and_reads_as_a_page(tmp_path):
     chromium = browser_or_skip()
-    playwright = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[dev]' brings playwright")
+    playwright = import_or_skip("playwright.sync_api", reason="pip install -e '.[dev]' brings playwright")
     _runs(tmp_path / "runs")
     build_report([tmp_path / "runs"], tmp_path / "out", command="seqbench -m model=gru,lstm", resamples=499)
     page_file = tmp_path / "out" / "report.html"

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from seqbench.models.lru import sequential_linear_scan
-from seqbench.models.minrnn import MinRNNLayer
+from seqbench.models.classic import CELLS
+from seqbench.models.minrnn import KINDS, MinRNNLayer
 from seqbench.models.scratch import ScratchRecurrentLayer
 
 
@@ -47,7 +48,7 @@ def outputs_and_gradients(function, parameters, x):
     return out.detach(), grads
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("cell", sorted(CELLS))   # every cell the scratch layer implements
 def test_scratch_loop_with_unbind_gives_the_sliced_loops_outputs_and_gradients(cell):
     torch.manual_seed(0)
     layer = ScratchRecurrentLayer(cell, 3, 5).double()
@@ -59,7 +60,7 @@ def test_scratch_loop_with_unbind_gives_the_sliced_loops_outputs_and_gradients(c
         torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("kind", ["mingru", "minlstm"])
+@pytest.mark.parametrize("kind", sorted(KINDS))
 def test_min_cells_sequential_loop_gives_the_sliced_loops_outputs_and_gradients(kind):
     torch.manual_seed(0)
     layer = MinRNNLayer(kind, 3, 5, mode="sequential").double()

@@ -12,11 +12,11 @@ import pytest
 
 from seqbench import SeqbenchError
 from seqbench.run import run
-from tests.conftest import TINY, browser_or_skip
+from tests.conftest import TINY, browser_or_skip, import_or_skip
 
 
 def test_mlflow_logs_params_metrics_and_the_record_to_a_sqlite_store(compose_config, tmp_path):
-    pytest.importorskip("mlflow", reason="pip install -e '.[mlflow]' to test logger=mlflow")
+    import_or_skip("mlflow", reason="pip install -e '.[mlflow]' to test logger=mlflow")
     from mlflow.tracking import MlflowClient
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     record = run(compose_config(*TINY, "logger=mlflow", f"logger.tracking_uri={uri}"), tmp_path / "run")
@@ -35,9 +35,22 @@ def test_mlflow_logs_params_metrics_and_the_record_to_a_sqlite_store(compose_con
 
 
 def test_csv_logger_writes_every_metric(compose_config, tmp_path):
-    record = run(compose_config(*TINY, "logger=csv"), tmp_path / "run")
-    metrics = next((tmp_path / "run" / "csv").rglob("metrics.csv")).read_text()
-    assert record["status"] == "done" and "val/mse" in metrics.splitlines()[0]
+    """Every metric the run's history holds per epoch, the per-step scalars and the test metrics
+    are columns, and each epoch's validation values are rows with numbers in them."""
+    import csv
+    record = run(compose_config(*TINY, "logger=csv", "trainer.log_every_n_steps=1"), tmp_path / "run")
+    assert record["status"] == "done"
+    with next((tmp_path / "run" / "csv").rglob("metrics.csv")).open() as stream:
+        rows = list(csv.DictReader(stream))
+    columns = set(rows[0])
+    epoch_metrics = {key for epoch in record["history"] for key in epoch
+                     if key.startswith(("val/", "train/"))}
+    expected = epoch_metrics | {"train/loss_step", "train/grad_norm", "lr-Adam", "test/mse", "test/mae",
+                                "test/loss"}
+    assert expected <= columns, expected - columns
+    for key in epoch_metrics:
+        values = [float(row[key]) for row in rows if row.get(key)]
+        assert len(values) == record["epochs"], key   # one value per epoch, each a number
 
 
 def test_a_missing_tracker_package_is_one_line_with_the_install_command(compose_config, tmp_path, monkeypatch):
@@ -92,7 +105,7 @@ def test_tensorboard_tabs_in_headless_chromium(compose_config, tmp_path, monkeyp
     """Scalars, images and HParams as a person sees them: screenshots in which the expected
     content is found (by the browser, shadow DOM included)."""
     chromium = browser_or_skip()
-    playwright = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[dev]' brings playwright")
+    playwright = import_or_skip("playwright.sync_api", reason="pip install -e '.[dev]' brings playwright")
     from tests.conftest import tiny_text_source, use_text_source
     use_text_source(monkeypatch, "trec", tiny_text_source(tmp_path))
     root = tmp_path / "tb"
