@@ -165,6 +165,11 @@ def main(cfg: DictConfig) -> float | None:
         return None
     for line in report_line(record):
         print(line)
+    target = str((cfg.get("logger") or {}).get("_target_", ""))
+    tracker = "mlflow" if "MLFlow" in target else "wandb" if "Wandb" in target else None
+    if record.get("reused_from") and tracker:   # a reused run trains nothing, so it logs nothing
+        print(f"dashboards: a reused run is not logged again; seqbench export "
+              f"{Path(str(record['reused_from'])).parent} --to {tracker} puts finished runs there without training")
     from .checkpoints import _size, settle   # a done run keeps its best weights; last.ckpt only until then
     try:
         freed = settle(record, cfg.get("checkpoints", "best"))

@@ -264,7 +264,8 @@ def finish_logging(trainer: pl.Trainer, record: dict, record_path) -> None:
         for path in (record_path, record.get("best_checkpoint"),
                      Path(record_path).with_name("predictions.csv") if record_path else None):
             if path and Path(path).is_file():
-                client.log_artifact(logger.run_id, str(path))
+                from .export import log_artifact   # a record as run_record.json: never read as a run
+                log_artifact(client, logger.run_id, Path(path))
         for name, figure in list(getattr(trainer, "seqbench_figures", {}).items()):
             client.log_figure(logger.run_id, figure, f"{name}.png")
         client.set_terminated(logger.run_id, MLFLOW_STATUS.get(record.get("status"), "FAILED"))

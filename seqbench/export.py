@@ -116,6 +116,22 @@ def _artifacts(record: dict, checkpoints: bool) -> list[Path]:
 
 
 # ----------------------------------------------------------------------------------- MLflow
+ARTIFACT_RECORD_NAME = "run_record.json"
+
+
+def log_artifact(client, run_id: str, path: Path) -> None:
+    """One file as an MLflow artifact; a record goes in as ``run_record.json``: artifacts are stored
+    under the output root, where a file named record.json would be read as a run of its own (and
+    reused, or counted by reports of that folder)."""
+    path = Path(path)
+    if path.name != "record.json":
+        client.log_artifact(run_id, str(path))
+        return
+    import tempfile
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / ARTIFACT_RECORD_NAME
+        shutil.copyfile(path, copy)
+        client.log_artifact(run_id, str(copy))
 def default_tracking_uri(records: list[dict]) -> str:
     root = next((((r.get("config") or {}).get("paths") or {}).get("output_root") for r in records
                  if ((r.get("config") or {}).get("paths") or {}).get("output_root")), None)
@@ -165,7 +181,7 @@ def to_mlflow(records: list[dict], tracking_uri: str, experiment: str, checkpoin
         for start in range(0, len(metrics), 1000):
             client.log_batch(run_id, metrics=metrics[start:start + 1000])
         for path in _artifacts(record, checkpoints):
-            client.log_artifact(run_id, str(path))
+            log_artifact(client, run_id, path)
         client.set_terminated(run_id, MLFLOW_STATUS.get(record.get("status"), "FAILED"),
                               end_time=_milliseconds(record.get("finished")))
         counts["logged"] += 1

@@ -29,8 +29,8 @@ def test_mlflow_logs_params_metrics_and_the_record_to_a_sqlite_store(compose_con
     assert logged.data.metrics["hparams/test_mse"] == pytest.approx(record["test"]["mse"])
     assert "val/mse" in logged.data.metrics and "train/loss_epoch" in logged.data.metrics
     artifacts = [a.path for a in client.list_artifacts(logged.info.run_id)]
-    assert "record.json" in artifacts
-    local = client.download_artifacts(logged.info.run_id, "record.json", str(tmp_path))
+    assert "run_record.json" in artifacts   # not record.json: artifacts lie under the output root, never read as runs
+    local = client.download_artifacts(logged.info.run_id, "run_record.json", str(tmp_path))
     assert json.loads(Path(local).read_text())["test"]["mse"] == pytest.approx(record["test"]["mse"])
 
 

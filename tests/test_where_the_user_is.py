@@ -160,7 +160,8 @@ def test_export_puts_a_finished_sweep_into_mlflow_once_without_retraining(tmp_pa
     assert run.info.status == "FINISHED" and run.data.tags["variant"] == "gru" and run.data.params["seed"] == "1"
     assert [m.value for m in client.get_metric_history(run.info.run_id, "val/acc")] == [0.5, 0.7]   # the curve
     assert run.data.metrics["hparams/test_acc"] == 0.85
-    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["record.json"]
+    assert [a.path for a in client.list_artifacts(run.info.run_id)] == ["run_record.json"]
+    assert not list(tmp_path.glob("mlruns-artifacts/**/record.json"))   # never read as a run of its own
     main([str(tmp_path / "sweep"), "--to", "mlflow"])
     assert "4 already there" in capsys.readouterr().out   # exported twice, logged once
 
