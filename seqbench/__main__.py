@@ -268,7 +268,8 @@ def _composition_error(error: Exception) -> str:
     missing = re.search(r"Could not find '(\w+)/([^']+)'", text)
     if missing:
         group, name = missing[1], missing[2]
-        options = sorted({p.stem for folder in (CONFIG_DIR, *_EXTRA_DIRS) for p in Path(folder, group).glob("*.yaml")})
+        options = sorted({p.stem for folder in (CONFIG_DIR, *_EXTRA_DIRS) for p in Path(folder, group).glob("*.yaml")
+                          if not p.stem.startswith("_")})  # _shared.yaml and the like: parts of configs
         return f"unknown {group} {name!r}; valid: {', '.join(options)}"
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith(("\t", "    "))]
     return " ".join(lines[:2])

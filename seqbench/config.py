@@ -6,10 +6,17 @@ does not know is an error naming the nearest valid key (``+model.hiden_size=8`` 
 "did you mean model.hidden_size?"). Field metadata ``identity=False`` marks settings that do
 not change what a run computes (folders, loader workers, evaluation batch size, progress
 bar, ...): the config hash leaves those out, and keeps everything else, so a setting nobody
-classified splits runs rather than silently merging them.
+classified splits runs rather than silently merging them. The hash is taken over the config as
+filled in by its schemas (``filled_model_config``, ``filled_dataset_config``): a default changed
+later makes a new run, never a reused one.
+
+Defaults have one home. The keys every model has, and each encoder's own keys, take their defaults
+from the YAML files in ``conf/model/`` that Hydra composes (``model_defaults``); the schemas read
+them there. Which encoder a model config trains (``cell``) has no default at all.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import inspect
 import re
@@ -31,11 +38,12 @@ def choose(kind: str, name, registry) -> Any:
     return registry[name]
 
 
-def _not_identity(default=None):
+def not_identity(default=None):
+    """A schema field that does not change what a run computes: left out of the config hash."""
     return field(default=default, metadata={"identity": False})
 
 
-def _positive(where: str, **values) -> None:
+def check_positive(where: str, **values) -> None:
     for key, value in values.items():
         if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0):
             raise ConfigError(f"{where}.{key}={value!r}: must be a number > 0")
@@ -49,29 +57,85 @@ def _fraction(where: str, key: str, value, low_open: bool, high_open: bool) -> N
         raise ConfigError(f"{where}.{key}={value!r}: must be in {interval}")
 
 
+# ------------------------------------------------------------------------------ the data set base
+@dataclass
+class DatasetSchema:
+    """Keys every data set has: the optimiser and trainer defaults that suit it, and the
+    model defaults (embedding size, dropout) the model configs read from it."""
+    name: str = ""                   # the data set's name in tables and folders (dataset.name=my_reviews)
+    kind: str | None = None          # which registered data set (seqbench/datasets/); null: the name
+    # Where the defaults in this file come from, said in every table's budget line.
+    defaults_from: str | None = not_identity()
+    batch_size: int = 32
+    eval_batch_size: int | None = not_identity()
+    num_workers: int = not_identity(0)
+    lr: float = 1e-3
+    max_epochs: int = 10
+    embedding_dim: int = 128
+    embedding_dropout: float = 0.0
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        check_positive("dataset", batch_size=self.batch_size, eval_batch_size=self.eval_batch_size, lr=self.lr,
+                  max_epochs=self.max_epochs)
+        if not isinstance(self.num_workers, int) or self.num_workers < 0:
+            raise ConfigError(f"dataset.num_workers={self.num_workers!r}: must be an integer >= 0")
+        # The model configs read these by interpolation: check them here, under the name the user set.
+        _fraction("dataset", "dropout", self.dropout, low_open=False, high_open=True)
+        _fraction("dataset", "embedding_dropout", self.embedding_dropout, low_open=False, high_open=True)
+
+
 # ---------------------------------------------------------------------------------------- model
 POOLINGS = ("last", "attention")
 ATTENTION_NAMES = ("additive", "concat", "scaled_dot")   # seqbench.models.attention.ATTENTION_RULES
+_DATASET_LINK = re.compile(r"\$\{dataset\.(\w+)\}")
+
+
+def model_defaults(name: str) -> dict:
+    """The values ``conf/model/<name>.yaml`` sets itself (its Hydra ``defaults`` list aside): where
+    a model schema reads its defaults, so that each default has one home, the file Hydra composes
+    and the command line overrides. A value read from the data set (``${dataset.dropout}``) is the
+    data set schema's default here; in a run it is the run's data set's value."""
+    import yaml
+
+    from .runtime import CONFIG_DIR
+    with open(f"{CONFIG_DIR}/model/{name}.yaml", encoding="utf-8") as stream:
+        values = yaml.safe_load(stream) or {}
+    dataset_defaults = {f.name: f.default for f in fields(DatasetSchema)}
+    out = {}
+    for key, value in values.items():
+        link = _DATASET_LINK.fullmatch(value) if isinstance(value, str) else None
+        if key != "defaults":
+            out[key] = dataset_defaults[link[1]] if link else value
+    return out
+
+
+SHARED = model_defaults("_shared")
 
 
 @dataclass
 class NetworkSchema:
     """Keys every model has: input layer -> encoder (``cell``, from the model registry) -> head.
-    An encoder's own keys live in its schema, a subclass of this one, beside its code."""
-    name: str = "lstm"
-    cell: str = "lstm"
-    hidden_size: int = 128
-    num_layers: int = 1
-    dropout: float = 0.0             # between layers and before the output layer
-    bidirectional: bool = False
-    pooling: str = "last"            # last (the encoder's summary) | attention
-    attention: str | None = None     # additive | concat | scaled_dot, with pooling=attention
-    attention_dim: int | None = None
-    embedding_dim: int = 128         # token embedding / signal projection size
-    embedding_dropout: float = 0.0
+    An encoder's own keys live in its schema, a subclass of this one, beside its code. Defaults:
+    ``conf/model/_shared.yaml``, which every model config includes.
+    ``cell`` has no default: which network a run trains is never guessed (a model config without
+    it is refused); ``name``, the variant's label, is the cell's name unless the config gives one."""
+    cell: str
+    name: str | None = None
+    hidden_size: int = SHARED["hidden_size"]
+    num_layers: int = SHARED["num_layers"]
+    dropout: float = SHARED["dropout"]                  # between layers and before the output layer
+    bidirectional: bool = SHARED["bidirectional"]
+    pooling: str = SHARED["pooling"]                    # last (the encoder's summary) | attention
+    attention: str | None = SHARED["attention"]         # additive | concat | scaled_dot, with pooling=attention
+    attention_dim: int | None = SHARED["attention_dim"]
+    embedding_dim: int = SHARED["embedding_dim"]        # token embedding / signal projection size
+    embedding_dropout: float = SHARED["embedding_dropout"]
 
     def __post_init__(self):
-        _positive("model", hidden_size=self.hidden_size, num_layers=self.num_layers,
+        if self.name is None:
+            self.name = self.cell
+        check_positive("model", hidden_size=self.hidden_size, num_layers=self.num_layers,
                   embedding_dim=self.embedding_dim, attention_dim=self.attention_dim)
         for key in ("hidden_size", "num_layers", "embedding_dim", "attention_dim"):
             value = getattr(self, key)
@@ -92,48 +156,48 @@ def network_config(values: dict | None = None, /, **keys) -> NetworkSchema:
     """The schema instance (the network's config) for a model config: shared keys and the keys
     of its encoder, checked; a key neither knows is an error naming the nearest valid key.
     ``network_config({"cell": "gru", ...})`` or ``network_config(cell="gru", ...)``."""
-    from .registry import model_entry
+    from .registry import model_entry, models
     values = {**(values or {}), **keys}
-    entry = model_entry(values.get("cell", "lstm"))
-    config = _build(entry.schema, "model", {k: v for k, v in values.items() if not k.startswith("_")})
+    if values.get("cell") is None:
+        raise ConfigError(f"model.cell is missing: a model config names its encoder, one of "
+                          f"{', '.join(sorted(models()))}, or the dotted path of your registered class "
+                          f"(model.cell=my_module.MyEncoder)")
+    entry = model_entry(values["cell"])
+    given = {k: v for k, v in values.items() if not k.startswith("_")}
+    config = _build(entry.schema or NetworkSchema, "model", given)
     if config.bidirectional and not entry.bidirectional:
         raise ConfigError(f"model.bidirectional=true does not apply to {entry.name}" + (f": {entry.note}" if entry.note
                                                                                          else ""))
     return config
 
 
+def filled_model_config(model: dict, dataset: dict) -> dict:
+    """A model config with every key its schema has: a key the config leaves out takes the value
+    a model config including ``_shared.yaml`` would have (read from the run's data set where that
+    file reads it), else its schema's default. What a run trains with, all of it in its record and
+    its config hash: a default changed later makes the next run a new one."""
+    import yaml
+
+    from .runtime import CONFIG_DIR
+    with open(f"{CONFIG_DIR}/model/_shared.yaml", encoding="utf-8") as stream:
+        shared = yaml.safe_load(stream) or {}
+    links = {k: _DATASET_LINK.fullmatch(v)[1] for k, v in shared.items()
+             if isinstance(v, str) and _DATASET_LINK.fullmatch(v)}
+    given = {**{k: dataset[source] for k, source in links.items() if k not in model and source in dataset}, **model}
+    return dataclasses.asdict(network_config(given))
+
+
+def filled_dataset_config(dataset: dict) -> dict:
+    """A data set config with every key its schema has (see ``filled_model_config``)."""
+    return dataclasses.asdict(_build(dataset_schema(dataset), "dataset", dataset))
+
+
 # -------------------------------------------------------------------------------------- datasets
-@dataclass
-class DatasetSchema:
-    """Keys every data set has: the optimiser and trainer defaults that suit it, and the
-    model defaults (embedding size, dropout) the model configs read from it."""
-    name: str = ""                   # the data set's name in tables and folders (dataset.name=my_reviews)
-    kind: str | None = None          # which registered data set (seqbench/datasets/); null: the name
-    # Where the defaults in this file come from, said in every table's budget line.
-    defaults_from: str | None = _not_identity()
-    batch_size: int = 32
-    eval_batch_size: int | None = _not_identity()
-    num_workers: int = _not_identity(0)
-    lr: float = 1e-3
-    max_epochs: int = 10
-    embedding_dim: int = 128
-    embedding_dropout: float = 0.0
-    dropout: float = 0.0
-
-    def __post_init__(self):
-        _positive("dataset", batch_size=self.batch_size, eval_batch_size=self.eval_batch_size, lr=self.lr,
-                  max_epochs=self.max_epochs)
-        if not isinstance(self.num_workers, int) or self.num_workers < 0:
-            raise ConfigError(f"dataset.num_workers={self.num_workers!r}: must be an integer >= 0")
-        # The model configs read these by interpolation: check them here, under the name the user set.
-        _fraction("dataset", "dropout", self.dropout, low_open=False, high_open=True)
-        _fraction("dataset", "embedding_dropout", self.embedding_dropout, low_open=False, high_open=True)
-
-
+# The bases several data sets share; a data set's own schema lives in its file (seqbench/datasets/).
 @dataclass
 class TextDatasetSchema(DatasetSchema):
-    root: str | None = _not_identity()
-    cache_dir: str | None = _not_identity()
+    root: str | None = not_identity()
+    cache_dir: str | None = not_identity()
     max_len: int = 400
     vocab_size: int = 25000
     min_freq: int = 1
@@ -141,34 +205,11 @@ class TextDatasetSchema(DatasetSchema):
 
     def __post_init__(self):
         super().__post_init__()
-        _positive("dataset", max_len=self.max_len, min_freq=self.min_freq)
+        check_positive("dataset", max_len=self.max_len, min_freq=self.min_freq)
         if not isinstance(self.vocab_size, int) or self.vocab_size < 3:
             raise ConfigError(f"dataset.vocab_size={self.vocab_size!r}: must be an integer >= 3 "
                               f"(<pad>, <unk> and at least one word)")
         _fraction("dataset", "val_fraction", self.val_fraction, low_open=True, high_open=True)
-
-
-@dataclass
-class TextFileSchema(TextDatasetSchema):
-    # The files' contents are part of the data fingerprint; their paths are not the data.
-    train: str | None = _not_identity()
-    val: str | None = _not_identity()
-    test: str | None = _not_identity()
-    text_column: str = "text"
-    label_column: str = "label"
-    encoding: str = "utf-8"
-    # true: quoted fields with line breaks are texts, not a stray quote merging rows (the files read
-    # the same either way whenever the check passes, so it is not part of a run's identity)
-    multiline_text: bool = _not_identity(False)
-
-    def __post_init__(self):
-        super().__post_init__()
-        import codecs
-        try:
-            codecs.lookup(self.encoding)
-        except (LookupError, TypeError):
-            raise ConfigError(f"dataset.encoding={self.encoding!r} is not an encoding Python knows; "
-                              f"for example utf-8, utf-8-sig, latin-1, cp1252") from None
 
 
 @dataclass
@@ -182,22 +223,7 @@ class GeneratedDatasetSchema(DatasetSchema):
 
     def __post_init__(self):
         super().__post_init__()
-        _positive("dataset", n_train=self.n_train, n_val=self.n_val, n_test=self.n_test)
-
-
-@dataclass
-class SinCosSchema(GeneratedDatasetSchema):
-    seq_len: int = 60
-    omega: float = 1.0
-    dt: float = 0.2
-    warmup_steps: int = 10
-
-    def __post_init__(self):
-        super().__post_init__()
-        _positive("dataset", seq_len=self.seq_len, omega=self.omega, dt=self.dt)
-        if not 0 <= self.warmup_steps < self.seq_len:
-            raise ConfigError(f"dataset.warmup_steps={self.warmup_steps}: must be >= 0 and below "
-                              f"dataset.seq_len={self.seq_len}")
+        check_positive("dataset", n_train=self.n_train, n_val=self.n_val, n_test=self.n_test)
 
 
 @dataclass
@@ -211,7 +237,7 @@ class MemoryTaskSchema(GeneratedDatasetSchema):
 
     def __post_init__(self):
         super().__post_init__()
-        _positive("dataset", length=self.length, symbols=self.symbols, alphabet=self.alphabet)
+        check_positive("dataset", length=self.length, symbols=self.symbols, alphabet=self.alphabet)
 
 
 # --------------------------------------------------------------------------------------- trainer
@@ -231,7 +257,7 @@ class TrainerSchema:
     gradient_clip_val: float | None = None
 
     def __post_init__(self):
-        _positive("trainer", max_epochs=self.max_epochs, patience=self.patience,
+        check_positive("trainer", max_epochs=self.max_epochs, patience=self.patience,
                   divergence_check_every_n_steps=self.divergence_check_every_n_steps, num_nodes=self.num_nodes)
         if self.precision is not None and str(self.precision) not in PRECISIONS:
             raise ConfigError(f"trainer.precision={self.precision!r}: valid: {', '.join(sorted(PRECISIONS))}")
@@ -366,7 +392,7 @@ def check_config(config: dict) -> None:
     if config.get("claimed", "skip") not in ("skip", "wait"):
         raise ConfigError(f"claimed={config.get('claimed')!r}: valid: skip, wait")
     if config.get("torch_threads") is not None:
-        _positive("config", torch_threads=config.get("torch_threads"))
+        check_positive("config", torch_threads=config.get("torch_threads"))
     if not isinstance((config.get("optimizer") or {}).get("sparse_embedding", False), bool):
         raise ConfigError(f"optimizer.sparse_embedding={config['optimizer']['sparse_embedding']!r}: must be true or "
                           f"false")
@@ -518,7 +544,7 @@ def check_optimizer(optimizer) -> None:
         if key in parameters:
             _check_value("optimizer", key, value, hints.get(key), parameters[key].default)
     if "lr" in given:
-        _positive("optimizer", lr=given["lr"])
+        check_positive("optimizer", lr=given["lr"])
     for key in NON_NEGATIVE_OPTIMIZER_KEYS:
         value = given.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:

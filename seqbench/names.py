@@ -7,7 +7,7 @@ from __future__ import annotations
 def variant_of(model: dict) -> str:
     """``bilstm_attn_additive`` (what ``model=bilstm_attn_additive`` selects, also reached as
     ``model=bilstm_attn model.attention=additive``), ``gru``, ``lstm_bi``, ``irnn``..."""
-    name = str(model.get("name"))
+    name = str(model.get("name") or model.get("cell"))  # a config without a name is labelled by its cell
     if model.get("pooling") == "attention" and model.get("attention") and str(model["attention"]) not in name:
         return f"{name}_{model['attention']}"
     if model.get("bidirectional") and not name.startswith("bi"):

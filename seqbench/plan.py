@@ -16,6 +16,7 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 import socket
 import time
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from pathlib import Path
 
 
 from .files import UnreadableFile, open_regular, read_json, read_text
-from .record import RECORD_NAME
+from .record import RECORD_NAME, save_record
 
 log = logging.getLogger(__name__)
 CLAIMS_DIR = ".claims"
@@ -236,6 +237,21 @@ def owned_folder(folder: Path, key: str, take: bool = True) -> Path:
             log.warning("%s holds another run; this run (%s) goes to %s", folder, key, candidate)
             return candidate
     raise RuntimeError(f"no free folder beside {folder}")
+
+
+def copy_beside(record: dict, original: Path, job_dir: Path, **marks) -> Path:
+    """A copy of a run's record (and its predictions) in a sweep job's folder, so that the sweep's
+    folder holds every result it reports, and moving or merging folders keeps every verdict."""
+    job_dir = owned_folder(job_dir, record.get("run_key") or "unknown")  # a copy takes the folder for its run
+    if job_dir.resolve() == original.parent.resolve():  # the job's folder was taken: the run is beside it
+        return job_dir
+    save_record(job_dir / RECORD_NAME, {**record, **marks, "copy_of": str(original)})
+    predictions = record.get("predictions")
+    # A record is data: its predictions are a file beside it, by name, never a path elsewhere.
+    if isinstance(predictions, str) and predictions == Path(predictions).name and \
+            (original.parent / predictions).is_file():
+        shutil.copyfile(original.parent / predictions, job_dir / predictions)
+    return job_dir
 
 
 def earlier_runs(records, identity: Identity) -> list[tuple[str, Path, dict]]:

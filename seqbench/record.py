@@ -1,5 +1,6 @@
 """The run record: one self-describing JSON file per run, written atomically; and what makes
-two runs "the same computation": config, seed, code and data fingerprints."""
+two runs "the same computation": config, seed, code and data fingerprints (the code fingerprint
+itself: ``seqbench.imported_code``)."""
 from __future__ import annotations
 
 import hashlib
@@ -14,19 +15,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import IO, Callable, Iterable, Iterator
 
+from . import SeqbenchError
 from .files import open_regular, read_json
 
 RECORD_NAME = "record.json"
+PREDICTIONS_NAME = "predictions.csv"   # per-example test predictions, beside the record
 log = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parent
-# The code every run computes with: the training loop and its steps, the task semantics, the
-# network around the encoder (input layer, heads, attention), and the data pipeline. A run's code
-# fingerprint adds its own encoder's and data set's files (from the registries), so adding a model
-# or fixing a report never invalidates the finished runs of the others (as benchopt keys its cache
-# per solver file).
-CORE_FILES = ("train.py", "training.py", "tasks.py", "models/network.py", "models/attention.py",
-              "models/sequence.py", "data/batching.py", "data/text.py", "data/modules.py", "data/declare.py",
-              "data/sources.py")
 
 
 def _file_mode() -> int:
@@ -62,6 +57,17 @@ def write_json_atomic(path: str | Path, payload) -> Path:
     return atomic_write(path, write)
 
 
+def save_record(path: Path, record: dict) -> None:
+    """Atomic write; a full disk or an unwritable folder becomes an error that says what to do
+    (earlier records are never touched: each run writes only its own file)."""
+    try:
+        write_json_atomic(path, record)
+    except OSError as error:
+        raise SeqbenchError(f"cannot write the run record {path}: {error.strerror or error}. "
+                            f"Free some disk space or choose a writable folder with paths.output_root=PATH."
+                            ) from error
+
+
 def short_hash(payload) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -76,24 +82,6 @@ def content_digest(paths, chunk: int = 1 << 22) -> str:
                 hasher.update(block)
         hasher.update(b"\0")
     return hasher.hexdigest()
-
-
-def code_fingerprint(*files: str | Path) -> str:
-    """Hash of the core files and the given ones (a run's encoder and data set files): the same in
-    a git checkout, an editable install and an installed wheel (paths are taken relative to the
-    package; a file outside it, such as your own encoder, by its name)."""
-    paths = {(PACKAGE_DIR / name).resolve() for name in CORE_FILES} | {Path(f).resolve() for f in files}
-    hasher = hashlib.sha256()
-    for path in sorted(paths, key=_relative_name):
-        hasher.update(_relative_name(path).encode() + b"\0" + path.read_bytes() + b"\0")
-    return hasher.hexdigest()[:16]
-
-
-def _relative_name(path: Path) -> str:
-    try:
-        return path.relative_to(PACKAGE_DIR).as_posix()
-    except ValueError:
-        return path.name
 
 
 def run_key(config_hash: str, seed: int, code: str, data: str) -> str:
@@ -218,7 +206,6 @@ def read_records(folders: Iterable[str | Path]) -> Iterator[tuple[Path, dict]]:
 def read_record(path: str | Path) -> dict:
     """One run record a command was pointed at (eval, explain, diagnostics), or one line saying
     why it cannot be used: not a regular file, too large, not JSON, not an object."""
-    from . import SeqbenchError
     try:
         record = read_json(path)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:

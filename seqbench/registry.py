@@ -6,21 +6,24 @@ beside it, in the manner of fairseq's ``register_model`` and benchopt's one file
 - A data set is one Python file in ``seqbench/datasets/`` that declares itself through
   ``seqbench.data.declare`` (``text_dataset`` / ``generated_dataset``), plus ``conf/dataset/<name>.yaml``.
 - Your own encoder, outside the package: ``model.cell=my_module.MyEncoder`` (importable from
-  the current folder); decorate it with ``@register_model`` to give it a schema of its own.
+  the current folder), decorated with ``@register_model("name", schema=...)`` like a built-in one.
+- A name belongs to one model (and one data set): registering a taken name is refused in one line
+  (fairseq refuses a duplicate the same way), so a file of yours can never replace ``lstm``.
   Only a name the user gives (their config, their command line, their code) is ever imported:
   inside ``code_named_by_user(...)`` (eval, explain, diagnostics: the model comes from a record
   or a checkpoint) any other dotted name resolves only to an encoder already registered.
 
 Files are discovered by importing every module of ``seqbench.models`` and ``seqbench.datasets``:
-adding a file is enough. Cheap to import (no torch); discovery imports torch (model files
-subclass ``nn.Module``) but never Lightning, so a run can be planned before Lightning loads.
+adding a file is enough. Cheap to import (no torch, nothing else of seqbench): the schemas are the
+configuration layer's (``seqbench.config``), which reads this registry, never the other way round.
+Discovery imports torch (model files subclass ``nn.Module``) but never Lightning, so a run can be
+planned before Lightning loads.
 """
 from __future__ import annotations
 
 import contextlib
 import contextvars
 import importlib
-import inspect
 import pkgutil
 import sys
 from dataclasses import dataclass, field
@@ -38,17 +41,22 @@ class RegistryError(SeqbenchError, ValueError):
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A sequence encoder: ``cls(input_size, config)`` with ``config`` an instance of ``schema``;
+    """A sequence encoder: ``cls(input_size, config)`` with ``config`` an instance of ``schema``
+    (None: the keys every model has, ``seqbench.config.NetworkSchema``);
     ``forward(x (B, T, E), lengths (B,)) -> (outputs (B, T, D), summary (B, D))`` and an
     ``output_size`` attribute (D). Outputs at real steps and the summary must not depend on
     the padding after a sequence's length."""
     name: str
-    schema: type
+    schema: type | None
     cls: type
-    files: tuple[Path, ...]          # the source files whose code computes a run of this model
     bidirectional: bool = True       # False: model.bidirectional=true is refused, with `note`
     note: str = ""                   # one line a user reads where something does not apply
     gradient_flow: bool = False      # diagnostics.gradient_flow can rebuild its layers as scratch cells
+
+    @property
+    def module(self) -> str:
+        """The module that defines the encoder: where a run's code fingerprint starts from."""
+        return self.cls.__module__
 
 
 @dataclass(frozen=True)
@@ -62,7 +70,7 @@ class DatasetEntry:
     task: str
     fingerprint: Callable[[dict], str]
     build: Callable[..., Any]
-    files: tuple[Path, ...]
+    module: str                      # the data set's own module (its file): a run's code fingerprint starts there
     generated: bool = False
     # Settings that decide which test examples there are (generated data): runs that differ in
     # one of them were scored on different examples and are never paired.
@@ -75,24 +83,34 @@ DATASETS: dict[str, DatasetEntry] = {}
 _DISCOVERED: set[str] = set()
 
 
-def _source_files(obj, extra: tuple = ()) -> tuple[Path, ...]:
-    path = Path(inspect.getsourcefile(obj)).resolve()
-    return tuple(dict.fromkeys([path, *((PACKAGE_DIR / p).resolve() for p in extra)]))
+def _qualified(cls) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _refuse_taken(kind: str, name: str, taken_by: str, new: str) -> None:
+    """One line when ``name`` already belongs to something else (the same class registered again,
+    a module imported twice under one name, is the same registration)."""
+    if taken_by != new:
+        raise RegistryError(f"two {kind}s are registered as {name!r}: {taken_by} and {new}; a name belongs to one "
+                            f"{kind}: register yours under another name")
 
 
 def register_model(name: str, schema: type | None = None, *, bidirectional: bool = True, note: str = "",
-                   gradient_flow: bool = False, files: tuple = ()):
-    """Class decorator: ``@register_model("mingru", schema=MinGRUSchema)``. ``files``: other
-    source files the encoder's computation depends on (its own file is always counted)."""
+                   gradient_flow: bool = False):
+    """Class decorator: ``@register_model("mingru", schema=MinGRUSchema)``. A name that another
+    class holds is refused (``@register_model("lstm")`` in a file of yours)."""
     def wrap(cls):
-        from .config import NetworkSchema
-        MODELS[name] = ModelEntry(name, schema or NetworkSchema, cls, _source_files(cls, files), bidirectional, note,
-                                  gradient_flow)
+        if name in MODELS:
+            _refuse_taken("model", name, _qualified(MODELS[name].cls), _qualified(cls))
+        MODELS[name] = ModelEntry(name, schema, cls, bidirectional, note, gradient_flow)
         return cls
     return wrap
 
 
 def register_dataset(entry: DatasetEntry) -> DatasetEntry:
+    """Add a data set (``seqbench.data.declare`` calls it); a name another module holds is refused."""
+    if entry.name in DATASETS:
+        _refuse_taken("data set", entry.name, DATASETS[entry.name].module, entry.module)
     DATASETS[entry.name] = entry
     return entry
 
@@ -162,7 +180,8 @@ def _registered_class(path: str):
 
 
 def model_entry(cell: str) -> ModelEntry:
-    """The registered encoder called ``cell``, or a user's class named by its dotted path."""
+    """The registered encoder called ``cell``, or the registered class a dotted path names (a
+    user's own file, imported here when the user named it)."""
     registered = models()
     if cell in registered:
         return registered[cell]
@@ -178,10 +197,9 @@ def model_entry(cell: str) -> ModelEntry:
         known = next((e for e in MODELS.values() if e.cls is cls), None)
         if known is not None:
             return known
-        from .config import NetworkSchema
-        if not (isinstance(cls, type) and callable(getattr(cls, "forward", None))):
-            raise RegistryError(f"model.cell={cell!r} is not an encoder class (an nn.Module with forward(x, lengths))")
-        return ModelEntry(cell, NetworkSchema, cls, _source_files(cls))
+        raise RegistryError(f"model.cell={cell!r} is not a registered encoder: decorate the class with "
+                            f"@register_model(\"<name>\", schema=...) from seqbench.registry (see "
+                            f"examples/own_model/conv_encoder.py)")
     builtin = ", ".join(sorted(registered))
     raise RegistryError(f"unknown model cell {cell!r}; valid: {builtin}, or a dotted path to your own encoder class "
                         f"(model.cell=my_module.MyEncoder)")

@@ -1,143 +1,38 @@
-"""One run, in steps that each have one owner:
+"""One run, from a composed config to its record, in steps that each have one owner:
 
-1. ``prepare``: the config is checked (one line for anything wrong, before any data is read) and
-   the run identified: config hash, seed, code fingerprint (the core training code plus its own
-   encoder's and data set's files), data fingerprint (the input files' contents);
+1. ``seqbench.identity.prepare``: the config checked and filled in, the run identified (config
+   hash, seed, code and data fingerprints), before any data is read;
 2. ``decide``: under the run's claim, Fresh | Reuse | Resume (or Claimed by a live process),
-   in a folder that belongs to this run key alone (``plan.py``);
+   in a folder that belongs to this run key alone (``seqbench.plan``);
 3. ``seqbench.train.execute``: build, fit, test once, record. Only a run that trains imports
    Lightning: a finished run is answered from its record at once.
+
+``run`` is what the command line, sweeps and the search call. It hands the execution step what a
+person sees while a run trains (``ConsoleAndDashboards``): the execution imports no display code.
 """
 from __future__ import annotations
 
 import logging
 import os
 import shutil
-import socket
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from . import SeqbenchError
-from .config import NetworkSchema, check_config, config_hash, is_debug_run, network_config
-from .data.declare import LocatedData, dataset_kind
-from .names import variant_of
-from .plan import (Claim, Claimed, Decision, Fresh, Identity, Resume, Reuse, describe_owner, owned_folder, plan,
+from .identity import CODE_ROOTS, PATH_KEYS, Prepared, interpolation_sources, prepare, variant_name
+from .plan import (Claim, Claimed, Decision, Fresh, Resume, Reuse, copy_beside, describe_owner, owned_folder, plan,
                    plan_from_json, plan_to_json, publish_plan, read_published_plan)
-from .record import RECORD_NAME, code_fingerprint, git_commit, run_key, versions, write_json_atomic
-from .registry import DatasetEntry, dataset_entry, model_entry
+from .record import PREDICTIONS_NAME, RECORD_NAME, read_records, save_record
 from .runtime import launch_id, process_rank
+
+# Also importable from here, where callers have always found them.
+__all__ = ["run", "decide", "prepare", "Prepared", "variant_name", "interpolation_sources", "CODE_ROOTS",
+           "PATH_KEYS", "PREDICTIONS_NAME", "copy_beside", "save_record", "ConsoleAndDashboards"]
 
 log = logging.getLogger(__name__)
 PLAN_ENV = "SEQBENCH_PLAN"
-PREDICTIONS_NAME = "predictions.csv"
-
-
-@dataclass
-class Prepared:
-    """A checked config and what identifies its run, computed without the training stack."""
-    cfg: DictConfig
-    config: dict                  # resolved
-    network: NetworkSchema
-    dataset: DatasetEntry
-    located: LocatedData
-    identity: Identity
-
-
-# Dataset keys that are paths: recorded absolute, so a run can be evaluated again from anywhere.
-PATH_KEYS = ("train", "val", "test", "root", "cache_dir")
-
-
-def prepare(cfg: DictConfig) -> Prepared:
-    config = OmegaConf.to_container(cfg, resolve=True)
-    check_config(config)  # one line, before any data is read
-    for key in PATH_KEYS:
-        if isinstance(config["dataset"].get(key), str):
-            config["dataset"][key] = str(Path(config["dataset"][key]).expanduser().resolve())
-    network = network_config(config["model"])
-    entry = dataset_entry(dataset_kind(config["dataset"]))
-    located = entry.fingerprint(config["dataset"])  # finds (downloads, verifies) the input files
-    hashed = config_hash(config)
-    code = code_fingerprint(*model_entry(network.cell).files, *entry.files)
-    identity = Identity(hashed, cfg.seed, code, located.fingerprint,
-                        run_key(hashed, cfg.seed, code, located.fingerprint),
-                        debug=is_debug_run(config.get("trainer") or {}))
-    return Prepared(cfg, config, network, entry, located, identity)
-
-
-def variant_name(cfg: DictConfig | dict) -> str:
-    """The one spelling of a model variant, as on the command line: ``bilstm_attn_additive``,
-    ``gru``, ``lstm_bi``, ``irnn``; also the folder and TensorBoard name."""
-    model = cfg.model if isinstance(cfg, DictConfig) else cfg["model"]
-    return variant_of(OmegaConf.to_container(model, resolve=True) if isinstance(model, DictConfig) else model)
-
-
-# --------------------------------------------------------------------------------- the record
-def base_record(prepared: Prepared) -> dict:
-    cfg, identity = prepared.cfg, prepared.identity
-    from .record import hardware
-    return {"status": "running", "model": variant_name(cfg), "dataset": cfg.dataset.name,
-            "dataset_kind": prepared.dataset.name, "seed": cfg.seed,
-            "config_hash": identity.config_hash, "code_fingerprint": identity.code,
-            "data_fingerprint": identity.data, "run_key": identity.key, "debug": identity.debug,
-            "data": {"kind": prepared.dataset.name, "name": cfg.dataset.name, "fingerprint": identity.data,
-                     "files": prepared.located.files,
-                     # what decides the test examples beyond the files (a generated task's settings)
-                     "test_set": {k: prepared.config["dataset"].get(k) for k in prepared.dataset.test_set_keys}},
-            "config": prepared.config, "interpolations": interpolation_sources(cfg),
-            "started": datetime.now(timezone.utc).isoformat(),
-            "hardware": hardware(), "versions": versions(), "git_commit": git_commit(),
-            "process": {"host": socket.gethostname(), "pid": os.getpid()}}
-
-
-def interpolation_sources(cfg: DictConfig) -> dict[str, str]:
-    """``{"model.dropout": "dataset.dropout", ...}``: the keys whose value was read from another
-    key by interpolation in this run's config. Reports fold such keys into their source, so a
-    variant is labelled by what the user set, once."""
-    out = {}
-
-    def walk(node, prefix: str) -> None:
-        for key in node:
-            path = f"{prefix}{key}"
-            if OmegaConf.is_interpolation(node, key):
-                text = str(OmegaConf.to_container(node, resolve=False)[key])
-                if text.startswith("${") and text.endswith("}") and ":" not in text and text.count("${") == 1:
-                    out[path] = text[2:-1]
-            else:
-                child = node[key] if not OmegaConf.is_missing(node, key) else None
-                if isinstance(child, DictConfig):
-                    walk(child, f"{path}.")
-    walk(cfg, "")
-    return {k: v for k, v in out.items() if not k.startswith("hydra.")}
-
-
-def save_record(path: Path, record: dict) -> None:
-    """Atomic write; a full disk or an unwritable folder becomes an error that says what to do
-    (earlier records are never touched: each run writes only its own file)."""
-    try:
-        write_json_atomic(path, record)
-    except OSError as error:
-        raise SeqbenchError(f"cannot write the run record {path}: {error.strerror or error}. "
-                            f"Free some disk space or choose a writable folder with paths.output_root=PATH."
-                            ) from error
-
-
-def copy_beside(record: dict, original: Path, job_dir: Path, **marks) -> Path:
-    """A copy of a run's record (and its predictions) in a sweep job's folder, so that the sweep's
-    folder holds every result it reports, and moving or merging folders keeps every verdict."""
-    job_dir = owned_folder(job_dir, record.get("run_key") or "unknown")  # a copy takes the folder for its run
-    if job_dir.resolve() == original.parent.resolve():  # the job's folder was taken: the run is beside it
-        return job_dir
-    save_record(job_dir / RECORD_NAME, {**record, **marks, "copy_of": str(original)})
-    predictions = record.get("predictions")
-    # A record is data: its predictions are a file beside it, by name, never a path elsewhere.
-    if isinstance(predictions, str) and predictions == Path(predictions).name and \
-            (original.parent / predictions).is_file():
-        shutil.copyfile(original.parent / predictions, job_dir / predictions)
-    return job_dir
 
 
 # ------------------------------------------------------------------------------------- steps
@@ -151,7 +46,6 @@ def decide(prepared: Prepared, output_dir: Path, rank_zero: bool,
         if os.environ.get(PLAN_ENV):
             return plan_from_json(os.environ[PLAN_ENV]), None
         return read_published_plan(root, identity.key, launch_id()), None
-    from .record import read_records
     while True:
         claim = Claim.try_acquire(root, identity.key, output_dir)
         if isinstance(claim, Claim):
@@ -204,9 +98,12 @@ def run(cfg: DictConfig, output_dir: str | Path, tensorboard_root: str | Path | 
             return _skipped(prepared, decision, output_dir, in_sweep, rank_zero)
         if isinstance(decision, Reuse):
             return _reused(decision, output_dir, in_sweep, rank_zero)
-        from .train import execute
-        return execute(prepared, decision, output_dir, tensorboard_root, rank_zero, in_sweep, evaluate_test,
-                       extra_callbacks or [], tags or {}, claim)
+        from .train import RunContext, execute
+        return execute(RunContext(prepared, decision, output_dir, rank_zero=rank_zero, claim=claim,
+                                  in_sweep=in_sweep, evaluate_test=evaluate_test,
+                                  tensorboard_root=Path(tensorboard_root) if tensorboard_root else None,
+                                  callbacks=list(extra_callbacks or []), tags=dict(tags or {}),
+                                  presentation=ConsoleAndDashboards()))
     finally:
         if claim is not None:
             claim.release()
@@ -241,3 +138,43 @@ def _reused(decision: Reuse, output_dir: Path, in_sweep: bool, rank_zero: bool) 
     if rank_zero and _only_hydra_files(output_dir):
         shutil.rmtree(output_dir, ignore_errors=True)  # a reused single run leaves no empty folder behind
     return {**reused, "output_dir": str(original.parent)}
+
+
+# --------------------------------------------------------------------------- what a person sees
+class ConsoleAndDashboards:
+    """What a person sees of a run that trains (``seqbench.train.Presentation``): the progress bar
+    or one line per epoch, the logger the config names (TensorBoard by default), and the
+    dashboards' pictures (learning rate, gradient flow, attention, predicted signals). Nothing
+    here changes what a run computes: it is kept out of the execution step and its fingerprint."""
+
+    def logger(self, cfg: DictConfig, name: str, tensorboard_dir: Path, output_dir: Path):
+        from .console import make_logger
+        return make_logger(cfg, name, tensorboard_dir, output_dir)
+
+    def watchers(self, cfg: DictConfig, task, datamodule) -> list:
+        """Callbacks that draw what the run does, run before its statistics are taken."""
+        from pytorch_lightning.callbacks import LearningRateMonitor
+
+        from .dashboards import AttentionSnapshots, GradientFlowSnapshot, SignalSnapshot, pick_examples
+        callbacks = [LearningRateMonitor(logging_interval="epoch"), GradientFlowSnapshot()]
+        spec = datamodule.spec
+        if spec.vocabulary and task.net.attention is not None and hasattr(datamodule, "val_set"):
+            callbacks.append(AttentionSnapshots(pick_examples(datamodule.val_set), list(spec.vocabulary),
+                                                list(spec.label_names)))
+        if getattr(datamodule, "name", None) == "sincos":
+            callbacks.append(SignalSnapshot(datamodule.sets["test"][list(range(3))], cfg.dataset.warmup_steps))
+        return callbacks
+
+    def console(self, options: dict, statistics) -> tuple[list, dict]:
+        """The progress bar or the epoch lines, run after the statistics they print; the trainer's
+        options as the console needs them (no bar where none can draw)."""
+        from .console import console_callbacks
+        return console_callbacks(options, statistics)
+
+    def started(self, trainer, record: dict) -> None:
+        from .dashboards import start_logging
+        start_logging(trainer, record)
+
+    def finished(self, trainer, record: dict, record_path: Path) -> None:
+        from .dashboards import finish_logging
+        finish_logging(trainer, record, record_path)

@@ -1,7 +1,8 @@
 """What each kind of task means, declared once: its primary metric and which way is better,
 the secondary metric, the per-example score paired tests compare, the baseline a curve is read
-against, when a run counts as "solved", the words tables use, and the LightningModule that
-trains it. Records, reports, statistics, TensorBoard and ``eval`` all read this registry.
+against, when a run counts as "solved", and the words tables use. Records, reports, statistics,
+TensorBoard and ``eval`` all read this registry; the LightningModule that trains each kind is
+``seqbench.training.TASK_MODULES`` (the execution layer reads this one, never the other way).
 
 Cheap to import (no torch): reports and the planner read it.
 """
@@ -26,7 +27,6 @@ class TaskKind:
     secondary: str              # shown beside it
     example_score: str          # the predictions.csv column paired tests compare, per test example
     example_words: str          # what one example's score is, in words
-    module: str                 # "module:Class" of its LightningModule (imported only to train)
     solved_rule: str | None = None   # dataset.<key> that holds the "solved" threshold, if any
     solved_metric: str | None = None  # the test metric the threshold applies to
 
@@ -73,19 +73,18 @@ class TaskKind:
 
 TASKS: dict[str, TaskKind] = {task.name: task for task in (
     # One label per sequence (IMDB, TREC, your own files).
-    TaskKind("classification", "acc", "max", "f1", "correct", "correct (1) or not (0)",
-             "seqbench.training:ClassificationTask"),
+    TaskKind("classification", "acc", "max", "f1", "correct", "correct (1) or not (0)"),
     # A value at every step (sin -> cos); the first warmup steps are not scored.
     TaskKind("per_step_regression", "mse", "min", "mae", "squared_error",
-             "squared error, averaged over the sequence's scored steps", "seqbench.training:RegressionTask"),
+             "squared error, averaged over the sequence's scored steps"),
     # One value read after the last step (the adding problem).
     TaskKind("last_step_regression", "mse", "min", "mae", "squared_error", "squared error",
-             "seqbench.training:RegressionTask", solved_rule="solved_below", solved_metric="mse"),
+             solved_rule="solved_below", solved_metric="mse"),
     # A class at every step (the copy task): cross-entropy per step picks the best epoch (smooth
     # while the accuracy on the recalled symbols is still flat) and is what paired tests compare;
     # "solved" is read on the recall accuracy.
     TaskKind("per_step_classification", "ce", "min", "acc", "ce", "cross-entropy per step of the sequence",
-             "seqbench.training:PerStepClassificationTask", solved_rule="solved_above", solved_metric="acc"),
+             solved_rule="solved_above", solved_metric="acc"),
 )}
 
 

@@ -1,12 +1,20 @@
 """Training one planned run (Fresh or Resume), step by step: open its record, build the data,
 the model and the trainer, fit, test once with the best checkpoint, save the predictions, close
-the record. Imported only when a run trains (it loads Lightning)."""
+the record. Imported only when a run trains (it loads Lightning).
+
+Everything one run needs comes in one ``RunContext``. What a person sees while it trains (progress,
+the logger, dashboards) comes in it too, as a ``Presentation``: this module imports no display
+code, so what it imports is what computes a run (its code fingerprint starts here).
+"""
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 import traceback
 import warnings
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -14,13 +22,14 @@ import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
 from . import SeqbenchError
 from .data.declare import DataSpec, build_datamodule
-from .plan import CHECKPOINT_DIR, Claim, Fresh, Resume, release_folder, set_aside
-from .record import RECORD_NAME, atomic_write, current_rss_mb, peak_memory_mb
-from .run import PREDICTIONS_NAME, Prepared, base_record, copy_beside, save_record, variant_name
+from .identity import Prepared, interpolation_sources, variant_name
+from .plan import CHECKPOINT_DIR, Claim, Fresh, Resume, copy_beside, release_folder, set_aside
+from .record import (PREDICTIONS_NAME, RECORD_NAME, atomic_write, current_rss_mb, git_commit, hardware,
+                     peak_memory_mb, save_record, versions)
 from .runtime import Interrupted, flush_denormals, quiet_lightning
 from .training import RecordWriter, RunStatistics, SequenceTask, StepScalars, TrainingDiverged, best_epoch, build_task
 
@@ -54,23 +63,51 @@ def run_name(cfg: DictConfig, tags: dict | None = None) -> str:
     return f"{name}_trial{trial:03d}" if trial is not None else name
 
 
-# ------------------------------------------------------------------------------------ builders
-def dashboard_callbacks(cfg: DictConfig, task: SequenceTask, datamodule) -> list[pl.Callback]:
-    from .dashboards import AttentionSnapshots, GradientFlowSnapshot, SignalSnapshot, pick_examples
-    callbacks: list[pl.Callback] = [LearningRateMonitor(logging_interval="epoch"), GradientFlowSnapshot()]
-    spec = datamodule.spec
-    if spec.vocabulary and task.net.attention is not None and hasattr(datamodule, "val_set"):
-        callbacks.append(AttentionSnapshots(pick_examples(datamodule.val_set), list(spec.vocabulary),
-                                            list(spec.label_names)))
-    if getattr(datamodule, "name", None) == "sincos":
-        callbacks.append(SignalSnapshot(datamodule.sets["test"][list(range(3))], cfg.dataset.warmup_steps))
-    return callbacks
+# ------------------------------------------------------------------------------ what one run needs
+class Presentation:
+    """What a person sees of a run while it trains: given by the caller (``seqbench.run`` hands
+    the console's and the dashboards'), never imported here. Nothing in it may change what a run
+    computes: it is outside the run's code fingerprint. This one shows nothing (no logger)."""
+
+    def logger(self, cfg: DictConfig, name: str, tensorboard_dir: Path, output_dir: Path):
+        return False
+
+    def watchers(self, cfg: DictConfig, task: SequenceTask, datamodule) -> list[pl.Callback]:
+        return []
+
+    def console(self, options: dict, statistics: RunStatistics) -> tuple[list[pl.Callback], dict]:
+        return [], options
+
+    def started(self, trainer: pl.Trainer, record: dict) -> None:
+        pass
+
+    def finished(self, trainer: pl.Trainer, record: dict, record_path: Path) -> None:
+        pass
 
 
-def build_trainer(cfg: DictConfig, task: SequenceTask, datamodule, output_dir: Path, stats: RunStatistics,
-                  record_writer: RecordWriter | None = None, extra_callbacks: list | None = None,
-                  tensorboard_root: Path | None = None, name: str | None = None) -> tuple[pl.Trainer, ModelCheckpoint]:
-    from .console import console_callbacks, make_logger
+@dataclass
+class RunContext:
+    """One planned run, as ``execute`` trains it."""
+    prepared: Prepared                   # its checked, filled config and its identity
+    decision: Fresh | Resume             # where it trains, and from which checkpoint
+    job_dir: Path                        # the folder its caller gave it (a sweep job's folder)
+    rank_zero: bool = True               # only global rank 0 writes records (DDP)
+    claim: Claim | None = None           # held while it trains; says where the run lives
+    in_sweep: bool = False               # the job's folder gets a copy of the record
+    evaluate_test: bool = True           # False: a search trial, never tested
+    tensorboard_root: Path | None = None  # a sweep's runs share one TensorBoard folder
+    callbacks: list = field(default_factory=list)   # more Lightning callbacks (a search's pruning)
+    tags: dict = field(default_factory=dict)        # into the record as they are (search trial, tuned)
+    presentation: Presentation = field(default_factory=Presentation)
+
+    @property
+    def cfg(self) -> DictConfig:
+        return self.prepared.cfg
+
+
+def build_trainer(context: RunContext, task: SequenceTask, datamodule, output_dir: Path, stats: RunStatistics,
+                  record_writer: RecordWriter | None = None) -> tuple[pl.Trainer, ModelCheckpoint]:
+    cfg, presentation = context.cfg, context.presentation
     # last.ckpt after every epoch: an interrupted run resumes from it (see plan()). The folder
     # belongs to this run alone, so names are fixed (no "-v1" copies beside an older run's files).
     checkpoint = ModelCheckpoint(dirpath=output_dir / CHECKPOINT_DIR, filename="best", monitor=task.monitor,
@@ -80,14 +117,14 @@ def build_trainer(cfg: DictConfig, task: SequenceTask, datamodule, output_dir: P
                if k not in ("patience", "divergence_check_every_n_steps") and v is not None}
     if getattr(datamodule, "fresh_train", False):
         options["reload_dataloaders_every_n_epochs"] = 1  # a new training set every epoch
-    logger = make_logger(cfg, name or run_name(cfg), tensorboard_root or output_dir / "tensorboard", output_dir)
-    console, options = console_callbacks(options, stats)
+    logger = presentation.logger(cfg, run_name(cfg, context.tags),
+                                 context.tensorboard_root or output_dir / "tensorboard", output_dir)
+    console, options = presentation.console(options, stats)
     # Lightning runs plain callbacks in this order (the console line after the statistics it
     # prints), then the Checkpoint ones in theirs: ModelCheckpoint writes last.ckpt, then the
     # RecordWriter writes the record.
-    all_callbacks = [stopping, StepScalars(), *dashboard_callbacks(cfg, task, datamodule), stats, *console,
-                     *(extra_callbacks or []),
-                     checkpoint, *([record_writer] if record_writer else [])]
+    all_callbacks = [stopping, StepScalars(), *presentation.watchers(cfg, task, datamodule), stats, *console,
+                     *context.callbacks, checkpoint, *([record_writer] if record_writer else [])]
     return pl.Trainer(callbacks=all_callbacks, logger=logger, default_root_dir=str(output_dir),
                       enable_model_summary=False, plugins=[AtomicCheckpointIO()], **options), checkpoint
 
@@ -113,13 +150,30 @@ def save_predictions(path: Path, batches: list[dict], spec: DataSpec) -> None:
 
 
 # ------------------------------------------------------------------------------------ the run
+def base_record(prepared: Prepared) -> dict:
+    """The record's opening fields: what the run is (its filled config and identity) and where it runs."""
+    cfg, identity = prepared.cfg, prepared.identity
+    return {"status": "running", "model": variant_name(prepared.config), "dataset": cfg.dataset.name,
+            "dataset_kind": prepared.dataset.name, "seed": cfg.seed,
+            "config_hash": identity.config_hash, "code_fingerprint": identity.code,
+            "data_fingerprint": identity.data, "run_key": identity.key, "debug": identity.debug,
+            "data": {"kind": prepared.dataset.name, "name": cfg.dataset.name, "fingerprint": identity.data,
+                     "files": prepared.located.files,
+                     # what decides the test examples beyond the files (a generated task's settings)
+                     "test_set": {k: prepared.config["dataset"].get(k) for k in prepared.dataset.test_set_keys}},
+            "config": prepared.config, "interpolations": interpolation_sources(cfg),
+            "started": datetime.now(timezone.utc).isoformat(),
+            "hardware": hardware(), "versions": versions(), "git_commit": git_commit(),
+            "process": {"host": socket.gethostname(), "pid": os.getpid()}}
+
+
 class _RecordKeeper:
     """The record of one run and where it is written: its own folder, and in a sweep whose job
     folder is elsewhere (a resume in an older folder) a copy there too."""
 
-    def __init__(self, prepared: Prepared, decision: Fresh | Resume, job_dir: Path, in_sweep: bool, rank_zero: bool,
-                 tags: dict):
-        self.record = {**base_record(prepared), **tags}
+    def __init__(self, context: RunContext):
+        decision = context.decision
+        self.record = {**base_record(context.prepared), **context.tags}
         self.output_dir = decision.output_dir
         if isinstance(decision, Resume):
             previous = decision.previous
@@ -128,8 +182,9 @@ class _RecordKeeper:
         self.record["plan"] = {"decision": type(decision).__name__.lower(), "reason": decision.reason}
         self.record["output_dir"] = str(self.output_dir)
         self.path = self.output_dir / RECORD_NAME
-        self.job_dir = job_dir if in_sweep and job_dir.resolve() != self.output_dir.resolve() else None
-        self.rank_zero = rank_zero
+        job_dir = Path(context.job_dir)
+        self.job_dir = job_dir if context.in_sweep and job_dir.resolve() != self.output_dir.resolve() else None
+        self.rank_zero = context.rank_zero
 
     def save(self, current: dict | None = None) -> None:
         if self.rank_zero:
@@ -150,60 +205,46 @@ def _fresh_folder(output_dir: Path) -> None:
         set_aside(checkpoints, "holds checkpoints of an earlier attempt at this run; this fresh run starts its own")
 
 
-def execute(prepared: Prepared, decision: Fresh | Resume, job_dir: Path, tensorboard_root, rank_zero: bool,
-            in_sweep: bool, evaluate_test: bool, extra_callbacks: list, tags: dict, claim: Claim | None) -> dict:
-    cfg = prepared.cfg
-    keeper = _RecordKeeper(prepared, decision, Path(job_dir), in_sweep, rank_zero, tags)
-    record, output_dir = keeper.record, keeper.output_dir
-    resume_from = decision.checkpoint if isinstance(decision, Resume) else None
-    if rank_zero and isinstance(decision, Fresh):
-        _fresh_folder(output_dir)
-    if claim is not None:
-        claim.move_to(output_dir)
-    started = time.perf_counter()
-    rss_at_start = current_rss_mb()
-    record["flush_denormal"] = flush_denormals(cfg.get("flush_denormal", True))
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    try:  # the data first: a bad input file is one line and leaves no record behind
+def _data(context: RunContext, output_dir: Path):
+    """The run's data module, set up. A bad input file is one line and leaves no record behind
+    (a fresh run gives its folder back)."""
+    cfg, prepared = context.cfg, context.prepared
+    try:
         datamodule = build_datamodule(prepared.config["dataset"], cfg.seed, bool(cfg.get("force", False)),
                                       prepared.located)
         datamodule.setup()
     except BaseException:
-        if rank_zero and isinstance(decision, Fresh):
+        if context.rank_zero and isinstance(context.decision, Fresh):
             release_folder(output_dir, prepared.identity.key)
         raise
+    return datamodule
+
+
+def execute(context: RunContext) -> dict:
+    """Train one planned run and return its record: its folder prepared (a fresh run's old
+    checkpoints set aside, the claim moved there), the data built, then the model and trainer;
+    fit (from the checkpoint a resume names), test once with the best checkpoint, predictions
+    saved. The record is written after every epoch and at the end, whatever the end: "done",
+    "diverged" (returned), "interrupted" (resumable) or "failed" (both raised again)."""
+    cfg, prepared, decision = context.cfg, context.prepared, context.decision
+    keeper = _RecordKeeper(context)
+    record, output_dir = keeper.record, keeper.output_dir
+    if context.rank_zero and isinstance(decision, Fresh):
+        _fresh_folder(output_dir)
+    if context.claim is not None:
+        context.claim.move_to(output_dir)
+    started = time.perf_counter()
+    rss_at_start = current_rss_mb()
+    record["flush_denormal"] = flush_denormals(cfg.get("flush_denormal", True))
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    datamodule = _data(context, output_dir)
     keeper.save()  # a run killed from here on leaves "running", never "done"
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     stats = RunStatistics()
     task = trainer = None
     try:
-        spec = datamodule.spec
-        record.update(task=spec.task, metric=spec.metric, metric_mode=spec.metric_mode,
-                      examples=datamodule.example_counts(), label_names=list(spec.label_names))
-        if spec.baselines:
-            record["baselines"] = spec.baselines
-        task = build_task(prepared.config, prepared.network, spec, metadata={
-            "model": variant_name(cfg), "dataset": cfg.dataset.name, "run_key": prepared.identity.key,
-            "config_hash": prepared.identity.config_hash, "data_fingerprint": prepared.identity.data})
-        record["params"] = sum(p.numel() for p in task.net.parameters())
-        writer = RecordWriter(keeper.save, record, stats)
-        trainer, checkpoint = build_trainer(cfg, task, datamodule, output_dir, stats, writer, extra_callbacks,
-                                            Path(tensorboard_root) if tensorboard_root else None,
-                                            run_name(cfg, tags))
-        record["precision"] = str(trainer.precision)  # what ran (Lightning may change it, e.g. 16 on a CPU)
-        if trainer.world_size > 1:
-            check_batches_per_process(datamodule, trainer.world_size)
-        from .dashboards import start_logging
-        start_logging(trainer, record)
-        trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
-        _record_fit(record, stats, task, trainer, checkpoint)
-        for callback in extra_callbacks:  # e.g. a search's pruning says the run was pruned
-            record.update(getattr(callback, "record_fields", dict)())
-        if evaluate_test:
-            _test_once(record, task, trainer, datamodule, checkpoint, output_dir, spec, rank_zero)
-        record["status"] = "done"
-        record["tensorboard"] = getattr(trainer.logger, "log_dir", None)
+        task, trainer = _fit_and_test(context, record, keeper, datamodule, stats, output_dir)
     except TrainingDiverged as error:
         record.update(status="diverged", error=str(error))
         log.error("run diverged: %s", error)
@@ -224,9 +265,39 @@ def execute(prepared: Prepared, decision: Fresh | Resume, job_dir: Path, tensorb
                       finished=datetime.now(timezone.utc).isoformat())
         keeper.close()
     if trainer is not None:
-        from .dashboards import finish_logging
-        finish_logging(trainer, record, keeper.path)
+        context.presentation.finished(trainer, record, keeper.path)
     return record
+
+
+def _fit_and_test(context: RunContext, record: dict, keeper: _RecordKeeper, datamodule, stats: RunStatistics,
+                  output_dir: Path) -> tuple[SequenceTask, pl.Trainer]:
+    """The model and the trainer, built; fit; the test split read once. Fills in the record."""
+    cfg, prepared = context.cfg, context.prepared
+    spec = datamodule.spec
+    record.update(task=spec.task, metric=spec.metric, metric_mode=spec.metric_mode,
+                  examples=datamodule.example_counts(), label_names=list(spec.label_names))
+    if spec.baselines:
+        record["baselines"] = spec.baselines
+    task = build_task(prepared.config, prepared.network, spec, metadata={
+        "model": variant_name(prepared.config), "dataset": cfg.dataset.name, "run_key": prepared.identity.key,
+        "config_hash": prepared.identity.config_hash, "data_fingerprint": prepared.identity.data})
+    record["params"] = sum(p.numel() for p in task.net.parameters())
+    trainer, checkpoint = build_trainer(context, task, datamodule, output_dir, stats,
+                                        RecordWriter(keeper.save, record, stats))
+    record["precision"] = str(trainer.precision)  # what ran (Lightning may change it, e.g. 16 on a CPU)
+    if trainer.world_size > 1:
+        check_batches_per_process(datamodule, trainer.world_size)
+    context.presentation.started(trainer, record)
+    resume_from = context.decision.checkpoint if isinstance(context.decision, Resume) else None
+    trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+    _record_fit(record, stats, task, trainer, checkpoint)
+    for callback in context.callbacks:  # e.g. a search's pruning says the run was pruned
+        record.update(getattr(callback, "record_fields", dict)())
+    if context.evaluate_test:
+        _test_once(record, task, trainer, datamodule, checkpoint, output_dir, spec, context.rank_zero)
+    record["status"] = "done"
+    record["tensorboard"] = getattr(trainer.logger, "log_dir", None)
+    return task, trainer
 
 
 def check_batches_per_process(datamodule, processes: int) -> None:

@@ -382,6 +382,15 @@ class RecordWriter(Checkpoint):
             self.save(self.record)
 
 
+# The LightningModule that trains each kind of task (seqbench.tasks.TASKS).
+TASK_MODULES: dict[str, type[SequenceTask]] = {
+    "classification": ClassificationTask,
+    "per_step_regression": RegressionTask,        # one value per step (sin -> cos)
+    "last_step_regression": RegressionTask,       # one value after the last step (the adding problem)
+    "per_step_classification": PerStepClassificationTask,
+}
+
+
 def best_epoch(history: list[dict], monitor: str, mode: str) -> int | None:
     scored = [h for h in history if isinstance(h.get(monitor), float) and math.isfinite(h[monitor])]
     if not scored:
@@ -394,21 +403,18 @@ def build_task(config: dict, network, spec, metadata: dict | None = None, train:
     """The LightningModule the task registry names for ``spec.task``, around a fresh network.
     ``train=False`` (eval): no optimiser is built, and ``config["optimizer"]`` is not read."""
     import dataclasses
-    import importlib
 
     import hydra
     from omegaconf import DictConfig, OmegaConf
     if isinstance(config, DictConfig):
         config = OmegaConf.to_container(config, resolve=True)
-    kind = TASKS[spec.task]
     optimizer_config = dict(config["optimizer"]) if train else {}
     # seqbench's own key, not the optimiser's: a sparse embedding gradient and SparseAdam for it.
     sparse_embedding = bool(optimizer_config.pop("sparse_embedding", False))
     net = RecurrentNet(network, spec.num_outputs, vocab_size=spec.vocab_size, input_dim=spec.input_dim,
                        per_step=spec.per_step, sparse_embedding=sparse_embedding)
     optimizer = hydra.utils.instantiate(optimizer_config) if train else None
-    module_name, _, class_name = kind.module.partition(":")
-    module = getattr(importlib.import_module(module_name), class_name)
+    module = TASK_MODULES[spec.task]
     metadata = {**(metadata or {}), "network": dataclasses.asdict(network), "spec": dataclasses.asdict(spec)}
     options = {"metadata": metadata, "check_every": int((config.get("trainer") or {}).get(
         "divergence_check_every_n_steps") or 50)}

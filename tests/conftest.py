@@ -59,7 +59,7 @@ def use_text_source(monkeypatch, name: str, source) -> None:
     from seqbench.data.declare import text_entry
     from seqbench.registry import DATASETS, datasets
     entry = datasets()[name]
-    monkeypatch.setitem(DATASETS, name, text_entry(name, entry.schema, lambda config: source, entry.files))
+    monkeypatch.setitem(DATASETS, name, text_entry(name, entry.schema, lambda config: source, entry.module))
 
 
 def tiny_text_source(tmp_path):

@@ -153,16 +153,6 @@ def test_settings_that_do_not_change_the_result_do_not_split_runs(compose_config
         assert hashed(override) != same, override
 
 
-def test_a_code_change_reruns_instead_of_reusing_and_says_why(compose_config, tmp_path, monkeypatch):
-    from seqbench import run as run_module
-    first = run(compose_config(*TINY), tmp_path / "a")
-    monkeypatch.setattr(run_module, "code_fingerprint", lambda *files: "edited-model-file")
-    second = run(compose_config(*TINY), tmp_path / "b")
-    assert "reused_from" not in second and second["finished"] != first["finished"]
-    assert "code" in second["plan"]["reason"] and "edited-model-file" in second["plan"]["reason"]
-    assert second["code_fingerprint"] == "edited-model-file"
-
-
 def test_the_code_fingerprint_is_per_what_a_run_computes(compose_config, monkeypatch):
     """An edit to a run's own encoder, its data set or the core training code changes its code
     fingerprint; an edit to another model's file or to the report does not (benchopt keys its

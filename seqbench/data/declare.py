@@ -1,80 +1,16 @@
-"""How a data set file declares itself (one file per data set in ``seqbench/datasets/``):
-what task it poses (``DataSpec``), how to find and fingerprint its files, and how to build its
+"""How a data set file declares itself (one file per data set in ``seqbench/datasets/``): the
+task it poses (a ``DataSpec``), how to find and fingerprint its files, and how to build its
 Lightning data module. Cheap to import: no torch, no Lightning (those load only in ``build``)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..record import content_digest, short_hash
 from ..registry import DatasetEntry, register_dataset
-from ..tasks import TASKS
+from .spec import DataSpec, LocatedData, TextSource, data_fingerprint, input_files
 
-
-@dataclass(frozen=True)
-class DataSpec:
-    """What a model (and a results table) needs to know about its data."""
-
-    task: str                       # one of seqbench.tasks.TASKS
-    num_outputs: int
-    vocab_size: int | None = None   # token inputs
-    input_dim: int | None = None    # real-valued inputs
-    label_names: tuple[str, ...] = ()
-    vocabulary: tuple[str, ...] = ()   # id -> token, for text
-    max_len: int | None = None
-    # Test metrics of a model that learns nothing (the adding problem's constant answer, the copy
-    # task's memoryless strategy, the majority class): a curve is read against it.
-    baselines: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        if self.task not in TASKS:
-            raise ValueError(f"unknown task {self.task!r}; valid: {', '.join(TASKS)}")
-
-    @property
-    def per_step(self) -> bool:
-        return TASKS[self.task].per_step
-
-    @property
-    def metric(self) -> str:
-        return TASKS[self.task].metric
-
-    @property
-    def metric_mode(self) -> str:
-        return TASKS[self.task].direction
-
-
-@dataclass(frozen=True)
-class TextSource:
-    """A text-classification data set: how to find its files and how to read them."""
-
-    name: str
-    locate: Callable[[Path], object]          # root -> path(s) of the verified input files
-    read: Callable[[object], dict]            # path(s) -> {"train": (texts, labels), "test": ..., "val"?: ...}
-    label_names: tuple[str, ...] = ()         # empty: read() returns them under "label_names"
-    options: str = ""                         # reading options that change the result: part of the cache key
-
-
-@dataclass(frozen=True)
-class LocatedData:
-    """The input files of one data set on this machine, and the fingerprint of their contents."""
-    located: object
-    fingerprint: str
-    files: dict = field(default_factory=dict)   # split (or "archive") -> resolved path, for records and eval
-
-
-def input_files(located) -> list[Path]:
-    """The files behind a located source, in a fixed order (a folder stands for the files in it)."""
-    paths = [Path(p) for p in (located.values() if isinstance(located, dict) else [located])]
-    files = []
-    for path in paths:
-        files.extend(sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path])
-    return files
-
-
-def data_fingerprint(source: TextSource, located) -> str:
-    """The input files' contents (not their names, sizes or times) and the reading options."""
-    return short_hash({"source": source.name + source.options, "content": content_digest(input_files(located))})
+__all__ = ["DataSpec", "LocatedData", "TextSource", "data_fingerprint", "input_files", "text_dataset", "text_entry",
+           "generated_dataset", "locate_text", "dataset_kind", "build_datamodule"]
 
 
 def locate_text(source: TextSource, config: dict) -> LocatedData:
@@ -86,12 +22,15 @@ def locate_text(source: TextSource, config: dict) -> LocatedData:
 
 
 def text_dataset(name: str, schema: type, source_of: Callable[[dict], TextSource]) -> DatasetEntry:
-    """Register a text-classification data set whose files ``source_of(config)`` finds and reads."""
-    return register_dataset(text_entry(name, schema, source_of, _caller_files()))
+    """Register a text-classification data set whose files ``source_of(config)`` finds and reads;
+    the module that defines ``source_of`` is the data set's own file."""
+    return register_dataset(text_entry(name, schema, source_of))
 
 
-def text_entry(name: str, schema: type, source_of: Callable[[dict], TextSource], files: tuple = ()) -> DatasetEntry:
-    """The registry entry of a text data set (tests build one around a tiny source)."""
+def text_entry(name: str, schema: type, source_of: Callable[[dict], TextSource],
+               module: str | None = None) -> DatasetEntry:
+    """The registry entry of a text data set (tests build one around a tiny source); ``module``:
+    the data set's own module, by default the one that defines ``source_of``."""
 
     def fingerprint(config: dict) -> LocatedData:
         return locate_text(source_of(config), config)
@@ -108,7 +47,8 @@ def text_entry(name: str, schema: type, source_of: Callable[[dict], TextSource],
                                       val_fraction=config["val_fraction"], seed=seed,
                                       num_workers=config.get("num_workers", 0), rebuild_cache=rebuild_cache)
 
-    return DatasetEntry(name, schema, "classification", fingerprint, build, files, extra={"source_of": source_of})
+    return DatasetEntry(name, schema, "classification", fingerprint, build, module or source_of.__module__,
+                        extra={"source_of": source_of})
 
 
 def generated_dataset(name: str, schema: type, task: str, make_of: Callable[[dict], Callable[[int, int], dict]],
@@ -116,7 +56,8 @@ def generated_dataset(name: str, schema: type, task: str, make_of: Callable[[dic
                       fresh_train: Callable[[dict], bool] = lambda config: False) -> DatasetEntry:
     """Register a generated task: ``make_of(config)(count, seed)`` draws a split's tensors;
     ``spec_of(config)`` says what task it poses. Training and validation come from the run's
-    seed, the test set from ``test_seed`` alone (see ``GeneratedData``)."""
+    seed, the test set from ``test_seed`` alone (see ``GeneratedData``). The module that defines
+    ``make_of`` is the data set's own file."""
 
     def fingerprint(config: dict) -> LocatedData:
         # The generator's settings are in the config hash and its code in the code fingerprint.
@@ -128,15 +69,8 @@ def generated_dataset(name: str, schema: type, task: str, make_of: Callable[[dic
                              config["n_test"], config["batch_size"], seed, config["test_seed"],
                              fresh_train=fresh_train(config), eval_batch_size=config.get("eval_batch_size"))
 
-    return register_dataset(DatasetEntry(name, schema, task, fingerprint, build, _caller_files(), generated=True,
+    return register_dataset(DatasetEntry(name, schema, task, fingerprint, build, make_of.__module__, generated=True,
                                          test_set_keys=test_set_keys))
-
-
-def _caller_files() -> tuple[Path, ...]:
-    """The data set's own file (the module that called the registering function)."""
-    import inspect
-    frame = inspect.stack()[2]  # caller of text_dataset / generated_dataset
-    return (Path(frame.filename).resolve(),)
 
 
 def dataset_kind(config: dict) -> str:

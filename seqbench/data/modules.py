@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .. import SeqbenchError
 from .batching import BucketBatchSampler, TextSubset, pad_batch, stratified_split
-from .declare import DataSpec, LocatedData, TextSource, data_fingerprint
+from .spec import DataSpec, LocatedData, TextSource, data_fingerprint
 from .sources import user_cache_dir
 from .text import EncodedCorpus, TextSettings, cache_key, encode_corpus, load_corpus, save_corpus
 

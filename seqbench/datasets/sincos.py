@@ -3,11 +3,28 @@ The first ``warmup_steps`` steps are not scored (one value of sin leaves the sig
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
-from ..config import SinCosSchema
+from ..config import ConfigError, GeneratedDatasetSchema, check_positive
 from ..data.declare import DataSpec, generated_dataset
+
+
+@dataclass
+class SinCosSchema(GeneratedDatasetSchema):
+    """sin -> cos's own keys: the signal's length, frequency and step, and the steps not scored."""
+    seq_len: int = 60
+    omega: float = 1.0
+    dt: float = 0.2
+    warmup_steps: int = 10
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_positive("dataset", seq_len=self.seq_len, omega=self.omega, dt=self.dt)
+        if not 0 <= self.warmup_steps < self.seq_len:
+            raise ConfigError(f"dataset.warmup_steps={self.warmup_steps}: must be >= 0 and below "
+                              f"dataset.seq_len={self.seq_len}")
 
 
 def make_sincos(count: int, steps: int, omega: float, dt: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -8,14 +8,39 @@ from __future__ import annotations
 import csv
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import SeqbenchError
-from ..config import TextFileSchema
+from ..config import ConfigError, TextDatasetSchema, not_identity
 from ..data.declare import TextSource, text_dataset
 from ..files import UnreadableFile, open_regular
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+@dataclass
+class TextFileSchema(TextDatasetSchema):
+    """Your files' own keys: where they are, which columns, which encoding."""
+    # The files' contents are part of the data fingerprint; their paths are not the data.
+    train: str | None = not_identity()
+    val: str | None = not_identity()
+    test: str | None = not_identity()
+    text_column: str = "text"
+    label_column: str = "label"
+    encoding: str = "utf-8"
+    # true: quoted fields with line breaks are texts, not a stray quote merging rows (the files read
+    # the same either way whenever the check passes, so it is not part of a run's identity)
+    multiline_text: bool = not_identity(False)
+
+    def __post_init__(self):
+        super().__post_init__()
+        import codecs
+        try:
+            codecs.lookup(self.encoding)
+        except (LookupError, TypeError):
+            raise ConfigError(f"dataset.encoding={self.encoding!r} is not an encoding Python knows; "
+                              f"for example utf-8, utf-8-sig, latin-1, cp1252") from None
 
 
 class BadInputError(SeqbenchError):

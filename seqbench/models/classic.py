@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..config import ConfigError, NetworkSchema
+from ..config import ConfigError, NetworkSchema, model_defaults
 from ..registry import register_model
 from .scratch import ScratchRecurrentLayer
 from .sequence import DirectionalStack
@@ -42,13 +42,16 @@ NONLINEARITIES = ("tanh", "relu")   # of the plain RNN
 INITS = ("default", "identity")     # identity: the IRNN of Le et al. (2015)
 
 
+CLASSIC = model_defaults("_classic")
+
+
 @dataclass
 class ClassicSchema(NetworkSchema):
-    """The classic cells' own keys."""
-    impl: str = "native"             # native (torch.nn fused kernels) | scratch (hand-written cells)
-    nonlinearity: str = "tanh"       # rnn only: tanh | relu
-    init: str = "default"            # default (torch.nn's) | identity (recurrent weights = I: with relu, the IRNN)
-    forget_bias: float | None = None  # lstm only: initial forget-gate bias (1.0: Jozefowicz et al. 2015)
+    """The classic cells' own keys; defaults: conf/model/_classic.yaml."""
+    impl: str = CLASSIC["impl"]                      # native (torch.nn fused kernels) | scratch (hand-written cells)
+    nonlinearity: str = CLASSIC["nonlinearity"]      # rnn only: tanh | relu
+    init: str = CLASSIC["init"]                      # default | identity (recurrent weights = I: with relu, the IRNN)
+    forget_bias: float | None = CLASSIC["forget_bias"]  # lstm only: initial forget-gate bias (1.0: Jozefowicz 2015)
 
     def __post_init__(self):
         super().__post_init__()
@@ -117,9 +120,9 @@ class RecurrentEncoder(DirectionalStack):
         return layer(x)[0]  # torch.nn returns (outputs, final state)
 
 
-@register_model("rnn", schema=ClassicSchema, gradient_flow=True, files=("models/scratch.py",))
-@register_model("lstm", schema=ClassicSchema, gradient_flow=True, files=("models/scratch.py",))
-@register_model("gru", schema=ClassicSchema, gradient_flow=True, files=("models/scratch.py",))
+@register_model("rnn", schema=ClassicSchema, gradient_flow=True)
+@register_model("lstm", schema=ClassicSchema, gradient_flow=True)
+@register_model("gru", schema=ClassicSchema, gradient_flow=True)
 class ClassicEncoder(RecurrentEncoder):
     """The registered form: built from the model config (``model.cell=rnn|lstm|gru``)."""
 

@@ -29,18 +29,21 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..config import ConfigError, NetworkSchema
+from ..config import ConfigError, NetworkSchema, model_defaults
 from ..registry import register_model
 from .sequence import DirectionalStack, check_mode
 
+LRU = model_defaults("lru")
+
+
 @dataclass
 class LRUSchema(NetworkSchema):
-    """The LRU's own keys."""
-    state_size: int | None = None    # N, complex state per layer; None: hidden_size
-    r_min: float = 0.0               # initial |λ| uniform on the ring [r_min, r_max]
-    r_max: float = 0.99
-    max_phase: float = 6.283         # initial arg λ uniform in [0, max_phase]
-    mode: str = "parallel"           # parallel (associative scan) | sequential (loop over time)
+    """The LRU's own keys; defaults: conf/model/lru.yaml."""
+    state_size: int | None = LRU["state_size"]   # N, complex state per layer; None: hidden_size
+    r_min: float = LRU["r_min"]                  # initial |λ| uniform on the ring [r_min, r_max]
+    r_max: float = LRU["r_max"]
+    max_phase: float = LRU["max_phase"]          # initial arg λ uniform in [0, max_phase]
+    mode: str = LRU["mode"]                      # parallel (associative scan) | sequential (loop over time)
 
     def __post_init__(self):
         super().__post_init__()

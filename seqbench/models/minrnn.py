@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..config import NetworkSchema
+from ..config import NetworkSchema, model_defaults
 from ..registry import register_model
 from .sequence import DirectionalStack, check_mode
 
@@ -37,8 +37,8 @@ KINDS = {"mingru": 2, "minlstm": 3}  # input projections per kind: (z, h̃) | (f
 
 @dataclass
 class MinRNNSchema(NetworkSchema):
-    """Keys of minGRU and minLSTM."""
-    mode: str = "parallel"           # parallel (log-space scan over all steps) | sequential (loop over time)
+    """Keys of minGRU and minLSTM; defaults: conf/model/_minrnn.yaml."""
+    mode: str = model_defaults("_minrnn")["mode"]   # parallel (log-space scan) | sequential (loop over time)
 
     def __post_init__(self):
         super().__post_init__()

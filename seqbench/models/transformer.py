@@ -21,16 +21,19 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..config import ConfigError, NetworkSchema
+from ..config import ConfigError, NetworkSchema, model_defaults
 from ..registry import register_model
 from .sequence import gather_last_step, padding_mask
 
 
+TRANSFORMER = model_defaults("transformer")
+
+
 @dataclass
 class TransformerSchema(NetworkSchema):
-    """The Transformer's own keys (hidden_size is d_model)."""
-    heads: int = 4                   # attention heads; hidden_size must be divisible by it
-    ff_size: int | None = None       # feed-forward width; None: 4 * hidden_size
+    """The Transformer's own keys (hidden_size is d_model); defaults: conf/model/transformer.yaml."""
+    heads: int = TRANSFORMER["heads"]            # attention heads; hidden_size must be divisible by it
+    ff_size: int | None = TRANSFORMER["ff_size"]  # feed-forward width; None: 4 * hidden_size
 
     def __post_init__(self):
         super().__post_init__()

@@ -1,0 +1,80 @@
+"""The package's layers, read from its import statements: no module a run uses imports one that
+imports it back (at module level or inside a function), and a run's execution imports no display
+or tool code, so that what a run computes is what its code fingerprint covers."""
+import sys
+from pathlib import Path
+
+from seqbench.imported_code import PACKAGE_DIR, _imported_names, imported_files
+
+
+def package_modules() -> dict[str, Path]:
+    modules = {}
+    for path in PACKAGE_DIR.rglob("*.py"):
+        parts = path.relative_to(PACKAGE_DIR.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path
+    return modules
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module -> the package modules its import statements name (its own packages apart: importing
+    ``seqbench.models.sequence`` runs ``seqbench/models/__init__.py`` first, which is no cycle)."""
+    modules = package_modules()
+    graph = {}
+    for name, path in modules.items():
+        named = _imported_names(path, name, path.stat().st_mtime_ns)
+        graph[name] = {m for m in named if m in modules and m != name and not name.startswith(m + ".")
+                       and m != "seqbench"}
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected groups of more than one module (Tarjan)."""
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_module_a_run_uses_imports_one_that_imports_it_back():
+    """Configuration and identity, run state, execution, every model and data set file: layers
+    (``seqbench.run`` hands the execution the console and the dashboards, which are tools' code)."""
+    from seqbench.registry import datasets, models
+    used = set(imported_files("seqbench.identity", "seqbench.plan", "seqbench.train", *{e.module for e in models().values()},
+                              *{e.module for e in datasets().values()}))
+    graph = import_graph()
+    assert cycles({m: graph[m] & used for m in used if m in graph}) == []
+
+
+def test_a_run_s_execution_imports_no_display_or_tool_code():
+    """Progress, loggers and dashboards are handed to the execution step (train.Presentation);
+    reports, statistics and the other commands are above it."""
+    executed = set(imported_files("seqbench.train"))
+    assert {"seqbench.training", "seqbench.models.network", "seqbench.data.modules", "seqbench.config"} <= executed
+    above = {"seqbench.console", "seqbench.dashboards", "seqbench.diagnostics", "seqbench.explain",
+             "seqbench.report", "seqbench.results", "seqbench.stats", "seqbench.figures", "seqbench.search",
+             "seqbench.sweep", "seqbench.evaluate", "seqbench.run", "seqbench.__main__"}
+    assert not executed & above, executed & above
