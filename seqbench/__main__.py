@@ -16,10 +16,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from . import SeqbenchError
 from .names import register_resolvers
-from .runtime import (CONFIG_DIR, Interrupted, debugging, describe_os_error, quiet_third_party, stop_on_signals,
-                      set_threads)
+from .runtime import (BUG, CONFIG_DIR, USER_ERROR, debugging, describe_os_error, exit_status, quiet_third_party,
+                      set_threads, stop_on_signals)
 
 SUBCOMMANDS = {
     "report": ("seqbench.report", "comparison tables, plots and the statistical verdict from run records"),
@@ -91,6 +90,39 @@ def _report_interrupted_sweep() -> None:
         print(f"no report: {error}", file=sys.stderr)
 
 
+def _run_ended_by(error: BaseException, output_dir: Path, in_sweep: bool) -> None:
+    """A run that ended by ``error``: one line (what, and where its record is), then the exit
+    ``runtime.exit_status`` gives every command. In a sweep the other runs go on (their records
+    say what happened to each), unless the sweep itself was interrupted."""
+    code, line = exit_status(error)
+    written = _record_path_if_written(output_dir)
+    if isinstance(error, (KeyboardInterrupt, SystemExit)) or type(error).__name__ == "SIGTERMException":
+        print(f"interrupted ({type(error).__name__}); the record says 'interrupted': run the same command again "
+              f"to resume from the last finished epoch" if written else
+              f"interrupted ({type(error).__name__}) before the run wrote a record; run the same command again to "
+              f"start it", file=sys.stderr)
+        if written:
+            print(f"record: {written}")
+        if in_sweep:
+            _report_interrupted_sweep()
+        sys.exit(code)   # 143 or 130, as a shell reports a process ended by SIGTERM or Ctrl-C
+    if code == BUG:   # this run's record says "failed", why, and the traceback
+        first = (str(error).strip().splitlines() or [""])[0][:300]
+        line = f"error: the run failed: {type(error).__name__}: {first}" + (
+            f" (the traceback is in {written}; HYDRA_FULL_ERROR=1 prints it)" if written else
+            " (HYDRA_FULL_ERROR=1 prints the traceback)")
+    print(line, file=sys.stderr)
+    if debugging() and (code == BUG or isinstance(error, OSError)):
+        raise error
+    if written and not isinstance(error, OSError):
+        print(f"record: {written}")
+    elif not written and code == USER_ERROR:   # refused before it wrote anything: no folder left behind
+        _drop_if_empty(output_dir)
+    if not in_sweep:
+        sys.exit(code)
+    return None
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def main(cfg: DictConfig) -> float | None:
     """Returns the run's best validation metric: the objective a Hydra sweeper optimises."""
@@ -113,56 +145,8 @@ def main(cfg: DictConfig) -> float | None:
     tensorboard_root = Path(HydraConfig.get().sweep.dir) / "tensorboard" if in_sweep else None
     try:
         record = run(cfg, output_dir, tensorboard_root, in_sweep=in_sweep)
-    except SeqbenchError as error:
-        # The user's to fix: say what and how, without a traceback.
-        print(f"error: {error}", file=sys.stderr)
-        written = _record_path_if_written(output_dir)
-        if written:
-            print(f"record: {written}")
-        else:
-            _drop_if_empty(output_dir)
-        if not in_sweep:
-            sys.exit(2)
-        return None
-    except (Interrupted, KeyboardInterrupt, SystemExit) as error:
-        written = _record_path_if_written(output_dir)
-        print(f"interrupted ({type(error).__name__}); the record says 'interrupted': run the same command again "
-              f"to resume from the last finished epoch" if written else
-              f"interrupted ({type(error).__name__}) before the run wrote a record; run the same command again to "
-              f"start it", file=sys.stderr)
-        if written:
-            print(f"record: {written}")
-        if in_sweep:
-            _report_interrupted_sweep()
-        if isinstance(error, Interrupted):
-            sys.exit(error.code)  # 143 or 130, as a shell reports a process ended by SIGTERM or Ctrl-C
-        if type(error).__name__ == "SIGTERMException":
-            sys.exit(Interrupted().code)
-        sys.exit(130 if isinstance(error, KeyboardInterrupt) else (error.code or 1))
-    except OSError as error:
-        # The file system at the edges (output folders, claims, checkpoints, records): one line.
-        print(f"error: {describe_os_error(error)}", file=sys.stderr)
-        if not _record_path_if_written(output_dir):
-            _drop_if_empty(output_dir)
-        if debugging():
-            raise
-        if not in_sweep:
-            sys.exit(2)
-        return None
-    except Exception as error:
-        written = _record_path_if_written(output_dir)
-        # In a sweep the other runs go on; this one's record says "failed", why, and the traceback.
-        first = (str(error).strip().splitlines() or [""])[0][:300]
-        print(f"error: the run failed: {type(error).__name__}: {first}"
-              + (f" (the traceback is in {written}; HYDRA_FULL_ERROR=1 prints it)" if written else
-                 " (HYDRA_FULL_ERROR=1 prints the traceback)"), file=sys.stderr)
-        if debugging():
-            raise
-        if written:
-            print(f"record: {written}")
-        if not in_sweep:
-            sys.exit(1)
-        return None
+    except BaseException as error:
+        return _run_ended_by(error, output_dir, in_sweep)
     for line in report_line(record):
         print(line)
     target = str((cfg.get("logger") or {}).get("_target_", ""))

@@ -167,43 +167,48 @@ def debugging(argv: list[str] | None = None) -> bool:
             or os.environ.get("HYDRA_FULL_ERROR") == "1" or os.environ.get("SEQBENCH_DEBUG") == "1")
 
 
+USER_ERROR, BUG = 2, 1   # exit codes: the user's to fix (one line says how) | seqbench's fault
+
+
+def exit_status(error: BaseException) -> tuple[int, str]:
+    """The one policy every command ends by (``seqbench`` itself and each tool): the exit code for
+    an error, and the line that says it. A user's error (``SeqbenchError``, a file-system error at
+    the edges): 2. SIGTERM and Ctrl-C: 143 and 130, as a shell reports a process they ended (a run
+    records "interrupted" and resumes). Anything else is a bug: 1, with how to see the traceback."""
+    from . import SeqbenchError
+    if isinstance(error, Interrupted):
+        return error.code, "interrupted"
+    if type(error).__name__ == "SIGTERMException":   # Lightning's own, on SIGTERM
+        return Interrupted().code, "interrupted"
+    if isinstance(error, KeyboardInterrupt):
+        return Interrupted(signal.SIGINT).code, "interrupted"
+    if isinstance(error, SystemExit):
+        return (error.code or BUG) if isinstance(error.code, int) else BUG, "interrupted"
+    if isinstance(error, SeqbenchError):
+        return USER_ERROR, f"error: {error}"
+    if isinstance(error, OSError):
+        return USER_ERROR, f"error: {describe_os_error(error)}"
+    first = (str(error).strip().splitlines() or [""])[0][:300]
+    return BUG, f"error: unexpected {type(error).__name__}: {first} (run again with --debug for the traceback)"
+
+
 def entry_point(main):
-    """Wrap a command's ``main(argv)``: a user's error (``SeqbenchError``, a file-system error)
-    ends in one line on stderr and exit 2; Ctrl-C in exit 130; anything else in one line naming
-    it and exit 1. ``--debug`` (or HYDRA_FULL_ERROR=1) shows the traceback instead."""
+    """Wrap a command's ``main(argv)``: it ends as ``exit_status`` says, in one line on stderr.
+    ``--debug`` (or HYDRA_FULL_ERROR=1) shows the traceback instead."""
     import functools
     import sys
 
     @functools.wraps(main)
     def wrapped(argv: list[str] | None = None):
-        from . import SeqbenchError
         argv = list(sys.argv[1:] if argv is None else argv)
         debug = debugging(argv)
         argv = [a for a in argv if a != "--debug"]
         try:
             return main(argv)
-        except SystemExit:
-            raise
-        except KeyboardInterrupt:
+        except (Exception, KeyboardInterrupt) as error:   # SystemExit: the command's own exit
             if debug:
                 raise
-            print("interrupted", file=sys.stderr)
-            sys.exit(130)
-        except SeqbenchError as error:
-            if debug:
-                raise
-            print(f"error: {error}", file=sys.stderr)
-            sys.exit(2)
-        except OSError as error:
-            if debug:
-                raise
-            print(f"error: {describe_os_error(error)}", file=sys.stderr)
-            sys.exit(2)
-        except Exception as error:  # a bug: say what, and how to see more
-            if debug:
-                raise
-            first = (str(error).strip().splitlines() or [""])[0][:300]
-            print(f"error: unexpected {type(error).__name__}: {first} (run again with --debug for the traceback)",
-                  file=sys.stderr)
-            sys.exit(1)
+            code, line = exit_status(error)
+            print(line, file=sys.stderr)
+            sys.exit(code)
     return wrapped

@@ -78,3 +78,21 @@ def test_a_run_s_execution_imports_no_display_or_tool_code():
              "seqbench.report", "seqbench.results", "seqbench.stats", "seqbench.figures", "seqbench.search",
              "seqbench.sweep", "seqbench.evaluate", "seqbench.run", "seqbench.__main__"}
     assert not executed & above, executed & above
+
+
+def test_every_command_ends_by_one_exit_policy():
+    """seqbench itself (__main__) and every tool (runtime.entry_point) take their exit codes from
+    runtime.exit_status: the user's to fix 2, SIGTERM 143, Ctrl-C 130, a bug 1."""
+    import errno
+    import signal
+
+    from seqbench import SeqbenchError
+    from seqbench.runtime import Interrupted, exit_status
+    assert exit_status(SeqbenchError("dataset.train is missing")) == (2, "error: dataset.train is missing")
+    assert exit_status(PermissionError(errno.EACCES, "Permission denied", "/out"))[0] == 2
+    assert exit_status(Interrupted(signal.SIGTERM))[0] == 143
+    assert exit_status(KeyboardInterrupt())[0] == 130
+    code, line = exit_status(ValueError("bad\nsecond line"))
+    assert code == 1 and line == "error: unexpected ValueError: bad (run again with --debug for the traceback)"
+    for module in ("__main__.py", "runtime.py"):
+        assert "exit_status(" in (PACKAGE_DIR / module).read_text()
