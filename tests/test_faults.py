@@ -1,4 +1,4 @@
-"""Every fault and bad input of issue 25, through the real command line: each ends in a non-zero
+"""Every fault and bad input we know of, through the real command line: each ends in a non-zero
 exit, one line on stderr naming the problem, no traceback, and no finished record left behind (or
 changed). Table-driven: a case is the command, the files it needs, and the words it must say."""
 import gzip
@@ -126,7 +126,7 @@ CASES = {
                          "hparams_search.storage=postgresql://seqbench@127.0.0.1:9/none"],
                         "cannot open the study storage postgresql://", 2),
     "search_root_file": (["search", "hparams_search=sincos", *TINY, "--out", "afile"], "afile", 2),
-    # issue 31
+    # names that become folders: names, never paths
     "name_path": (["dataset.name=../../../x", *TINY], "dataset.name='../../../x': a name for tables and folders", 2),
     "name_slash": (["dataset.name=reviews/v2", *TINY], "dataset.name='reviews/v2': a name for tables and folders", 2),
     "optimizer_lr": (["optimizer.lr=abc", *TINY], "optimizer.lr='abc': must be a number", 2),

@@ -1,4 +1,4 @@
-"""Issue 31: a run folder, a record, a checkpoint, a study database and a results folder are data,
+"""Files are data: a run folder, a record, a checkpoint, a study database and a results folder are data,
 never code; every file is read through one opener that refuses what would hang; eval, explain,
 search and diagnostics check what they are given as a run does; the edges of the other tools.
 

@@ -1,6 +1,6 @@
 """One identity from run to verdict: a run's folder, record and checkpoints belong to its run key;
 reports group by data identity and label variants uniquely; verdicts read predictions beside their
-records; each break found in review is reproduced here (issue 20)."""
+records; each break found in review is reproduced here."""
 import json
 import shutil
 

@@ -1,6 +1,6 @@
 """Equal-budget hyper-parameter search on tiny generated data: budgets that count distinct
 finished trials, studies keyed by their space and data, kills, two searches at once, typos,
-corrupt databases, signals, and the whole protocol from the command line (issue 23)."""
+corrupt databases, signals, and the whole protocol from the command line."""
 import json
 import signal
 import subprocess

@@ -211,7 +211,7 @@ def test_two_seeds_are_tested_and_one_seed_is_named_not_tested_never_a_crash():
 
 
 def test_on_the_committed_results_imdb_separates_and_trec_does_not_overclaim():
-    """Issue 30's done-when: IMDB (3 seeds) separates bilstm_attn_concat from lstm and from rnn;
+    """On the committed results: IMDB (3 seeds) separates bilstm_attn_concat from lstm and from rnn;
     TREC (5 seeds) does not call concat's lead over minlstm (Welch p = 0.0085 raw, 0.22 after Holm)."""
     imdb = seed_level(_scores(IMDB), "classification", aso=False)
     assert imdb.pair("bilstm_attn_concat", "lstm").separated and imdb.pair("bilstm_attn_concat", "rnn").separated
