@@ -12,6 +12,7 @@ Workloads (``--workload``):
   sparse    TREC epochs of gru and bilstm_attn_concat with the dense embedding update (denormals
             kept, flushed) and the sparse one (optimizer.sparse_embedding=true)
   threads   TREC gru steps with 1 and 2 torch threads, on a quiet machine and beside a busy process
+  loops     the hand-written GRU's per-step loop, steps taken with x[:, t] (before) and unbind (now)
 
 Paths (every one: forward, backward, gradient clipping at 1.0 and fused Adam, as seqbench's defaults):
   plain padded    every batch padded to the longest sequence of the data, nn.LSTM(bidirectional):
@@ -478,6 +479,66 @@ def measure_sparse(workload: Workload, texts: EncodedTexts, vocab_size: int, dev
     return out
 
 
+# ---------------------------------------------------------------------------------- per-step loops
+def sliced_scratch_forward(layer, x: torch.Tensor) -> torch.Tensor:
+    """A hand-written cell's loop as it was written before (``from_input[:, t]`` at every step),
+    kept as the reference its ``unbind`` loop is timed and tested against."""
+    h = x.new_zeros(x.size(0), layer.hidden_size)
+    c = x.new_zeros(x.size(0), layer.hidden_size)
+    from_input = torch.nn.functional.linear(x, layer.weight_ih_l0, layer.bias_ih_l0)
+    outputs = []
+    for t in range(x.size(1)):
+        from_hidden = torch.nn.functional.linear(h, layer.weight_hh_l0, layer.bias_hh_l0)
+        a = from_input[:, t]
+        if layer.cell == "rnn":
+            h = layer.activation(a + from_hidden)
+        elif layer.cell == "lstm":
+            i, f, g, o = (a + from_hidden).chunk(4, dim=1)
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+        else:
+            a_r, a_z, a_n = a.chunk(3, dim=1)
+            b_r, b_z, b_n = from_hidden.chunk(3, dim=1)
+            r, z = torch.sigmoid(a_r + b_r), torch.sigmoid(a_z + b_z)
+            h = (1 - z) * torch.tanh(a_n + r * b_n) + z * h
+        outputs.append(h)
+    return torch.stack(outputs, dim=1)
+
+
+def measure_loops(lengths: list[int], hidden: int, repeats: int) -> dict[int, dict[str, dict]]:
+    """Forward + backward of the hand-written GRU (model.impl=scratch) over T steps, taking each step
+    with ``x[:, t]`` (as before) and with ``unbind`` (as now); batch 32, one thread, denormals flushed."""
+    from .models.scratch import ScratchRecurrentLayer
+    torch.manual_seed(0)
+    layer = ScratchRecurrentLayer("gru", 64, hidden)
+    paths = {"sliced x[:, t] (before)": lambda x: sliced_scratch_forward(layer, x),
+             "unbind (now)": lambda x: layer(x)[0]}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out = {}
+    try:
+        for length in lengths:
+            x = torch.randn(32, length, 64)
+
+            def timed(path):
+                start = time.perf_counter()
+                path(x).sum().backward()
+                layer.zero_grad(set_to_none=True)
+                return time.perf_counter() - start
+            rows = {name: {"seconds": []} for name in paths}
+            for path in paths.values():  # warm-up
+                timed(path)
+            for _ in range(repeats):
+                for name, path in paths.items():
+                    rows[name]["seconds"].append(with_denormals(True, lambda: timed(path)))
+            for row in rows.values():
+                row["median_seconds"] = statistics.median(row["seconds"])
+            out[length] = rows
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
 # --------------------------------------------------------------------------------------- threads
 BUSY_LOOP = ("import torch, time\ntorch.set_num_threads(1)\nx = torch.randn(256, 256)\nend = time.time() + {seconds}\n"
              "while time.time() < end:\n    x = torch.tanh(x @ x.T / 256)\n")
@@ -543,11 +604,11 @@ def main(argv: list[str] | None = None) -> None:
                              formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", help="data root (default: $SEQBENCH_DATA, else the download cache)")
     parser.add_argument("--workload", nargs="+", default=["imdb", "trec"],
-                        choices=[*WORKLOADS, "models", "denormal", "sparse", "threads"],
+                        choices=[*WORKLOADS, "models", "denormal", "sparse", "threads", "loops"],
                         help="imdb, trec: seqbench against plain loops; models: every cell's throughput; denormal: "
                              "the adding task at T = --denormal-length, denormals kept and flushed; sparse: TREC "
                              "epochs with dense and sparse embedding updates; threads: 1 and 2 torch threads, quiet and "
-                             "beside a busy process")
+                             "beside a busy process; loops: hand-written cells' steps sliced against unbind")
     parser.add_argument("--denormal-length", type=int, default=400, help="denormal: sequence length")
     parser.add_argument("--sparse-models", nargs="+", default=list(SPARSE_MODELS), choices=list(SPARSE_MODELS))
     parser.add_argument("--lengths", nargs="+", type=int, default=[100, 400], help="models: sequence lengths")
@@ -604,6 +665,15 @@ def main(argv: list[str] | None = None) -> None:
                 dense = rows["dense embedding, denormals flushed (default)"]["median_seconds"]
                 sparse = rows["sparse embedding (optimizer.sparse_embedding=true), flushed"]["median_seconds"]
                 lines += [f"{model}: sparse-embedding ratio (dense / sparse, both flushed): {dense / sparse:.2f}x", ""]
+            continue
+        if name == "loops":
+            lines += ["## loops", "",
+                      f"The hand-written GRU (model.impl=scratch), forward + backward over T steps: batch 32, input 64, "
+                      f"hidden {args.hidden}, one thread.", ""]
+            for length, rows in measure_loops(args.lengths, args.hidden, args.repeats).items():
+                lines += format_step_rows(f"T = {length}", rows, "sliced x[:, t] (before)", "s per step")
+                before, now = (row["median_seconds"] for row in rows.values())
+                lines += [f"T = {length}: unbind against slicing: {before / now:.2f}x", ""]
             continue
         if name == "threads":
             workload = WORKLOADS["trec"]

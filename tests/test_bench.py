@@ -109,3 +109,14 @@ def test_bad_bench_flags_are_one_line_and_exit_2(flags, message, capsys):
     assert ended.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
+
+
+def test_loops_workload_times_the_sliced_and_the_unbind_loop_and_prints_their_ratio(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bench.main(["--workload", "loops", "--lengths", "6", "--hidden", "8", "--repeats", "1"])
+    section = (tmp_path / "bench.md").read_text().split("## loops")[1]
+    rows = _rows(section)
+    assert set(rows) == {"sliced x[:, t] (before)", "unbind (now)"}
+    seconds = [_numbers(cells[0])[0] for cells in rows.values()]
+    ratio = float(re.search(r"unbind against slicing: ([\d.]+)x", section)[1])
+    assert ratio == pytest.approx(seconds[0] / seconds[1], rel=0.05)

@@ -10,34 +10,11 @@ import torch
 from seqbench.models.lru import sequential_linear_scan
 from seqbench.models.classic import CELLS
 from seqbench.models.minrnn import KINDS, MinRNNLayer
+from seqbench.bench import sliced_scratch_forward
 from seqbench.models.scratch import ScratchRecurrentLayer
 
 
 # ------------------------------------------------------------------ loops without per-step slices
-def sliced_scratch_forward(layer: ScratchRecurrentLayer, x: torch.Tensor) -> torch.Tensor:
-    """The loop as it was written before (``from_input[:, t]`` at every step): the reference."""
-    h = x.new_zeros(x.size(0), layer.hidden_size)
-    c = x.new_zeros(x.size(0), layer.hidden_size)
-    from_input = torch.nn.functional.linear(x, layer.weight_ih_l0, layer.bias_ih_l0)
-    outputs = []
-    for t in range(x.size(1)):
-        from_hidden = torch.nn.functional.linear(h, layer.weight_hh_l0, layer.bias_hh_l0)
-        a = from_input[:, t]
-        if layer.cell == "rnn":
-            h = torch.tanh(a + from_hidden)
-        elif layer.cell == "lstm":
-            i, f, g, o = (a + from_hidden).chunk(4, dim=1)
-            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-            h = torch.sigmoid(o) * torch.tanh(c)
-        else:
-            a_r, a_z, a_n = a.chunk(3, dim=1)
-            b_r, b_z, b_n = from_hidden.chunk(3, dim=1)
-            r, z = torch.sigmoid(a_r + b_r), torch.sigmoid(a_z + b_z)
-            h = (1 - z) * torch.tanh(a_n + r * b_n) + z * h
-        outputs.append(h)
-    return torch.stack(outputs, dim=1)
-
-
 def outputs_and_gradients(function, parameters, x):
     x = x.clone().requires_grad_(True)
     out = function(x)
