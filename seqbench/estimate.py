@@ -159,9 +159,9 @@ def make_plan(overrides: list[str], probe: bool = True) -> Plan:
         for override in job:
             values.setdefault(override.split("=", 1)[0], set()).add(override)
     differing = {key for key, seen in values.items() if len(seen) > 1} - {"model", "dataset", "seed"}
-    for job in jobs:
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose(config_name="config", overrides=job)
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):  # Hydra set up once, not per job
+        configs = [compose(config_name="config", overrides=job) for job in jobs]
+    for job, cfg in zip(jobs, configs):
         prepared = prepare(cfg)
         identity = prepared.identity
         setting = ", ".join(o for o in job if o.split("=", 1)[0] in differing)
@@ -171,10 +171,11 @@ def make_plan(overrides: list[str], probe: bool = True) -> Plan:
             same_variant = [r for r in finished if r.get("config_hash") == identity.config_hash
                             and r.get("data_fingerprint") == identity.data]
             same_model = [r for r in finished if r.get("model") == run.variant and r.get("dataset") == run.dataset]
-            if _median_wall(same_variant) is not None:
-                run.seconds, run.source = _median_wall(same_variant), f"{len(same_variant)} finished run(s) of it"
-            elif _median_wall(same_model) is not None:
-                run.seconds, run.source = (_median_wall(same_model),
+            variant_seconds, model_seconds = _median_wall(same_variant), _median_wall(same_model)
+            if variant_seconds is not None:
+                run.seconds, run.source = variant_seconds, f"{len(same_variant)} finished run(s) of it"
+            elif model_seconds is not None:
+                run.seconds, run.source = (model_seconds,
                                            f"{len(same_model)} finished run(s) of {run.variant} with other settings")
             elif probe:
                 if identity.config_hash not in probed:
