@@ -88,15 +88,17 @@ def _optimizer_class(factory) -> type:
     return getattr(factory, "func", factory) if isinstance(getattr(factory, "func", factory), type) else object
 
 
-def with_sparse_embedding(factory, parameters, embedding: torch.nn.Parameter) -> torch.optim.Optimizer:
+def with_sparse_embedding(factory, parameters, embedding: torch.nn.Parameter, groups=None) -> torch.optim.Optimizer:
     """The configured optimiser (``factory``, e.g. fused Adam) for every parameter but ``embedding``,
     SparseAdam with the same learning rate and betas for ``embedding`` (SGD and Adagrad take the
     sparse gradient themselves and get every parameter). SparseAdam has no weight
-    decay: the embedding is not decayed (AdamW's default decay applies to the rest)."""
+    decay: the embedding is not decayed (AdamW's default decay applies to the rest). ``groups``:
+    parameters -> parameter groups (learning-rate factors, ``parameter_groups``), None for one group."""
+    groups = groups or (lambda params: params)
     if issubclass(_optimizer_class(factory), SPARSE_CAPABLE):  # updates sparse gradients itself
-        return factory(parameters)
+        return factory(groups(parameters))
     rest = [p for p in parameters if p is not embedding]
-    dense = factory(rest)
+    dense = factory(groups(rest))
     defaults = dense.defaults
     sparse = torch.optim.SparseAdam([embedding], lr=defaults["lr"], betas=defaults.get("betas", (0.9, 0.999)),
                                     eps=defaults.get("eps", 1e-8))
@@ -132,3 +134,65 @@ def clip_gradients(parameters, max_norm: float | None, algorithm: str | None) ->
         for g in sparse:
             g._values().clamp_(-max_norm, max_norm)
     return total
+
+
+# ------------------------------------------------------------------ what a model asks of the optimiser
+# A model asks for a learning-rate factor on some of its parameters (the LRU's recurrence, Orvieto et
+# al. 2023) with ``set_lr_factor``; a model schema with the keys ``lr`` (its own peak learning rate,
+# replacing the optimizer's) or ``warmup_steps`` (linear warmup) asks for those. A model that asks for
+# nothing gets the optimiser it always had: ``factory(parameters)``, one group, no scheduler.
+LR_FACTORS = "lr_factors"   # the module attribute: {its own parameter's name: factor}
+
+
+def set_lr_factor(module: torch.nn.Module, factor: float, *names: str) -> None:
+    """Train ``module``'s own parameters ``names`` at ``factor`` times the optimiser's learning rate
+    (factor 1: nothing is asked, nothing changes)."""
+    if factor == 1:
+        return
+    for name in names:
+        if not isinstance(getattr(module, name, None), torch.nn.Parameter):
+            raise ValueError(f"{type(module).__name__} has no parameter {name!r}")
+    setattr(module, LR_FACTORS, {**getattr(module, LR_FACTORS, {}), **{name: float(factor) for name in names}})
+
+
+def lr_factors(model: torch.nn.Module) -> dict[int, float]:
+    """{id(parameter): factor} for every parameter a module of ``model`` asked a factor for."""
+    return {id(getattr(module, name)): factor for module in model.modules()
+            for name, factor in getattr(module, LR_FACTORS, {}).items()}
+
+
+def parameter_groups(parameters, factors: dict[int, float]) -> list[dict]:
+    """One optimiser group per learning-rate factor (in the parameters' order), each carrying
+    ``lr_factor``: torch optimisers keep a group's own keys, so the factor stays readable."""
+    groups: dict[float, list] = {}
+    for parameter in parameters:
+        groups.setdefault(factors.get(id(parameter), 1.0), []).append(parameter)
+    return [{"params": params, "lr_factor": factor} for factor, params in groups.items()]
+
+
+def warmup_factor(warmup_steps: int):
+    """step -> lr multiplier: (step + 1) / warmup_steps for the first warmup_steps optimiser steps,
+    then 1 (linear warmup to the peak, then constant)."""
+    return lambda step: min(1.0, (step + 1) / warmup_steps) if warmup_steps > 0 else 1.0
+
+
+def configure(factory, model: torch.nn.Module, embedding: torch.nn.Parameter | None = None,
+              lr: float | None = None, warmup_steps: int = 0):
+    """The optimiser (and scheduler) Lightning gets for ``model``: ``factory`` (the configured
+    optimiser, a partial without parameters) over its parameters, SparseAdam beside it for a sparse
+    ``embedding`` (see ``with_sparse_embedding``); each group at ``lr`` (the optimiser's own when None)
+    times its factor; with ``warmup_steps``, a per-step linear warmup of every group's rate."""
+    parameters = list(model.parameters())
+    factors = lr_factors(model)
+    if embedding is not None:
+        optimizer = with_sparse_embedding(factory, parameters, embedding,
+                                          groups=(lambda ps: parameter_groups(ps, factors)) if factors else None)
+    else:
+        optimizer = factory(parameter_groups(parameters, factors) if factors else parameters)
+    if factors or lr is not None:
+        for group in optimizer.param_groups:
+            group["lr"] = (lr if lr is not None else group["lr"]) * group.get("lr_factor", 1.0)
+    if not warmup_steps:
+        return optimizer
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_factor(warmup_steps))
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1}}

@@ -45,6 +45,8 @@ def encoder_pair(cell: str, dtype: torch.dtype, bidirectional: bool, **keys):
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
 @pytest.mark.parametrize("cell", WITH_MODES)
 def test_parallel_and_sequential_modes_compute_the_same_outputs_and_gradients(cell, bidirectional, dtype):
+    if bidirectional and not models()[cell].bidirectional:
+        pytest.skip(f"{cell} refuses bidirectional=true (the contract tests check the refusal)")
     torch.manual_seed(0)
     parallel, sequential = encoder_pair(cell, dtype, bidirectional)
     assert (parallel.mode, sequential.mode) == ("parallel", "sequential")

@@ -31,9 +31,11 @@ from torch.nn import functional as F
 
 from ..config import ConfigError, NetworkSchema, model_defaults
 from ..registry import register_model
+from ..optim import set_lr_factor
 from .sequence import DirectionalStack, check_mode
 
 LRU = model_defaults("lru")
+LRU_DEEP = model_defaults("lru_deep")
 
 
 @dataclass
@@ -61,6 +63,19 @@ class LRUSchema(NetworkSchema):
         if self.max_phase <= 0:
             raise ConfigError(f"model.max_phase={self.max_phase!r}: must be a number > 0")
         check_mode(self.mode)
+
+
+@dataclass
+class LRUDeepSchema(LRUSchema):
+    """``model.cell=lru_deep``: the LRU's keys and a learning-rate factor on the recurrence's own
+    parameters (ν_log, θ_log, γ_log), as Orvieto et al. train them; defaults: conf/model/lru_deep.yaml."""
+    recurrence_lr_factor: float = LRU_DEEP["recurrence_lr_factor"]  # their lr = optimizer lr * this
+
+    def __post_init__(self):
+        super().__post_init__()
+        value = self.recurrence_lr_factor
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ConfigError(f"model.recurrence_lr_factor={value!r}: must be a number > 0")
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -168,16 +183,23 @@ class LRUBlock(nn.Module):
 
 
 @register_model("lru", schema=LRUSchema)
+@register_model("lru_deep", schema=LRUDeepSchema)
 class LRUEncoder(DirectionalStack):
     """A stack of LRU blocks (``model.cell=lru``), dropout between layers, optionally
     bidirectional (see ``DirectionalStack``: the backward block reads each sequence reversed
-    within its length)."""
+    within its length). ``model.cell=lru_deep`` is the same network whose recurrence parameters
+    (ν_log, θ_log, γ_log of every block) ask the optimiser for ``recurrence_lr_factor`` times
+    its learning rate (``seqbench.optim.set_lr_factor``)."""
 
     def __init__(self, input_size: int, config: LRUSchema):
         state_size = config.state_size or config.hidden_size
         super().__init__(lambda size: LRUBlock(size, config.hidden_size, state_size, config.r_min, config.r_max,
                                                config.max_phase, config.mode),
                          input_size, config.hidden_size, config.num_layers, config.bidirectional, config.dropout)
+        factor = getattr(config, "recurrence_lr_factor", 1.0)
+        for directions in self.layers:
+            for block in directions:
+                set_lr_factor(block.recurrence, factor, "nu_log", "theta_log", "gamma_log")
 
     @property
     def mode(self) -> str:

@@ -28,9 +28,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..config import NetworkSchema, model_defaults
+from ..config import ConfigError, NetworkSchema, model_defaults
 from ..registry import register_model
-from .sequence import DirectionalStack, check_mode
+from .sequence import DirectionalStack, check_mode, gather_last_step
 
 KINDS = {"mingru": 2, "minlstm": 3}  # input projections per kind: (z, h̃) | (f, i, h̃)
 
@@ -147,3 +147,82 @@ class MinRNNEncoder(DirectionalStack):
         for directions in self.layers:
             for layer in directions:
                 layer.mode = mode
+
+
+# ------------------------------------------------------------------------------------- the deep stack
+MIN_STACK = model_defaults("_minrnn_stack")
+
+
+@dataclass
+class MinRNNStackSchema(MinRNNSchema):
+    """Keys of the residual minGRU / minLSTM stack; defaults: conf/model/_minrnn_stack.yaml."""
+    ff_size: int | None = MIN_STACK["ff_size"]   # feed-forward width; None: 4 * hidden_size
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.ff_size is not None and (isinstance(self.ff_size, bool) or not isinstance(self.ff_size, int)
+                                         or self.ff_size <= 0):
+            raise ConfigError(f"model.ff_size={self.ff_size!r}: must be a whole number > 0, or null for "
+                              f"4 * hidden_size")
+
+
+class ResidualMinRNNBlock(nn.Module):
+    """One block of Feng et al.'s stacked models: x + minRNN(LN x), then x + FF(LN x), with
+    FF(s) = W_2 GELU(W_1 s) of width ``ff_size``; dropout on each branch before the residual sum
+    (the Transformer's pre-LN block with the recurrence in place of attention). Causal: the
+    recurrence reads only the past and everything else acts on one step at a time."""
+
+    def __init__(self, kind: str, hidden_size: int, ff_size: int, mode: str, dropout: float):
+        super().__init__()
+        self.recurrence_norm = nn.LayerNorm(hidden_size)
+        self.recurrence = MinRNNLayer(kind, hidden_size, hidden_size, mode)
+        self.feed_forward_norm = nn.LayerNorm(hidden_size)
+        self.feed_forward = nn.Sequential(nn.Linear(hidden_size, ff_size), nn.GELU(), nn.Linear(ff_size, hidden_size))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.dropout(self.recurrence(self.recurrence_norm(x)))  # (B, T, H)
+        return x + self.dropout(self.feed_forward(self.feed_forward_norm(x)))  # (B, T, H)
+
+
+STACK_NOTE = "the residual stack reads only the past (as in Feng et al.); use mingru/minlstm for bidirectional=true"
+
+
+@register_model("mingru_deep", schema=MinRNNStackSchema, bidirectional=False, note=STACK_NOTE)
+@register_model("minlstm_deep", schema=MinRNNStackSchema, bidirectional=False, note=STACK_NOTE)
+class ResidualMinRNNStack(nn.Module):
+    """``model.cell=mingru_deep|minlstm_deep``: the input projected to hidden_size, ``num_layers``
+    residual blocks (``ResidualMinRNNBlock``), a final LayerNorm (pre-LN stacks end with one, as
+    in Xiong et al. 2020 and lucidrains/minGRU-pytorch's minLM).
+
+    forward(x (B, T, E), lengths (B,)) returns
+      outputs (B, T, H)   step t reads steps <= t only (rows past a length are undefined)
+      summary (B, H)      the output at the last real step
+    """
+
+    def __init__(self, input_size: int, config: MinRNNStackSchema):
+        super().__init__()
+        kind = config.cell.removesuffix("_deep")
+        size = config.hidden_size
+        self.output_size = size
+        self.input_projection = nn.Linear(input_size, size) if input_size != size else nn.Identity()
+        self.blocks = nn.ModuleList(ResidualMinRNNBlock(kind, size, config.ff_size or 4 * size, config.mode,
+                                                        config.dropout) for _ in range(config.num_layers))
+        self.final_norm = nn.LayerNorm(size)
+
+    @property
+    def mode(self) -> str:
+        return self.blocks[0].recurrence.mode
+
+    @mode.setter
+    def mode(self, mode: str) -> None:
+        check_mode(mode)
+        for block in self.blocks:
+            block.recurrence.mode = mode
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.input_projection(x)  # (B, T, H)
+        for block in self.blocks:
+            hidden = block(hidden)
+        outputs = self.final_norm(hidden)  # (B, T, H)
+        return outputs, gather_last_step(outputs, lengths.clamp_min(1))

@@ -21,12 +21,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..config import ConfigError, NetworkSchema, model_defaults
+from ..config import ConfigError, NetworkSchema, check_positive, model_defaults
 from ..registry import register_model
 from .sequence import gather_last_step, padding_mask
 
 
 TRANSFORMER = model_defaults("transformer")
+BITRANSFORMER = model_defaults("bitransformer")
 
 
 @dataclass
@@ -45,6 +46,22 @@ class TransformerSchema(NetworkSchema):
             raise ConfigError("model.heads=None: must be a whole number > 0")
         if self.hidden_size % self.heads:
             raise ConfigError(f"model.heads={self.heads}: must divide model.hidden_size={self.hidden_size}")
+
+
+@dataclass
+class BiTransformerSchema(TransformerSchema):
+    """``model.cell=bitransformer``: the Transformer's keys and how it is trained, as encoders are
+    (Vaswani et al. 2017, Devlin et al. 2019): its own peak learning rate and a linear warmup to it
+    (``seqbench.optim.configure``); defaults: conf/model/bitransformer.yaml."""
+    lr: float | None = BITRANSFORMER["lr"]                  # peak learning rate; None: the optimizer's
+    warmup_steps: int = BITRANSFORMER["warmup_steps"]       # optimiser steps of linear warmup (0: none)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.lr is not None:
+            check_positive("model", lr=self.lr)
+        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise ConfigError(f"model.warmup_steps={self.warmup_steps!r}: must be a whole number >= 0")
 
 
 def sinusoidal_positions(steps: int, size: int, dtype: torch.dtype, device=None) -> torch.Tensor:
@@ -103,8 +120,10 @@ class TransformerLayer(nn.Module):
 
 
 @register_model("transformer", schema=TransformerSchema)
+@register_model("bitransformer", schema=BiTransformerSchema)
 class TransformerEncoder(nn.Module):
-    """``model.cell=transformer``.
+    """``model.cell=transformer``; ``model.cell=bitransformer`` is the same network with the keys
+    of its training (``BiTransformerSchema``: lr, warmup_steps), read by the optimiser's builder.
 
     forward(x (B, T, E), lengths (B,)) returns
       outputs (B, T, H)   rows past a length are undefined (finite)
