@@ -42,6 +42,11 @@ class Document:
         if items:
             self.blocks.append(Block("list", items))
 
+    def folded(self, summary: str, panels: list[tuple[str, list[str], list[list[str]]]], markdown: str) -> None:
+        """Small tables (caption, header, rows) side by side behind a click in the HTML page
+        (``<details>``); one line (``markdown``) in summary.md, which stays short."""
+        self.blocks.append(Block("folded", (summary, panels, markdown)))
+
     def markdown(self, text: str) -> None:
         """Markdown from elsewhere (a search's studies table), shown as it is."""
         self.blocks.append(Block("raw_markdown", text))
@@ -67,6 +72,8 @@ class Document:
                 lines += [f"- {item}" for item in block.content] + [""]
             elif block.kind == "raw_markdown":
                 lines += [block.content, ""]
+            elif block.kind == "folded":
+                lines += [block.content[2], ""]
         return "\n".join(lines)
 
     def to_html(self) -> str:
@@ -102,6 +109,15 @@ class Document:
                 body.append("<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in block.content) + "</ul>")
             elif block.kind == "raw_markdown":
                 body.append(_markdown_to_html(block.content))
+            elif block.kind == "folded":
+                summary, panels, _ = block.content
+                tables = "".join(
+                    f'<table class="small"><caption>{_inline(caption)}</caption><thead><tr>'
+                    + "".join(f"<th>{_inline(h)}</th>" for h in header) + "</tr></thead><tbody>"
+                    + "".join("<tr>" + "".join(f"<td>{_inline(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+                    + "</tbody></table>" for caption, header, rows in panels)
+                body.append(f'<details><summary>{_inline(summary)}</summary><div class="panels">{tables}</div>'
+                            f"</details>")
         return _PAGE.format(title=html.escape(self.title), body="\n".join(body))
 
 
@@ -158,6 +174,11 @@ code {{ background: #f3f3f3; padding: 0 3px; }}
 p.verdict {{ background: #f4f8ee; border-left: 4px solid #5a8f29; padding: .5em .8em; }}
 p.warning {{ background: #fff4e5; border-left: 4px solid #d2691e; padding: .5em .8em; }}
 table.folded .more {{ display: none; }}
+details {{ margin: 1em 0; }} summary {{ cursor: pointer; color: #1f4e8c; }}
+div.panels {{ display: flex; flex-wrap: wrap; gap: 0 1.2em; }}
+table.small {{ font-size: 0.72em; margin: .6em 0; }} table.small th {{ position: static; cursor: default; }}
+table.small td, table.small th {{ padding: 1px 4px; text-align: right; }}
+caption {{ text-align: left; font-weight: 600; white-space: nowrap; }}
 button.toggle {{ font-size: .8em; margin: .6em 0 -.6em; cursor: pointer; background: #eef2f7; border: 1px solid #ccc;
                 border-radius: 3px; padding: 1px 8px; }}
 </style></head>

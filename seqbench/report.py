@@ -74,6 +74,10 @@ class DataSection:
     comparisons: list[Comparison] = field(default_factory=list)
     per_class: pd.DataFrame | None = None
     confusion: dict[str, pd.DataFrame] = field(default_factory=dict)
+    seed_confusion: dict[str, dict] = field(default_factory=dict)   # variant -> {seed: confusion matrix}
+    lengths: "TextLengths | None" = None
+    lengths_note: str = ""          # why there are no lengths, where there are none
+    by_length: pd.DataFrame | None = None
     figures: list[tuple[Path, str]] = field(default_factory=list)
 
     @property
@@ -133,16 +137,21 @@ def run_confusion(record: dict) -> pd.DataFrame | None:
                                                                                  fill_value=0)
 
 
-def confusion_matrices(records: list[dict], labels: VariantLabels) -> dict[str, pd.DataFrame]:
-    """Per variant, counts of (true, predicted) classes pooled over its seeds."""
-    out: dict[str, pd.DataFrame] = {}
-    for record in records:
+def seed_confusions(records: list[dict], labels: VariantLabels) -> dict[str, dict]:
+    """Per variant, each seed's counts of (true, predicted) classes: {variant: {seed: matrix}}."""
+    out: dict[str, dict] = {}
+    for record in sorted(records, key=lambda r: _natural((r.get("seed"),))):
         counts = run_confusion(record)
-        if counts is None:
-            continue
-        label = labels[record["config_hash"]]
-        out[label] = counts if label not in out else out[label] + counts
+        if counts is not None:
+            out.setdefault(labels[record["config_hash"]], {})[record.get("seed")] = counts
     return out
+
+
+def confusion_matrices(records: list[dict], labels: VariantLabels,
+                       by_seed: dict[str, dict] | None = None) -> dict[str, pd.DataFrame]:
+    """Per variant, counts of (true, predicted) classes pooled over its seeds."""
+    by_seed = seed_confusions(records, labels) if by_seed is None else by_seed
+    return {label: sum(list(seeds.values())[1:], list(seeds.values())[0]) for label, seeds in by_seed.items() if seeds}
 
 
 def per_class_table(matrices: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
@@ -157,6 +166,166 @@ def per_class_table(matrices: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
                          "precision": 100 * matrix.loc[name, name] / predicted if predicted else math.nan,
                          "recall": 100 * matrix.loc[name, name] / true if true else math.nan})
     return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------ text lengths of a test set
+@dataclass
+class TextLengths:
+    """Tokens per text of a classification data set, before truncation to ``dataset.max_len``:
+    ``test`` in the order of the test split (the predictions' ``index``), ``train`` where known."""
+    test: np.ndarray
+    train: np.ndarray | None
+    source: str                    # in words: where the texts came from and how tokens were counted
+
+
+def _predictions_of(record: dict) -> pd.DataFrame | None:
+    name = record.get("predictions")
+    path = Path(record["record_path"]).parent / (name or "")
+    if not name or not path.is_file():
+        return None
+    try:
+        return pd.read_csv(path)
+    except (ValueError, pd.errors.ParserError, OSError):
+        return None
+
+
+def _data_files(record: dict, kind: str) -> object | None:
+    """The record's input files on this machine, without downloading anything: each at its
+    recorded path, else by its name under the data roots (``dataset.root``, $SEQBENCH_DATA, the
+    user cache), in the data set's own folder or at the top. None where one is missing."""
+    from .data.sources import DATA_ENV, user_cache_dir
+    import os
+    files = (record.get("data") or {}).get("files") or {}
+    if not files:
+        return None
+    dataset = (record.get("config") or {}).get("dataset") or {}
+    roots = [Path(str(r)).expanduser() for r in (dataset.get("root"), os.environ.get(DATA_ENV)) if r]
+    roots.append(user_cache_dir() / "data")
+    found = {}
+    for split, value in files.items():
+        path = Path(str(value))
+        candidates = [path] if path.is_absolute() else []
+        candidates += [root / sub / path.name for root in roots for sub in (kind, str(record.get("dataset")), "")]
+        hit = next((c for c in candidates if c.exists()), None)
+        if hit is None:
+            return None
+        found[split] = hit
+    return found["data"] if set(found) == {"data"} else found
+
+
+def text_lengths(records: list[dict]) -> tuple[TextLengths | None, str]:
+    """Tokens per test text of a classification data set, and (where none) why not. From a
+    ``text`` column of the predictions where there is one (``seqbench eval`` writes it); else from
+    the data set's own files found on this machine, read by the data set's own reader and counted
+    with seqbench's tokenizer (the one training used), accepted only where the files' fingerprint
+    is the runs' and the test labels read are the predictions' targets, in order. Nothing is
+    downloaded."""
+    frames = [(r, _predictions_of(r)) for r in records]
+    frames = [(r, f) for r, f in frames if f is not None and "index" in f]
+    if not frames:
+        return None, "no readable predictions"
+    record, frame = frames[0]
+    frame = frame.sort_values("index")
+    try:
+        from .data.text import tokenize
+    except ImportError as error:   # pragma: no cover - the package's own module
+        return None, f"seqbench's tokenizer cannot be imported ({error})"
+    if "text" in frame:
+        lengths = frame["text"].fillna("").astype(str).map(lambda t: len(tokenize(t))).to_numpy()
+        return TextLengths(lengths, None, "the predictions' text column, counted with seqbench's tokenizer"), ""
+    dataset = (record.get("config") or {}).get("dataset") or {}
+    kind = record.get("dataset_kind") or dataset.get("kind") or dataset.get("name") or record.get("dataset")
+    try:
+        from .data.spec import data_fingerprint
+        from .registry import dataset_entry
+        entry = dataset_entry(str(kind))
+        source_of = entry.extra.get("source_of")
+        located = _data_files(record, str(kind)) if source_of else None
+        if located is None:
+            return None, ("the predictions hold no text and the data set's files were not found on this machine; "
+                          "set $SEQBENCH_DATA or dataset.root to the folder that holds them")
+        source = source_of(dataset)
+        if data_fingerprint(source, located) != record.get("data_fingerprint"):
+            return None, "the data set's files found on this machine are not the ones these runs used: their fingerprint differs"
+        splits = source.read(located)
+    except Exception as error:   # a diagnostic: never the reason a report fails
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return None, f"the data set's files could not be read here ({reason})"
+    texts, labels = splits["test"][0], list(splits["test"][1])
+    if len(texts) != len(frame) or ("target" in frame and list(frame["target"].astype(int)) != [int(x) for x in labels]):
+        return None, "the test texts read here do not match the predictions (count or labels differ)"
+    names = sorted({Path(str(v)).name for v in ((record.get("data") or {}).get("files") or {}).values()})
+    train = splits.get("train")
+    return (TextLengths(np.array([len(tokenize(t)) for t in texts]),
+                        np.array([len(tokenize(t)) for t in train[0]]) if train else None,
+                        f"the data set's own files ({', '.join(names)}, fingerprint {record.get('data_fingerprint')}), "
+                        f"counted with seqbench's tokenizer, the one training used (words and punctuation marks)"),
+            "")
+
+
+def length_buckets(lengths: np.ndarray) -> list[tuple[int | None, int | None, str]]:
+    """Buckets of text length from the test set's quartiles (observed lengths; equal edges merged):
+    (low, high, label) with low exclusive and high inclusive, None open."""
+    # Observed lengths as edges (the lower quantile), so that no bucket is empty.
+    edges = sorted({int(q) for q in np.quantile(lengths, [0.25, 0.5, 0.75], method="inverted_cdf")})
+    edges = [e for e in edges if lengths.min() <= e < lengths.max()]
+    bounds = [None, *edges, None]
+    out = []
+    for low, high in zip(bounds[:-1], bounds[1:]):
+        if low is None and high is None:
+            label = "all"
+        elif low is None:
+            label = f"≤ {high}"
+        elif high is None:
+            label = f"> {low}"
+        else:
+            label = f"{low + 1}" if high == low + 1 else f"{low + 1}-{high}"
+        out.append((low, high, label))
+    return out
+
+
+def _in_bucket(lengths: np.ndarray, low, high) -> np.ndarray:
+    return (lengths > (low if low is not None else -1)) & (lengths <= (high if high is not None else np.inf))
+
+
+def length_table(records: list[dict], labels: VariantLabels, lengths: TextLengths, order: list[str]) -> pd.DataFrame:
+    """Per variant and length bucket: the test accuracy of each seed on the texts of that length,
+    then its mean over seeds, sd and 95% t interval; with the bucket's test examples and its
+    share of the training texts."""
+    from .results import mean_std_ci
+    buckets = length_buckets(lengths.test)
+    per: dict[str, dict[str, list[float]]] = {}
+    for r in records:
+        frame = _predictions_of(r)
+        if frame is None or not {"index", "target", "predicted"} <= set(frame) or len(frame) != len(lengths.test):
+            continue
+        frame = frame.sort_values("index")
+        correct = (frame["target"].to_numpy() == frame["predicted"].to_numpy())
+        for low, high, name in buckets:
+            inside = _in_bucket(lengths.test, low, high)
+            per.setdefault(labels[r["config_hash"]], {}).setdefault(name, []).append(float(correct[inside].mean()))
+    rows = []
+    for variant in [*[v for v in order if v in per], *sorted(set(per) - set(order))]:
+        for low, high, name in buckets:
+            values = pd.Series(per[variant].get(name, []), dtype=float)
+            mean, std, half, n = mean_std_ci(values)
+            inside = _in_bucket(lengths.test, low, high)
+            rows.append({"variant": variant, "tokens": name, "min_tokens": int(lengths.test[inside].min()),
+                         "max_tokens": int(lengths.test[inside].max()), "test_examples": int(inside.sum()),
+                         "train_share_pct": (100 * float(_in_bucket(lengths.train, low, high).mean())
+                                             if lengths.train is not None and len(lengths.train) else math.nan),
+                         "seeds": n, "acc_mean_pct": 100 * mean, "acc_sd_pct": 100 * std,
+                         "acc_ci_low_pct": 100 * (mean - half), "acc_ci_high_pct": 100 * (mean + half)})
+    return pd.DataFrame(rows)
+
+
+def length_words(lengths: TextLengths) -> str:
+    """Test (and training) text lengths in one sentence: mean and median tokens."""
+    def described(values):
+        return f"mean {np.mean(values):.1f} tokens (median {np.median(values):g}, {len(values):,} texts)"
+    return (f"Test texts: {described(lengths.test)}"
+            + (f"; training texts: {described(lengths.train)}" if lengths.train is not None and len(lengths.train)
+               else "") + ".")
 
 
 def test_set_names(records: list[dict]) -> dict[tuple, str]:
@@ -181,12 +350,18 @@ def compute_section(frame: pd.DataFrame, records: list[dict], label: str, stem: 
     done = section.done
     if task.name == "classification":
         section.baselines = class_baselines(done)
-        pooled = confusion_matrices(done, labels)
+        by_seed = seed_confusions(done, labels)
+        pooled = confusion_matrices(done, labels, by_seed)
         order = list(table["model"]) if not table.empty else []
         # In the main table's order (best first), so the panels read as the table does.
-        section.confusion = {label: pooled[label] for label in [*order, *sorted(set(pooled) - set(order))]
-                             if label in pooled}
+        ordered = [label for label in [*order, *sorted(set(pooled) - set(order))] if label in pooled]
+        section.confusion = {label: pooled[label] for label in ordered}
+        section.seed_confusion = {label: by_seed[label] for label in ordered}
         section.per_class = per_class_table(section.confusion)
+        if any(r.get("predictions") for r in done):
+            section.lengths, section.lengths_note = text_lengths(done)
+            if section.lengths is not None:
+                section.by_length = length_table(done, labels, section.lengths, order)
     else:
         value = learn_nothing(done, task)
         if value is not None and len({test_set_key(r) for r in done}) == 1:
@@ -497,6 +672,144 @@ def power_words(comparison: Comparison) -> str:
     return ("Seeds needed: " + " ".join(parts)) if parts else ""
 
 
+def _settings(records: list[dict], group: str, key: str) -> str:
+    found = sorted({str(((r.get("config") or {}).get(group) or {}).get(key)) for r in records} - {"None"},
+                   key=lambda v: _natural((v,)))
+    return "/".join(found)
+
+
+def _counts_by_variant(flags: list[tuple[str, bool]], everyone: dict[str, int]) -> str:
+    """``rnn 3 of 5, lru 1 of 5``, or ``in every variant`` where all have some; '' where none."""
+    counts: dict[str, int] = {}
+    for label, flag in flags:
+        if flag:
+            counts[label] = counts.get(label, 0) + 1
+    if not counts:
+        return ""
+    if len(counts) == len(everyone) and len(counts) > 4:
+        return f"in all {len(counts)} variants"
+    shown = sorted(counts, key=lambda v: (-counts[v], v))
+    words = ", ".join(f"{v} {counts[v]} of {everyone[v]}" for v in shown[:4])
+    return words + (f", {len(shown) - 4} more variants" if len(shown) > 4 else "")
+
+
+def truncation_words(section: DataSection) -> str:
+    """How many test texts are longer than ``dataset.max_len`` (cut to it), or why that is unknown."""
+    max_lens = sorted({int(v) for v in _settings(section.done, "dataset", "max_len").split("/") if v.isdigit()})
+    if not max_lens:
+        return ""
+    if section.lengths is None:
+        return (f"test texts longer than max_len: not known here ({section.lengths_note or 'no text lengths'})"
+                if section.task.name == "classification" else "")
+    test = section.lengths.test
+    parts = []
+    for length in max_lens:
+        longer = int((test > length).sum())
+        parts.append(f"{longer} of {len(test):,} test texts ({100 * longer / len(test):.1f}%) are longer than "
+                     f"max_len {length} and were cut to it")
+    return "; ".join(parts)
+
+
+def cap_words(section: DataSection, short: bool = False) -> str:
+    """The budget's honesty line: at which cap and patience (and max_len), how many runs the epoch
+    cap stopped, and how many of those were still improving (results.cap_flags has the rule)."""
+    from .results import cap_flags, improving_window
+    done = section.done
+    flags = [(section.labels.get(r.get("config_hash"), r.get("model")), *cap_flags(r)) for r in done]
+    known = [f for f in flags if f[1] is not None]
+    if not known:
+        return ""
+    everyone: dict[str, int] = {}
+    for label, *_ in known:
+        everyone[label] = everyone.get(label, 0) + 1
+    capped = sum(1 for f in known if f[1])
+    improving = sum(1 for f in known if f[2])
+    epochs, patience = _settings(done, "trainer", "max_epochs"), _settings(done, "trainer", "patience")
+    max_len = _settings(done, "dataset", "max_len")
+    setting = ", ".join(part for part in (f"max_epochs {epochs}", f"patience {patience}" if patience else "",
+                                          f"max_len {max_len}" if max_len else "") if part)
+    windows = sorted({improving_window(((r.get("config") or {}).get("trainer") or {}).get("patience"),
+                                       ((r.get("config") or {}).get("trainer") or {}).get("max_epochs")) for r in done})
+    window = ("its last epoch" if windows == [1] else
+              f"its last {'/'.join(map(str, windows))} epochs")
+    n = len(known)
+    if short:
+        longer = ""
+        if section.lengths is not None and max_len.isdigit():
+            longer = (f"; {int((section.lengths.test > int(max_len)).sum())} of {len(section.lengths.test):,} test "
+                      f"texts longer than max_len")
+        return f"{setting}: the epoch cap stopped {capped} of {n} runs, {improving} of them still improving{longer}"
+    who = _counts_by_variant([(f[0], f[1]) for f in known], everyone)
+    who_improving = _counts_by_variant([(f[0], f[2]) for f in known], everyone)
+    truncation = truncation_words(section)
+    return (f"At this budget ({setting}) the epoch cap stopped {capped} of {n} runs"
+            + (f" ({who})" if who else "") + (", the others stopped early" if 0 < capped < n else
+                                               ", every one stopped early" if capped == 0 else "")
+            + f"; still improving at the cap (a new best validation score in {window}) in {improving} of {n}"
+            + (f" ({who_improving})" if who_improving else "") + "."
+            + (" The table compares them at this budget, not at convergence: more epochs might change their "
+               "scores." if improving else "")
+            + (f" {truncation[0].upper()}{truncation[1:]}." if truncation else ""))
+
+
+def length_rows(section: DataSection) -> tuple[list[str], list[list[str]]]:
+    """Variants x length buckets: accuracy mean ± sd over seeds (percent)."""
+    frame = section.by_length
+    buckets = list(dict.fromkeys(frame["tokens"]))
+    info = frame.drop_duplicates("tokens").set_index("tokens")
+    header = ["variant", *[f"{b} tokens (n = {int(info.loc[b, 'test_examples'])}"
+                           + (f"; train {info.loc[b, 'train_share_pct']:.0f}%" if not math.isnan(
+                               info.loc[b, "train_share_pct"]) else "") + ")" for b in buckets]]
+    rows = []
+    for variant, group in frame.groupby("variant", sort=False):
+        cells = group.set_index("tokens")
+        rows.append([variant, *[(f"{cells.loc[b, 'acc_mean_pct']:.1f} ± {cells.loc[b, 'acc_sd_pct']:.1f}"
+                                 if not math.isnan(cells.loc[b, "acc_sd_pct"]) else
+                                 f"{cells.loc[b, 'acc_mean_pct']:.1f}") for b in buckets]])
+    return header, rows
+
+
+def length_blocks(doc: Document, section: DataSection) -> None:
+    """Accuracy by input length (classification), or one line saying why there is none."""
+    if section.task.name != "classification" or not section.seed_confusion:
+        return
+    doc.heading(f"{section.label}: accuracy by input length", 3)
+    if section.by_length is None or section.by_length.empty:
+        doc.text(f"Not shown: no text lengths ({section.lengths_note or 'none found'}).")
+        return
+    frame = section.by_length
+    typical = frame["acc_mean_pct"].mean() / 100
+    smallest = int(frame["test_examples"].min())
+    doc.text(f"Test accuracy (%) on the texts of each length, per seed, then mean ± sd over seeds. Length: tokens "
+             f"before truncation, from {section.lengths.source}. Buckets: the test set's length quartiles (edges at "
+             f"observed lengths, equal ones merged); n = test texts in the bucket; train = share of the training file's texts "
+             f"(validation split included) in the bucket. {length_words(section.lengths)} The sd is over seeds only: "
+             f"with {smallest} texts a bucket's accuracy also carries test-sampling error of about "
+             f"±{100 * math.sqrt(typical * (1 - typical) / smallest):.1f} points (binomial standard error at "
+             f"{100 * typical:.0f}%). The 95% intervals over seeds are in `by_length_{section.stem}.csv`.")
+    doc.table(*length_rows(section))
+
+
+def seed_confusion_blocks(doc: Document, section: DataSection) -> None:
+    """Every seed's confusion matrix beside the pooled ones: folded in report.html, one line in
+    summary.md (the matrices are in confusion_by_seed_<data>.csv)."""
+    if not section.seed_confusion:
+        return
+    panels = []
+    for variant, seeds in section.seed_confusion.items():
+        for seed, matrix in seeds.items():
+            correct = int(np.trace(matrix.to_numpy()))
+            total = int(matrix.to_numpy().sum())
+            panels.append((f"{variant} seed {seed} ({100 * correct / total:.1f}%)" if total else f"{variant} seed {seed}",
+                           ["true \\ predicted", *map(str, matrix.columns)],
+                           [[str(true), *[str(int(v)) for v in row]] for true, row in matrix.iterrows()]))
+    count = len(panels)
+    doc.folded(f"{section.label}: confusion matrix of every seed ({count} runs; the pooled ones are in the figure)",
+               panels,
+               f"Confusion matrices of every seed ({count} runs) beside the pooled ones: "
+               f"`confusion_by_seed_{section.stem}.csv`, and in report.html.")
+
+
 def write_section(doc: Document, section: DataSection) -> None:
     from .stats import resolution
     task = section.task
@@ -517,6 +830,7 @@ def write_section(doc: Document, section: DataSection) -> None:
              + (" on the same test set (runs at another length were scored on other examples)."
                 if section.table["test_set"].nunique() > 1 else "."))
     doc.text(f"Budget: {budget_words(section.records)}")
+    doc.text(cap_words(section))
     header, rows, key = summary_rows(section)
     doc.table(header, rows, key=key)
     doc.text(measured_words(section))
@@ -536,6 +850,8 @@ def write_section(doc: Document, section: DataSection) -> None:
         doc.text("Precision / recall (%) per class; confusion matrices in "
                  f"`confusion_{section.stem}.csv` and the figure.")
         doc.table(["variant", *classes], rows)
+    seed_confusion_blocks(doc, section)
+    length_blocks(doc, section)
     for comparison in section.comparisons:
         doc.heading(f"{comparison.name}: seed-level comparison", 3)
         doc.text(comparison.groups if section.complete else
@@ -952,7 +1268,7 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
     (out / "summary.md").write_text(scrub(doc.to_markdown(), private))
     (out / "report.html").write_text(scrub(doc.to_html(), private))
     for table in out.glob("*.csv"):   # what this report wrote: no data path of the user's in any of them
-        if table.name == "runs.csv" or table.name.startswith(("summary_", "pairs_", "confusion_")):
+        if table.name == "runs.csv" or table.name.startswith(("summary_", "pairs_", "confusion_", "by_length_")):
             text = table.read_text()
             if any(path in text for path in private):
                 table.write_text(scrub(text, private))
@@ -1059,6 +1375,9 @@ def terminal_lines(sections: list[DataSection], out: Path) -> list[str]:
             rows.append([name, "–", format_metric(value, section.task.metric), "", *[""] * (len(header) - 4)])
         lines.append(f"{section.label}:")
         lines += _aligned(header, rows)
+        cap = cap_words(section, short=True)
+        if cap:
+            lines.append(f"  budget: {cap}")
     lines.append(f"report: {out / 'summary.md'}")
     lines.append(f"        {out / 'report.html'}")
     return lines
@@ -1106,6 +1425,13 @@ def write_tables(section: DataSection, out: Path) -> None:
                 for label, matrix in section.confusion.items() for true, row in matrix.iterrows()
                 for predicted, count in row.items()]
         pd.DataFrame(long).to_csv(out / f"confusion_{section.stem}.csv", index=False)
+    if section.seed_confusion:
+        long = [{"variant": label, "seed": seed, "true": true, "predicted": predicted, "count": int(count)}
+                for label, seeds in section.seed_confusion.items() for seed, matrix in seeds.items()
+                for true, row in matrix.iterrows() for predicted, count in row.items()]
+        pd.DataFrame(long).to_csv(out / f"confusion_by_seed_{section.stem}.csv", index=False)
+    if section.by_length is not None and not section.by_length.empty:
+        section.by_length.to_csv(out / f"by_length_{section.stem}.csv", index=False, float_format="%.4g")
 
 
 @entry_point

@@ -231,6 +231,7 @@ def long_table(records: list[dict]) -> pd.DataFrame:
         row["data"] = data[data_key(r)]
         row["variant"] = labels[data_key(r)].get(r.get("config_hash"), r.get("model"))
         row["test_set"] = test_set_key(r)
+        row["stopped_by_cap"], row["improving_at_cap"] = cap_flags(r)
         row["task"] = task_of(r).name
         row["solved"] = task_of(r).is_solved(r) if r.get("status") == "done" else None
         row.update({f"test_{k}": v for k, v in (r.get("test") or {}).items()})
@@ -250,6 +251,37 @@ def long_table(records: list[dict]) -> pd.DataFrame:
         rows.append(row)
     frame = pd.DataFrame(rows)
     return frame.sort_values(["data", "variant", "seed"], kind="stable").reset_index(drop=True) if rows else frame
+
+
+def improving_window(patience, max_epochs) -> int:
+    """How many last epochs a new best validation score must fall in for a run stopped by the epoch
+    cap to count as still improving: half the patience, rounded up (3 of patience 5); the last epoch
+    alone where there is no early stopping (patience at or above the cap)."""
+    if isinstance(patience, (int, float)) and isinstance(max_epochs, (int, float)) and 0 < patience < max_epochs:
+        return max(1, math.ceil(patience / 2))
+    return 1
+
+
+def cap_flags(record: dict) -> tuple[bool | None, bool | None]:
+    """(stopped by the epoch cap, still improving at it) of a finished run, from its record; (None,
+    None) where the record cannot tell (not finished, no epochs or no cap recorded).
+
+    Stopped by the cap: it trained ``trainer.max_epochs`` epochs and early stopping had not run out
+    of patience (fewer than ``patience`` epochs after its best validation epoch); a run whose
+    patience ran out exactly at the cap counts as stopped early. Still improving: stopped by the cap
+    with its best validation epoch among its last ``improving_window`` epochs."""
+    if record.get("status") != "done":
+        return None, None
+    trainer = (record.get("config") or {}).get("trainer") or {}
+    cap, patience = trainer.get("max_epochs"), trainer.get("patience")
+    epochs, best = record.get("epochs"), record.get("best_epoch")
+    if not isinstance(epochs, int) or not isinstance(cap, int) or cap < 1:
+        return None, None
+    early = isinstance(patience, int) and 0 < patience < cap
+    since_best = epochs - 1 - best if isinstance(best, int) else None
+    capped = epochs >= cap and not (early and since_best is not None and since_best >= patience)
+    improving = bool(capped and since_best is not None and since_best < improving_window(patience, cap))
+    return capped, improving
 
 
 def mean_std_ci(values: pd.Series) -> tuple[float, float, float, int]:
@@ -317,6 +349,9 @@ def summary_table(frame: pd.DataFrame, data: str) -> pd.DataFrame:
             row[column] = done[column].mean() if column in done else math.nan
         row.update(median=float(values.median()) if len(values) else math.nan, solved=solved_count,
                    solved_ci_low=solved_low, solved_ci_high=solved_high, seeds=sorted(done["seed"].tolist()))
+        for column in ("stopped_by_cap", "improving_at_cap"):
+            flags = done[column].dropna() if column in done else pd.Series(dtype=object)
+            row[column] = int(flags.astype(bool).sum()) if len(flags) else None
         row["not_done"] = ", ".join(f"{s}: {c}" for s, c in group.loc[group["status"] != "done", "status"]
                                     .value_counts().items())
         row["config_hash"] = config
