@@ -1,0 +1,42 @@
+"""Every job of a shipped experiment grid is a valid configuration: a typo in a grid's model list
+(or a model its data sets cannot take) fails here, not an hour into a reference run."""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from seqbench.config import check_config, network_config
+from tests.conftest import CONFIG_DIR
+
+EXPERIMENTS = sorted(p.stem for p in (Path(CONFIG_DIR) / "experiment").glob("*.yaml"))
+
+
+def grid_jobs(experiment: str) -> list[list[str]]:
+    params = OmegaConf.load(Path(CONFIG_DIR) / "experiment" / f"{experiment}.yaml").hydra.sweeper.params
+    # Lengths and seeds do not decide whether a configuration is valid: one value of each is enough.
+    axes = {key: str(values).split(",") for key, values in params.items() if key not in ("seed",)}
+    return [[f"{key}={value}" for key, value in zip(axes, choice)] for choice in itertools.product(*axes.values())]
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_job_of_a_shipped_grid_is_a_valid_config(experiment, tmp_path):
+    jobs = grid_jobs(experiment)
+    assert jobs, f"{experiment}: no sweep parameters"
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        for overrides in jobs:
+            cfg = compose(config_name="config", overrides=[f"experiment={experiment}",
+                                                           f"paths.output_root={tmp_path}", *overrides])
+            config = OmegaConf.to_container(cfg, resolve=True)
+            check_config(config)  # what a run checks before it reads any data
+            network_config(config["model"])  # and the model schema it fills: a key the cell cannot take fails here
+
+
+def test_the_memory_grid_holds_every_cell_of_the_reference_table():
+    params = OmegaConf.load(Path(CONFIG_DIR) / "experiment" / "memory.yaml").hydra.sweeper.params
+    assert set(str(params.model).split(",")) >= {"rnn", "irnn", "lstm", "lstm_fb1", "gru", "mingru", "minlstm", "lru",
+                                                 "lru_deep"}
+    assert set(str(params["dataset.length"]).split(",")) >= {"50", "100", "200", "400"}
