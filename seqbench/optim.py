@@ -138,9 +138,10 @@ def clip_gradients(parameters, max_norm: float | None, algorithm: str | None) ->
 
 # ------------------------------------------------------------------ what a model asks of the optimiser
 # A model asks for a learning-rate factor on some of its parameters (the LRU's recurrence, Orvieto et
-# al. 2023) with ``set_lr_factor``; a model schema with the keys ``lr`` (its own peak learning rate,
-# replacing the optimizer's) or ``warmup_steps`` (linear warmup) asks for those. A model that asks for
-# nothing gets the optimiser it always had: ``factory(parameters)``, one group, no scheduler.
+# al. 2023) with ``set_lr_factor``; a model schema with the keys ``lr_scale`` (its peak learning rate as
+# a multiple of the optimizer's, so a search over optimizer.lr still moves it) or ``warmup_steps``
+# (linear warmup) asks for those. A model that asks for nothing gets the optimiser it always had:
+# ``factory(parameters)``, one group, no scheduler.
 LR_FACTORS = "lr_factors"   # the module attribute: {its own parameter's name: factor}
 
 
@@ -177,11 +178,11 @@ def warmup_factor(warmup_steps: int):
 
 
 def configure(factory, model: torch.nn.Module, embedding: torch.nn.Parameter | None = None,
-              lr: float | None = None, warmup_steps: int = 0):
+              lr_scale: float = 1.0, warmup_steps: int = 0):
     """The optimiser (and scheduler) Lightning gets for ``model``: ``factory`` (the configured
     optimiser, a partial without parameters) over its parameters, SparseAdam beside it for a sparse
-    ``embedding`` (see ``with_sparse_embedding``); each group at ``lr`` (the optimiser's own when None)
-    times its factor; with ``warmup_steps``, a per-step linear warmup of every group's rate."""
+    ``embedding`` (see ``with_sparse_embedding``); each group at the optimiser's rate times
+    ``lr_scale`` times its factor; with ``warmup_steps``, a per-step linear warmup of every group's rate."""
     parameters = list(model.parameters())
     factors = lr_factors(model)
     if embedding is not None:
@@ -189,9 +190,9 @@ def configure(factory, model: torch.nn.Module, embedding: torch.nn.Parameter | N
                                           groups=(lambda ps: parameter_groups(ps, factors)) if factors else None)
     else:
         optimizer = factory(parameter_groups(parameters, factors) if factors else parameters)
-    if factors or lr is not None:
+    if factors or lr_scale != 1.0:
         for group in optimizer.param_groups:
-            group["lr"] = (lr if lr is not None else group["lr"]) * group.get("lr_factor", 1.0)
+            group["lr"] = group["lr"] * lr_scale * group.get("lr_factor", 1.0)
     if not warmup_steps:
         return optimizer
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_factor(warmup_steps))

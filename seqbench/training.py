@@ -108,11 +108,11 @@ class SequenceTask(pl.LightningModule):
         embedding = getattr(self.net.input_layer, "weight", None)
         sparse = getattr(self.net.input_layer, "sparse", False)  # optimizer.sparse_embedding=true
         # What the model asks of the optimiser (seqbench/optim.py): learning-rate factors on some
-        # parameters (lru_deep), its own peak learning rate and a warmup (bitransformer).
-        lr, warmup_steps = getattr(self.net.config, "lr", None), getattr(self.net.config, "warmup_steps", 0)
+        # parameters (lru_deep), a scaled peak learning rate and a warmup (bitransformer).
+        lr_scale, warmup_steps = getattr(self.net.config, "lr_scale", 1.0), getattr(self.net.config, "warmup_steps", 0)
         from .optim import configure, lr_factors
-        if lr_factors(self) or lr is not None or warmup_steps:
-            return configure(self.optimizer_factory, self, embedding if sparse else None, lr, warmup_steps)
+        if lr_factors(self) or lr_scale != 1.0 or warmup_steps:
+            return configure(self.optimizer_factory, self, embedding if sparse else None, lr_scale, warmup_steps)
         if sparse:
             from .optim import with_sparse_embedding
             return with_sparse_embedding(self.optimizer_factory, list(self.parameters()), embedding)

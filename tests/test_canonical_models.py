@@ -84,10 +84,10 @@ def test_the_one_layer_forms_keep_their_keys():
     keys = {cell: {f.name for f in dataclasses.fields(network_config(cell=cell))}
             for cell in ("mingru", "minlstm", "lru", "transformer", "mingru_deep", "lru_deep", "bitransformer")}
     for old in ("mingru", "minlstm", "lru", "transformer"):
-        assert not keys[old] & {"ff_size", "recurrence_lr_factor", "lr", "warmup_steps"} - (
+        assert not keys[old] & {"ff_size", "recurrence_lr_factor", "lr_scale", "warmup_steps"} - (
             {"ff_size"} if old == "transformer" else set())
     assert "ff_size" in keys["mingru_deep"] and "recurrence_lr_factor" in keys["lru_deep"]
-    assert {"lr", "warmup_steps"} <= keys["bitransformer"]
+    assert {"lr_scale", "warmup_steps"} <= keys["bitransformer"]
 
 
 # ------------------------------------------------------------------------------ the LRU's lr factor
@@ -179,7 +179,7 @@ def test_bitransformer_reads_both_ways_and_pools_the_real_tokens():
 
 
 def test_bitransformer_warmup_schedule_values():
-    net = encoder_net(lr=1e-3, warmup_steps=4)
+    net = encoder_net(lr_scale=1 / 3, warmup_steps=4)
     configured = ClassificationTask(net, adam(3e-3), num_classes=3).configure_optimizers()
     optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
     assert configured["lr_scheduler"]["interval"] == "step"
@@ -188,12 +188,20 @@ def test_bitransformer_warmup_schedule_values():
         rates.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         scheduler.step()
-    # The model's lr (1e-3) replaces the optimizer's (3e-3); linear to it over 4 steps, then constant.
+    # A third of the optimizer's 3e-3, reached linearly over 4 steps, then constant.
     assert rates == pytest.approx([0.25e-3, 0.5e-3, 0.75e-3, 1e-3, 1e-3, 1e-3, 1e-3])
     assert [warmup_factor(0)(s) for s in (0, 5)] == [1.0, 1.0]
 
 
 def test_bitransformer_without_warmup_or_lr_is_the_plain_optimizer():
-    net = encoder_net(lr=None, warmup_steps=0)
+    net = encoder_net(lr_scale=1.0, warmup_steps=0)
     optimizer = ClassificationTask(net, adam(3e-3), num_classes=3).configure_optimizers()
     assert isinstance(optimizer, torch.optim.Adam) and optimizer.param_groups[0]["lr"] == 3e-3
+
+
+def test_bitransformer_rate_follows_the_optimizer_rate_a_search_sets():
+    """Its peak rate is a scale of optimizer.lr, so a search over optimizer.lr moves it too."""
+    net = encoder_net(lr_scale=0.5, warmup_steps=0)
+    for lr in (1e-3, 4e-3):
+        optimizer = ClassificationTask(net, adam(lr), num_classes=3).configure_optimizers()
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(lr * 0.5)

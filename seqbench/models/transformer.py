@@ -51,15 +51,15 @@ class TransformerSchema(NetworkSchema):
 @dataclass
 class BiTransformerSchema(TransformerSchema):
     """``model.cell=bitransformer``: the Transformer's keys and how it is trained, as encoders are
-    (Vaswani et al. 2017, Devlin et al. 2019): its own peak learning rate and a linear warmup to it
-    (``seqbench.optim.configure``); defaults: conf/model/bitransformer.yaml."""
-    lr: float | None = BITRANSFORMER["lr"]                  # peak learning rate; None: the optimizer's
+    (Vaswani et al. 2017, Devlin et al. 2019): a peak learning rate scaled from the optimizer's and a
+    linear warmup to it (``seqbench.optim.configure``); defaults: conf/model/bitransformer.yaml.
+    A scale, not a rate of its own: a search over optimizer.lr still moves this model's rate."""
+    lr_scale: float = BITRANSFORMER["lr_scale"]             # peak learning rate = optimizer.lr x lr_scale
     warmup_steps: int = BITRANSFORMER["warmup_steps"]       # optimiser steps of linear warmup (0: none)
 
     def __post_init__(self):
         super().__post_init__()
-        if self.lr is not None:
-            check_positive("model", lr=self.lr)
+        check_positive("model", lr_scale=self.lr_scale)
         if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
             raise ConfigError(f"model.warmup_steps={self.warmup_steps!r}: must be a whole number >= 0")
 
@@ -123,7 +123,7 @@ class TransformerLayer(nn.Module):
 @register_model("bitransformer", schema=BiTransformerSchema)
 class TransformerEncoder(nn.Module):
     """``model.cell=transformer``; ``model.cell=bitransformer`` is the same network with the keys
-    of its training (``BiTransformerSchema``: lr, warmup_steps), read by the optimiser's builder.
+    of its training (``BiTransformerSchema``: lr_scale, warmup_steps), read by the optimiser's builder.
 
     forward(x (B, T, E), lengths (B,)) returns
       outputs (B, T, H)   rows past a length are undefined (finite)
