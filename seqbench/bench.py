@@ -13,6 +13,8 @@ Workloads (``--workload``):
             kept, flushed) and the sparse one (optimizer.sparse_embedding=true)
   threads   TREC gru steps with 1 and 2 torch threads, on a quiet machine and beside a busy process
   loops     the hand-written GRU's per-step loop, steps taken with x[:, t] (before) and unbind (now)
+  scan      mingru, minlstm and lru layers in model.mode=parallel (the scan over all steps) and
+            sequential (a loop over time): the same function, timed on the memory grid's shapes
 
 Paths (every one: forward, backward, gradient clipping at 1.0 and fused Adam, as seqbench's defaults):
   plain padded    every batch padded to the longest sequence of the data, nn.LSTM(bidirectional):
@@ -539,6 +541,51 @@ def measure_loops(lengths: list[int], hidden: int, repeats: int) -> dict[int, di
     return out
 
 
+# ------------------------------------------------------------------------------------------ scan
+SCAN_CELLS = ("mingru", "minlstm", "lru")
+
+
+def scan_layer(cell: str, size: int, mode: str) -> torch.nn.Module:
+    from .models.lru import LinearRecurrentUnit
+    from .models.minrnn import MinRNNLayer
+    return LinearRecurrentUnit(size, size, mode=mode) if cell == "lru" else MinRNNLayer(cell, size, size, mode)
+
+
+def measure_scan(lengths: list[int], hidden: int, repeats: int, batch: int = 50) -> dict[tuple[str, int], dict]:
+    """Forward + backward of one layer of each scan cell over T steps, ``model.mode=parallel`` against
+    ``sequential`` (the same parameters, the same function): batch 50 and width ``hidden`` as the
+    memory grid trains them, one thread, denormals flushed. Where the loop wins, a CPU grid should run
+    the cell with ``++model.mode=sequential``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out = {}
+    try:
+        for cell in SCAN_CELLS:
+            for length in lengths:
+                torch.manual_seed(0)
+                layers = {mode: scan_layer(cell, hidden, mode) for mode in ("parallel", "sequential")}
+                layers["sequential"].load_state_dict(layers["parallel"].state_dict())
+                x = torch.randn(batch, length, hidden)
+
+                def timed(layer):
+                    start = time.perf_counter()
+                    layer(x).sum().backward()
+                    layer.zero_grad(set_to_none=True)
+                    return time.perf_counter() - start
+                rows = {f"{mode}": {"seconds": []} for mode in layers}
+                for layer in layers.values():  # warm-up
+                    timed(layer)
+                for _ in range(repeats):
+                    for mode, layer in layers.items():
+                        rows[mode]["seconds"].append(with_denormals(True, lambda: timed(layer)))
+                for row in rows.values():
+                    row["median_seconds"] = statistics.median(row["seconds"])
+                out[(cell, length)] = rows
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
 # --------------------------------------------------------------------------------------- threads
 BUSY_LOOP = ("import torch, time\ntorch.set_num_threads(1)\nx = torch.randn(256, 256)\nend = time.time() + {seconds}\n"
              "while time.time() < end:\n    x = torch.tanh(x @ x.T / 256)\n")
@@ -604,11 +651,12 @@ def main(argv: list[str] | None = None) -> None:
                              formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", help="data root (default: $SEQBENCH_DATA, else the download cache)")
     parser.add_argument("--workload", nargs="+", default=["imdb", "trec"],
-                        choices=[*WORKLOADS, "models", "denormal", "sparse", "threads", "loops"],
+                        choices=[*WORKLOADS, "models", "denormal", "sparse", "threads", "loops", "scan"],
                         help="imdb, trec: seqbench against plain loops; models: every cell's throughput; denormal: "
                              "the adding task at T = --denormal-length, denormals kept and flushed; sparse: TREC "
                              "epochs with dense and sparse embedding updates; threads: 1 and 2 torch threads, quiet and "
-                             "beside a busy process; loops: hand-written cells' steps sliced against unbind")
+                             "beside a busy process; loops: hand-written cells' steps sliced against unbind; scan: "
+                             "mingru/minlstm/lru in parallel and sequential mode")
     parser.add_argument("--denormal-length", type=int, default=400, help="denormal: sequence length")
     parser.add_argument("--sparse-models", nargs="+", default=list(SPARSE_MODELS), choices=list(SPARSE_MODELS))
     parser.add_argument("--lengths", nargs="+", type=int, default=[100, 400], help="models: sequence lengths")
@@ -674,6 +722,16 @@ def main(argv: list[str] | None = None) -> None:
                 lines += format_step_rows(f"T = {length}", rows, "sliced x[:, t] (before)", "s per step")
                 before, now = (row["median_seconds"] for row in rows.values())
                 lines += [f"T = {length}: unbind against slicing: {before / now:.2f}x", ""]
+            continue
+        if name == "scan":
+            lines += ["## scan", "",
+                      f"One layer of each scan cell, forward + backward over T steps: batch 50, width {args.hidden}, "
+                      f"one thread, denormals flushed; model.mode=parallel (scan over all steps) against "
+                      f"sequential (loop over time), same parameters.", ""]
+            for (cell, length), rows in measure_scan(args.lengths, args.hidden, args.repeats).items():
+                lines += format_step_rows(f"{cell}, T = {length}", rows, "parallel", "s per step")
+                parallel, sequential = (rows[mode]["median_seconds"] for mode in ("parallel", "sequential"))
+                lines += [f"{cell}, T = {length}: sequential against parallel: {parallel / sequential:.2f}x", ""]
             continue
         if name == "threads":
             workload = WORKLOADS["trec"]

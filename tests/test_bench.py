@@ -6,6 +6,7 @@ import re
 import statistics
 
 import pytest
+import torch
 
 
 from seqbench import bench
@@ -120,3 +121,25 @@ def test_loops_workload_times_the_sliced_and_the_unbind_loop_and_prints_their_ra
     seconds = [_numbers(cells[0])[0] for cells in rows.values()]
     ratio = float(re.search(r"unbind against slicing: ([\d.]+)x", section)[1])
     assert ratio == pytest.approx(seconds[0] / seconds[1], rel=0.05)
+
+
+def test_scan_workload_times_both_modes_of_every_scan_cell_and_prints_their_ratio(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bench.main(["--workload", "scan", "--lengths", "6", "--hidden", "8", "--repeats", "1"])
+    section = (tmp_path / "bench.md").read_text().split("## scan")[1]
+    for cell in bench.SCAN_CELLS:
+        ratio = float(re.search(rf"{cell}, T = 6: sequential against parallel: ([\d.]+)x", section)[1])
+        assert ratio > 0
+    rows = _rows(section)
+    assert {"parallel", "sequential"} <= set(rows)
+
+
+def test_scan_workload_compares_one_function_in_two_modes():
+    """The two timed layers share parameters, so the ratio compares ways of computing one function."""
+    for cell in bench.SCAN_CELLS:
+        torch.manual_seed(0)
+        parallel = bench.scan_layer(cell, 8, "parallel")
+        sequential = bench.scan_layer(cell, 8, "sequential")
+        sequential.load_state_dict(parallel.state_dict())
+        x = torch.randn(3, 11, 8)
+        torch.testing.assert_close(parallel(x), sequential(x), rtol=1e-4, atol=1e-5)
