@@ -40,3 +40,26 @@ def test_the_memory_grid_holds_every_cell_of_the_reference_table():
     assert set(str(params.model).split(",")) >= {"rnn", "irnn", "lstm", "lstm_fb1", "gru", "mingru", "minlstm", "lru",
                                                  "lru_deep"}
     assert set(str(params["dataset.length"]).split(",")) >= {"50", "100", "200", "400"}
+
+
+SEARCHES = sorted(p.stem for p in (Path(CONFIG_DIR) / "hparams_search").glob("*.yaml") if p.stem != "text_file")
+
+
+@pytest.mark.parametrize("search", SEARCHES)
+def test_every_variant_of_a_shipped_search_is_a_valid_config(search, tmp_path):
+    """text_file needs the user's files; the others name a shipped data set."""
+    variants = OmegaConf.load(Path(CONFIG_DIR) / "hparams_search" / f"{search}.yaml").hparams_search.variants
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        for variant in variants:
+            cfg = compose(config_name="config", overrides=[f"hparams_search={search}", f"model={variant}",
+                                                           f"paths.output_root={tmp_path}"])
+            config = OmegaConf.to_container(cfg, resolve=True)
+            config.pop("hparams_search", None)  # the search's own settings, read by `seqbench search`
+            check_config(config)
+            network_config(config["model"])
+
+
+def test_the_trec_search_tunes_every_variant_of_the_default_comparison():
+    variants = set(OmegaConf.load(Path(CONFIG_DIR) / "hparams_search" / "trec.yaml").hparams_search.variants)
+    assert variants == {"rnn", "lstm", "gru", "bilstm_attn_additive", "bilstm_attn_concat", "bilstm_attn_scaled_dot",
+                        "mingru_deep", "minlstm_deep", "lru_deep", "bitransformer"}
