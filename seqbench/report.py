@@ -78,6 +78,7 @@ class DataSection:
     lengths: "TextLengths | None" = None
     lengths_note: str = ""          # why there are no lengths, where there are none
     by_length: pd.DataFrame | None = None
+    factorials: list = field(default_factory=list)   # factorial.Factorial: direction x pooling 2 x 2 readings
     figures: list[tuple[Path, str]] = field(default_factory=list)
 
     @property
@@ -368,6 +369,7 @@ def compute_section(frame: pd.DataFrame, records: list[dict], label: str, stem: 
             section.baselines = {"baseline (learns nothing)": value}
     if statistics and done:
         section.comparisons = comparisons(section, resamples, (ropes or {}).get(task.metric))
+        section.factorials = factorial_readings(section)
     if plots and done:
         letters = {v: c.seed.letters.get(v, "") for c in section.comparisons for v in c.seed.letters}
         figures = [plot_scores(runs, table, label, stem, task.metric, section.baselines, out, letters),
@@ -483,6 +485,37 @@ def comparisons(section: DataSection, resamples: int, rope: float | None = None)
                 comparison.far_confusion[(variant, seed)] = matrix
         out.append(comparison)
     return out
+
+
+def factorial_readings(section: DataSection) -> list:
+    """Per test set, every complete direction x pooling 2 x 2 of the data set's variants, found
+    from their configs (seqbench.factorial), on the seed-level test's own scores."""
+    from .factorial import factorials
+    out = []
+    for key, test_set in test_set_names(section.records).items():
+        runs = [r for r in section.records if test_set_key(r) == key]
+        scores, _ = seed_scores(runs, section.labels, section.task)
+        out += factorials(runs, section.labels, section.task, scores, test_set)
+    return out
+
+
+def factorial_blocks(doc: Document, section: DataSection) -> None:
+    """What the lead is made of: the four cells, the main effects, the interaction and the simple
+    effects, and one sentence; the numbers in factorial_<data>.csv."""
+    from .factorial import cell_rows, effect_rows, method_words, sentence
+    for result in section.factorials:
+        where = f"{section.label} ({result.test_set})" if result.test_set else section.label
+        doc.heading(f"{where}: direction × pooling ({result.attention} attention)", 3)
+        doc.text(sentence(result))
+        missing = [p for p in section.problems
+                   if any(p.startswith(f"{cell.variant} ") for cell in result.cells.values())]
+        if missing:
+            doc.text(f"Runs so far: {'; '.join(missing)}.", css="warning")
+        for note in result.notes:
+            doc.text(f"Note: {note}.", css="warning")
+        doc.table(*cell_rows(result))
+        doc.table(*effect_rows(result), key=4)
+        doc.text(method_words(result) + f" All of it in `factorial_{section.stem}.csv`.")
 
 
 def disagreement_words(comparison: Comparison) -> str:
@@ -888,6 +921,7 @@ def write_section(doc: Document, section: DataSection) -> None:
         if comparison.left_out_examples:
             doc.text("Runs not counted here, with the reason: " + "; ".join(comparison.left_out_examples) + ".",
                      css="warning")
+    factorial_blocks(doc, section)
 
 
 def conditional_test_words(comparison: Comparison) -> str:
@@ -1268,7 +1302,8 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
     (out / "summary.md").write_text(scrub(doc.to_markdown(), private))
     (out / "report.html").write_text(scrub(doc.to_html(), private))
     for table in out.glob("*.csv"):   # what this report wrote: no data path of the user's in any of them
-        if table.name == "runs.csv" or table.name.startswith(("summary_", "pairs_", "confusion_", "by_length_")):
+        if table.name == "runs.csv" or table.name.startswith(("summary_", "pairs_", "confusion_", "by_length_",
+                                                               "factorial_")):
             text = table.read_text()
             if any(path in text for path in private):
                 table.write_text(scrub(text, private))
@@ -1378,6 +1413,9 @@ def terminal_lines(sections: list[DataSection], out: Path) -> list[str]:
         cap = cap_words(section, short=True)
         if cap:
             lines.append(f"  budget: {cap}")
+        from .factorial import sentence
+        for result in section.factorials:
+            lines.append(f"  direction × pooling ({result.attention}): {sentence(result)}")
     lines.append(f"report: {out / 'summary.md'}")
     lines.append(f"        {out / 'report.html'}")
     return lines
@@ -1432,6 +1470,10 @@ def write_tables(section: DataSection, out: Path) -> None:
         pd.DataFrame(long).to_csv(out / f"confusion_by_seed_{section.stem}.csv", index=False)
     if section.by_length is not None and not section.by_length.empty:
         section.by_length.to_csv(out / f"by_length_{section.stem}.csv", index=False, float_format="%.4g")
+    if section.factorials:
+        from .factorial import factorial_frame
+        factorial_frame(section.factorials).to_csv(out / f"factorial_{section.stem}.csv", index=False,
+                                                   float_format="%.6g")
 
 
 @entry_point
