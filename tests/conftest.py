@@ -105,3 +105,14 @@ def browser_or_skip() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return chromium
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tensors this small gain nothing from threads, and on a busy machine lose a lot to them
+    (model contract and canonical-model tests use it)."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -15,12 +15,7 @@ from seqbench.optim import lr_factors, warmup_factor
 from seqbench.training import ClassificationTask
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def adam(lr=3e-3):
