@@ -507,6 +507,26 @@ def sliced_scratch_forward(layer, x: torch.Tensor) -> torch.Tensor:
     return torch.stack(outputs, dim=1)
 
 
+def interleaved_forward_backward(paths: dict, x: torch.Tensor, repeats: int) -> dict[str, dict]:
+    """Forward + backward of each path on ``x`` (name -> (forward, module whose gradients it
+    fills)): one untimed pass each, then ``repeats`` rounds taking every path in turn (so machine
+    noise falls on all alike), denormals flushed; seconds per pass and their median."""
+    def timed(forward, module):
+        start = time.perf_counter()
+        forward(x).sum().backward()
+        module.zero_grad(set_to_none=True)
+        return time.perf_counter() - start
+    rows = {name: {"seconds": []} for name in paths}
+    for forward, module in paths.values():  # warm-up
+        timed(forward, module)
+    for _ in range(repeats):
+        for name, (forward, module) in paths.items():
+            rows[name]["seconds"].append(with_denormals(True, lambda: timed(forward, module)))
+    for row in rows.values():
+        row["median_seconds"] = statistics.median(row["seconds"])
+    return rows
+
+
 def measure_loops(lengths: list[int], hidden: int, repeats: int) -> dict[int, dict[str, dict]]:
     """Forward + backward of the hand-written GRU (model.impl=scratch) over T steps, taking each step
     with ``x[:, t]`` (as before) and with ``unbind`` (as now); batch 32, one thread, denormals flushed."""
@@ -521,21 +541,7 @@ def measure_loops(lengths: list[int], hidden: int, repeats: int) -> dict[int, di
     try:
         for length in lengths:
             x = torch.randn(32, length, 64)
-
-            def timed(path):
-                start = time.perf_counter()
-                path(x).sum().backward()
-                layer.zero_grad(set_to_none=True)
-                return time.perf_counter() - start
-            rows = {name: {"seconds": []} for name in paths}
-            for path in paths.values():  # warm-up
-                timed(path)
-            for _ in range(repeats):
-                for name, path in paths.items():
-                    rows[name]["seconds"].append(with_denormals(True, lambda: timed(path)))
-            for row in rows.values():
-                row["median_seconds"] = statistics.median(row["seconds"])
-            out[length] = rows
+            out[length] = interleaved_forward_backward({name: (path, layer) for name, path in paths.items()}, x, repeats)
     finally:
         torch.set_num_threads(threads)
     return out
@@ -566,21 +572,8 @@ def measure_scan(lengths: list[int], hidden: int, repeats: int, batch: int = 50)
                 layers = {mode: scan_layer(cell, hidden, mode) for mode in ("parallel", "sequential")}
                 layers["sequential"].load_state_dict(layers["parallel"].state_dict())
                 x = torch.randn(batch, length, hidden)
-
-                def timed(layer):
-                    start = time.perf_counter()
-                    layer(x).sum().backward()
-                    layer.zero_grad(set_to_none=True)
-                    return time.perf_counter() - start
-                rows = {f"{mode}": {"seconds": []} for mode in layers}
-                for layer in layers.values():  # warm-up
-                    timed(layer)
-                for _ in range(repeats):
-                    for mode, layer in layers.items():
-                        rows[mode]["seconds"].append(with_denormals(True, lambda: timed(layer)))
-                for row in rows.values():
-                    row["median_seconds"] = statistics.median(row["seconds"])
-                out[(cell, length)] = rows
+                out[(cell, length)] = interleaved_forward_backward(
+                    {mode: (layer, layer) for mode, layer in layers.items()}, x, repeats)
     finally:
         torch.set_num_threads(threads)
     return out
