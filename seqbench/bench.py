@@ -15,6 +15,8 @@ Workloads (``--workload``):
   loops     the hand-written GRU's per-step loop, steps taken with x[:, t] (before) and unbind (now)
   scan      mingru, minlstm and lru layers in model.mode=parallel (the scan over all steps) and
             sequential (a loop over time): the same function, timed on the memory grid's shapes
+  lru       lru and lru_deep (sequential) with the complex state's products before (strided Re/Im
+            views, copied) and now (one interleaved real product in, one out)
 
 Paths (every one: forward, backward, gradient clipping at 1.0 and fused Adam, as seqbench's defaults):
   plain padded    every batch padded to the longest sequence of the data, nn.LSTM(bidirectional):
@@ -579,6 +581,52 @@ def measure_scan(lengths: list[int], hidden: int, repeats: int, batch: int = 50)
     return out
 
 
+# ------------------------------------------------------------------------------------------- lru
+def strided_lru_forward(unit, v: torch.Tensor) -> torch.Tensor:
+    """``LinearRecurrentUnit._forward`` as it was before the interleaved products: B v through two
+    real products joined by ``torch.complex``, Re(C h) through the strided views ``h.real``/``h.imag``
+    (the same function; each strided view is copied, forward and backward)."""
+    from torch.nn import functional as F
+    from .models.lru import parallel_linear_scan, sequential_linear_scan
+    gamma = torch.exp(unit.gamma_log)
+    driven = torch.complex(F.linear(v, unit.B_re), F.linear(v, unit.B_im)) * gamma
+    scan = parallel_linear_scan if unit.mode == "parallel" else sequential_linear_scan
+    h = scan(unit.eigenvalues(v.dtype), driven)
+    return F.linear(h.real, unit.C_re) - F.linear(h.imag, unit.C_im) + unit.D * v
+
+
+def measure_lru(lengths: list[int], hidden: int, repeats: int, batch: int = 50) -> dict[tuple[str, int], dict]:
+    """Forward + backward of the LRU in model.mode=sequential with its products before (strided) and now
+    (interleaved): one layer (``lru``) and the 4-block encoder of ``lru_deep``; batch 50, width ``hidden``
+    as the memory grid trains them, one thread, denormals flushed."""
+    from unittest import mock
+    from .config import network_config
+    from .models.lru import LinearRecurrentUnit, LRUEncoder
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out = {}
+    try:
+        for name, layers in (("lru", 1), ("lru_deep", 4)):
+            for length in lengths:
+                torch.manual_seed(0)
+                encoder = LRUEncoder(2, network_config(cell=name, hidden_size=hidden, num_layers=layers, mode="sequential"))
+                lengths_ = torch.full((batch,), length)
+
+                def now(x):
+                    return encoder(x, lengths_)[0]
+
+                def before(x):
+                    with mock.patch.object(LinearRecurrentUnit, "_forward", strided_lru_forward):
+                        return encoder(x, lengths_)[0]
+                x = torch.randn(batch, length, 2)
+                out[(name, length)] = interleaved_forward_backward(
+                    {"strided Re/Im, torch.complex (before)": (before, encoder), "interleaved products (now)": (now, encoder)},
+                    x, repeats)
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
 # --------------------------------------------------------------------------------------- threads
 BUSY_LOOP = ("import torch, time\ntorch.set_num_threads(1)\nx = torch.randn(256, 256)\nend = time.time() + {seconds}\n"
              "while time.time() < end:\n    x = torch.tanh(x @ x.T / 256)\n")
@@ -644,12 +692,12 @@ def main(argv: list[str] | None = None) -> None:
                              formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", help="data root (default: $SEQBENCH_DATA, else the download cache)")
     parser.add_argument("--workload", nargs="+", default=["imdb", "trec"],
-                        choices=[*WORKLOADS, "models", "denormal", "sparse", "threads", "loops", "scan"],
+                        choices=[*WORKLOADS, "models", "denormal", "sparse", "threads", "loops", "scan", "lru"],
                         help="imdb, trec: seqbench against plain loops; models: every cell's throughput; denormal: "
                              "the adding task at T = --denormal-length, denormals kept and flushed; sparse: TREC "
                              "epochs with dense and sparse embedding updates; threads: 1 and 2 torch threads, quiet and "
                              "beside a busy process; loops: hand-written cells' steps sliced against unbind; scan: "
-                             "mingru/minlstm/lru in parallel and sequential mode")
+                             "mingru/minlstm/lru in parallel and sequential mode; lru: the LRU's products before and now")
     parser.add_argument("--denormal-length", type=int, default=400, help="denormal: sequence length")
     parser.add_argument("--sparse-models", nargs="+", default=list(SPARSE_MODELS), choices=list(SPARSE_MODELS))
     parser.add_argument("--lengths", nargs="+", type=int, default=[100, 400], help="models: sequence lengths")
@@ -725,6 +773,16 @@ def main(argv: list[str] | None = None) -> None:
                 lines += format_step_rows(f"{cell}, T = {length}", rows, "parallel", "s per step")
                 parallel, sequential = (rows[mode]["median_seconds"] for mode in ("parallel", "sequential"))
                 lines += [f"{cell}, T = {length}: sequential against parallel: {parallel / sequential:.2f}x", ""]
+            continue
+        if name == "lru":
+            lines += ["## lru", "",
+                      f"The LRU in model.mode=sequential, forward + backward over T steps: one layer (lru) and the "
+                      f"4-block encoder (lru_deep); batch 50, width {args.hidden}, one thread, denormals flushed; the "
+                      f"complex state's products as they were (strided Re/Im views) and as they are now.", ""]
+            for (cell, length), rows in measure_lru(args.lengths, args.hidden, args.repeats).items():
+                lines += format_step_rows(f"{cell}, T = {length}", rows, next(iter(rows)), "s per step")
+                before, now = (row["median_seconds"] for row in rows.values())
+                lines += [f"{cell}, T = {length}: interleaved against strided: {before / now:.2f}x", ""]
             continue
         if name == "threads":
             workload = WORKLOADS["trec"]

@@ -143,3 +143,26 @@ def test_scan_workload_compares_one_function_in_two_modes():
         sequential.load_state_dict(parallel.state_dict())
         x = torch.randn(3, 11, 8)
         torch.testing.assert_close(parallel(x), sequential(x), rtol=1e-4, atol=1e-5)
+
+
+def test_lru_workload_times_the_strided_and_the_interleaved_products_and_prints_their_ratio(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bench.main(["--workload", "lru", "--lengths", "6", "--hidden", "8", "--repeats", "1"])
+    section = (tmp_path / "bench.md").read_text().split("## lru")[1]
+    for cell in ("lru", "lru_deep"):
+        table = section.split(f"| {cell}, T = 6 |")[1].split(f"{cell}, T = 6: interleaved")[0]
+        rows = _rows(table)
+        assert set(rows) == {"strided Re/Im, torch.complex (before)", "interleaved products (now)"}
+        seconds = [_numbers(cells[0])[0] for cells in rows.values()]
+        ratio = float(re.search(rf"{cell}, T = 6: interleaved against strided: ([\d.]+)x", section)[1])
+        assert ratio == pytest.approx(seconds[0] / seconds[1], rel=0.05)
+
+
+@pytest.mark.parametrize("mode", ["parallel", "sequential"])
+def test_lru_workload_compares_one_function_computed_two_ways(mode):
+    """The timed 'before' path is the unit's function with its products laid out as they were."""
+    from seqbench.models.lru import LinearRecurrentUnit
+    torch.manual_seed(0)
+    unit = LinearRecurrentUnit(8, 6, r_min=0.9, r_max=0.999, mode=mode)
+    v = torch.randn(3, 11, 8)
+    torch.testing.assert_close(bench.strided_lru_forward(unit, v), unit(v), rtol=1e-5, atol=1e-5)

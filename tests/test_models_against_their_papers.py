@@ -179,6 +179,35 @@ def test_lru_initialisation_lies_on_the_ring_with_normalised_inputs():
     assert LRUEncoder(5, network_config(cell="lru", hidden_size=6)).layers[0][0].recurrence.nu_log.shape == (6,)
 
 
+@pytest.mark.parametrize("mode", ["parallel", "sequential"])
+@pytest.mark.parametrize("float64", [False, True])
+def test_lru_follows_the_paper_equations_step_by_step(mode, float64):
+    """h_t = λ ⊙ h_{t-1} + γ ⊙ (B v_t), y_t = Re(C h_t) + D ⊙ v_t in plain complex arithmetic, one step at
+    a time, against the unit (which multiplies by B and C as interleaved real products)."""
+    from seqbench.models.lru import LinearRecurrentUnit
+    dtype = torch.float64 if float64 else torch.float32
+    torch.manual_seed(0)
+    unit = LinearRecurrentUnit(5, 7, r_min=0.5, r_max=0.99, max_phase=math.pi, mode=mode).to(dtype)
+    v = torch.randn(3, 9, 5, dtype=dtype, requires_grad=True)
+    lam = unit.eigenvalues()
+    gamma = unit.gamma_log.exp()
+    B = torch.complex(unit.B_re, unit.B_im)
+    C = torch.complex(unit.C_re, unit.C_im)
+    h = torch.zeros(3, 7, dtype=lam.dtype)
+    expected = []
+    for t in range(9):
+        h = lam * h + gamma * (v[:, t].to(lam.dtype) @ B.T)
+        expected.append((h @ C.T).real + unit.D * v[:, t])
+    expected = torch.stack(expected, dim=1)
+    got = unit(v)
+    torch.testing.assert_close(got, expected, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
+    weights = torch.randn_like(got)
+    grads = torch.autograd.grad((got * weights).sum(), [v, *unit.parameters()])
+    reference = torch.autograd.grad((expected * weights).sum(), [v, *unit.parameters()])
+    for a, b in zip(grads, reference):
+        torch.testing.assert_close(a, b, rtol=10 * TOLERANCE[dtype], atol=10 * TOLERANCE[dtype])
+
+
 def test_parallel_lru_stays_finite_and_exact_over_2000_steps_with_eigenvalues_near_1():
     torch.manual_seed(0)
     config = network_config(cell="lru", hidden_size=4, state_size=30, embedding_dim=3, r_min=0.999, r_max=0.9999)

@@ -150,13 +150,20 @@ class LinearRecurrentUnit(nn.Module):
     def _forward(self, v: torch.Tensor) -> torch.Tensor:
         dtype = compute_dtype(v.dtype)
         v_wide = v.to(dtype)
+        batch, steps, _ = v.shape
+        state = self.B_re.size(0)
         gamma = torch.exp(self.gamma_log.to(dtype))  # (N,)
-        driven = torch.complex(F.linear(v_wide, self.B_re.to(dtype)),
-                               F.linear(v_wide, self.B_im.to(dtype))) * gamma  # γ ⊙ B v_t: (B, T, N) complex
+        # B v_t as one real product whose rows interleave Re and Im, viewed as complex without a copy
+        # (two products joined by torch.complex, and Re/Im read back through strided views, spent
+        # more time copying than multiplying: results/bench_speed.md, "lru").
+        b_interleaved = torch.stack([self.B_re, self.B_im], dim=1).reshape(2 * state, -1).to(dtype)  # (2N, H)
+        driven = torch.view_as_complex(F.linear(v_wide, b_interleaved).reshape(batch, steps, state, 2))
+        driven = driven * gamma  # γ ⊙ B v_t: (B, T, N) complex
         scan = parallel_linear_scan if self.mode == "parallel" else sequential_linear_scan
         h = scan(self.eigenvalues(dtype), driven)  # (B, T, N) complex
-        # Re(C h) = C_re Re(h) - C_im Im(h): no complex matrix product needed.
-        y = F.linear(h.real, self.C_re.to(dtype)) - F.linear(h.imag, self.C_im.to(dtype))  # (B, T, H)
+        # Re(C h) = C_re Re(h) - C_im Im(h), as one product over h's contiguous (Re, Im) pairs.
+        c_interleaved = torch.stack([self.C_re, -self.C_im], dim=2).reshape(self.C_re.size(0), 2 * state).to(dtype)
+        y = F.linear(torch.view_as_real(h).reshape(batch, steps, 2 * state), c_interleaved)  # (B, T, H)
         return (y + self.D.to(dtype) * v_wide).to(v.dtype)
 
 
