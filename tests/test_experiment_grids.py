@@ -63,3 +63,16 @@ def test_the_trec_search_tunes_every_variant_of_the_default_comparison():
     variants = set(OmegaConf.load(Path(CONFIG_DIR) / "hparams_search" / "trec.yaml").hparams_search.variants)
     assert variants == {"rnn", "lstm", "gru", "bilstm_attn_additive", "bilstm_attn_concat", "bilstm_attn_scaled_dot",
                         "mingru_deep", "minlstm_deep", "lru_deep", "bitransformer"}
+
+
+@pytest.mark.parametrize("experiment", [e for e in EXPERIMENTS
+                                        if "One at a time:" in (Path(CONFIG_DIR) / "experiment" / f"{e}.yaml").read_text()])
+def test_the_one_at_a_time_override_a_grid_names_composes(experiment, tmp_path):
+    """A grid's comment tells users how to run one job at a time; that override must compose with
+    the grid's own launcher settings (hydra/launcher=basic did not: it has no n_jobs)."""
+    text = (Path(CONFIG_DIR) / "experiment" / f"{experiment}.yaml").read_text()
+    override = text.split("One at a time:")[1].split()[0].rstrip(".")
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", return_hydra_config=True,
+                      overrides=[f"experiment={experiment}", f"paths.output_root={tmp_path}", override])
+    assert cfg.hydra.launcher.n_jobs == 1
