@@ -686,6 +686,17 @@ def checked_device(name: str) -> torch.device:
     return device
 
 
+def before_after_section(name: str, description: str, measured: dict[str, dict], ratio_words: str) -> list[str]:
+    """A workload section timing two ways of computing one thing: per setting, its table (the first
+    path is the baseline) and the ratio of the first path's median time to the second's."""
+    lines = [f"## {name}", "", description, ""]
+    for label, rows in measured.items():
+        lines += format_step_rows(label, rows, next(iter(rows)), "s per step")
+        before, now = (row["median_seconds"] for row in rows.values())
+        lines += [f"{label}: {ratio_words}: {before / now:.2f}x", ""]
+    return lines
+
+
 @entry_point
 def main(argv: list[str] | None = None) -> None:
     parser = argument_parser(prog="seqbench bench", description=__doc__,
@@ -756,33 +767,29 @@ def main(argv: list[str] | None = None) -> None:
                 lines += [f"{model}: sparse-embedding ratio (dense / sparse, both flushed): {dense / sparse:.2f}x", ""]
             continue
         if name == "loops":
-            lines += ["## loops", "",
-                      f"The hand-written GRU (model.impl=scratch), forward + backward over T steps: batch 32, input 64, "
-                      f"hidden {args.hidden}, one thread.", ""]
-            for length, rows in measure_loops(args.lengths, args.hidden, args.repeats).items():
-                lines += format_step_rows(f"T = {length}", rows, "sliced x[:, t] (before)", "s per step")
-                before, now = (row["median_seconds"] for row in rows.values())
-                lines += [f"T = {length}: unbind against slicing: {before / now:.2f}x", ""]
+            lines += before_after_section(
+                "loops", f"The hand-written GRU (model.impl=scratch), forward + backward over T steps: batch 32, "
+                f"input 64, hidden {args.hidden}, one thread.",
+                {f"T = {length}": rows for length, rows in measure_loops(args.lengths, args.hidden, args.repeats).items()},
+                "unbind against slicing")
             continue
         if name == "scan":
-            lines += ["## scan", "",
-                      f"One layer of each scan cell, forward + backward over T steps: batch 50, width {args.hidden}, "
-                      f"one thread, denormals flushed; model.mode=parallel (scan over all steps) against "
-                      f"sequential (loop over time), same parameters.", ""]
-            for (cell, length), rows in measure_scan(args.lengths, args.hidden, args.repeats).items():
-                lines += format_step_rows(f"{cell}, T = {length}", rows, "parallel", "s per step")
-                parallel, sequential = (rows[mode]["median_seconds"] for mode in ("parallel", "sequential"))
-                lines += [f"{cell}, T = {length}: sequential against parallel: {parallel / sequential:.2f}x", ""]
+            lines += before_after_section(
+                "scan", f"One layer of each scan cell, forward + backward over T steps: batch 50, width {args.hidden}, "
+                f"one thread, denormals flushed; model.mode=parallel (scan over all steps) against sequential (loop "
+                f"over time), same parameters.",
+                {f"{cell}, T = {length}": rows
+                 for (cell, length), rows in measure_scan(args.lengths, args.hidden, args.repeats).items()},
+                "sequential against parallel")
             continue
         if name == "lru":
-            lines += ["## lru", "",
-                      f"The LRU in model.mode=sequential, forward + backward over T steps: one layer (lru) and the "
-                      f"4-block encoder (lru_deep); batch 50, width {args.hidden}, one thread, denormals flushed; the "
-                      f"complex state's products as they were (strided Re/Im views) and as they are now.", ""]
-            for (cell, length), rows in measure_lru(args.lengths, args.hidden, args.repeats).items():
-                lines += format_step_rows(f"{cell}, T = {length}", rows, next(iter(rows)), "s per step")
-                before, now = (row["median_seconds"] for row in rows.values())
-                lines += [f"{cell}, T = {length}: interleaved against strided: {before / now:.2f}x", ""]
+            lines += before_after_section(
+                "lru", f"The LRU in model.mode=sequential, forward + backward over T steps: one layer (lru) and the "
+                f"4-block encoder (lru_deep); batch 50, width {args.hidden}, one thread, denormals flushed; the complex "
+                f"state's products as they were (strided Re/Im views) and as they are now.",
+                {f"{cell}, T = {length}": rows
+                 for (cell, length), rows in measure_lru(args.lengths, args.hidden, args.repeats).items()},
+                "interleaved against strided")
             continue
         if name == "threads":
             workload = WORKLOADS["trec"]
