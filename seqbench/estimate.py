@@ -116,6 +116,11 @@ def probe_seconds(cfg, jobs: int) -> float:
     datamodule.setup()
     task = build_task(prepared.config, prepared.network, datamodule.spec)
     optimizer = task.configure_optimizers()
+    if isinstance(optimizer, dict):  # with a scheduler (a warmup: bitransformer), as Lightning takes it
+        scheduler = optimizer["lr_scheduler"]["scheduler"]
+        optimizer = optimizer["optimizer"]
+    else:
+        scheduler = None
     loader = datamodule.train_dataloader()
     steps_per_epoch = len(loader)
     clip = cfg.trainer.get("gradient_clip_val")
@@ -128,6 +133,8 @@ def probe_seconds(cfg, jobs: int) -> float:
         loss.backward()
         task.configure_gradient_clipping(optimizer, clip)
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         if started is not None:
             timed += 1

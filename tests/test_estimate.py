@@ -1,7 +1,13 @@
 """A command's plan before it runs: how many runs, how many are already done, what the rest costs."""
+from pathlib import Path
+
+import pytest
+
 from seqbench.estimate import describe, make_plan
 from seqbench.run import run
-from tests.conftest import TINY
+from tests.conftest import CONFIG_DIR, TINY
+
+MODEL_CONFIGS = sorted(p.stem for p in (Path(CONFIG_DIR) / "model").glob("*.yaml") if not p.stem.startswith("_"))
 
 
 def test_plan_counts_done_runs_and_estimates_the_rest_from_finished_runs_or_a_probe(compose_config, tmp_path):
@@ -65,3 +71,12 @@ def test_a_probe_is_scaled_to_the_epochs_finished_runs_on_the_data_set_trained(c
     plan = make_plan([f"paths.output_root={tmp_path}", *TINY, "model=rnn", "dataset=sincos"])
     (rnn,) = plan.runs
     assert f"scaled to the {record['epochs'] / 2:.0%} of max_epochs that finished sincos runs trained" in rnn.source
+
+
+@pytest.mark.parametrize("model", MODEL_CONFIGS)
+def test_every_shipped_model_can_be_probed(model, tmp_path, one_torch_thread):
+    """A dry run times a few training steps of each run with no finished relative: that works for every
+    model, including those that hand Lightning an optimiser with a scheduler (a warmup: bitransformer)
+    or learning-rate factors (lru_deep)."""
+    plan = make_plan([f"paths.output_root={tmp_path}", *TINY, f"model={model}", "dataset=sincos", "seed=0"])
+    assert len(plan.runs) == 1 and plan.runs[0].seconds > 0 and "probe" in plan.runs[0].source
