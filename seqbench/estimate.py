@@ -26,6 +26,7 @@ from .runtime import entry_point
 
 PROBE_STEPS = 8
 PROBE_WARMUP = 2
+BUSY_PROBE = 0.7  # a probe that got less of its CPU time than this says its estimate is inflated
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Plan:
     runs: list[PlannedRun]
     jobs: int                 # runs a launcher trains at once
     root: Path
+    probe_cpu_share: float = 1.0  # the least CPU share a timed probe got (1: a core to itself)
 
     @property
     def pending(self) -> list[PlannedRun]:
@@ -99,9 +101,10 @@ def epochs_share(records: list[dict]) -> float | None:
     return statistics.median(shares) if shares else None
 
 
-def probe_seconds(cfg, jobs: int) -> float:
+def probe_seconds(cfg, jobs: int) -> tuple[float, float]:
     """Seconds one run of ``cfg`` would take at most: a few timed training steps (forward, backward,
-    clipping, optimiser) on its real first batches, scaled to max_epochs epochs."""
+    clipping, optimiser) on its real first batches, scaled to max_epochs epochs; and the share of its
+    threads' time the probe got from the CPU (well under 1: other work, or ``nice``, slowed it down)."""
     import torch
     from omegaconf import OmegaConf
 
@@ -124,11 +127,11 @@ def probe_seconds(cfg, jobs: int) -> float:
     loader = datamodule.train_dataloader()
     steps_per_epoch = len(loader)
     clip = cfg.trainer.get("gradient_clip_val")
-    timed, started = 0, None
+    timed, started, cpu_started = 0, None, None
     task.train()
     for number, batch in enumerate(loader):
         if number == PROBE_WARMUP:
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
         loss = task.training_step(batch, number)
         loss.backward()
         task.configure_gradient_clipping(optimizer, clip)
@@ -141,11 +144,13 @@ def probe_seconds(cfg, jobs: int) -> float:
         if timed == PROBE_STEPS:
             break
     if not timed:
-        return 0.0
-    per_step = (time.perf_counter() - started) / timed
+        return 0.0, 1.0
+    wall = time.perf_counter() - started
+    cpu_share = (time.process_time() - cpu_started) / (wall * torch.get_num_threads())
+    per_step = wall / timed
     epochs = OmegaConf.to_container(cfg.trainer, resolve=True).get("max_epochs") or 1
     torch.set_flush_denormal(False)
-    return per_step * steps_per_epoch * epochs
+    return per_step * steps_per_epoch * epochs, min(cpu_share, 1.0)
 
 
 def make_plan(overrides: list[str], probe: bool = True) -> Plan:
@@ -159,7 +164,7 @@ def make_plan(overrides: list[str], probe: bool = True) -> Plan:
     root = Path(base.paths.output_root)
     finished = _finished(root)
     done_keys = {r.get("run_key") for r in finished if r.get("test")}
-    runs, probed = [], {}
+    runs, probed, probe_shares = [], {}, {}
     # What tells two jobs of one variant apart in the listing: the swept keys besides model, data and seed.
     values: dict[str, set] = {}
     for job in jobs:
@@ -186,7 +191,7 @@ def make_plan(overrides: list[str], probe: bool = True) -> Plan:
                                            f"{len(same_model)} finished run(s) of {run.variant} with other settings")
             elif probe:
                 if identity.config_hash not in probed:
-                    probed[identity.config_hash] = probe_seconds(cfg, n_jobs)
+                    probed[identity.config_hash], probe_shares[identity.config_hash] = probe_seconds(cfg, n_jobs)
                 share = epochs_share([r for r in finished if r.get("dataset") == run.dataset])
                 if share is None:
                     run.seconds, run.source = probed[identity.config_hash], "a timed probe (upper bound: every epoch)"
@@ -195,7 +200,7 @@ def make_plan(overrides: list[str], probe: bool = True) -> Plan:
                     run.source = (f"a timed probe, scaled to the {share:.0%} of max_epochs that finished {run.dataset} "
                                   f"runs trained")
         runs.append(run)
-    return Plan(runs, n_jobs, root)
+    return Plan(runs, n_jobs, root, min(probe_shares.values(), default=1.0))
 
 
 def _duration(seconds: float) -> str:
@@ -221,6 +226,10 @@ def describe(plan: Plan) -> list[str]:
             if plan.jobs > 1 else ""
         lines.append(f"estimate on this machine: about {_duration(total)} of training"
                      f"{' for the ' + str(len(known)) + ' estimated runs' if unknown else ''}{parallel}")
+    if plan.probe_cpu_share < BUSY_PROBE:
+        lines.append(f"caveat: a timed probe got only {plan.probe_cpu_share:.0%} of the CPU time it asked for (other "
+                     f"work on this machine, or nice): its estimates are too long by up to "
+                     f"{1 / max(plan.probe_cpu_share, 0.01):.1f}x for a machine the runs have to themselves")
     if unknown:
         lines.append(f"no estimate for {unknown} run{'s' if unknown != 1 else ''}: no finished run of the same "
                      f"model and data set yet (`seqbench plan ...` times a probe of each)")

@@ -80,3 +80,14 @@ def test_every_shipped_model_can_be_probed(model, tmp_path, one_torch_thread):
     or learning-rate factors (lru_deep)."""
     plan = make_plan([f"paths.output_root={tmp_path}", *TINY, f"model={model}", "dataset=sincos", "seed=0"])
     assert len(plan.runs) == 1 and plan.runs[0].seconds > 0 and "probe" in plan.runs[0].source
+    assert 0 < plan.probe_cpu_share <= 1
+
+
+def test_a_plan_whose_probe_was_starved_of_cpu_says_its_estimate_is_inflated(tmp_path):
+    """A probe run under nice, or beside other jobs, gets a fraction of a core and times steps several
+    times too slow: the plan says so instead of presenting the figure as this machine's."""
+    from seqbench.estimate import Plan, PlannedRun
+    runs = [PlannedRun(["model=gru"], "gru", "trec", 0, "abc", False, "gru", 600.0, "a timed probe (upper bound: every epoch)")]
+    starved = describe(Plan(runs, 1, tmp_path, probe_cpu_share=0.2))
+    assert any(line.startswith("caveat: a timed probe got only 20% of the CPU time") and "5.0x" in line for line in starved)
+    assert not any(line.startswith("caveat") for line in describe(Plan(runs, 1, tmp_path, probe_cpu_share=0.95)))
