@@ -949,15 +949,17 @@ def _search_or_error(*args) -> dict:
         return {"error": f"{type(error).__name__}: {error}".splitlines()[0]}
 
 
-def search_plan_line(root: Path, base, variants: list[str], settings: dict, jobs: int) -> str:
+def search_plan_line(root: Path, base, variants: list[str], settings: dict, jobs: int,
+                     default_runs: list[str] | tuple = ()) -> str:
     """Before the search starts: the trials and retrainings already finished (under the search
     folder and the output root), and the time the rest takes at the median wall time of finished
-    runs of the same model on this data set (search trials included)."""
+    runs of the same model on this data set (search trials included, and the ``--default-runs``
+    folders, whose runs only time the others)."""
     import statistics
 
     from .results import load_records
     dataset = str(base.dataset.name)
-    folders = [f for f in {root, Path(base.paths.output_root)} if f.is_dir()]
+    folders = [f for f in {root, Path(base.paths.output_root), *map(Path, default_runs)} if f.is_dir()]
     records = [r for r in load_records(folders, include_debug=True) if r.get("status") == "done"
                and r.get("dataset") == dataset] if folders else []
     trials, retrains = int(settings["trials"]), len(settings.get("retrain_seeds") or [])
@@ -965,6 +967,7 @@ def search_plan_line(root: Path, base, variants: list[str], settings: dict, jobs
     unknown = []
     for variant in variants:
         own = [r for r in records if r.get("model") == variant]
+        # Only this search's trials and retrainings count as finished (the default runs are not part of it).
         finished = min(trials, sum(1 for r in own if r.get("search"))) + min(
             retrains, sum(1 for r in own if r.get("tuned")))
         done += finished
@@ -997,6 +1000,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report", default=None, help="where the report goes (default: <search folder>/report)")
     parser.add_argument("--config-dir", action="append", default=[],
                         help="a folder with config groups of your own (hparams_search/<name>.yaml, model/...)")
+    parser.add_argument("--dry-run", action="store_true", help="print the search's size and cost, check its "
+                        "space and variants, and stop: nothing is trained or written")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from omegaconf import OmegaConf
@@ -1027,8 +1032,9 @@ def main(argv: list[str] | None = None) -> None:
         check_config(config)
     check_settings(settings, configs)   # one line, before anything runs
     root = Path(args.out or Path(base.paths.output_root) / "search")
-    root.mkdir(parents=True, exist_ok=True)
-    prepare_storage(settings, root, base.dataset.name)
+    if not args.dry_run:
+        root.mkdir(parents=True, exist_ok=True)
+        prepare_storage(settings, root, base.dataset.name)
     threads = default_threads(args.jobs)  # one core left to the machine, or the cores divided among the jobs
     retrain_count = len(settings.get("retrain_seeds") or [])
     print(f"search: {len(variants)} variant{'s' if len(variants) != 1 else ''} ({', '.join(variants)}) x "
@@ -1036,7 +1042,9 @@ def main(argv: list[str] | None = None) -> None:
           f"up to {len(variants) * (int(settings['trials']) + retrain_count)} runs ({args.jobs} variant"
           f"{'s' if args.jobs != 1 else ''} at a time); finished trials and runs are reused; each variant says its "
           f"time left after its first trial", flush=True)
-    print(search_plan_line(root, base, variants, settings, args.jobs), flush=True)
+    print(search_plan_line(root, base, variants, settings, args.jobs, args.default_runs), flush=True)
+    if args.dry_run:
+        return
     stop_on_signals()
     summaries: dict[str, dict] = {}
     failed: dict[str, str] = {}

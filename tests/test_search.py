@@ -272,3 +272,20 @@ def test_the_search_says_what_is_finished_and_what_the_rest_costs_before_it_star
     # gru: 3 left at the median 90 s = 4.5 min; rnn has nothing to estimate from
     assert line.startswith("plan: 2 of 10 trainings already finished, 8 to run; about 4 min of training"), line
     assert "about 2 min with 2 at a time" in line and line.endswith("no finished sincos run of rnn yet to estimate from")
+    defaults = tmp_path / "defaults" / "rnn_s0"  # a default run of rnn (30 s) times rnn's trials, and is not one of them
+    defaults.mkdir(parents=True)
+    (defaults / "record.json").write_text(json.dumps({"status": "done", "model": "rnn", "dataset": "sincos", "seed": 0,
+                                                      "config_hash": "d0", "wall_seconds": 30.0}))
+    line = search_plan_line(root, base, ["gru", "rnn"], {"trials": 3, "retrain_seeds": [0, 1]}, jobs=2,
+                            default_runs=[str(tmp_path / "defaults")])
+    assert line == ("plan: 2 of 10 trainings already finished, 8 to run; about 7 min of training at the median time of "
+                    "finished sincos runs of the same models, about 4 min with 2 at a time")
+
+
+def test_a_dry_run_prints_the_searchs_size_and_cost_and_trains_nothing(tmp_path):
+    result = cli(*SEARCH, f"paths.output_root={tmp_path}", "--dry-run", cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("search: 2 variants (rnn, gru) x 2 trials, then 1 retraining seed each: up to 6 runs")
+    assert lines[1].startswith("plan: 0 of 6 trainings already finished, 6 to run")
+    assert not (tmp_path / "search").exists() and not list(tmp_path.rglob("record.json"))
