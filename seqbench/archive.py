@@ -73,12 +73,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     from . import SeqbenchError
     from .results import load_records
-    records = [r for r in load_records(args.folders) if r.get("status") == "done"]
+    # Finished: done, or diverged (an outcome the tables count, as the report's completeness does).
+    records = [r for r in load_records(args.folders) if r.get("status") in ("done", "diverged")]
     if not records:
         raise SeqbenchError(f"no finished runs under {', '.join(args.folders)}")
     to = Path(args.to)
     for record in records:
         archive_run(record, to)
     without = sum(1 for r in records if not r.get("predictions"))
+    diverged = sum(1 for r in records if r.get("status") == "diverged")
     print(f"archived {len(records)} finished run{'s' if len(records) != 1 else ''} into {to}"
+          + (f" ({diverged} diverged)" if diverged else "")
           + (f" ({without} without predictions)" if without else ""))

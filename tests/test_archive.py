@@ -36,3 +36,17 @@ def test_archived_runs_carry_no_machine_paths_and_report_the_same_numbers(compos
     # archiving again replaces each run's folder instead of adding a second copy
     archive([str(root), "--to", str(tmp_path / "archive")])
     assert len(list((tmp_path / "archive").rglob("record.json"))) == 4
+
+
+def test_a_diverged_run_is_archived_as_the_finished_outcome_it_is(tmp_path, capsys):
+    """A run that diverged is a result (the report counts it as finished, never as missing): the
+    archive keeps it, so a table rebuilt from the archive is not left incomplete."""
+    folder = tmp_path / "runs" / "irnn_copy_s0"
+    folder.mkdir(parents=True)
+    (folder / "record.json").write_text(json.dumps({
+        "status": "diverged", "model": "irnn", "dataset": "copy", "seed": 0, "run_key": "abcdef1234567890",
+        "config_hash": "c0", "error": "loss became nan at step 812", "run_dir": str(folder)}))
+    archive([str(tmp_path / "runs"), "--to", str(tmp_path / "archive")])
+    archived = list((tmp_path / "archive").rglob("record.json"))
+    assert len(archived) == 1 and json.loads(archived[0].read_text())["status"] == "diverged"
+    assert "archived 1 finished run into" in capsys.readouterr().out
