@@ -33,6 +33,7 @@ these machines are noisy. Only training is timed: no validation, no data loading
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import time
@@ -423,15 +424,11 @@ def measure_denormals(length: int, hidden: int, batch: int, batches: int, warmup
             lambda: with_denormals(True, lambda: time_lightning(network, data, device, warmup, "32-true", 0,
                                                                 make_task=regression)),
     }
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         rows = {name: {"seconds": []} for name in paths}
         for _ in range(repeats):  # interleaved
             for name, path in paths.items():
                 rows[name]["seconds"].append(path() / batches)
-    finally:
-        torch.set_num_threads(threads)
     for row in rows.values():
         row["median_seconds"] = statistics.median(row["seconds"])
     return rows
@@ -509,6 +506,17 @@ def sliced_scratch_forward(layer, x: torch.Tensor) -> torch.Tensor:
     return torch.stack(outputs, dim=1)
 
 
+@contextlib.contextmanager
+def one_torch_thread():
+    """Time on one torch thread (the shape a grid job runs), then give back the threads the caller had."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def interleaved_forward_backward(paths: dict, x: torch.Tensor, repeats: int) -> dict[str, dict]:
     """Forward + backward of each path on ``x`` (name -> (forward, module whose gradients it
     fills)): one untimed pass each, then ``repeats`` rounds taking every path in turn (so machine
@@ -537,15 +545,11 @@ def measure_loops(lengths: list[int], hidden: int, repeats: int) -> dict[int, di
     layer = ScratchRecurrentLayer("gru", 64, hidden)
     paths = {"sliced x[:, t] (before)": lambda x: sliced_scratch_forward(layer, x),
              "unbind (now)": lambda x: layer(x)[0]}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     out = {}
-    try:
+    with one_torch_thread():
         for length in lengths:
             x = torch.randn(32, length, 64)
             out[length] = interleaved_forward_backward({name: (path, layer) for name, path in paths.items()}, x, repeats)
-    finally:
-        torch.set_num_threads(threads)
     return out
 
 
@@ -564,10 +568,8 @@ def measure_scan(lengths: list[int], hidden: int, repeats: int, batch: int = 50)
     ``sequential`` (the same parameters, the same function): batch 50 and width ``hidden`` as the
     memory grid trains them, one thread, denormals flushed. Where the loop wins, a CPU grid should run
     the cell with ``++model.mode=sequential``."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     out = {}
-    try:
+    with one_torch_thread():
         for cell in SCAN_CELLS:
             for length in lengths:
                 torch.manual_seed(0)
@@ -576,8 +578,6 @@ def measure_scan(lengths: list[int], hidden: int, repeats: int, batch: int = 50)
                 x = torch.randn(batch, length, hidden)
                 out[(cell, length)] = interleaved_forward_backward(
                     {mode: (layer, layer) for mode, layer in layers.items()}, x, repeats)
-    finally:
-        torch.set_num_threads(threads)
     return out
 
 
@@ -602,10 +602,8 @@ def measure_lru(lengths: list[int], hidden: int, repeats: int, batch: int = 50) 
     from unittest import mock
     from .config import network_config
     from .models.lru import LinearRecurrentUnit, LRUEncoder
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     out = {}
-    try:
+    with one_torch_thread():
         for name, layers in (("lru", 1), ("lru_deep", 4)):
             for length in lengths:
                 torch.manual_seed(0)
@@ -622,8 +620,6 @@ def measure_lru(lengths: list[int], hidden: int, repeats: int, batch: int = 50) 
                 out[(name, length)] = interleaved_forward_backward(
                     {"strided Re/Im, torch.complex (before)": (before, encoder), "interleaved products (now)": (now, encoder)},
                     x, repeats)
-    finally:
-        torch.set_num_threads(threads)
     return out
 
 
