@@ -46,6 +46,17 @@ def _counts(sweep_dir: Path) -> dict[str, int]:
     return counts
 
 
+def _trained(counts: dict[str, int]) -> int:
+    """Runs that trained here (finished in any way), not copies of runs reused from elsewhere."""
+    return counts["done"] + counts["failed"] + counts["other"]
+
+
+def start_state(sweep_dir: Path, total: int) -> dict:
+    """What ``progress_line`` needs from a sweep's start: its size, the time, and how many runs its
+    folder already held trained (a resumed sweep), which took none of this invocation's time."""
+    return {"total": total, "started": time.time(), "trained_before": _trained(_counts(sweep_dir))}
+
+
 def progress_line(sweep_dir: Path) -> str | None:
     """``k of N runs done (reused r, failed f), about M min left``."""
     try:
@@ -55,10 +66,12 @@ def progress_line(sweep_dir: Path) -> str | None:
     counts = _counts(sweep_dir)
     finished = sum(counts.values())
     total = max(int(state["total"]), finished)
-    trained = counts["done"] + counts["failed"] + counts["other"]
+    # Runs trained since this sweep started: a resumed sweep's folder already holds the runs an
+    # earlier invocation trained, which took none of this invocation's time.
+    trained = _trained(counts) - int(state.get("trained_before", 0))
     elapsed = time.time() - float(state["started"])
     left = ""
-    if trained and finished < total:
+    if trained > 0 and finished < total:
         # Time per trained run, times the runs still to train (the plan's count when there is one):
         # reused runs take seconds and are neither work done nor work left.
         to_train = state.get("to_train")
@@ -158,7 +171,7 @@ class SweepProgress(Callback):
             total = sweep_size(list(config.hydra.overrides.task))
         except Exception:  # a sweeper with its own way of choosing jobs: count what there is
             total = 0
-        state = {"total": total, "started": time.time()}
+        state = start_state(sweep_dir, total)
         plan = print_plan(list(config.hydra.overrides.task), sweep_dir)
         if plan:
             state.update(total=plan["runs"], to_train=plan["to_train"])

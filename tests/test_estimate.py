@@ -61,6 +61,26 @@ def test_time_left_counts_only_runs_still_to_train(tmp_path):
     assert progress_line(sweep) == "sweep: 3 of 6 runs done (reused 2, failed 0), about 30 min left"
 
 
+def test_time_left_of_a_resumed_sweep_uses_only_the_runs_trained_since_it_resumed(tmp_path):
+    import json
+    import time
+
+    from seqbench.sweep import PROGRESS_NAME, progress_line, start_state
+    sweep = tmp_path / "sweep"
+    for number in range(4):   # 3 runs trained by an earlier invocation, 1 since this one started
+        (sweep / f"{number}_job").mkdir(parents=True)
+        (sweep / f"{number}_job" / "record.json").write_text(json.dumps({"status": "done"}))
+    (sweep / "3_job" / "record.json").write_text(json.dumps({"status": "running"}))   # resumed now
+    state = start_state(sweep, 6)
+    assert state["trained_before"] == 3
+    (sweep / "3_job" / "record.json").write_text(json.dumps({"status": "done"}))
+    state.update(started=time.time() - 600, to_train=3)
+    (sweep / PROGRESS_NAME).write_text(json.dumps(state))
+    # 600 s for the one run trained since the resume, two left: 20 min (counting the earlier runs as
+    # trained in these 600 s said "about 2 min")
+    assert progress_line(sweep) == "sweep: 4 of 6 runs done (reused 0, failed 0), about 20 min left"
+
+
 def test_a_probe_is_scaled_to_the_epochs_finished_runs_on_the_data_set_trained(compose_config, tmp_path):
     from seqbench.estimate import epochs_share
     assert epochs_share([]) is None
