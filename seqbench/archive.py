@@ -55,7 +55,10 @@ def archive_run(record: dict, to: Path) -> Path:
     archived["archived"] = {"from_run_key": record.get("run_key"), "checkpoints": "not archived"}
     name = record.get("predictions")
     if name and (source / name).is_file():
-        with open(source / name, "rb") as raw, gzip.open(folder / f"{Path(name).name}.gz", "wb", compresslevel=9) as out:
+        # mtime 0 and no file name in the gzip header: archiving the same run again writes the same
+        # bytes, so a committed archive does not change when a grid's folders are archived again.
+        with open(source / name, "rb") as raw, open(folder / f"{Path(name).name}.gz", "wb") as target, \
+                gzip.GzipFile(filename="", mode="wb", fileobj=target, compresslevel=9, mtime=0) as out:
             shutil.copyfileobj(raw, out)
         archived["predictions"] = f"{Path(name).name}.gz"
     else:
