@@ -23,8 +23,9 @@ import pandas as pd
 from . import SeqbenchError
 from .document import Document
 from .record import MEMORY_KINDS, describe_hardware, short_hash
-from .results import (VariantLabels, _natural, budget_words, data_key, data_labels, learning_curves,
-                      load_records, long_table, slug, summary_table, test_set_key, variant_labels)
+from .results import (FINISHED_STATUSES, VariantLabels, _natural, budget_words, data_key, data_labels,
+                      learning_curves, load_records, long_table, slug, summary_table, test_set_key,
+                      variant_labels)
 from .tasks import PERCENT_METRICS, POSITIVE_METRICS, TaskKind, format_metric, task_of
 from .runtime import entry_point
 
@@ -94,13 +95,13 @@ def completeness(records: list[dict], labels: VariantLabels) -> list[str]:
     """What is missing from a data set: runs that did not finish, and variants that lack seeds the
     others have. A data set with missing runs is never ranked or given a verdict."""
     problems = []
-    unfinished = [r for r in records if r.get("status") not in ("done", "diverged")]
+    unfinished = [r for r in records if r.get("status") not in FINISHED_STATUSES]
     for r in unfinished:
         problems.append(f"{labels.get(r.get('config_hash'), r.get('model'))} seed {r.get('seed')}: "
                         f"{r.get('status')}")
     finished: dict[str, set] = {}
     for r in records:
-        if r.get("status") in ("done", "diverged"):
+        if r.get("status") in FINISHED_STATUSES:
             finished.setdefault(labels.get(r.get("config_hash"), r.get("model")), set()).add(r.get("seed"))
     everyone = set().union(*finished.values()) if finished else set()
     for label, seeds in sorted(finished.items()):

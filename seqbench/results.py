@@ -159,6 +159,8 @@ class VariantLabels:
 
 
 LONG_LABEL = 48
+# A run's finished outcomes: the tables count a diverged run as a result (never as a missing seed).
+FINISHED_STATUSES = ("done", "diverged")
 
 
 def _short(value) -> str:
