@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from .names import register_resolvers
 from .runtime import (BUG, CONFIG_DIR, USER_ERROR, debugging, describe_os_error, exit_status, quiet_third_party,
-                      set_threads, stop_on_signals)
+                      set_threads, stop_if_requested, stop_on_signals)
 
 SUBCOMMANDS = {
     "report": ("seqbench.report", "comparison tables, plots and the statistical verdict from run records"),
@@ -144,6 +144,7 @@ def main(cfg: DictConfig) -> float | None:
     # In a sweep every run logs under one TensorBoard root: `tensorboard --logdir <sweep>/tensorboard`.
     tensorboard_root = Path(HydraConfig.get().sweep.dir) / "tensorboard" if in_sweep else None
     try:
+        stop_if_requested()   # a stop whose exception Python dropped between two runs of a sweep
         record = run(cfg, output_dir, tensorboard_root, in_sweep=in_sweep)
     except BaseException as error:
         return _run_ended_by(error, output_dir, in_sweep)

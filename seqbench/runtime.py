@@ -19,8 +19,29 @@ class Interrupted(SystemExit):
         super().__init__(128 + signum)
 
 
+# The signal a stop was asked with, remembered before the handler raises: Python drops an
+# exception raised where it cannot propagate (in a __del__, a weakref callback, a generator being
+# closed: "Exception ignored in ..."), and a SIGTERM that landed there would otherwise be lost, the
+# sweep going on to exit 0. stop_if_requested() asks again at the harness's safe points.
+_stop_signal: int | None = None
+
+
 def raise_interrupted(signum, frame):
+    global _stop_signal
+    _stop_signal = signum
     raise Interrupted(signum)
+
+
+def stop_if_requested() -> None:
+    """Raise Interrupted if a SIGTERM or Ctrl-C came and its exception was dropped on the way."""
+    if _stop_signal is not None:
+        raise Interrupted(_stop_signal)
+
+
+def forget_stop_request() -> None:
+    """For a process that goes on after handling a stop (tests calling the commands in-process)."""
+    global _stop_signal
+    _stop_signal = None
 
 
 def stop_on_signals() -> None:

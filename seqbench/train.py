@@ -30,8 +30,9 @@ from .identity import Prepared, interpolation_sources, variant_name
 from .plan import CHECKPOINT_DIR, Claim, Fresh, Resume, copy_beside, release_folder, set_aside
 from .record import (PREDICTIONS_NAME, RECORD_NAME, atomic_write, current_rss_mb, git_commit, hardware,
                      peak_memory_mb, save_record, versions)
-from .runtime import Interrupted, flush_denormals, quiet_lightning
-from .training import RecordWriter, RunStatistics, SequenceTask, StepScalars, TrainingDiverged, best_epoch, build_task
+from .runtime import Interrupted, flush_denormals, quiet_lightning, stop_if_requested
+from .training import (RecordWriter, RunStatistics, SequenceTask, StepScalars, StopWhenAsked, TrainingDiverged,
+                       best_epoch, build_task)
 
 log = logging.getLogger(__name__)
 
@@ -123,8 +124,8 @@ def build_trainer(context: RunContext, task: SequenceTask, datamodule, output_di
     # Lightning runs plain callbacks in this order (the console line after the statistics it
     # prints), then the Checkpoint ones in theirs: ModelCheckpoint writes last.ckpt, then the
     # RecordWriter writes the record.
-    all_callbacks = [stopping, StepScalars(), *presentation.watchers(cfg, task, datamodule), stats, *console,
-                     *context.callbacks, checkpoint, *([record_writer] if record_writer else [])]
+    all_callbacks = [StopWhenAsked(), stopping, StepScalars(), *presentation.watchers(cfg, task, datamodule), stats,
+                     *console, *context.callbacks, checkpoint, *([record_writer] if record_writer else [])]
     return pl.Trainer(callbacks=all_callbacks, logger=logger, default_root_dir=str(output_dir),
                       enable_model_summary=False, plugins=[AtomicCheckpointIO()], **options), checkpoint
 

@@ -15,6 +15,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from .models import RecurrentNet
 from .record import current_rss_mb
+from .runtime import stop_if_requested
 from .tasks import TASKS
 
 
@@ -233,6 +234,22 @@ class PerStepClassificationTask(SequenceTask):
         per_step = F.cross_entropy(logits.float().transpose(1, 2), batch["targets"], reduction="none")  # (B, T)
         ce = (per_step * real).sum(1) / real.sum(1).clamp_min(1)
         return {"index": batch["index"], "ce": ce, "recall_accuracy": hits}
+
+
+class StopWhenAsked(pl.Callback):
+    """A SIGTERM or Ctrl-C whose exception Python dropped (see ``runtime.stop_if_requested``) stops
+    the run at the next batch, as one that raised at once would have: recorded "interrupted",
+    resumable. Lightning's own SIGTERM flag is reset when fit or test starts, so a signal dropped
+    before them (data set-up, planning) would otherwise go unheard."""
+
+    def on_train_batch_start(self, *args):
+        stop_if_requested()
+
+    def on_validation_batch_start(self, *args):
+        stop_if_requested()
+
+    def on_test_batch_start(self, *args):
+        stop_if_requested()
 
 
 class StepScalars(pl.Callback):
