@@ -24,7 +24,7 @@ from pathlib import Path
 
 
 from .files import UnreadableFile, open_regular, read_json, read_text
-from .record import RECORD_NAME, save_record
+from .record import FINISHED_STATUSES, RECORD_NAME, save_record
 
 log = logging.getLogger(__name__)
 CLAIMS_DIR = ".claims"
@@ -282,8 +282,10 @@ def plan(identity: Identity, output_dir: Path, records, force: bool = False, nee
     runs = earlier_runs(records, identity)
     same = [(started, path, record) for started, path, record in runs if record.get("run_key") == identity.key]
     for _, path, record in same:
-        # A search trial never read the test split: a run that needs test metrics cannot reuse it.
-        if record.get("status") == "done" and not record.get("debug") and (record.get("test") or not needs_test):
+        # A search trial never read the test split: a run that needs test metrics cannot reuse it. A
+        # diverged run has none to give, and trained again it diverges again: it is reused as it is.
+        tested = record.get("test") or not needs_test or record.get("status") == "diverged"
+        if record.get("status") in FINISHED_STATUSES and not record.get("debug") and tested:
             # A copy names its original; when that folder is gone, the copy (with its predictions) serves.
             original = Path(record["copy_of"]) if record.get("copy_of") and Path(record["copy_of"]).is_file() else path
             return Reuse(original, record, f"a finished run with the same config, seed, code and data: {original}")

@@ -19,6 +19,9 @@ from . import SeqbenchError
 from .files import open_regular, read_json
 
 RECORD_NAME = "record.json"
+# A run's finished outcomes: the tables count a diverged run as a result (never as a missing seed), and
+# a rerun of the same command reuses it (the same seed, config and code diverge again).
+FINISHED_STATUSES = ("done", "diverged")
 PREDICTIONS_NAME = "predictions.csv"   # per-example test predictions, beside the record
 log = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).resolve().parent

@@ -11,7 +11,7 @@ from typing import Iterable
 import pandas as pd
 from scipy import stats
 
-from .record import memory_kind, read_records
+from .record import FINISHED_STATUSES, memory_kind, read_records  # noqa: F401 (FINISHED_STATUSES: re-exported)
 from .tasks import POSITIVE_METRICS, TASKS, task_of
 
 log = logging.getLogger(__name__)
@@ -159,8 +159,6 @@ class VariantLabels:
 
 
 LONG_LABEL = 48
-# A run's finished outcomes: the tables count a diverged run as a result (never as a missing seed).
-FINISHED_STATUSES = ("done", "diverged")
 
 
 def _short(value) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 
 from .files import read_json
+from .record import FINISHED_STATUSES
 
 PROGRESS_NAME = ".progress.json"
 
@@ -37,8 +38,10 @@ def _counts(sweep_dir: Path) -> dict[str, int]:
         if not isinstance(record, dict):
             continue
         status = record.get("status")
-        if status == "done":
-            counts["reused" if record.get("reused_from") else "done"] += 1
+        if status in FINISHED_STATUSES and record.get("reused_from"):
+            counts["reused"] += 1
+        elif status == "done":
+            counts["done"] += 1
         elif status in ("failed", "diverged"):
             counts["failed"] += 1
         elif status != "running":

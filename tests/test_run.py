@@ -126,6 +126,18 @@ def test_diverging_run_is_recorded_as_diverged(compose_config, tmp_path):
     assert json.loads((tmp_path / "record.json").read_text())["status"] == "diverged"
 
 
+def test_a_diverged_run_is_reused_not_trained_again(compose_config, tmp_path):
+    """Diverged is a finished outcome: the same command again (a resumed sweep) reuses it, as it
+    does a done run, instead of spending the run's time to diverge again."""
+    cfg = compose_config(*TINY, "optimizer.lr=1e20", "trainer.gradient_clip_val=null")
+    first = run(cfg, tmp_path / "first")
+    assert first["status"] == "diverged"
+    again = run(cfg, tmp_path / "sweep" / "0", in_sweep=True)
+    assert again["status"] == "diverged" and again["reused_from"] == str(tmp_path / "first" / "record.json")
+    from seqbench.sweep import _counts
+    assert _counts(tmp_path / "sweep") == {"done": 0, "reused": 1, "failed": 0, "other": 0}
+
+
 def test_failing_run_is_recorded_as_failed_and_raises(compose_config, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
