@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--to", required=True, help="where the archived runs go (for reference results: results/runs)")
     args = parser.parse_args(argv)
     from . import SeqbenchError
-    from .results import FINISHED_STATUSES, load_records
+    from .record import FINISHED_STATUSES
+    from .results import load_records
     records = [r for r in load_records(args.folders) if r.get("status") in FINISHED_STATUSES]
     if not records:
         raise SeqbenchError(f"no finished runs under {', '.join(args.folders)}")

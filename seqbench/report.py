@@ -22,8 +22,8 @@ import pandas as pd
 
 from . import SeqbenchError
 from .document import Document
-from .record import MEMORY_KINDS, describe_hardware, short_hash
-from .results import (FINISHED_STATUSES, VariantLabels, _natural, budget_words, data_key, data_labels,
+from .record import FINISHED_STATUSES, MEMORY_KINDS, describe_hardware, short_hash
+from .results import (VariantLabels, _natural, budget_words, data_key, data_labels,
                       learning_curves, load_records, long_table, slug, summary_table, test_set_key,
                       variant_labels)
 from .tasks import PERCENT_METRICS, POSITIVE_METRICS, TaskKind, format_metric, task_of

@@ -11,7 +11,7 @@ from typing import Iterable
 import pandas as pd
 from scipy import stats
 
-from .record import FINISHED_STATUSES, memory_kind, read_records  # noqa: F401 (FINISHED_STATUSES: re-exported)
+from .record import memory_kind, read_records
 from .tasks import POSITIVE_METRICS, TASKS, task_of
 
 log = logging.getLogger(__name__)

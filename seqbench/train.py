@@ -30,7 +30,7 @@ from .identity import Prepared, interpolation_sources, variant_name
 from .plan import CHECKPOINT_DIR, Claim, Fresh, Resume, copy_beside, release_folder, set_aside
 from .record import (PREDICTIONS_NAME, RECORD_NAME, atomic_write, current_rss_mb, git_commit, hardware,
                      peak_memory_mb, save_record, versions)
-from .runtime import Interrupted, flush_denormals, quiet_lightning, stop_if_requested
+from .runtime import Interrupted, flush_denormals, quiet_lightning
 from .training import (RecordWriter, RunStatistics, SequenceTask, StepScalars, StopWhenAsked, TrainingDiverged,
                        best_epoch, build_task)
 
