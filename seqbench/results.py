@@ -461,7 +461,18 @@ def budget_words(records: list[dict]) -> str:
         parts.append(f"{trained} epochs actually trained")
     if seeds.min() < 2:
         parts.append("with one seed there is no interval")
-    origins = sorted({str(((r.get("config") or {}).get("dataset") or {}).get("defaults_from")) for r in done} - {"None"})
+    # How the untuned runs' defaults were chosen (the data set's note) is not true of a search's retrained
+    # runs: those say they were tuned, and the note is kept for the untuned ones beside them.
+    untuned = [r for r in done if not r.get("tuned")]
+    origins = sorted({str(((r.get("config") or {}).get("dataset") or {}).get("defaults_from")) for r in untuned}
+                     - {"None"})
     if origins:
-        parts.append("defaults: " + " / ".join(origins))
+        parts.append(("defaults of the untuned variants: " if len(untuned) < len(done) else "defaults: ")
+                     + " / ".join(origins))
+    tuned = [r for r in done if r.get("tuned")]
+    if tuned:
+        trials = sorted({str((r.get("tuned") or {}).get("trials")) for r in tuned})
+        count = len({r.get("config_hash") for r in tuned})
+        parts.append(f"{count} tuned variant{'s' if count != 1 else ''}: each with its own best configuration from an "
+                     f"equal-budget search of {'/'.join(trials)} trials, chosen on validation")
     return "; ".join(parts) + "."

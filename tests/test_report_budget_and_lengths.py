@@ -160,3 +160,23 @@ def test_cap_words_say_nothing_without_epochs(tmp_path):
     for record in section.records:
         record.pop("epochs")
     assert cap_words(section) == ""
+
+
+def test_the_budget_line_never_gives_tuned_runs_the_untuned_defaults_note():
+    """A search's retrained runs carry the data set's note on how its defaults were chosen (it is in their
+    config), but they were tuned: the budget line says so and keeps the note for the untuned runs."""
+    from seqbench.results import budget_words
+    note = {"defaults_from": "lr chosen on validation for bilstm_attn"}
+
+    def with_note(record, **extra):
+        record["config"]["dataset"].update(note)
+        return {**record, **extra}
+    untuned = [with_note(_record("gru", s, 6, 1)) for s in range(2)]
+    tuned = [with_note(_record("lstm", s, 6, 1), tuned={"study": "trec-lstm-1", "trials": 12}) for s in range(2)]
+    assert budget_words(untuned).endswith("defaults: lr chosen on validation for bilstm_attn.")
+    both = budget_words(untuned + tuned)
+    assert "defaults of the untuned variants: lr chosen on validation for bilstm_attn" in both
+    assert both.endswith("1 tuned variant: each with its own best configuration from an equal-budget search of "
+                         "12 trials, chosen on validation.")
+    only_tuned = budget_words(tuned)
+    assert "lr chosen on validation for bilstm_attn" not in only_tuned and "1 tuned variant" in only_tuned
