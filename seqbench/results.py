@@ -463,15 +463,15 @@ def budget_words(records: list[dict]) -> str:
         parts.append("with one seed there is no interval")
     # How the untuned runs' defaults were chosen (the data set's note) is not true of a search's retrained
     # runs: those say they were tuned, and the note is kept for the untuned ones beside them.
+    tuned = [r for r in done if r.get("tuned")]
     untuned = [r for r in done if not r.get("tuned")]
     origins = sorted({str(((r.get("config") or {}).get("dataset") or {}).get("defaults_from")) for r in untuned}
                      - {"None"})
     if origins:
         parts.append(("defaults of the untuned variants: " if len(untuned) < len(done) else "defaults: ")
                      + " / ".join(origins))
-    tuned = [r for r in done if r.get("tuned")]
     if tuned:
-        trials = sorted({str((r.get("tuned") or {}).get("trials")) for r in tuned})
+        trials = sorted({str(r["tuned"].get("trials")) for r in tuned})
         count = len({r.get("config_hash") for r in tuned})
         parts.append(f"{count} tuned variant{'s' if count != 1 else ''}: each with its own best configuration from an "
                      f"equal-budget search of {'/'.join(trials)} trials, chosen on validation")

@@ -9,7 +9,7 @@ import pandas as pd
 from seqbench.data.spec import TextSource, data_fingerprint
 from seqbench.record import write_json_atomic
 from seqbench.report import build_report, cap_words, length_buckets
-from seqbench.results import cap_flags
+from seqbench.results import budget_words, cap_flags
 
 LABELS = ["ABBR", "DESC", "ENTY"]
 SHORT, LONG = "what is it ?", "which of the many rivers that cross the old city is the longest one ?"   # 4 and 15 tokens
@@ -165,14 +165,13 @@ def test_cap_words_say_nothing_without_epochs(tmp_path):
 def test_the_budget_line_never_gives_tuned_runs_the_untuned_defaults_note():
     """A search's retrained runs carry the data set's note on how its defaults were chosen (it is in their
     config), but they were tuned: the budget line says so and keeps the note for the untuned runs."""
-    from seqbench.results import budget_words
     note = {"defaults_from": "lr chosen on validation for bilstm_attn"}
 
-    def with_note(record, **extra):
+    def with_note(record):
         record["config"]["dataset"].update(note)
-        return {**record, **extra}
+        return record
     untuned = [with_note(_record("gru", s, 6, 1)) for s in range(2)]
-    tuned = [with_note(_record("lstm", s, 6, 1), tuned={"study": "trec-lstm-1", "trials": 12}) for s in range(2)]
+    tuned = [with_note(_record("lstm", s, 6, 1, tuned={"study": "trec-lstm-1", "trials": 12})) for s in range(2)]
     assert budget_words(untuned).endswith("defaults: lr chosen on validation for bilstm_attn.")
     both = budget_words(untuned + tuned)
     assert "defaults of the untuned variants: lr chosen on validation for bilstm_attn" in both
