@@ -10,6 +10,12 @@ its own folder. Nothing is imported to find out: the files are parsed.
 What is not an ``import`` statement is not followed: the registry's discovery imports every model
 file by name, so adding ``mamba.py`` changes no other model's runs.
 
+The fingerprint hashes what computes, not bytes: each file's syntax tree with comments,
+docstrings and formatting out, and with no file's path or module name in it. An import is
+hashed as the names it binds and the tree of the module they come from, so moving a file (and
+fixing the imports that name it) or rewording a docstring reuses finished runs, while a changed
+constant or statement, or a name now taken from another module, trains again.
+
 Cheap to import: the standard library only.
 """
 from __future__ import annotations
@@ -63,18 +69,11 @@ def _imported_names(path: Path, module: str, mtime_ns: int) -> tuple[str, ...]:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     names: list[str] = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.extend(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module != "__future__":
-            if node.level:
-                base = module if is_package else module.rpartition(".")[0]
-                for _ in range(node.level - 1):
-                    base = base.rpartition(".")[0]
-                target = f"{base}.{node.module}" if node.module else base
-            else:
-                target = node.module or ""
-            names.append(target)
-            names.extend(f"{target}.{alias.name}" for alias in node.names if alias.name != "*")
+        if isinstance(node, (ast.Import, ast.ImportFrom)) and getattr(node, "module", None) != "__future__":
+            for _, target, attribute in _import_bindings(node, module, is_package):
+                names.append(target)
+                if attribute is not None and attribute != "*":
+                    names.append(f"{target}.{attribute}")
     return tuple(dict.fromkeys(n for n in names if n))
 
 
@@ -111,16 +110,101 @@ def imported_files(*modules: str) -> dict[str, Path]:
     return found
 
 
-def _label(name: str, path: Path) -> str:
-    """A file's name in the fingerprint: the same in a checkout, an editable install and a wheel."""
-    if _in_package(name):
-        return path.relative_to(PACKAGE_DIR).as_posix()
-    return f"{name}:{path.name}"
+def _import_bindings(node: ast.Import | ast.ImportFrom, module: str, is_package: bool
+                     ) -> list[tuple[str, str, str | None]]:
+    """``[(bound name, module, attribute)]`` for an import statement of ``module``: ``import a.b``
+    binds ``a`` to module ``a.b`` (whose file runs), ``from .c import d as e`` binds ``e`` to
+    attribute ``d`` of module ``<package>.c`` (or to module ``<package>.c.d``, if that is a file)."""
+    if isinstance(node, ast.Import):
+        return [(alias.asname or alias.name.partition(".")[0], alias.name, None) for alias in node.names]
+    if node.level:
+        base = module if is_package else module.rpartition(".")[0]
+        for _ in range(node.level - 1):
+            base = base.rpartition(".")[0]
+        target = f"{base}.{node.module}" if node.module else base
+    else:
+        target = node.module or ""
+    return [(alias.asname or alias.name, target, alias.name) for alias in node.names]
+
+
+def _canonical(node, out: list[str], imports: list) -> None:
+    """Write a syntax tree as text that depends only on what it computes: no positions, no
+    comments (the parser drops them), no docstrings, no empty fields (so that a Python version
+    that adds an always-empty field, as 3.12 added ``type_params``, keeps the same text). Import
+    statements are written as a placeholder and collected in ``imports``, in order."""
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        out.append("<import>")
+        imports.append(node)
+        return
+    if isinstance(node, ast.AST):
+        out.append(type(node).__name__ + "(")
+        for field, value in ast.iter_fields(node):
+            if value is None or value == []:
+                continue
+            if field == "body" and isinstance(node, _WITH_DOCSTRING) and _is_docstring(value[0]):
+                value = value[1:]
+                if not value:
+                    continue
+            out.append(field + "=")
+            _canonical(value, out, imports)
+            out.append(",")
+        out.append(")")
+    elif isinstance(node, list):
+        out.append("[")
+        for item in node:
+            _canonical(item, out, imports)
+            out.append(",")
+        out.append("]")
+    else:  # a constant, an identifier, an operator's name
+        out.append(f"{type(node).__name__}:{node!r}")
+
+
+_WITH_DOCSTRING = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def _is_docstring(statement: ast.stmt) -> bool:
+    return (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
+            and isinstance(statement.value.value, str))
+
+
+@lru_cache(maxsize=512)
+def _own_tree(source: bytes, module: str, is_package: bool) -> tuple[str, tuple]:
+    """``(hash of a file's tree with its imports as placeholders, its imports' bindings)``; cached
+    by content, so a sweep's many plans parse each file once."""
+    tree = ast.parse(source)
+    out: list[str] = []
+    imports: list = []
+    _canonical(tree, out, imports)
+    bindings = tuple(tuple(_import_bindings(node, module, is_package)) for node in imports)
+    return hashlib.sha256("".join(out).encode()).hexdigest(), bindings
+
+
+_EMPTY_MODULE = hashlib.sha256(b"Module()").hexdigest()
 
 
 def code_fingerprint(*modules: str) -> str:
-    """Hash of the files ``modules`` import (``imported_files``): a run's code identity."""
+    """Hash of what the files ``modules`` import (``imported_files``) compute: a run's code
+    identity. Each file counts as its own tree plus, for every name it imports, the tree of the
+    module that name comes from (or, for a library, the module's name); no path enters it."""
+    files = imported_files(*modules)
+    own = {name: _own_tree(path.read_bytes(), name, path.name == "__init__.py") for name, path in files.items()}
+
+    def source(target: str, attribute: str | None) -> str:
+        """What an imported name is bound to, without naming a file of the package."""
+        if attribute is not None and f"{target}.{attribute}" in own:
+            return "module " + own[f"{target}.{attribute}"][0]
+        if target in own:
+            return "module " + own[target][0] + (f" .{attribute}" if attribute else "")
+        return f"library {target}" + (f" .{attribute}" if attribute else "")
+
+    per_file = []
+    for tree_hash, bindings in own.values():
+        if tree_hash == _EMPTY_MODULE and not bindings:
+            continue  # a package's __init__.py with nothing but a docstring: moving into a folder is no edit
+        statements = [";".join(f"{bound}={source(target, attribute)}" for bound, target, attribute in statement)
+                      for statement in bindings]
+        per_file.append(hashlib.sha256("\n".join([tree_hash, *statements]).encode()).hexdigest())
     hasher = hashlib.sha256()
-    for label, path in sorted((_label(name, path), path) for name, path in imported_files(*modules).items()):
-        hasher.update(label.encode() + b"\0" + path.read_bytes() + b"\0")
+    for digest in sorted(per_file):
+        hasher.update(digest.encode())
     return hasher.hexdigest()[:16]

@@ -209,7 +209,8 @@ def test_the_code_fingerprint_follows_what_a_model_imports(monkeypatch):
     before = code_fingerprint(*roots, models()["mingru"].module)
     read_bytes = Path.read_bytes
     for edited, changes in (("sequence.py", True), ("transformer.py", False), ("config.py", True)):
-        monkeypatch.setattr(Path, "read_bytes", lambda path: read_bytes(path) + (b"#" if path.name == edited else b""))
+        monkeypatch.setattr(Path, "read_bytes",
+                            lambda path: read_bytes(path) + (b"\n_EDITED = 1\n" if path.name == edited else b""))
         assert (code_fingerprint(*roots, models()["mingru"].module) != before) == changes, edited
     monkeypatch.setattr(Path, "read_bytes", read_bytes)
 
@@ -231,12 +232,16 @@ def test_your_own_model_s_fingerprint_covers_the_files_it_imports_from_its_folde
 
 
 def test_editing_a_file_the_model_imports_reruns_and_says_why(user_folder):
-    """A real edit (not a fingerprint put in place by the test): the helper the encoder imports."""
+    """A real edit (not a fingerprint put in place by the test): the helper the encoder imports.
+    A comment or a docstring is no edit of what computes: the finished run is reused."""
     helpers = f"helpers_{uuid.uuid4().hex[:8]}"
     (user_folder / f"{helpers}.py").write_text("FACTOR = 1.0\n")
     module, name = own_model(user_folder, imports=f"from {helpers} import FACTOR")
     first = run(compose_in(user_folder, f"model={name}"), user_folder / "out" / "a")
-    (user_folder / f"{helpers}.py").write_text("FACTOR = 1.0  # edited\n")
+    (user_folder / f"{helpers}.py").write_text('"""Reworded."""\n\nFACTOR = 1.0  # a comment\n')
+    cleaned = run(compose_in(user_folder, f"model={name}"), user_folder / "out" / "c")
+    assert cleaned["reused_from"] and cleaned["code_fingerprint"] == first["code_fingerprint"]
+    (user_folder / f"{helpers}.py").write_text("FACTOR = 1.0\nSCALE = 2\n")
     second = run(compose_in(user_folder, f"model={name}"), user_folder / "out" / "b")
     assert "reused_from" not in second and second["finished"] != first["finished"]
     assert second["code_fingerprint"] not in (first["code_fingerprint"], None)
