@@ -251,6 +251,9 @@ class TrainerSchema:
     limit_val_batches: int | float | None = None
     limit_test_batches: int | float | None = None
     divergence_check_every_n_steps: int = 50
+    # Stop at the first validation that meets the data set's "solved" threshold (the memory tasks):
+    # the run has answered; the epoch cap is then a cap, not the budget.
+    stop_when_solved: bool | None = None   # null (the YAML's): off, and out of the config hash
     precision: int | str | None = "32-true"
     devices: Any = 1
     num_nodes: int = 1
@@ -403,12 +406,16 @@ def check_config(config: dict) -> None:
                           f"weights only), all (best.ckpt and last.ckpt as written)")
     # The data set first: model configs interpolate its dropout, so a bad value is named as the user set it.
     dataset = config.get("dataset") or {}
-    _build(dataset_schema(dataset), "dataset", dataset)
+    built_dataset = _build(dataset_schema(dataset), "dataset", dataset)
     network_config(config.get("model") or {})
     trainer = dict(config.get("trainer") or {})
     own = {f.name for f in fields(TrainerSchema)}
     _check_keys("trainer", trainer, own | _trainer_arguments([k for k in trainer if k not in own]))
     _build(TrainerSchema, "trainer", {k: v for k, v in trainer.items() if k in own})
+    if trainer.get("stop_when_solved") and not any(getattr(built_dataset, key, None) is not None
+                                                   for key in ("solved_below", "solved_above")):
+        raise ConfigError(f"trainer.stop_when_solved=true: the data set {dataset.get('name')!r} has no 'solved' "
+                          f"threshold (adding has dataset.solved_below, copy dataset.solved_above); drop the key")
     check_names(config)
     if "optimizer" in config:
         check_optimizer(config["optimizer"])
@@ -621,8 +628,9 @@ def computation_config(config: dict) -> dict:
     if schema is not None:
         dataset = {k: v for k, v in dataset.items() if k in _identity_fields(schema) or k not in
                    {f.name for f in fields(schema)}}
+    # stop_when_solved false is the same run as null (off): runs from before the key kept their hash
     trainer = {k: v for k, v in (config.get("trainer") or {}).items()
-               if k not in NOT_IDENTITY_TRAINER_KEYS and v is not None}
+               if k not in NOT_IDENTITY_TRAINER_KEYS and v is not None and not (k == "stop_when_solved" and not v)}
     trainer_config = config.get("trainer") or {}
     if str(trainer_config.get("strategy", "auto")).startswith("ddp"):
         devices, nodes = trainer_config.get("devices", 1), int(trainer_config.get("num_nodes") or 1)

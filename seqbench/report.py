@@ -984,12 +984,32 @@ def memory_blocks(doc: Document, records: list[dict], name: str, out: Path, plot
                 longest = f"{t} ({solved} of {len(verdicts)}; [{100 * low:.0f}%, {100 * high:.0f}%])"
         rows.append([names[key], *cells, longest])
     doc.table(["variant", *[f"T = {t}" for t in lengths], "longest T solved (seeds; Wilson 95%)"], rows)
+    updates_table(doc, points, names, lengths, task)
     legend = labels.legend()
     if legend:
         doc.table(["label", "configuration (what differs)"], [[s, f] for s, f in legend])
     if plots and len(lengths) > 1:
         path = plot_memory(points, names, lengths, baselines, name, metric, out)
         doc.figure(path, path.stem)
+
+
+def updates_table(doc: Document, points: dict, names: dict, lengths: list[int], task: TaskKind) -> None:
+    """Median updates to solve per variant and T (Kaplan-Meier, the unsolved censored at the
+    updates they trained), for the runs that record their updates (trainer.stop_when_solved)."""
+    from .survival import updates_to_solve_words
+
+    def counted(runs: list[dict]) -> list[tuple[int, bool]]:
+        return [(int(r.get("solved_on_validation_at_update") or r["updates"]) if task.is_solved(r) else
+                 int(r["updates"]), bool(task.is_solved(r))) for r in runs
+                if r.get("updates") is not None and task.is_solved(r) is not None]
+    rows = [[names[key], *[updates_to_solve_words(counted(points[key].get(t, []))) for t in lengths]]
+            for key in sorted(points, key=lambda k: names[k])]
+    if not any(cell != "–" for row in rows for cell in row[1:]):
+        return
+    doc.text("Updates to solve: the median over seeds of the Adam updates a run trained until its first solved "
+             "validation (Kaplan-Meier, a run not solved on the test set counted as censored at the updates it "
+             "trained); \"> N\": fewer than half the seeds solved by N updates.")
+    doc.table(["variant", *[f"T = {t}" for t in lengths]], rows)
 
 
 def tuned_blocks(doc: Document, sections: list[DataSection]) -> None:

@@ -58,8 +58,12 @@ class TaskKind:
         if self.solved_rule is None:
             return None
         threshold = ((record.get("config") or {}).get("dataset") or {}).get(self.solved_rule)
-        value = (record.get("test") or {}).get(self.solved_metric)
-        if threshold is None or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return self.meets_threshold((record.get("test") or {}).get(self.solved_metric), threshold)
+
+    def meets_threshold(self, value, threshold) -> bool | None:
+        """Whether a value of ``solved_metric`` (test, or validation while training) is "solved"."""
+        if self.solved_rule is None or threshold is None or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
             return None
         return value < threshold if self.solved_rule.endswith("below") else value >= threshold
 

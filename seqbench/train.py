@@ -31,8 +31,9 @@ from .plan import CHECKPOINT_DIR, Claim, Fresh, Resume, copy_beside, release_fol
 from .record import (PREDICTIONS_NAME, RECORD_NAME, atomic_write, current_rss_mb, git_commit, hardware,
                      peak_memory_mb, save_record, versions)
 from .runtime import Interrupted, flush_denormals, quiet_lightning
-from .training import (RecordWriter, RunStatistics, SequenceTask, StepScalars, StopWhenAsked, TrainingDiverged,
-                       best_epoch, build_task)
+from .tasks import TASKS
+from .training import (RecordWriter, RunStatistics, SequenceTask, StepScalars, StopWhenAsked, StopWhenSolved,
+                       TrainingDiverged, best_epoch, build_task)
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,8 @@ def build_trainer(context: RunContext, task: SequenceTask, datamodule, output_di
                                  mode=task.monitor_mode, save_top_k=1, save_last=True, enable_version_counter=False)
     stopping = EarlyStopping(monitor=task.monitor, mode=task.monitor_mode, patience=cfg.trainer.patience)
     options = {k: v for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
-               if k not in ("patience", "divergence_check_every_n_steps") and v is not None}
+               if k not in ("patience", "divergence_check_every_n_steps", "stop_when_solved") and v is not None}
+    solved = stop_when_solved(context.prepared.config, datamodule.spec.task)
     if getattr(datamodule, "fresh_train", False):
         options["reload_dataloaders_every_n_epochs"] = 1  # a new training set every epoch
     logger = presentation.logger(cfg, run_name(cfg, context.tags),
@@ -124,10 +126,20 @@ def build_trainer(context: RunContext, task: SequenceTask, datamodule, output_di
     # Lightning runs plain callbacks in this order (the console line after the statistics it
     # prints), then the Checkpoint ones in theirs: ModelCheckpoint writes last.ckpt, then the
     # RecordWriter writes the record.
-    all_callbacks = [StopWhenAsked(), stopping, StepScalars(), *presentation.watchers(cfg, task, datamodule), stats,
+    all_callbacks = [StopWhenAsked(), stopping, *([solved] if solved else []), StepScalars(),
+                     *presentation.watchers(cfg, task, datamodule), stats,
                      *console, *context.callbacks, checkpoint, *([record_writer] if record_writer else [])]
     return pl.Trainer(callbacks=all_callbacks, logger=logger, default_root_dir=str(output_dir),
                       enable_model_summary=False, plugins=[AtomicCheckpointIO()], **options), checkpoint
+
+
+def stop_when_solved(config: dict, task_name: str) -> StopWhenSolved | None:
+    """The callback that ends a run at its first solved validation, where ``trainer.stop_when_solved``
+    asks for it (the config check has made sure the data set has a threshold)."""
+    if not (config.get("trainer") or {}).get("stop_when_solved"):
+        return None
+    kind = TASKS[task_name]
+    return StopWhenSolved(kind, config["dataset"][kind.solved_rule])
 
 
 def save_predictions(path: Path, batches: list[dict], spec: DataSpec) -> None:
@@ -320,6 +332,10 @@ def _record_fit(record: dict, stats: RunStatistics, task: SequenceTask, trainer:
     record["best_checkpoint"] = checkpoint.best_model_path or None
     record["best_epoch"] = best_epoch(stats.history, task.monitor, task.monitor_mode)
     record["world_size"] = trainer.world_size
+    record["updates"] = int(trainer.global_step)
+    solved = next((c for c in trainer.callbacks if isinstance(c, StopWhenSolved)), None)
+    if solved is not None:  # None where the cap came first
+        record["solved_on_validation_at_update"] = solved.solved_at_update
 
 
 def _test_once(record: dict, task: SequenceTask, trainer: pl.Trainer, datamodule, checkpoint: ModelCheckpoint,

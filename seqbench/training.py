@@ -16,7 +16,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 from .models import RecurrentNet
 from .record import current_rss_mb
 from .runtime import stop_if_requested
-from .tasks import TASKS
+from .tasks import TASKS, TaskKind
 
 
 class TrainingDiverged(RuntimeError):
@@ -250,6 +250,31 @@ class StopWhenAsked(pl.Callback):
 
     def on_test_batch_start(self, *args):
         stop_if_requested()
+
+
+class StopWhenSolved(pl.Callback):
+    """Ends training at the first validation (every epoch) whose ``val/<solved metric>`` meets the
+    data set's "solved" threshold, and remembers at which update: a memory run stops when it has
+    answered, so the cap bounds the unsolved runs only. "Solved" in tables is still judged on the
+    test set. Its state is checkpointed, so a resumed run keeps the update it was solved at."""
+
+    def __init__(self, task: TaskKind, threshold: float):
+        self.task, self.threshold = task, threshold
+        self.solved_at_update: int | None = None
+
+    def state_dict(self) -> dict:
+        return {"solved_at_update": self.solved_at_update}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.solved_at_update = state.get("solved_at_update", self.solved_at_update)
+
+    def on_validation_end(self, trainer, module):
+        if trainer.state.fn != "fit" or trainer.sanity_checking or self.solved_at_update is not None:
+            return
+        value = trainer.callback_metrics.get(f"val/{self.task.solved_metric}")
+        if value is not None and self.task.meets_threshold(float(value), self.threshold):
+            self.solved_at_update = int(trainer.global_step)
+            trainer.should_stop = True
 
 
 class StepScalars(pl.Callback):

@@ -82,6 +82,38 @@ def test_each_memory_task_runs_end_to_end(compose_config, tmp_path, dataset, tas
     assert record["examples"] == {"train": 64, "val": 32, "test": 32}
 
 
+@pytest.mark.parametrize("threshold,solved", [(10.0, True), (0.0, False)])
+def test_a_memory_run_stops_at_its_first_solved_validation_or_at_the_cap(compose_config, tmp_path, threshold,
+                                                                         solved):
+    """trainer.stop_when_solved: a threshold every validation meets stops the run after its first
+    epoch and records the update; one no run can meet lets it train to the epoch cap."""
+    small = [o for o in TINY if not o.startswith(("dataset.", "trainer.max_epochs"))]
+    record = run(compose_config(*small, "dataset=adding", "dataset.length=12", "dataset.n_train=64",
+                                "dataset.n_val=32", "dataset.n_test=32", "dataset.batch_size=16",
+                                f"dataset.solved_below={threshold}", "trainer.max_epochs=3",
+                                "trainer.stop_when_solved=true"), tmp_path)
+    assert record["status"] == "done" and record["updates"] == record["epochs"] * 4
+    assert record["epochs"] == (1 if solved else 3)
+    assert record["solved_on_validation_at_update"] == (4 if solved else None)
+
+
+def test_stop_when_solved_is_in_the_config_hash_only_when_on(compose_config):
+    from seqbench.config import config_hash
+    from omegaconf import OmegaConf
+
+    def hashed(*overrides):
+        return config_hash(OmegaConf.to_container(compose_config("dataset=adding", *overrides), resolve=True))
+    assert hashed() == hashed("trainer.stop_when_solved=false") != hashed("trainer.stop_when_solved=true")
+
+
+def test_stop_when_solved_on_a_data_set_without_a_threshold_is_one_line(compose_config):
+    from seqbench.config import ConfigError, check_config
+    from omegaconf import OmegaConf
+    config = OmegaConf.to_container(compose_config("dataset=sincos", "trainer.stop_when_solved=true"), resolve=True)
+    with pytest.raises(ConfigError, match="has no 'solved' threshold"):
+        check_config({k: v for k, v in config.items() if k != "hydra"})
+
+
 @pytest.mark.parametrize("impl", ["native", "scratch"])
 def test_irnn_and_forget_bias_initialise_as_published_in_both_implementations(impl):
     irnn = make_layer("rnn", impl, 2, 6, nonlinearity="relu", init="identity")
@@ -123,8 +155,11 @@ def test_the_report_draws_metric_against_length_and_the_longest_length_solved(tm
             "history": [{"epoch": 0, "val/mse": 0.1}], "val_best": {"mse": 0.1}}
     results = {("lstm", 50): [0.001, 0.002, 0.003], ("lstm", 100): [0.004, 0.05, 0.002],
                ("rnn", 50): [0.16, 0.17, 0.165], ("rnn", 100): [0.166, 0.168, 0.167]}
+    solved_at = {("lstm", 50): [300, 700, 500], ("lstm", 100): [400, None, 900]}   # None: the cap, 2,000
     for (model, length), values in results.items():
         for seed, mse in enumerate(values):
+            at = solved_at.get((model, length), [None] * 3)[seed]
+            base.update(updates=at or 2000, solved_on_validation_at_update=at)
             config = {"model": {"name": model}, "dataset": {"name": "adding", "length": length, "solved_below": 0.01,
                                                             "n_train": 100, "fresh_train": True, "batch_size": 50},
                       "trainer": {"max_epochs": 2, "patience": 5}}
@@ -143,6 +178,11 @@ def test_the_report_draws_metric_against_length_and_the_longest_length_solved(tm
     rnn = next(line for line in text.splitlines() if line.startswith("| rnn |"))
     assert rnn.endswith("| none |")
     assert "T = 50: 1.67e-01" in text   # the baseline, stated
+    # Median updates to solve, the unsolved censored (Kaplan-Meier): lstm at T = 100 solved at 400
+    # and 900, seed 1 not by 2,000: S(400) = 2/3, S(900) = 1/3, so 900 (not 650 from the solved only).
+    updates = [line for line in text.splitlines() if line.startswith(("| lstm |", "| rnn |"))][2:]
+    assert updates == ["| lstm | 500 (3 of 3 solved) | 900 (2 of 3 solved) |",
+                       "| rnn | > 2,000 (0 of 3 solved) | > 2,000 (0 of 3 solved) |"]
     assert "2 epochs, no early stopping; 100 fresh training sequences per epoch (4 optimiser steps per run)" in text
 
 
