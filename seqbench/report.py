@@ -993,6 +993,31 @@ def memory_blocks(doc: Document, records: list[dict], name: str, out: Path, plot
         doc.figure(path, path.stem)
 
 
+def budget_curve_block(doc: Document, studies_json: Path, out: Path, plots: bool) -> None:
+    """Budget curves from a search's studies.json (``seqbench.budget_curves``): budget_curves.csv,
+    and the figure, in the report folder."""
+    from .budget_curves import write_budget_curves
+    from .files import read_json
+    from .tasks import TASKS
+    try:
+        studies = read_json(studies_json)
+    except (OSError, ValueError):   # no studies.json beside studies.md, or not one seqbench wrote
+        return
+    if not isinstance(studies, dict) or not all(isinstance(s, dict) for s in studies.values()):
+        return
+    metric = next((s.get("metric") for s in studies.values() if s.get("metric")), "acc")
+    higher = next((task.higher_is_better for task in TASKS.values() if task.metric == metric), True)
+    written = write_budget_curves(studies, out, higher, plots, metric)
+    if written is None:
+        doc.text("No budget curves: these studies did not record each trial's score (searches before budget curves).")
+        return
+    doc.text("Budget curves (Dodge et al. 2019): each variant's expected best validation score over n trials, "
+             "drawn from its study's trials (budget_curves.csv). Where the curves cross, the ranking depends on the "
+             "tuning budget.")
+    if written[1] is not None:
+        doc.figure(written[1], "budget curves")
+
+
 def updates_table(doc: Document, points: dict, names: dict, lengths: list[int], task: TaskKind) -> None:
     """Median updates to solve per variant and T (Kaplan-Meier, the unsolved censored at the
     updates they trained), for the runs that record their updates (trainer.stop_when_solved)."""
@@ -1176,7 +1201,7 @@ def portable_command(command: str, out: Path, private: dict[str, str] | None = N
 
 
 def report_command(folders: list, out: Path, command: str | None, plots: bool, resamples: int,
-                   ropes: dict[str, float] | None) -> str:
+                   ropes: dict[str, float] | None, studies: str | Path | None = None) -> str:
     """``seqbench report`` with every flag that makes this very report again, run from the report's
     folder (paths relative to it)."""
     import os
@@ -1192,6 +1217,8 @@ def report_command(folders: list, out: Path, command: str | None, plots: bool, r
             words += ["--rope", f"{metric}={value:.6g}"]
     if not plots:
         words.append("--no-plots")
+    if studies:
+        words += ["--studies", os.path.relpath(Path(studies).resolve(), Path(out).resolve())]
     if command:
         words += ["--command", command]
     return shlex.join(words)
@@ -1303,7 +1330,7 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
                  f"{', '.join(incomplete)}.", css="warning")
     doc.heading("Provenance")
     shown = portable_command(command, out, private) if command else None
-    again = report_command(folders, out, shown, plots, resamples, ropes)
+    again = report_command(folders, out, shown, plots, resamples, ropes, studies)
     from .checkpoints import disk_words
     doc.bullets(provenance(records, shown, again, private, disk_words(folders, skip=out)))
     if frame["code_fingerprint"].nunique() > 1:
@@ -1311,6 +1338,7 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
                  f"data set and the core training code (see runs.csv).")
     if studies and Path(studies).is_file():
         doc.markdown(Path(studies).read_text().replace("# Hyper-parameter search", "## Hyper-parameter search"))
+        budget_curve_block(doc, Path(studies).with_suffix(".json"), out, plots)
         for path, caption, caveat in study_figures or []:   # Optuna's plots (search.write_plots)
             if caveat:
                 doc.text(f"{caption}: {caveat}.", css="warning")
@@ -1509,12 +1537,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rope", action="append", metavar="METRIC=VALUE",
                         help="region of practical equivalence: acc=0.5 (points, the default), mse=10 or ce=10 "
                              "(percent of the error, the default); repeat for several metrics")
+    parser.add_argument("--studies", help="a search's studies.md (studies.json beside it): its table, and the budget "
+                                          "curves (budget_curves.csv and figure) in the report")
     args = parser.parse_args(argv)
+    if args.studies:
+        from .files import check_regular
+        check_regular(args.studies, "--studies")
+        if not Path(args.studies).is_file():
+            raise SeqbenchError(f"--studies {args.studies}: no such file; give the studies.md a search wrote")
     resamples = check_resamples(args.resamples)
     ropes = parse_ropes(args.rope)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     built = build_report(args.folders, args.out, args.command, plots=not args.no_plots, resamples=resamples,
-                         ropes=ropes)
+                         ropes=ropes, studies=args.studies)
     print("\n".join(built.terminal()))
 
 

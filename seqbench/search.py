@@ -13,11 +13,15 @@ same tuning budget):
    fingerprint), the variant's base config, the space itself and the budget settings: a changed
    space or other data is a new study, never a continuation of an old one. The objective is always
    the best *validation* metric of a seqbench run (seed ``search_seed``); the test split is never
-   read. A seeded TPE sampler (the same seed for every variant: every variant starts from the same
-   random points; at most a third of the trials are random startup trials); hopeless trials are
-   pruned on the per-epoch validation metric (median rule). Optionally an equal-compute budget
-   (``budget_epochs``: epochs summed over trials) beside the trial count; the report says which
-   bound each study.
+   read. A seeded TPE sampler, each variant's from its own stream (``sampler_seed`` and the
+   variant's name), so no two variants start from the same random points; at most a third of the
+   trials are random startup trials; hopeless trials are pruned on the per-epoch validation metric
+   (median rule). Equal compute: ``budget_epochs`` bounds the training epochs of each study, pruned
+   trials and the choice's re-runs included (a trial that would overrun it is cut to what is left),
+   beside ``trials`` as a cap; the report says which bound each study and its seconds.
+   The choice is robust to seed noise: the ``choice_top`` best trials are re-run on ``choice_seeds``
+   more seeds within ``choice_epochs`` of the budget, and the best mean wins (a re-run cut by the
+   budget counts its epochs, not its score).
 3. A study lives in a database (SQLite in the search folder by default, or any SQL URL Optuna
    accepts), and one process at a time works on it (a lock beside it; a second search waits). A
    killed search resumes: a trial left running by a dead process is failed and asked again with
@@ -160,6 +164,14 @@ def check_settings(settings: dict, variants: dict[str, dict]) -> dict[str, dict]
         value = settings.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
             raise SearchSpaceError(f"hparams_search.{key}={value!r}: must be a whole number >= 1 (or null)")
+    for key in ("choice_top", "choice_seeds", "choice_epochs"):
+        value = settings.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise SearchSpaceError(f"hparams_search.{key}={value!r}: must be a whole number >= 0 (or null)")
+    if choice_reserve(settings) and not (settings.get("budget_epochs") or 0) > choice_reserve(settings):
+        raise SearchSpaceError(f"hparams_search.choice_epochs={settings['choice_epochs']} leaves no epoch of "
+                               f"budget_epochs={settings.get('budget_epochs')} for the trials: make budget_epochs "
+                               f"larger than choice_epochs")
     space = distributions(space_text)
     known = set().union(*(_flat_keys(config) for config in variants.values()))
     for key in space:
@@ -178,6 +190,12 @@ def check_settings(settings: dict, variants: dict[str, dict]) -> dict[str, dict]
     return out
 
 
+def choice_reserve(settings: dict) -> int:
+    """The epochs of ``budget_epochs`` kept for the choice's re-runs: none where nothing is re-run."""
+    active = settings.get("choice_top") and settings.get("choice_seeds")
+    return int(settings.get("choice_epochs") or 0) if active and settings.get("budget_epochs") else 0
+
+
 def override_value(value) -> str:
     return str(value) if not isinstance(value, float) else repr(value)
 
@@ -188,7 +206,8 @@ def study_identity(settings: dict, base_config: dict, data_fingerprint: str, spa
     from .config import config_hash
     budget = {k: settings.get(k) for k in ("trials", "budget_epochs", "max_failed_trials", "search_seed",
                                             "sampler_seed", "startup_trials", "pruner_startup_trials",
-                                            "pruner_warmup_epochs")}
+                                            "pruner_warmup_epochs", "choice_top", "choice_seeds", "choice_epochs")}
+    budget["sampler_streams"] = "per variant"   # before: one stream shared by every variant
     return {"data": {"name": base_config["dataset"]["name"], "fingerprint": data_fingerprint},
             "base_config": config_hash({k: v for k, v in base_config.items() if k != "hparams_search"}),
             "space": {k: str(v) for k, v in sorted(space.items())}, "budget": budget}
@@ -363,14 +382,22 @@ def open_storage(settings: dict, root: Path, dataset: str, heartbeat: bool = Tru
         raise _storage_error(url, error) from None
 
 
-def open_study(settings: dict, root: Path, dataset: str, name: str, direction: str, finished: int = 0):
+def variant_seed(settings: dict, variant: str) -> int:
+    """The seed of a variant's own random stream (its start-up trials, its replacements of repeats):
+    from ``sampler_seed`` and the variant's name, so variants do not share their random points."""
+    import zlib
+    return zlib.crc32(f"{int(settings['sampler_seed'])}:{variant}".encode()) % 1_000_000_007
+
+
+def open_study(settings: dict, root: Path, dataset: str, name: str, direction: str, finished: int = 0,
+               variant: str = ""):
     """The study called ``name`` (created if new). The sampler's seed moves on with the trials
     already in the study, so a resumed search does not propose its first trials again."""
     import optuna
     storage = open_storage(settings, root, dataset)
     trials = int(settings.get("trials", 1))
     startup = min(int(settings.get("startup_trials", 5)), max(1, trials // 3))
-    sampler = optuna.samplers.TPESampler(seed=int(settings["sampler_seed"]) + finished, n_startup_trials=startup)
+    sampler = optuna.samplers.TPESampler(seed=variant_seed(settings, variant) + finished, n_startup_trials=startup)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=int(settings.get("pruner_startup_trials", 3)),
                                          n_warmup_steps=int(settings.get("pruner_warmup_epochs", 2)))
     for attempt in range(5):  # several workers may create their studies at the same moment
@@ -621,13 +648,16 @@ def search_variant(config_dir: str, overrides: list[str], variant: str, root: st
     identity = study_identity(settings, config, prepared.identity.data, space)
     name = study_name(dataset, variant, identity)
     budget, budget_epochs = int(settings["trials"]), settings.get("budget_epochs")
+    # The trials' share of the epoch budget; the rest is the choice's (re-runs of the best trials).
+    search_epochs = budget_epochs - choice_reserve(settings) if budget_epochs else None
+    epoch_cap = int(base.trainer.max_epochs)
     max_failed = int(settings.get("max_failed_trials") or max(3, budget // 2))
     started = time.perf_counter()
     with StudyLock(root, name):
         probe = open_study(settings, root, dataset, name, direction)
         _note_other_studies(probe, dataset, variant, name, identity)
         study = open_study(settings, root, dataset, name, direction,
-                           finished=len(probe.get_trials(deepcopy=False)))
+                           finished=len(probe.get_trials(deepcopy=False)), variant=variant)
         study.set_user_attr("identity", identity)
         study.set_user_attr("budget_trials", budget)
         study.set_user_attr("variant", variant)
@@ -642,7 +672,7 @@ def search_variant(config_dir: str, overrides: list[str], variant: str, root: st
             finished = _distinct_finished(trials)
             failed = _failures(trials)
             epochs = sum(int(t.user_attrs.get("epochs") or 0) for t in trials)
-            if len(finished) >= budget or (budget_epochs and epochs >= budget_epochs):
+            if len(finished) >= budget or (search_epochs and epochs >= search_epochs):
                 break
             if len(failed) >= max_failed:
                 study.set_user_attr("stopped", f"{len(failed)} failed trials (max_failed_trials={max_failed})")
@@ -664,7 +694,7 @@ def search_variant(config_dir: str, overrides: list[str], variant: str, root: st
                 trial.set_user_attr("duplicate_of", same.number)
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
                 duplicates += 1
-                untried = _untried(space, tried, seed=int(settings["sampler_seed"]) + trial.number)
+                untried = _untried(space, tried, seed=variant_seed(settings, variant) + trial.number)
                 if untried is None:  # every configuration of a finite space has been tried
                     study.set_user_attr("stopped", f"the space holds no configuration beyond the {len(finished)} tried")
                     break
@@ -673,8 +703,12 @@ def search_variant(config_dir: str, overrides: list[str], variant: str, root: st
             duplicates = 0
             trial.set_user_attr("host", socket.gethostname())
             trial.set_user_attr("pid", os.getpid())
+            left = search_epochs - epochs if search_epochs else epoch_cap
+            if left < epoch_cap:   # the last trial is cut to the budget: every variant trains the same epochs
+                trial.set_user_attr("cut_to_epochs", left)
             cfg = compose(config_dir, [*overrides, f"model={variant}", f"seed={settings['search_seed']}",
                                        *[f"{k}={override_value(v)}" for k, v in params.items()],
+                                       *([f"trainer.max_epochs={left}"] if left < epoch_cap else []),
                                        f"paths.output_root={root / 'trials'}", "claimed=wait"], extra_dirs)
             pruning = PruneOnValidation(trial, f"val/{metric}")
             folder = root / "trials" / name / f"trial{trial.number:03d}"
@@ -698,6 +732,7 @@ def search_variant(config_dir: str, overrides: list[str], variant: str, root: st
             trial.set_user_attr("epochs", record.get("epochs"))
             trial.set_user_attr("seconds", sum(s for s in record.get("epoch_seconds") or [] if s))
             value = (record.get("val_best") or {}).get(metric)
+            trial.set_user_attr("val_best", value)   # a pruned trial's too: the budget curves draw on every trial
             trained = None if record.get("reused_from") else time.perf_counter() - began   # reused: no work
             if record.get("status") != "done" or value is None or not math.isfinite(value):
                 trial.set_user_attr("error", f"run {record.get('status')}: {record.get('error', '')}"[:500])
@@ -712,7 +747,72 @@ def search_variant(config_dir: str, overrides: list[str], variant: str, root: st
                 study.tell(trial, value)
                 watch.ended(k, f"val {metric} {_value(value)}" + (" (reused)" if trained is None else ""),
                             _best_so_far(study), k, trained, params, complete=True)
+        if not study.user_attrs.get("stopped"):
+            choose_robustly(study, settings, config_dir, overrides, variant, root, extra_dirs, metric, epoch_cap)
         return summarise(study, time.perf_counter() - started, max_failed, budget_epochs)
+
+
+def choose_robustly(study, settings: dict, config_dir: str, overrides: list[str], variant: str, root: Path,
+                    extra_dirs: list[str] | None, metric: str, epoch_cap: int) -> None:
+    """Re-run the ``choice_top`` best complete trials on ``choice_seeds`` more seeds (seed by seed,
+    so a budget that runs out leaves the candidates with equal seeds as far as it can), within
+    ``choice_epochs`` epochs; record the re-runs in the study (``summarise`` picks the best mean).
+    One run's validation score is as noisy as the gaps between trials; the mean of three is less
+    so. A resumed search finds these runs done and reuses them (their epochs still count)."""
+    from .run import run
+    top, seeds, allowed = (int(settings.get(k) or 0) for k in ("choice_top", "choice_seeds", "choice_epochs"))
+    complete = [t for t in _distinct_finished(study.get_trials(deepcopy=False)) if t.state.name == "COMPLETE"]
+    if not (top and seeds and allowed) or len(complete) < 2:
+        return
+    higher = study.direction.name == "MAXIMIZE"
+    candidates = sorted(complete, key=lambda t: t.value, reverse=higher)[:top]
+    runs, spent = [], 0
+    for offset in range(1, seeds + 1):
+        seed = int(settings["search_seed"]) + offset
+        for trial in candidates:
+            left = allowed - spent
+            if left <= 0:
+                break
+            cfg = compose(config_dir, [*overrides, f"model={variant}", f"seed={seed}",
+                                       *[f"{k}={override_value(v)}" for k, v in trial.params.items()],
+                                       *([f"trainer.max_epochs={left}"] if left < epoch_cap else []),
+                                       f"paths.output_root={root / 'choice'}", "claimed=wait"], extra_dirs)
+            record = run(cfg, root / "choice" / study.study_name / f"trial{trial.number:03d}_s{seed}",
+                         evaluate_test=False, tags={"search": {"study": study.study_name, "choice_of": trial.number}})
+            _settle(record, cfg)
+            epochs = int(record.get("epochs") or 0)
+            spent += epochs
+            value = (record.get("val_best") or {}).get(metric) if record.get("status") == "done" else None
+            cut = left < epoch_cap and epochs >= left   # stopped by the budget, not by early stopping
+            runs.append({"trial": trial.number, "seed": seed, "epochs": epochs, "cut": cut,
+                         "seconds": sum(s for s in record.get("epoch_seconds") or [] if s),
+                         "value": None if cut or value is None or not math.isfinite(value) else value})
+            print(f"{variant}: choice re-run of trial {trial.number} (as numbered in studies.md) on seed {seed}: "
+                  + (f"val {metric} {_value(value)}" if value is not None else record.get("status", "?"))
+                  + (" (cut by the budget: its score not counted)" if cut else ""), flush=True)
+    study.set_user_attr("choice", {"candidates": [t.number for t in candidates], "runs": runs, "epochs": spent})
+
+
+def _chosen(complete: list, choice: dict | None, higher: bool):
+    """The best complete trial by the mean of its own score and its re-runs' (``choose_robustly``),
+    with that mean; without re-runs, the best single score."""
+    if not complete:
+        return None, None
+    if not choice or not choice.get("runs"):
+        best = (max if higher else min)(complete, key=lambda t: t.value)
+        return best, best.value
+    by_number = {t.number: t for t in complete}
+    means = {}
+    for number in choice["candidates"]:
+        if number in by_number:
+            scores = [by_number[number].value, *[r["value"] for r in choice["runs"]
+                                                  if r["trial"] == number and r["value"] is not None]]
+            means[number] = sum(scores) / len(scores)
+    if not means:
+        best = (max if higher else min)(complete, key=lambda t: t.value)
+        return best, best.value
+    number = (max if higher else min)(means, key=means.get)
+    return by_number[number], means[number]
 
 
 def _note_other_studies(study, dataset: str, variant: str, name: str, identity: dict) -> None:
@@ -737,9 +837,11 @@ def summarise(study, seconds: float | None = None, max_failed: int | None = None
     duplicates = sum(t.user_attrs.get("duplicate_of") is not None for t in trials)
     complete = [t for t in finished if t.state.name == "COMPLETE"]
     higher = study.direction.name == "MAXIMIZE"
-    best = (max if higher else min)(complete, key=lambda t: t.value) if complete else None
+    choice = study.user_attrs.get("choice")
+    best, best_value = _chosen(complete, choice, higher)
     epochs = [t.user_attrs.get("epochs") or 0 for t in trials]
-    spent = sum(t.user_attrs.get("seconds") or 0 for t in trials)
+    choice_runs = (choice or {}).get("runs") or []
+    spent = sum(t.user_attrs.get("seconds") or 0 for t in trials) + sum(r.get("seconds") or 0 for r in choice_runs)
     pruned_epochs = sum(t.user_attrs.get("epochs") or 0 for t in finished if t.state.name == "PRUNED")
     full = [t.user_attrs.get("epochs") or 0 for t in complete]
     per_epoch = spent / sum(epochs) if sum(epochs) else 0.0
@@ -748,16 +850,22 @@ def summarise(study, seconds: float | None = None, max_failed: int | None = None
     stopped = study.user_attrs.get("stopped")
     if stopped:
         bound = f"stopped: {stopped}"
-    elif budget_epochs and sum(epochs) >= budget_epochs and len(finished) < (budget or 0):
-        bound = f"epochs ({sum(epochs)} of {budget_epochs})"
+    elif budget_epochs and len(finished) < (budget or 0):
+        bound = f"epochs ({sum(epochs) + sum(r['epochs'] for r in choice_runs)} of {budget_epochs})"
     else:
         bound = f"trials ({len(finished)} of {budget})"
     failed = bool(max_failed and states["FAIL"] >= max_failed) or not complete
     return {"study": study.study_name, "variant": study.user_attrs.get("variant"), "budget_trials": budget,
             "metric": study.user_attrs.get("metric"), **states,
-            "duplicates": duplicates, "finished_distinct": len(finished), "epochs": sum(epochs), "bound": bound,
-            "failed": failed, "best_value": best.value if best else None, "best_trial": best.number if best else None,
-            "best_params": best.params if best else None, "training_minutes": spent / 60,
+            "duplicates": duplicates, "finished_distinct": len(finished),
+            "epochs": sum(epochs) + sum(r["epochs"] for r in choice_runs), "search_epochs": sum(epochs),
+            "choice_epochs": sum(r["epochs"] for r in choice_runs), "bound": bound,
+            "failed": failed, "best_value": best_value, "best_trial": best.number if best else None,
+            "best_params": best.params if best else None, "choice": choice,
+            # every distinct finished trial's best validation score, in trial order (budget curves)
+            "trial_values": [t.value if t.state.name == "COMPLETE" else t.user_attrs.get("val_best")
+                             for t in sorted(finished, key=lambda t: t.number)],
+            "training_minutes": spent / 60,
             "wall_minutes_this_session": (seconds or 0) / 60, "pruning_saved_minutes_estimate": saved / 60}
 
 
@@ -963,6 +1071,7 @@ def search_plan_line(root: Path, base, variants: list[str], settings: dict, jobs
     records = [r for r in load_records(folders, include_debug=True) if r.get("status") == "done"
                and r.get("dataset") == dataset] if folders else []
     trials, retrains = int(settings["trials"]), len(settings.get("retrain_seeds") or [])
+    budget_epochs = settings.get("budget_epochs")
     left, seconds, done = 0, 0.0, 0
     unknown = []
     for variant in variants:
@@ -974,7 +1083,14 @@ def search_plan_line(root: Path, base, variants: list[str], settings: dict, jobs
         remaining = trials + retrains - finished
         left += remaining
         times = [r["wall_seconds"] for r in own if isinstance(r.get("wall_seconds"), (int, float))]
-        if remaining and times:
+        per_epoch = [r["wall_seconds"] / r["epochs"] for r in own
+                     if isinstance(r.get("wall_seconds"), (int, float)) and r.get("epochs")]
+        if remaining and times and budget_epochs and per_epoch:
+            # an epoch budget: what is left of it at this model's seconds per epoch, then the retrainings
+            spent = sum(int(r.get("epochs") or 0) for r in own if r.get("search"))
+            seconds += (max(0, budget_epochs - spent) * statistics.median(per_epoch)
+                        + (retrains - min(retrains, sum(1 for r in own if r.get("tuned")))) * statistics.median(times))
+        elif remaining and times:
             seconds += remaining * statistics.median(times)
         elif remaining:
             unknown.append(variant)
@@ -1037,8 +1153,12 @@ def main(argv: list[str] | None = None) -> None:
         prepare_storage(settings, root, base.dataset.name)
     threads = default_threads(args.jobs)  # one core left to the machine, or the cores divided among the jobs
     retrain_count = len(settings.get("retrain_seeds") or [])
+    budget_words = (f"{settings['budget_epochs']} training epochs (at most {settings['trials']} trials"
+                    + (f", the {settings['choice_top']} best re-run on {settings['choice_seeds']} more seeds"
+                       if choice_reserve(settings) else "") + ")" if settings.get("budget_epochs")
+                    else f"{settings['trials']} trials")
     print(f"search: {len(variants)} variant{'s' if len(variants) != 1 else ''} ({', '.join(variants)}) x "
-          f"{settings['trials']} trials, then {retrain_count} retraining seed{'s' if retrain_count != 1 else ''} each: "
+          f"{budget_words}, then {retrain_count} retraining seed{'s' if retrain_count != 1 else ''} each: "
           f"up to {len(variants) * (int(settings['trials']) + retrain_count)} runs ({args.jobs} variant"
           f"{'s' if args.jobs != 1 else ''} at a time); finished trials and runs are reused; each variant says its "
           f"time left after its first trial", flush=True)
@@ -1159,12 +1279,16 @@ def _stored_summaries(settings: dict, root: Path, dataset: str, variants: list[s
 def write_study_summaries(summaries: dict, path: Path, dataset: str, search_minutes: float,
                           retrain_minutes: float) -> None:
     lines = [f"# Hyper-parameter search: {dataset}", "",
-             f"Every variant: the same number of distinct finished trials over the same space (where a key applies); "
+             f"Every variant: the same budget (training epochs where budget_epochs is set, else distinct finished "
+             f"trials) over the same space (where a key applies); "
              f"objective: the best validation metric; test split never read. Wall time: search {search_minutes:.1f} "
-             f"min, retraining {retrain_minutes:.1f} min. \"Bound\": what ended each study.", "",
+             f"min, retraining {retrain_minutes:.1f} min. \"Bound\": what ended each study. \"Best validation\": "
+             f"the chosen trial's mean over its seed and its choice re-runs' seeds, where the best trials were "
+             f"re-run (hparams_search.choice_top); budget curves in budget_curves.csv.", "",
              "| study | trials finished (budget) | complete | pruned | failed | repeats not run | bound | best validation "
-             "| best trial | best parameters | training minutes | pruning saved (estimate, minutes) |",
-             "|" + " --- |" * 12]
+             "| best trial | best parameters | training epochs (trials + choice) | training minutes "
+             "| pruning saved (estimate, minutes) |",
+             "|" + " --- |" * 13]
     for summary in summaries.values():
         from .report import parameter_words
         params = parameter_words(summary["best_params"] or {})
@@ -1173,6 +1297,7 @@ def write_study_summaries(summaries: dict, path: Path, dataset: str, search_minu
                      f"{summary['COMPLETE']} | {summary['PRUNED']} | {summary['FAIL']} | {summary['duplicates']} | "
                      f"{summary['bound']}{' (failed: not tuned)' if summary.get('failed') else ''} | {best} | "
                      f"{summary['best_trial'] if summary['best_trial'] is not None else '–'} | {params} | "
+                     f"{summary.get('search_epochs', summary['epochs'])} + {summary.get('choice_epochs', 0)} | "
                      f"{summary['training_minutes']:.1f} | {summary['pruning_saved_minutes_estimate']:.1f} |")
     path.write_text("\n".join(lines) + "\n")
     (path.with_suffix(".json")).write_text(json.dumps(summaries, indent=2, default=str) + "\n")

@@ -18,7 +18,8 @@ from tests.conftest import CONFIG_DIR, TINY
 SEARCH = ["hparams_search=sincos", *[o for o in TINY if not o.startswith("dataset.")], "dataset.n_train=48",
           "dataset.n_val=32", "dataset.n_test=32", "dataset.seq_len=16", "dataset.warmup_steps=2",
           "hparams_search.trials=2", "hparams_search.variants=[rnn,gru]", "hparams_search.retrain_seeds=[1]",
-          "hparams_search.startup_trials=1", "hparams_search.pruner_startup_trials=1"]
+          "hparams_search.startup_trials=1", "hparams_search.pruner_startup_trials=1",
+          "hparams_search.choice_top=0"]   # no re-runs for the choice unless a test asks
 
 
 def studies(root: Path) -> dict[str, optuna.Study]:
@@ -167,6 +168,34 @@ def test_an_equal_compute_budget_stops_at_its_epochs_and_says_so(tmp_path):
     assert summary["finished_distinct"] == 2 and summary["epochs"] == 4 and summary["bound"] == "epochs (4 of 4)"
 
 
+def test_equal_compute_cuts_the_last_trial_and_the_choice_reruns_the_best_within_the_budget(tmp_path):
+    """budget_epochs 9 with 4 kept for the choice: trials of 2, 2 and 1 epochs (the third cut to
+    what is left), then the 2 best re-run on one more seed (2 + 2 epochs): 9 epochs in all; the
+    chosen trial is the best mean over its seeds; every trial's score is kept for budget curves."""
+    overrides = [*SEARCH, f"paths.output_root={tmp_path}", "hparams_search.trials=10", "hparams_search.budget_epochs=9",
+                 "hparams_search.choice_top=2", "hparams_search.choice_seeds=1", "hparams_search.choice_epochs=4"]
+    summary = search_variant(CONFIG_DIR, overrides, "rnn", str(tmp_path))
+    study = studies(tmp_path)[summary["study"]]
+    assert summary["finished_distinct"] == 3 and summary["search_epochs"] == 5 and summary["choice_epochs"] == 4
+    assert summary["epochs"] == 9 and summary["bound"] == "epochs (9 of 9)"
+    assert [t.user_attrs.get("cut_to_epochs") for t in study.trials] == [None, None, 1]
+    runs = summary["choice"]["runs"]
+    assert [(r["seed"], r["epochs"], r["cut"]) for r in runs] == [(101, 2, False), (101, 2, False)]
+    means = {r["trial"]: (study.trials[r["trial"]].value + r["value"]) / 2 for r in runs}
+    assert summary["best_trial"] == min(means, key=means.get) and summary["best_value"] == pytest.approx(min(means.values()))
+    assert summary["trial_values"] == [t.value for t in study.trials]
+    again = search_variant(CONFIG_DIR, overrides, "rnn", str(tmp_path))   # resumed: the re-runs are reused
+    assert again["epochs"] == 9 and again["best_trial"] == summary["best_trial"]
+
+
+def test_each_variant_draws_its_start_up_trials_from_its_own_stream():
+    from seqbench.search import variant_seed
+    settings = {"sampler_seed": 0}
+    assert variant_seed(settings, "rnn") != variant_seed(settings, "gru")
+    assert variant_seed(settings, "rnn") == variant_seed({"sampler_seed": 0}, "rnn") != variant_seed({"sampler_seed": 1},
+                                                                                                    "rnn")
+
+
 def test_a_pruned_trial_says_so_in_its_record():
     from seqbench.search import PruneOnValidation
 
@@ -280,12 +309,20 @@ def test_the_search_says_what_is_finished_and_what_the_rest_costs_before_it_star
                             default_runs=[str(tmp_path / "defaults")])
     assert line == ("plan: 2 of 10 trainings already finished, 8 to run; about 7 min of training at the median time of "
                     "finished sincos runs of the same models, about 4 min with 2 at a time")
+    # An epoch budget: gru's trials took 2 and 4 epochs at 30 s an epoch; 10 - 6 = 4 epochs left (2 min),
+    # then 2 retrainings at the median 90 s (3 min).
+    for number, epochs in enumerate((2, 4)):
+        record = json.loads((root / f"trial{number}" / "record.json").read_text())
+        (root / f"trial{number}" / "record.json").write_text(json.dumps({**record, "epochs": epochs}))
+    line = search_plan_line(root, base, ["gru"], {"trials": 3, "retrain_seeds": [0, 1], "budget_epochs": 10}, jobs=1)
+    assert line.startswith("plan: 2 of 5 trainings already finished, 3 to run; about 5 min of training"), line
 
 
 def test_a_dry_run_prints_the_searchs_size_and_cost_and_trains_nothing(tmp_path):
     result = cli(*SEARCH, f"paths.output_root={tmp_path}", "--dry-run", cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("search: 2 variants (rnn, gru) x 2 trials, then 1 retraining seed each: up to 6 runs")
+    assert lines[0].startswith("search: 2 variants (rnn, gru) x 100 training epochs (at most 2 trials), then 1 "
+                               "retraining seed each: up to 6 runs")
     assert lines[1].startswith("plan: 0 of 6 trainings already finished, 6 to run")
     assert not (tmp_path / "search").exists() and not list(tmp_path.rglob("record.json"))
