@@ -1154,7 +1154,8 @@ def main(argv: list[str] | None = None) -> None:
     threads = default_threads(args.jobs)  # one core left to the machine, or the cores divided among the jobs
     retrain_count = len(settings.get("retrain_seeds") or [])
     budget_words = (f"{settings['budget_epochs']} training epochs (at most {settings['trials']} trials"
-                    + (f", the {settings['choice_top']} best re-run on {settings['choice_seeds']} more seeds"
+                    + (f", the {settings['choice_top']} best re-run on {settings['choice_seeds']} more "
+                       f"seed{'s' if settings['choice_seeds'] != 1 else ''}"
                        if choice_reserve(settings) else "") + ")" if settings.get("budget_epochs")
                     else f"{settings['trials']} trials")
     print(f"search: {len(variants)} variant{'s' if len(variants) != 1 else ''} ({', '.join(variants)}) x "
