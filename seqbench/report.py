@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from . import SeqbenchError
+from .data.vectors import vectors_words
 from .document import Document
 from .record import FINISHED_STATUSES, MEMORY_KINDS, describe_hardware, short_hash
 from .results import (VariantLabels, _natural, budget_words, data_key, data_labels,
@@ -197,7 +198,7 @@ def _data_files(record: dict, kind: str) -> object | None:
     user cache), in the data set's own folder or at the top. None where one is missing."""
     from .data.sources import DATA_ENV, user_cache_dir
     import os
-    files = (record.get("data") or {}).get("files") or {}
+    files = {k: v for k, v in ((record.get("data") or {}).get("files") or {}).items() if k != "vectors"}
     if not files:
         return None
     dataset = (record.get("config") or {}).get("dataset") or {}
@@ -1185,7 +1186,8 @@ def provenance(records: list[dict], command: str | None, report: str | None = No
 
     def data_words(r):
         files = ", ".join(sorted({Path(str(v)).name for v in ((r.get("data") or {}).get("files") or {}).values() if v}))
-        return f"{r.get('dataset')} {r.get('data_fingerprint')}" + (f" ({files})" if files else "")
+        return (f"{r.get('dataset')} {r.get('data_fingerprint')}" + (f" ({files})" if files else "")
+                + vectors_words(r))
     lines = [f"command: `{command}`" if command else None,
              f"this report again (from its folder; data files by name, fingerprints below): `{report}`"
              if report else None,
