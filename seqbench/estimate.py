@@ -57,19 +57,17 @@ class Plan:
 def job_overrides(overrides: list[str]) -> tuple[list[list[str]], dict, int]:
     """(each job's overrides, the composed base config, jobs at once), as Hydra's basic sweeper
     would split them: the experiment's ``hydra.sweeper.params`` first, the command line after."""
-    from hydra import compose, initialize_config_dir
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
     from .names import register_resolvers
-    from .runtime import CONFIG_DIR
+    from .runtime import compose_configs
     register_resolvers()
     parser = OverridesParser.create()
     # The base config without swept values (a sweep cannot be composed), to read the experiment's sweep.
     plain = [o for o in overrides if not parser.parse_override(o).is_sweep_override()]
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        base = compose(config_name="config", overrides=plain, return_hydra_config=True)
+    base = compose_configs([plain], return_hydra_config=True)[0]
     params = base.hydra.sweeper.get("params")
     params = OmegaConf.to_container(params, resolve=False) if params is not None else {}
     combined = [f"{k}={v}" for k, v in params.items()] + list(overrides)
@@ -156,10 +154,8 @@ def probe_seconds(cfg, jobs: int) -> tuple[float, float]:
 def make_plan(overrides: list[str], probe: bool = True) -> Plan:
     """The plan of a command's overrides; ``probe=False`` leaves runs with no finished relative
     unestimated."""
-    from hydra import compose, initialize_config_dir
-
     from .run import prepare, variant_name
-    from .runtime import CONFIG_DIR
+    from .runtime import compose_configs
     jobs, base, n_jobs = job_overrides(overrides)
     root = Path(base.paths.output_root)
     finished = _finished(root)
@@ -171,8 +167,7 @@ def make_plan(overrides: list[str], probe: bool = True) -> Plan:
         for override in job:
             values.setdefault(override.split("=", 1)[0], set()).add(override)
     differing = {key for key, seen in values.items() if len(seen) > 1} - {"model", "dataset", "seed"}
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):  # Hydra set up once, not per job
-        configs = [compose(config_name="config", overrides=job) for job in jobs]
+    configs = compose_configs(jobs)  # Hydra set up once, not per job
     for job, cfg in zip(jobs, configs):
         prepared = prepare(cfg)
         identity = prepared.identity

@@ -57,6 +57,7 @@ from pathlib import Path
 
 from . import SeqbenchError
 from .files import check_regular
+from .names import variant_of
 from .runtime import Interrupted, argument_parser, at_least_one, default_threads, entry_point, stop_on_signals
 
 log = logging.getLogger(__name__)
@@ -273,11 +274,10 @@ def compose(config_dir: str, overrides: list[str], extra_dirs: list[str] | None 
 
     from .names import register_resolvers
     register_resolvers()
+    from .runtime import search_path
     overrides, space = space_overrides(overrides)
-    search_path = [f"hydra.searchpath=[{','.join('file://' + str(Path(d).resolve()) for d in extra_dirs)}]"] \
-        if extra_dirs else []
     with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-        cfg = hydra_compose(config_name="config", overrides=[*search_path, *overrides])
+        cfg = hydra_compose(config_name="config", overrides=[*search_path(extra_dirs), *overrides])
     if space:
         if not cfg.get("hparams_search"):
             raise SearchSpaceError(f"{SPACE_PREFIX}...: name the search first, hparams_search=<name>")
@@ -950,7 +950,7 @@ def _search_or_error(*args) -> dict:
 
 
 def search_plan_line(root: Path, base, variants: list[str], settings: dict, jobs: int,
-                     default_runs: list[str] | tuple = ()) -> str:
+                     default_runs: list[str] | tuple = (), recorded: dict[str, str] | None = None) -> str:
     """Before the search starts: the trials and retrainings already finished (under the search
     folder and the output root), and the time the rest takes at the median wall time of finished
     runs of the same model on this data set (search trials included, and the ``--default-runs``
@@ -966,7 +966,7 @@ def search_plan_line(root: Path, base, variants: list[str], settings: dict, jobs
     left, seconds, done = 0, 0.0, 0
     unknown = []
     for variant in variants:
-        own = [r for r in records if r.get("model") == variant]
+        own = [r for r in records if r.get("model") == (recorded or {}).get(variant, variant)]
         # Only this search's trials and retrainings count as finished (the default runs are not part of it).
         finished = min(trials, sum(1 for r in own if r.get("search"))) + min(
             retrains, sum(1 for r in own if r.get("tuned")))
@@ -1010,13 +1010,16 @@ def main(argv: list[str] | None = None) -> None:
     if not any(o.startswith("hparams_search=") for o in args.overrides):
         raise SeqbenchError("name a search space: hparams_search=<name> (conf/hparams_search/, or your own with "
                             "--config-dir DIR holding hparams_search/<name>.yaml)")
-    extra = [str(Path(d).resolve()) for d in args.config_dir]
+    from .runtime import take_config_dirs, user_config_dirs
+    # Into the environment too: the variant workers, and _composition_error's list of valid options.
+    take_config_dirs([word for folder in args.config_dir for word in ("--config-dir", folder)])
+    args.config_dir = user_config_dirs()
+    extra = list(args.config_dir)
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from .__main__ import _EXTRA_DIRS, _composition_error
+    from .__main__ import _composition_error
     from .config import check_config
-    _EXTRA_DIRS[:] = extra  # where _composition_error looks for the valid options
     try:
         base = compose(CONFIG_DIR, args.overrides, extra)
     except (HydraException, OmegaConfBaseException) as error:  # a wrong group or key: a run's message
@@ -1042,7 +1045,8 @@ def main(argv: list[str] | None = None) -> None:
           f"up to {len(variants) * (int(settings['trials']) + retrain_count)} runs ({args.jobs} variant"
           f"{'s' if args.jobs != 1 else ''} at a time); finished trials and runs are reused; each variant says its "
           f"time left after its first trial", flush=True)
-    print(search_plan_line(root, base, variants, settings, args.jobs, args.default_runs), flush=True)
+    recorded = {v: variant_of(config["model"]) for v, config in configs.items()}  # bilstm_attn -> bilstm_attn_additive
+    print(search_plan_line(root, base, variants, settings, args.jobs, args.default_runs, recorded), flush=True)
     if args.dry_run:
         return
     stop_on_signals()
