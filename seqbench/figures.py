@@ -21,8 +21,10 @@ def _figure(width, height, rows=1, cols=1, **kwargs):
 
 
 def _save(plt, fig, path: Path) -> Path:
+    """The PNG the reports show, and the same figure as PDF beside it (vector, for a paper)."""
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    fig.savefig(Path(path).with_suffix(".pdf"))
     plt.close(fig)
     return path
 

@@ -23,6 +23,7 @@ import pandas as pd
 from . import SeqbenchError
 from .data.vectors import vectors_words
 from .document import Document
+from .latex import write_summary
 from .record import FINISHED_STATUSES, MEMORY_KINDS, describe_hardware, short_hash
 from .results import (VariantLabels, _natural, budget_words, data_key, data_labels,
                       learning_curves, load_records, long_table, slug, summary_table, test_set_key,
@@ -996,49 +997,59 @@ def memory_blocks(doc: Document, records: list[dict], name: str, out: Path, plot
 def tuned_blocks(doc: Document, sections: list[DataSection]) -> None:
     """Per data set and model: the default configuration beside the tuned one, on the same
     seeds, with the difference and its seed-level (Welch) interval."""
-    from .stats import difference_words, seed_level
     for section in sections:
-        tuned_records = [r for r in section.done if r.get("tuned")]
-        if not tuned_records:
+        table = tuned_table(section)
+        if table is None:
             continue
-        metric = section.task.metric
-        by_label = {r["model"]: r for r in section.table.to_dict("records")}
         doc.heading(f"{section.label}: tuned beside default", 3)
-        rows = []
-        for model in sorted({r["model"] for r in tuned_records}):
-            tuned_hash = next(r["config_hash"] for r in tuned_records if r["model"] == model)
-            default_hash = next((r["config_hash"] for r in section.done if r["model"] == model and not r.get("tuned")),
-                                None)
-            tuned, default = by_label.get(section.labels[tuned_hash]), (
-                by_label.get(section.labels[default_hash]) if default_hash else None)
-            info = next(r["tuned"] for r in tuned_records if r["model"] == model)
-            cell = (lambda r: f"{format_metric(r[f'test_{metric}_mean'], metric)} ± "
-                              f"{format_metric(r[f'test_{metric}_std'], metric)} ({r['n']})" if r else "–")
-            same = "–"
-            delta = "–"
-            if tuned and default:
-                same = "yes" if tuned["seeds"] == default["seeds"] else (f"no: {tuned['seeds']} vs {default['seeds']}")
-                runs = [r for r in section.done if r["config_hash"] in (tuned_hash, default_hash)]
-                scores, _ = seed_scores(runs, VariantLabels({tuned_hash: "tuned", default_hash: "default"}, {}),
-                                        section.task)
-                level = seed_level(scores, section.task, aso=False)
-                if level.pairs:
-                    # The pair runs better - worse: turn it round to tuned - default (a ratio inverts).
-                    (pair,) = level.pairs
-                    sign = 1 if pair.a == "tuned" else -1
-                    low, high = sorted((sign * pair.low, sign * pair.high))
-                    delta = (f"{difference_words(level, sign * pair.difference)} [{difference_words(level, low)}, "
-                             f"{difference_words(level, high)}]")
-            params = parameter_words(info.get("params") or {})
-            rows.append([model, cell(default), cell(tuned), delta, same, str(info.get("trials")), params])
-        relative = section.task.metric in POSITIVE_METRICS
+        metric = section.task.metric
+        relative = metric in POSITIVE_METRICS
         doc.text(f"Tuned − default: difference of mean test {metric} "
                  + ("as the ratio tuned / default of geometric means" if relative else
                     f"({'points' if section.task.scale() == 100 else metric})")
                  + " with its 95% seed-level interval (Welch).")
-        doc.table(["model", f"default: test {metric} (n)", f"tuned: test {metric} (n)",
-                   "tuned / default [95% CI]" if relative else "tuned − default [95% CI]",
-                   "same seeds", "trials", "best parameters"], rows)
+        doc.table(*table)
+
+
+def tuned_table(section: DataSection) -> tuple[list[str], list[list[str]]] | None:
+    """(header, rows) of the tuned-beside-default table of a data set; None without tuned runs."""
+    from .stats import difference_words, seed_level
+    tuned_records = [r for r in section.done if r.get("tuned")]
+    if not tuned_records:
+        return None
+    metric = section.task.metric
+    by_label = {r["model"]: r for r in section.table.to_dict("records")}
+    rows = []
+    for model in sorted({r["model"] for r in tuned_records}):
+        tuned_hash = next(r["config_hash"] for r in tuned_records if r["model"] == model)
+        default_hash = next((r["config_hash"] for r in section.done if r["model"] == model and not r.get("tuned")),
+                            None)
+        tuned, default = by_label.get(section.labels[tuned_hash]), (
+            by_label.get(section.labels[default_hash]) if default_hash else None)
+        info = next(r["tuned"] for r in tuned_records if r["model"] == model)
+        cell = (lambda r: f"{format_metric(r[f'test_{metric}_mean'], metric)} ± "
+                          f"{format_metric(r[f'test_{metric}_std'], metric)} ({r['n']})" if r else "–")
+        same = "–"
+        delta = "–"
+        if tuned and default:
+            same = "yes" if tuned["seeds"] == default["seeds"] else (f"no: {tuned['seeds']} vs {default['seeds']}")
+            runs = [r for r in section.done if r["config_hash"] in (tuned_hash, default_hash)]
+            scores, _ = seed_scores(runs, VariantLabels({tuned_hash: "tuned", default_hash: "default"}, {}),
+                                    section.task)
+            level = seed_level(scores, section.task, aso=False)
+            if level.pairs:
+                # The pair runs better - worse: turn it round to tuned - default (a ratio inverts).
+                (pair,) = level.pairs
+                sign = 1 if pair.a == "tuned" else -1
+                low, high = sorted((sign * pair.low, sign * pair.high))
+                delta = (f"{difference_words(level, sign * pair.difference)} [{difference_words(level, low)}, "
+                         f"{difference_words(level, high)}]")
+        params = parameter_words(info.get("params") or {})
+        rows.append([model, cell(default), cell(tuned), delta, same, str(info.get("trials")), params])
+    relative = metric in POSITIVE_METRICS
+    return (["model", f"default: test {metric} (n)", f"tuned: test {metric} (n)",
+             "tuned / default [95% CI]" if relative else "tuned − default [95% CI]",
+             "same seeds", "trials", "best parameters"], rows)
 
 
 def across_blocks(doc: Document, sections: list[DataSection], out: Path, plots: bool, resamples: int) -> None:
@@ -1269,6 +1280,8 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
         group = [r for r in records if data_key(r) == key]
         section = compute_section(frame, group, label, slug(label), out, plots, statistics, resamples, ropes)
         write_tables(section, out)
+        write_summary(out, section.stem, section.label, section.task.metric, summary_rows(section),
+                      tuned_table(section))  # summary_<data>.tex: the tables for a paper
         sections.append(section)
     doc = Document("seqbench comparison")
     verdicts = [c.verdict for s in sections for c in s.comparisons]
