@@ -151,9 +151,44 @@ def probe_seconds(cfg, jobs: int) -> tuple[float, float]:
     return per_step * steps_per_epoch * epochs, min(cpu_share, 1.0)
 
 
+PROBES_NAME = "probes.json"
+
+
+def _probes_file() -> Path:
+    from .data.sources import user_cache_dir
+    return user_cache_dir() / PROBES_NAME
+
+
+def _probe_key(identity, jobs: int) -> str:
+    """What a probe's time depends on: the run (config, code, data) and how many share the machine."""
+    from .record import _cpu_model
+    return f"{identity.config_hash}|{identity.code}|{identity.data}|{jobs}|{_cpu_model()}"
+
+
+def stored_probes() -> dict:
+    """Probes timed earlier on this machine (a dry run's), by ``_probe_key``: [seconds, cpu share]."""
+    from .files import read_json
+    try:
+        probes = read_json(_probes_file())
+    except (OSError, ValueError):
+        return {}
+    return probes if isinstance(probes, dict) else {}
+
+
+def store_probes(new: dict) -> None:
+    """Keep this plan's probes for the sweep that follows (its own plan does not probe)."""
+    if not new:
+        return
+    from .record import write_json_atomic
+    try:
+        write_json_atomic(_probes_file(), {**stored_probes(), **new})
+    except OSError:  # a read-only cache only costs the sweep its estimate
+        pass
+
+
 def make_plan(overrides: list[str], probe: bool = True) -> Plan:
-    """The plan of a command's overrides; ``probe=False`` leaves runs with no finished relative
-    unestimated."""
+    """The plan of a command's overrides; ``probe=False`` times nothing, and leaves runs with no
+    finished relative unestimated unless an earlier plan (a dry run) probed them on this machine."""
     from .run import prepare, variant_name
     from .runtime import compose_configs
     jobs, base, n_jobs = job_overrides(overrides)
@@ -161,6 +196,7 @@ def make_plan(overrides: list[str], probe: bool = True) -> Plan:
     finished = _finished(root)
     done_keys = {r.get("run_key") for r in finished if r.get("test")}
     runs, probed, probe_shares = [], {}, {}
+    earlier, timed = stored_probes(), {}
     # What tells two jobs of one variant apart in the listing: the swept keys besides model, data and seed.
     values: dict[str, set] = {}
     for job in jobs:
@@ -184,9 +220,14 @@ def make_plan(overrides: list[str], probe: bool = True) -> Plan:
             elif model_seconds is not None:
                 run.seconds, run.source = (model_seconds,
                                            f"{len(same_model)} finished run(s) of {run.variant} with other settings")
-            elif probe:
+            elif probe or _probe_key(identity, n_jobs) in earlier:
+                key = _probe_key(identity, n_jobs)
                 if identity.config_hash not in probed:
-                    probed[identity.config_hash], probe_shares[identity.config_hash] = probe_seconds(cfg, n_jobs)
+                    if key in earlier:   # the dry run before this sweep timed it: the same estimate
+                        probed[identity.config_hash], probe_shares[identity.config_hash] = earlier[key]
+                    else:
+                        probed[identity.config_hash], probe_shares[identity.config_hash] = probe_seconds(cfg, n_jobs)
+                        timed[key] = [probed[identity.config_hash], probe_shares[identity.config_hash]]
                 share = epochs_share([r for r in finished if r.get("dataset") == run.dataset])
                 if share is None:
                     run.seconds, run.source = probed[identity.config_hash], "a timed probe (upper bound: every epoch)"
@@ -195,6 +236,7 @@ def make_plan(overrides: list[str], probe: bool = True) -> Plan:
                     run.source = (f"a timed probe, scaled to the {share:.0%} of max_epochs that finished {run.dataset} "
                                   f"runs trained")
         runs.append(run)
+    store_probes(timed)
     return Plan(runs, n_jobs, root, min(probe_shares.values(), default=1.0))
 
 

@@ -363,13 +363,36 @@ def open_storage(settings: dict, root: Path, dataset: str, heartbeat: bool = Tru
         raise _storage_error(url, error) from None
 
 
+def startup_trials(settings: dict) -> int:
+    """The sampler's random start-up: ``startup_trials``, at most a third of the budget (so that
+    the model-based part has trials at all)."""
+    return min(int(settings.get("startup_trials", 5)), max(1, int(settings["trials"]) // 3))
+
+
+def budget_warnings(settings: dict) -> list[str]:
+    """What a budget too small for its sampler or its pruner leaves undone, said before it starts."""
+    trials = int(settings["trials"])
+    asked, startup = int(settings.get("startup_trials", 5)), startup_trials(settings)
+    pruner = int(settings.get("pruner_startup_trials", 3))
+    out = []
+    if startup < asked or trials - startup < 2:
+        out.append(f"hparams_search.trials={trials} leaves {startup} random start-up trial(s) of the {asked} asked "
+                   f"(startup_trials) and {trials - startup} guided by the TPE sampler, which then models the space "
+                   f"from {startup} point(s): close to a random search; at least {3 * asked} trials let it leave "
+                   f"its start-up as configured")
+    if trials <= pruner:
+        out.append(f"hparams_search.trials={trials}: the pruner never prunes (it starts after "
+                   f"{pruner} complete trials, pruner_startup_trials); every trial trains to its end")
+    return out
+
+
 def open_study(settings: dict, root: Path, dataset: str, name: str, direction: str, finished: int = 0):
     """The study called ``name`` (created if new). The sampler's seed moves on with the trials
     already in the study, so a resumed search does not propose its first trials again."""
     import optuna
     storage = open_storage(settings, root, dataset)
     trials = int(settings.get("trials", 1))
-    startup = min(int(settings.get("startup_trials", 5)), max(1, trials // 3))
+    startup = startup_trials(settings)
     sampler = optuna.samplers.TPESampler(seed=int(settings["sampler_seed"]) + finished, n_startup_trials=startup)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=int(settings.get("pruner_startup_trials", 3)),
                                          n_warmup_steps=int(settings.get("pruner_warmup_epochs", 2)))
@@ -756,7 +779,9 @@ def summarise(study, seconds: float | None = None, max_failed: int | None = None
     return {"study": study.study_name, "variant": study.user_attrs.get("variant"), "budget_trials": budget,
             "metric": study.user_attrs.get("metric"), **states,
             "duplicates": duplicates, "finished_distinct": len(finished), "epochs": sum(epochs), "bound": bound,
-            "failed": failed, "best_value": best.value if best else None, "best_trial": best.number if best else None,
+            "failed": failed, "best_value": best.value if best else None,
+            # numbered as the log counts trials (the k-th distinct finished one), not Optuna's 0-based ids
+            "best_trial": best.user_attrs.get("k", best.number + 1) if best else None,
             "best_params": best.params if best else None, "training_minutes": spent / 60,
             "wall_minutes_this_session": (seconds or 0) / 60, "pruning_saved_minutes_estimate": saved / 60}
 
@@ -964,9 +989,15 @@ def search_plan_line(root: Path, base, variants: list[str], settings: dict, jobs
                and r.get("dataset") == dataset] if folders else []
     trials, retrains = int(settings["trials"]), len(settings.get("retrain_seeds") or [])
     left, seconds, done = 0, 0.0, 0
-    unknown = []
+    unknown, outside = [], []
     for variant in variants:
         own = [r for r in records if r.get("model") == (recorded or {}).get(variant, variant)]
+        # Timed by the runs inside the given space where there are any (a smaller hidden size trains faster).
+        inside = [r for r in own if in_space(r, settings.get("space") or {})]
+        if inside:
+            own = inside
+        elif own:
+            outside.append(variant)
         # Only this search's trials and retrainings count as finished (the default runs are not part of it).
         finished = min(trials, sum(1 for r in own if r.get("search"))) + min(
             retrains, sum(1 for r in own if r.get("tuned")))
@@ -982,9 +1013,33 @@ def search_plan_line(root: Path, base, variants: list[str], settings: dict, jobs
     if seconds:
         words += (f"; about {seconds / 60:.0f} min of training at the median time of finished {dataset} runs of the "
                   f"same models" + (f", about {seconds / 60 / jobs:.0f} min with {jobs} at a time" if jobs > 1 else ""))
+    if outside:
+        words += (f"; {', '.join(outside)} timed by runs outside the given space (no run inside it yet): a rough "
+                  f"guide")
     if unknown:
         words += f"; no finished {dataset} run of {', '.join(unknown)} yet to estimate from"
     return words
+
+
+def in_space(record: dict, space: dict) -> bool:
+    """Whether a run's settings lie in the search space, for every key of the space its config has."""
+    config = record.get("config") or {}
+    try:
+        bounds = distributions(space)
+    except SearchSpaceError:
+        return False
+    for key, distribution in bounds.items():
+        node = config
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            continue
+        if hasattr(distribution, "choices"):
+            if node not in distribution.choices:
+                return False
+        elif not (isinstance(node, (int, float)) and distribution.low <= node <= distribution.high):
+            return False
+    return True
 
 
 @entry_point
@@ -1047,6 +1102,8 @@ def main(argv: list[str] | None = None) -> None:
           f"time left after its first trial", flush=True)
     recorded = {v: variant_of(config["model"]) for v, config in configs.items()}  # bilstm_attn -> bilstm_attn_additive
     print(search_plan_line(root, base, variants, settings, args.jobs, args.default_runs, recorded), flush=True)
+    for warning in budget_warnings(settings):
+        print(f"warning: {warning}", flush=True)
     if args.dry_run:
         return
     stop_on_signals()
