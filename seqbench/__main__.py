@@ -36,6 +36,16 @@ SUBCOMMANDS = {
 }
 
 
+def as_typed_here(path: Path) -> str:
+    """A path to type in the user's folder: relative to it where it lies inside, else absolute
+    (records hold absolute paths: a reused run's may come from another folder)."""
+    path = Path(path).absolute()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def report_line(record: dict) -> list[str]:
     """What the user reads at the end of a run."""
     who = f"{record['model']} on {record['dataset']} (seed {record['seed']})"
@@ -61,7 +71,7 @@ def report_line(record: dict) -> list[str]:
     else:
         lines.append(f"{who}: {record['status']}: {record.get('error', '')}")
     if record.get("tensorboard"):
-        lines.append(f"dashboards: tensorboard --logdir {Path(record['tensorboard']).parent}")
+        lines.append(f"dashboards: tensorboard --logdir {as_typed_here(Path(record['tensorboard']).parent)}")
     if record.get("mlflow"):
         uri = record["mlflow"]["tracking_uri"]
         lines.append(f"dashboards: mlflow ui --backend-store-uri {uri}")

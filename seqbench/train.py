@@ -306,7 +306,9 @@ def _fit_and_test(context: RunContext, record: dict, keeper: _RecordKeeper, data
     if context.evaluate_test:
         _test_once(record, task, trainer, datamodule, checkpoint, output_dir, spec, context.rank_zero)
     record["status"] = "done"
-    record["tensorboard"] = getattr(trainer.logger, "log_dir", None)
+    log_dir = getattr(trainer.logger, "log_dir", None)
+    # absolute: a sweep's TensorBoard root is relative to the folder the sweep started in
+    record["tensorboard"] = str(Path(log_dir).absolute()) if log_dir else None
     return task, trainer
 
 
