@@ -442,7 +442,7 @@ def example_scores_of(runs: list[dict], labels: VariantLabels, task: TaskKind) -
 def comparisons(section: DataSection, resamples: int, rope: float | None = None) -> list[Comparison]:
     """Per test set of the data set: the seed-level comparison and its verdict line, then the
     per-example comparison; what each leaves out is named, in the report and the log."""
-    from .stats import conditional_pairs, far_seeds, saturation, seed_level, verdict_line
+    from .stats import conditional_pairs, far_seeds, saturation, seed_level, test_set_sd, verdict_line
     out = []
     names = test_set_names(section.records)
     labels = section.labels  # one labelling per data set: the tables, legend and pairs agree
@@ -480,7 +480,8 @@ def comparisons(section: DataSection, resamples: int, rope: float | None = None)
             log.warning("%s: %s", name, item)
         comparison = Comparison(test_set, name, level, words, groups, conditional,
                                 conditional[0].examples if conditional else 0, left_out, left_examples, saturated,
-                                far_seeds(level))
+                                far_seeds(level, {v: test_set_sd(frame, level.scale == "log")
+                                                  for v, frame in examples.items()}))
         for variant, seed, _, _ in comparison.far:
             record = next((r for r in done if labels[r["config_hash"]] == variant and r.get("seed") == seed), None)
             matrix = run_confusion(record) if record and task.name == "classification" else None
@@ -902,8 +903,9 @@ def write_section(doc: Document, section: DataSection) -> None:
         for variant, seed, value, z in comparison.far:
             doc.text(f"Far from its variant's other seeds: {variant} seed {seed}, test {task.metric_words()} "
                      f"{format_metric(value, metric)}{' %' if metric in PERCENT_METRICS else ''}, {abs(z):.1f} robust "
-                     f"sds {'below' if z < 0 else 'above'} its median (robust sd: MAD, never below the variants' "
-                     f"median MAD). Still counted; worth a look.")
+                     f"sds {'below' if z < 0 else 'above'} its median (robust sd: MAD, never below the sampling sd of "
+                     f"its score on this test set, from its predictions; without them, the variants' median MAD). "
+                     f"Still counted; worth a look.")
             matrix = comparison.far_confusion.get((variant, seed))
             if matrix is not None:
                 doc.table(["true \\ predicted", *map(str, matrix.columns)],

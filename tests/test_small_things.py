@@ -42,3 +42,16 @@ def test_a_run_records_its_tensorboard_folder_absolute(compose_config, tmp_path,
     record = run(compose_config(*TINY, "trainer.max_epochs=1"), Path("relative_run"),
                  tensorboard_root=Path("sweep/tensorboard"))
     assert Path(record["tensorboard"]).is_absolute() and record["tensorboard"].startswith(str(tmp_path))
+
+
+def test_the_outlier_flag_at_three_seeds_does_not_move_with_the_other_models(tmp_path):
+    from seqbench.report import build_report
+    gru = [0.80, 0.80, 0.70]   # two seeds that agree and one 10 points below, 400 test examples each
+    found = []
+    for name, others in (("calm", {"lstm": [0.60, 0.61, 0.605]}), ("noisy", {"lstm": [0.50, 0.70, 0.60],
+                                                                         "rnn": [0.40, 0.55, 0.70]})):
+        _classifier_runs(tmp_path / name, {"gru": gru, **others})
+        built = build_report([tmp_path / name], tmp_path / f"{name}-out", plots=False, resamples=199)
+        found.append([(v, s, round(float(z), 1)) for v, s, _, z in built.sections[0].comparisons[0].far if v == "gru"])
+    # the floor is gru's own test-set sd (sqrt(0.8 x 0.2 / 400) = 2 points): 10 / 2 = 5 robust sds, in both reports
+    assert found[0] == found[1] == [("gru", 2, -5.0)], found
