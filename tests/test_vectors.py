@@ -64,6 +64,7 @@ def test_the_embedding_takes_found_rows_lower_cases_and_draws_the_rest_on_their_
 
 @pytest.mark.parametrize("content,message", [
     ("good 1 2 3\nragged 1 2\n", r"line 2: 2 number\(s\) after the word where line 1 says 3"),
+    ("good 1 2 3\nlong 1 2 3 4\n", r"line 2: 4 number\(s\) after the word where line 1 says 3"),
     ("good 1 2 3\nlovely 1 x 3\n", r"line 2: 'x' is not a number"),
     ("zebra 1 2 3\nyak 1 2 3\n", r"holds none of the 3 vocabulary words"),
     ("", r"is empty"),
@@ -135,6 +136,18 @@ def test_an_embedding_size_given_against_the_file_is_one_line_and_the_yaml_defau
             HydraConfig.instance().cfg = None
         with pytest.raises(SeqbenchError, match=r"model.embedding_dim=8 but"):
             prepare(composed("model.embedding_dim=8", hydra=False))
+
+
+def test_a_word_with_spaces_is_a_word_and_a_truncated_gzip_is_one_line(tmp_path):
+    path = tmp_path / "840b.txt"
+    path.write_text("lovely 1 2 3\n. . . 4 5 6\n")
+    found, _, count = read_vectors(path, {". . .", "lovely"})
+    assert count == 2 and found[". . ."].tolist() == [4, 5, 6]
+    whole = gzip.compress(("lovely 1 2 3\n" * 5000).encode())
+    cut = tmp_path / "cut.txt.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(SeqbenchError, match=r"cut.txt.gz cannot be read to its end"):
+        read_vectors(cut, {"lovely"})
 
 
 def test_a_missing_vectors_file_is_one_line(compose_config, tmp_path):

@@ -93,12 +93,25 @@ def vectors_dimension(path: Path) -> int:
 
 def read_vectors(path: Path, words: set[str]) -> tuple[dict[str, "object"], int, int]:
     """({word: vector} for the file's words in ``words`` as written or lower-cased, dimension, words
-    in the file). Every line
-    is checked for its number of fields; the numbers of the lines used are parsed (one line for a
-    ragged or non-numeric line). A word split by spaces (GloVe 840B has a few) keeps its spaces."""
-    import numpy as np
+    in the file). Every line is checked for its number of fields; the numbers of the lines used are
+    parsed (one line for a ragged or non-numeric line). A word with spaces in it (GloVe 840B has a
+    few) keeps them."""
     dimension = vectors_dimension(path)
     found: dict[str, object] = {}
+    try:
+        count = _read_lines(path, dimension, words, found)
+    except (OSError, EOFError, UnicodeError) as error:  # a truncated or corrupt .gz, a disk error
+        raise VectorsError(f"dataset.vectors: {path} cannot be read to its end ({type(error).__name__}: "
+                           f"{str(error).splitlines()[0] if str(error) else 'truncated'}); download or unpack it "
+                           f"again") from None
+    if count == 0:
+        raise VectorsError(f"dataset.vectors: {path} holds no vectors")
+    return found, dimension, count
+
+
+def _read_lines(path: Path, dimension: int, words: set[str], found: dict) -> int:
+    """The vectors of ``words`` into ``found``; the number of vectors in the file."""
+    import numpy as np
     count = 0
     with _open_text(path) as stream:
         for number, line in enumerate(stream, start=1):
@@ -106,7 +119,10 @@ def read_vectors(path: Path, words: set[str]) -> tuple[dict[str, "object"], int,
                 continue
             if not line.strip():
                 continue
-            parts = line.rstrip("\r\n").rstrip(" ").rsplit(" ", dimension)
+            parts = line.rstrip("\r\n").rstrip(" ").rsplit(" ", dimension)  # the word may hold spaces
+            extra = parts[0].split(" ")[1:] if len(parts) == dimension + 1 else []
+            if extra and all(_is_number(p) for p in extra):   # more numbers than line 1, not a word with spaces
+                parts = parts[:1] + extra + parts[1:]
             if len(parts) != dimension + 1 or not parts[0]:
                 raise VectorsError(f"dataset.vectors: {path}, line {number}: {len(parts) - 1} number(s) after the "
                                    f"word where line 1 says {dimension}; every line needs a word and {dimension} "
@@ -120,9 +136,7 @@ def read_vectors(path: Path, words: set[str]) -> tuple[dict[str, "object"], int,
                     bad = next(p for p in parts[1:] if not _is_number(p))
                     raise VectorsError(f"dataset.vectors: {path}, line {number}: {bad[:20]!r} is not a number; "
                                        f"each line is a word and {dimension} numbers") from None
-    if count == 0:
-        raise VectorsError(f"dataset.vectors: {path} holds no vectors")
-    return found, dimension, count
+    return count
 
 
 def _is_number(text: str) -> bool:
