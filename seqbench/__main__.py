@@ -18,7 +18,8 @@ from omegaconf import DictConfig
 
 from .names import register_resolvers
 from .runtime import (BUG, CONFIG_DIR, USER_ERROR, debugging, describe_os_error, exit_status, quiet_third_party,
-                      set_threads, stop_if_requested, stop_on_signals)
+                      search_path, set_threads, stop_if_requested, stop_on_signals, take_config_dirs,
+                      user_config_dirs)
 
 SUBCOMMANDS = {
     "report": ("seqbench.report", "comparison tables, plots and the statistical verdict from run records"),
@@ -33,6 +34,16 @@ SUBCOMMANDS = {
     "archive": ("seqbench.archive", "finished runs' records and predictions, without checkpoints or machine paths, "
                 "into a folder (results/runs)"),
 }
+
+
+def as_typed_here(path: Path) -> str:
+    """A path to type in the user's folder: relative to it where it lies inside, else absolute
+    (records hold absolute paths: a reused run's may come from another folder)."""
+    path = Path(path).absolute()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def report_line(record: dict) -> list[str]:
@@ -60,7 +71,7 @@ def report_line(record: dict) -> list[str]:
     else:
         lines.append(f"{who}: {record['status']}: {record.get('error', '')}")
     if record.get("tensorboard"):
-        lines.append(f"dashboards: tensorboard --logdir {Path(record['tensorboard']).parent}")
+        lines.append(f"dashboards: tensorboard --logdir {as_typed_here(Path(record['tensorboard']).parent)}")
     if record.get("mlflow"):
         uri = record["mlflow"]["tracking_uri"]
         lines.append(f"dashboards: mlflow ui --backend-store-uri {uri}")
@@ -175,9 +186,6 @@ def main(cfg: DictConfig) -> float | None:
     return float(value) if value is not None else None
 
 
-_EXTRA_DIRS: list[str] = []
-
-
 def preflight(argv: list[str]) -> str | None:
     """What Hydra itself would stop on with a traceback, said in one line instead (None: all
     good): a config group option or key that does not exist, and output folders that cannot be
@@ -187,15 +195,12 @@ def preflight(argv: list[str]) -> str | None:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
     flags = {"-m", "--multirun"}
-    argv, extra_dirs = _config_dirs(argv)
-    _EXTRA_DIRS[:] = extra_dirs
+    argv = take_config_dirs(argv)  # and into the environment: a sweep's plan process composes with them too
     if any(a.startswith("-") and a not in flags for a in argv):
         return None  # --help, --cfg, -sc...: Hydra's own business
     overrides = [a for a in argv if a not in flags]
     multirun = len(overrides) != len(argv)
-    if extra_dirs:
-        overrides = [f"hydra.searchpath=[{','.join('file://' + str(Path(d).resolve()) for d in extra_dirs)}]",
-                     *overrides]
+    overrides = [*search_path(), *overrides]
     try:
         from hydra.core.override_parser.overrides_parser import OverridesParser
         parsed = OverridesParser.create().parse_overrides(overrides)
@@ -229,23 +234,6 @@ def preflight(argv: list[str]) -> str | None:
     return None
 
 
-def _config_dirs(argv: list[str]) -> tuple[list[str], list[str]]:
-    """(the arguments without them, the folders of ``--config-dir DIR`` / ``-cd DIR``)."""
-    rest, dirs, skip = [], [], False
-    for i, arg in enumerate(argv):
-        if skip:
-            skip = False
-            continue
-        if arg in ("--config-dir", "-cd") and i + 1 < len(argv):
-            dirs.append(argv[i + 1])
-            skip = True
-        elif arg.startswith("--config-dir="):
-            dirs.append(arg.split("=", 1)[1])
-        else:
-            rest.append(arg)
-    return rest, dirs
-
-
 def _composition_error(error: Exception) -> str:
     """Hydra's composition errors, each in one line: an unknown group option lists the valid ones."""
     import re
@@ -253,7 +241,7 @@ def _composition_error(error: Exception) -> str:
     missing = re.search(r"Could not find '(\w+)/([^']+)'", text)
     if missing:
         group, name = missing[1], missing[2]
-        options = sorted({p.stem for folder in (CONFIG_DIR, *_EXTRA_DIRS) for p in Path(folder, group).glob("*.yaml")
+        options = sorted({p.stem for folder in (CONFIG_DIR, *user_config_dirs()) for p in Path(folder, group).glob("*.yaml")
                           if not p.stem.startswith("_")})  # _shared.yaml and the like: parts of configs
         return f"unknown {group} {name!r}; valid: {', '.join(options)}"
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith(("\t", "    "))]
@@ -288,12 +276,15 @@ def cli() -> None:
     if len(sys.argv) > 1 and sys.argv[1] in SUBCOMMANDS:
         name = sys.argv[1]
         module = importlib.import_module(SUBCOMMANDS[name][0])
-        sys.argv = [f"seqbench {name}", *sys.argv[2:]]
+        # --config-dir DIR: every command composes with the user's config folders (search keeps the
+        # flag in its own command line, which its report prints)
+        rest = sys.argv[2:] if name == "search" else take_config_dirs(sys.argv[2:])
+        sys.argv = [f"seqbench {name}", *rest]
         module.main()
         return
     if "--dry-run" in sys.argv[1:]:  # the plan of this very command, and nothing trained
         from .estimate import main as plan_main
-        plan_main([a for a in sys.argv[1:] if a != "--dry-run"])
+        plan_main(take_config_dirs([a for a in sys.argv[1:] if a != "--dry-run"]))
         return
     register_resolvers()
     if "--debug" in sys.argv[1:]:  # ours, not Hydra's: tracebacks instead of one line

@@ -198,6 +198,10 @@ def filled_dataset_config(dataset: dict) -> dict:
 class TextDatasetSchema(DatasetSchema):
     root: str | None = not_identity()
     cache_dir: str | None = not_identity()
+    # Pretrained word vectors (seqbench/data/vectors.py): the file's contents are part of the data
+    # fingerprint, not its path; freezing counts only where there are vectors to freeze.
+    vectors: str | None = not_identity()
+    freeze_vectors: bool = field(default=False, metadata={"identity_with": "vectors"})
     max_len: int = 400
     vocab_size: int = 25000
     min_freq: int = 1
@@ -210,6 +214,10 @@ class TextDatasetSchema(DatasetSchema):
             raise ConfigError(f"dataset.vocab_size={self.vocab_size!r}: must be an integer >= 3 "
                               f"(<pad>, <unk> and at least one word)")
         _fraction("dataset", "val_fraction", self.val_fraction, low_open=True, high_open=True)
+        if self.vectors is not None and not isinstance(self.vectors, str):
+            raise ConfigError(f"dataset.vectors={self.vectors!r}: the path of a vectors file (or null)")
+        if not isinstance(self.freeze_vectors, bool):
+            raise ConfigError(f"dataset.freeze_vectors={self.freeze_vectors!r}: must be true or false")
 
 
 @dataclass
@@ -614,8 +622,11 @@ def is_debug_run(trainer: dict) -> bool:
     return any(value is not None and not (isinstance(value, float) and value == 1.0) for value in limits)
 
 
-def _identity_fields(schema) -> set[str]:
-    return {f.name for f in fields(schema) if f.metadata.get("identity", True)}
+def _identity_fields(schema, dataset: dict) -> set[str]:
+    """A field counts unless marked ``identity=False``, or ``identity_with`` a key the config leaves
+    unset (``freeze_vectors`` without ``vectors``: runs from before that key keep their hash)."""
+    return {f.name for f in fields(schema) if f.metadata.get("identity", True)
+            and ("identity_with" not in f.metadata or dataset.get(f.metadata["identity_with"]))}
 
 
 def computation_config(config: dict) -> dict:
@@ -626,7 +637,7 @@ def computation_config(config: dict) -> dict:
     except ConfigError:  # a record of a data set this version does not know: keep every key
         schema = None
     if schema is not None:
-        dataset = {k: v for k, v in dataset.items() if k in _identity_fields(schema) or k not in
+        dataset = {k: v for k, v in dataset.items() if k in _identity_fields(schema, dataset) or k not in
                    {f.name for f in fields(schema)}}
     # stop_when_solved false is the same run as null (off): runs from before the key kept their hash
     trainer = {k: v for k, v in (config.get("trainer") or {}).items()

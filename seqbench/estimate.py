@@ -57,19 +57,17 @@ class Plan:
 def job_overrides(overrides: list[str]) -> tuple[list[list[str]], dict, int]:
     """(each job's overrides, the composed base config, jobs at once), as Hydra's basic sweeper
     would split them: the experiment's ``hydra.sweeper.params`` first, the command line after."""
-    from hydra import compose, initialize_config_dir
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
     from .names import register_resolvers
-    from .runtime import CONFIG_DIR
+    from .runtime import compose_configs
     register_resolvers()
     parser = OverridesParser.create()
     # The base config without swept values (a sweep cannot be composed), to read the experiment's sweep.
     plain = [o for o in overrides if not parser.parse_override(o).is_sweep_override()]
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        base = compose(config_name="config", overrides=plain, return_hydra_config=True)
+    base = compose_configs([plain], return_hydra_config=True)[0]
     params = base.hydra.sweeper.get("params")
     params = OmegaConf.to_container(params, resolve=False) if params is not None else {}
     combined = [f"{k}={v}" for k, v in params.items()] + list(overrides)
@@ -153,26 +151,59 @@ def probe_seconds(cfg, jobs: int) -> tuple[float, float]:
     return per_step * steps_per_epoch * epochs, min(cpu_share, 1.0)
 
 
-def make_plan(overrides: list[str], probe: bool = True) -> Plan:
-    """The plan of a command's overrides; ``probe=False`` leaves runs with no finished relative
-    unestimated."""
-    from hydra import compose, initialize_config_dir
+PROBES_NAME = "probes.json"
 
+
+def _probes_file() -> Path:
+    from .data.sources import user_cache_dir
+    return user_cache_dir() / PROBES_NAME
+
+
+def _probe_key(identity, jobs: int) -> str:
+    """What a probe's time depends on: the run (config, code, data) and how many share the machine."""
+    from .record import _cpu_model
+    return f"{identity.config_hash}|{identity.code}|{identity.data}|{jobs}|{_cpu_model()}"
+
+
+def stored_probes() -> dict:
+    """Probes timed earlier on this machine (a dry run's), by ``_probe_key``: [seconds, cpu share]."""
+    from .files import read_json
+    try:
+        probes = read_json(_probes_file())
+    except (OSError, ValueError):
+        return {}
+    return probes if isinstance(probes, dict) else {}
+
+
+def store_probes(new: dict) -> None:
+    """Keep this plan's probes for the sweep that follows (its own plan does not probe)."""
+    if not new:
+        return
+    from .record import write_json_atomic
+    try:
+        write_json_atomic(_probes_file(), {**stored_probes(), **new})
+    except OSError:  # a read-only cache only costs the sweep its estimate
+        pass
+
+
+def make_plan(overrides: list[str], probe: bool = True) -> Plan:
+    """The plan of a command's overrides; ``probe=False`` times nothing, and leaves runs with no
+    finished relative unestimated unless an earlier plan (a dry run) probed them on this machine."""
     from .run import prepare, variant_name
-    from .runtime import CONFIG_DIR
+    from .runtime import compose_configs
     jobs, base, n_jobs = job_overrides(overrides)
     root = Path(base.paths.output_root)
     finished = _finished(root)
     done_keys = {r.get("run_key") for r in finished if r.get("test")}
     runs, probed, probe_shares = [], {}, {}
+    earlier, timed = stored_probes(), {}
     # What tells two jobs of one variant apart in the listing: the swept keys besides model, data and seed.
     values: dict[str, set] = {}
     for job in jobs:
         for override in job:
             values.setdefault(override.split("=", 1)[0], set()).add(override)
     differing = {key for key, seen in values.items() if len(seen) > 1} - {"model", "dataset", "seed"}
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):  # Hydra set up once, not per job
-        configs = [compose(config_name="config", overrides=job) for job in jobs]
+    configs = compose_configs(jobs)  # Hydra set up once, not per job
     for job, cfg in zip(jobs, configs):
         prepared = prepare(cfg)
         identity = prepared.identity
@@ -189,9 +220,14 @@ def make_plan(overrides: list[str], probe: bool = True) -> Plan:
             elif model_seconds is not None:
                 run.seconds, run.source = (model_seconds,
                                            f"{len(same_model)} finished run(s) of {run.variant} with other settings")
-            elif probe:
+            elif probe or _probe_key(identity, n_jobs) in earlier:
+                key = _probe_key(identity, n_jobs)
                 if identity.config_hash not in probed:
-                    probed[identity.config_hash], probe_shares[identity.config_hash] = probe_seconds(cfg, n_jobs)
+                    if key in earlier:   # the dry run before this sweep timed it: the same estimate
+                        probed[identity.config_hash], probe_shares[identity.config_hash] = earlier[key]
+                    else:
+                        probed[identity.config_hash], probe_shares[identity.config_hash] = probe_seconds(cfg, n_jobs)
+                        timed[key] = [probed[identity.config_hash], probe_shares[identity.config_hash]]
                 share = epochs_share([r for r in finished if r.get("dataset") == run.dataset])
                 if share is None:
                     run.seconds, run.source = probed[identity.config_hash], "a timed probe (upper bound: every epoch)"
@@ -200,6 +236,7 @@ def make_plan(overrides: list[str], probe: bool = True) -> Plan:
                     run.source = (f"a timed probe, scaled to the {share:.0%} of max_epochs that finished {run.dataset} "
                                   f"runs trained")
         runs.append(run)
+    store_probes(timed)
     return Plan(runs, n_jobs, root, min(probe_shares.values(), default=1.0))
 
 

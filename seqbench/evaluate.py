@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import math
 import sys
 import time
@@ -90,15 +91,13 @@ def _dataset_config(record: dict, overrides: list[str]) -> tuple[dict, str | Non
     name, keys, cell = _parse(overrides)
     dataset = dict(record["config"].get("dataset") or {})
     if name is not None:
-        from hydra import compose, initialize_config_dir
         from hydra.errors import HydraException
         from omegaconf import OmegaConf
         from omegaconf.errors import OmegaConfBaseException
 
-        from .runtime import CONFIG_DIR
+        from .runtime import compose_configs
         try:
-            with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-                composed = compose(config_name="config", overrides=[f"dataset={name}"])
+            composed = compose_configs([[f"dataset={name}"]])[0]
             dataset = OmegaConf.to_container(composed.dataset, resolve=True)
         except (HydraException, OmegaConfBaseException) as error:
             from .__main__ import _composition_error
@@ -195,6 +194,9 @@ def choose(run: Path, seeds: str = "one", variant: str | None = None) -> tuple[l
         names = sorted(set(labels.get(r.get("config_hash"), r.get("model")) for r in records))
         if variant is None and len(names) > 1:
             raise SeqbenchError(f"{run} holds {len(names)} variants; name one with --variant: {', '.join(names)}")
+        if variant is not None and variant not in names:  # the name typed (bilstm_attn), not the recorded one
+            from .runtime import recorded_variant
+            variant = recorded_variant(variant)
         wanted = variant or names[0]
         chosen = [r for r in records if labels.get(r.get("config_hash"), r.get("model")) == wanted]
         if not chosen:
@@ -339,9 +341,15 @@ def evaluate(run: str | Path, overrides: list[str] | None = None, file: str | No
             batch["predicted"] = batch["probabilities"].argmax(-1)
     has_targets = not (file and labels is None)
     result = _metrics(task, spec, batches, combined, members) if has_targets else {}
-    # Beside the run you named (a sweep's copy of a reused run included), never in another run's folder.
-    stem = f"{Path(file).stem if file else dataset['name']}{'-seeds-all' if len(members) > 1 else ''}"
-    out = Path(out) if out else (Path(record["record_path"]).parent / "eval" / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}")
+    # Beside the run you named (a sweep's copy of a reused run included), never in another run's folder;
+    # several seeds' average beside all of them (their common folder), in no one seed's folder.
+    stem = f"{Path(file).stem if file else dataset['name']}"
+    if len(members) > 1:
+        home = Path(os.path.commonpath([str(Path(m.record["record_path"]).parent.parent) for m in members]))
+        stem = f"{record.get('model')}-{stem}-seeds-{'-'.join(str(m.record.get('seed')) for m in members)}"
+    else:
+        home = Path(record["record_path"]).parent
+    out = Path(out) if out else home / "eval" / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     save_predictions(out / "predictions.csv", combined, spec)
     shown = _beside_texts(out / "predictions.csv", texts)

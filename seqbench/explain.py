@@ -107,6 +107,21 @@ def load_checkpoint(path: Path) -> dict:
                                 ) from None
 
 
+def averaged(explanations: list[Explanation]) -> Explanation:
+    """Several seeds' explanations of one text as one: class probabilities and attention weights
+    averaged (every seed of a variant reads the text with the same vocabulary and tokens)."""
+    if len(explanations) == 1:
+        return explanations[0]
+    first = explanations[0]
+    probabilities = {name: sum(e.probabilities[name] for e in explanations) / len(explanations)
+                     for name in first.probabilities}
+    weights = None
+    if all(e.weights is not None for e in explanations):
+        weights = [sum(values) / len(explanations) for values in zip(*(e.weights for e in explanations))]
+    return Explanation(first.tokens, first.known, max(probabilities, key=probabilities.get), probabilities, weights,
+                       first.empty)
+
+
 REDS = (231, 224, 217, 210, 203, 196)  # xterm-256 backgrounds, white to red
 
 
@@ -139,14 +154,25 @@ def render(explanation: Explanation, colour: bool) -> str:
 @entry_point
 def main(argv: list[str] | None = None) -> None:
     parser = argument_parser(prog="seqbench explain", description=__doc__)
-    parser.add_argument("checkpoint", help="a .ckpt file or a run folder")
+    parser.add_argument("checkpoint", help="a .ckpt file, a run folder, or a sweep folder (with --variant)")
     parser.add_argument("text", help="the text to classify")
     parser.add_argument("--colour", choices=["auto", "always", "never"], default="auto")
     parser.add_argument("--cell", help="your own encoder class (MODULE.CLASS), when the checkpoint's model is one: "
                         "a checkpoint never makes seqbench import code by itself")
+    # Which weights, as eval chooses them (seqbench.evaluate.choose).
+    parser.add_argument("--seeds", default="one", choices=("one", "best", "all"),
+                        help="one: the run given (default); best: its variant's seed with the best validation metric; "
+                        "all: every seed of the variant, probabilities and attention averaged")
+    parser.add_argument("--variant", help="in a sweep folder: the variant (as the report labels it, or the model= name)")
     args = parser.parse_args(argv)
     try:
-        explanation = Explainer(args.checkpoint, args.cell).explain(args.text)
+        if args.seeds == "one" and args.variant is None:
+            explanation = Explainer(args.checkpoint, args.cell).explain(args.text)
+        else:
+            from .evaluate import choose
+            members, chosen = choose(Path(args.checkpoint), args.seeds, args.variant)
+            print(f"weights: {chosen}")
+            explanation = averaged([Explainer(m.checkpoint, args.cell).explain(args.text) for m in members])
     except SeqbenchError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -21,8 +21,10 @@ def _figure(width, height, rows=1, cols=1, **kwargs):
 
 
 def _save(plt, fig, path: Path) -> Path:
+    """The PNG the reports show, and the same figure as PDF beside it (vector, for a paper)."""
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+    fig.savefig(Path(path).with_suffix(".pdf"))
     plt.close(fig)
     return path
 
@@ -76,14 +78,25 @@ def plot_scores(runs: pd.DataFrame, table: pd.DataFrame, name: str, file_stem: s
             if letters.get(model):
                 ax.text(x + 0.06, 1.01, letters[model], transform=above, ha="center", va="bottom", fontsize=8,
                         fontweight="bold", color="#1f4e8c")
+    if positive:
+        ax.set_yscale("log")
+    # The axis spans the seeds and intervals: a baseline far off (chance at 50% beside models at
+    # 75-78%) is named in the legend rather than stretching the axis flat over the 1-2 point gaps.
+    bottom, top = ax.get_ylim()
     styles = iter([("#b22222", "--"), ("#d2691e", ":"), ("#555555", "-.")])
     for label, value in baselines.items():
         colour, style = next(styles, ("#555555", "-."))
-        ax.axhline(value * scale, color=colour, linestyle=style, linewidth=1, label=label)
+        shown = value * scale
+        if bottom <= shown <= top:
+            ax.axhline(shown, color=colour, linestyle=style, linewidth=1, label=label)
+        else:
+            ax.plot([], [], color=colour, linestyle=style, linewidth=1,
+                    label=f"{label}: {shown:.3g}{_unit(metric).strip(' ()')} ({'below' if shown < bottom else 'above'} "
+                          f"the axis)")
+    ax.set_ylim(bottom, top)
     ax.set_xticks(range(len(done)), [f"{_wrap(m)}\nn = {n}" for m, n in zip(done["model"], done["n"])], fontsize=7,
                   rotation=30 if len(done) > 6 else 0, ha="right" if len(done) > 6 else "center")
     if positive:
-        ax.set_yscale("log")
         ax.set_ylabel(f"test {metric} (log scale; marker: geometric mean)")
     else:
         ax.set_ylabel(f"test {metric}{_unit(metric)}")

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from .config import (NetworkSchema, check_config, config_hash, filled_dataset_config, filled_model_config,
                      is_debug_run, network_config)
 from .data.declare import LocatedData, dataset_kind
+from .data.vectors import size_embedding
 from .imported_code import code_fingerprint
 from .names import variant_of
 from .plan import Identity
@@ -37,7 +38,7 @@ class Prepared:
 
 
 # Dataset keys that are paths: recorded absolute, so a run can be evaluated again from anywhere.
-PATH_KEYS = ("train", "val", "test", "root", "cache_dir")
+PATH_KEYS = ("train", "val", "test", "root", "cache_dir", "vectors")
 
 
 def prepare(cfg: DictConfig) -> Prepared:
@@ -46,6 +47,7 @@ def prepare(cfg: DictConfig) -> Prepared:
     for key in PATH_KEYS:
         if isinstance(config["dataset"].get(key), str):
             config["dataset"][key] = str(Path(config["dataset"][key]).expanduser().resolve())
+    size_embedding(cfg, config)  # dataset.vectors: the embedding size is the file's
     # Every key a schema has, in the record and the config hash: a changed default is a new run.
     config["dataset"] = filled_dataset_config(config["dataset"])
     config["model"] = filled_model_config(config["model"], config["dataset"])

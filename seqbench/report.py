@@ -21,7 +21,9 @@ import numpy as np
 import pandas as pd
 
 from . import SeqbenchError
+from .data.vectors import vectors_words
 from .document import Document
+from .latex import write_summary
 from .record import FINISHED_STATUSES, MEMORY_KINDS, describe_hardware, short_hash
 from .results import (VariantLabels, _natural, budget_words, data_key, data_labels,
                       learning_curves, load_records, long_table, slug, summary_table, test_set_key,
@@ -197,7 +199,7 @@ def _data_files(record: dict, kind: str) -> object | None:
     user cache), in the data set's own folder or at the top. None where one is missing."""
     from .data.sources import DATA_ENV, user_cache_dir
     import os
-    files = (record.get("data") or {}).get("files") or {}
+    files = {k: v for k, v in ((record.get("data") or {}).get("files") or {}).items() if k != "vectors"}
     if not files:
         return None
     dataset = (record.get("config") or {}).get("dataset") or {}
@@ -440,7 +442,7 @@ def example_scores_of(runs: list[dict], labels: VariantLabels, task: TaskKind) -
 def comparisons(section: DataSection, resamples: int, rope: float | None = None) -> list[Comparison]:
     """Per test set of the data set: the seed-level comparison and its verdict line, then the
     per-example comparison; what each leaves out is named, in the report and the log."""
-    from .stats import conditional_pairs, far_seeds, saturation, seed_level, verdict_line
+    from .stats import conditional_pairs, far_seeds, saturation, seed_level, test_set_sd, verdict_line
     out = []
     names = test_set_names(section.records)
     labels = section.labels  # one labelling per data set: the tables, legend and pairs agree
@@ -478,7 +480,8 @@ def comparisons(section: DataSection, resamples: int, rope: float | None = None)
             log.warning("%s: %s", name, item)
         comparison = Comparison(test_set, name, level, words, groups, conditional,
                                 conditional[0].examples if conditional else 0, left_out, left_examples, saturated,
-                                far_seeds(level))
+                                far_seeds(level, {v: test_set_sd(frame, level.scale == "log")
+                                                  for v, frame in examples.items()}))
         for variant, seed, _, _ in comparison.far:
             record = next((r for r in done if labels[r["config_hash"]] == variant and r.get("seed") == seed), None)
             matrix = run_confusion(record) if record and task.name == "classification" else None
@@ -900,8 +903,9 @@ def write_section(doc: Document, section: DataSection) -> None:
         for variant, seed, value, z in comparison.far:
             doc.text(f"Far from its variant's other seeds: {variant} seed {seed}, test {task.metric_words()} "
                      f"{format_metric(value, metric)}{' %' if metric in PERCENT_METRICS else ''}, {abs(z):.1f} robust "
-                     f"sds {'below' if z < 0 else 'above'} its median (robust sd: MAD, never below the variants' "
-                     f"median MAD). Still counted; worth a look.")
+                     f"sds {'below' if z < 0 else 'above'} its median (robust sd: MAD, never below the sampling sd of "
+                     f"its score on this test set, from its predictions; without them, the variants' median MAD). "
+                     f"Still counted; worth a look.")
             matrix = comparison.far_confusion.get((variant, seed))
             if matrix is not None:
                 doc.table(["true \\ predicted", *map(str, matrix.columns)],
@@ -1040,49 +1044,59 @@ def updates_table(doc: Document, points: dict, names: dict, lengths: list[int], 
 def tuned_blocks(doc: Document, sections: list[DataSection]) -> None:
     """Per data set and model: the default configuration beside the tuned one, on the same
     seeds, with the difference and its seed-level (Welch) interval."""
-    from .stats import difference_words, seed_level
     for section in sections:
-        tuned_records = [r for r in section.done if r.get("tuned")]
-        if not tuned_records:
+        table = tuned_table(section)
+        if table is None:
             continue
-        metric = section.task.metric
-        by_label = {r["model"]: r for r in section.table.to_dict("records")}
         doc.heading(f"{section.label}: tuned beside default", 3)
-        rows = []
-        for model in sorted({r["model"] for r in tuned_records}):
-            tuned_hash = next(r["config_hash"] for r in tuned_records if r["model"] == model)
-            default_hash = next((r["config_hash"] for r in section.done if r["model"] == model and not r.get("tuned")),
-                                None)
-            tuned, default = by_label.get(section.labels[tuned_hash]), (
-                by_label.get(section.labels[default_hash]) if default_hash else None)
-            info = next(r["tuned"] for r in tuned_records if r["model"] == model)
-            cell = (lambda r: f"{format_metric(r[f'test_{metric}_mean'], metric)} ± "
-                              f"{format_metric(r[f'test_{metric}_std'], metric)} ({r['n']})" if r else "–")
-            same = "–"
-            delta = "–"
-            if tuned and default:
-                same = "yes" if tuned["seeds"] == default["seeds"] else (f"no: {tuned['seeds']} vs {default['seeds']}")
-                runs = [r for r in section.done if r["config_hash"] in (tuned_hash, default_hash)]
-                scores, _ = seed_scores(runs, VariantLabels({tuned_hash: "tuned", default_hash: "default"}, {}),
-                                        section.task)
-                level = seed_level(scores, section.task, aso=False)
-                if level.pairs:
-                    # The pair runs better - worse: turn it round to tuned - default (a ratio inverts).
-                    (pair,) = level.pairs
-                    sign = 1 if pair.a == "tuned" else -1
-                    low, high = sorted((sign * pair.low, sign * pair.high))
-                    delta = (f"{difference_words(level, sign * pair.difference)} [{difference_words(level, low)}, "
-                             f"{difference_words(level, high)}]")
-            params = parameter_words(info.get("params") or {})
-            rows.append([model, cell(default), cell(tuned), delta, same, str(info.get("trials")), params])
-        relative = section.task.metric in POSITIVE_METRICS
+        metric = section.task.metric
+        relative = metric in POSITIVE_METRICS
         doc.text(f"Tuned − default: difference of mean test {metric} "
                  + ("as the ratio tuned / default of geometric means" if relative else
                     f"({'points' if section.task.scale() == 100 else metric})")
                  + " with its 95% seed-level interval (Welch).")
-        doc.table(["model", f"default: test {metric} (n)", f"tuned: test {metric} (n)",
-                   "tuned / default [95% CI]" if relative else "tuned − default [95% CI]",
-                   "same seeds", "trials", "best parameters"], rows)
+        doc.table(*table)
+
+
+def tuned_table(section: DataSection) -> tuple[list[str], list[list[str]]] | None:
+    """(header, rows) of the tuned-beside-default table of a data set; None without tuned runs."""
+    from .stats import difference_words, seed_level
+    tuned_records = [r for r in section.done if r.get("tuned")]
+    if not tuned_records:
+        return None
+    metric = section.task.metric
+    by_label = {r["model"]: r for r in section.table.to_dict("records")}
+    rows = []
+    for model in sorted({r["model"] for r in tuned_records}):
+        tuned_hash = next(r["config_hash"] for r in tuned_records if r["model"] == model)
+        default_hash = next((r["config_hash"] for r in section.done if r["model"] == model and not r.get("tuned")),
+                            None)
+        tuned, default = by_label.get(section.labels[tuned_hash]), (
+            by_label.get(section.labels[default_hash]) if default_hash else None)
+        info = next(r["tuned"] for r in tuned_records if r["model"] == model)
+        cell = (lambda r: f"{format_metric(r[f'test_{metric}_mean'], metric)} ± "
+                          f"{format_metric(r[f'test_{metric}_std'], metric)} ({r['n']})" if r else "–")
+        same = "–"
+        delta = "–"
+        if tuned and default:
+            same = "yes" if tuned["seeds"] == default["seeds"] else (f"no: {tuned['seeds']} vs {default['seeds']}")
+            runs = [r for r in section.done if r["config_hash"] in (tuned_hash, default_hash)]
+            scores, _ = seed_scores(runs, VariantLabels({tuned_hash: "tuned", default_hash: "default"}, {}),
+                                    section.task)
+            level = seed_level(scores, section.task, aso=False)
+            if level.pairs:
+                # The pair runs better - worse: turn it round to tuned - default (a ratio inverts).
+                (pair,) = level.pairs
+                sign = 1 if pair.a == "tuned" else -1
+                low, high = sorted((sign * pair.low, sign * pair.high))
+                delta = (f"{difference_words(level, sign * pair.difference)} [{difference_words(level, low)}, "
+                         f"{difference_words(level, high)}]")
+        params = parameter_words(info.get("params") or {})
+        rows.append([model, cell(default), cell(tuned), delta, same, str(info.get("trials")), params])
+    relative = metric in POSITIVE_METRICS
+    return (["model", f"default: test {metric} (n)", f"tuned: test {metric} (n)",
+             "tuned / default [95% CI]" if relative else "tuned − default [95% CI]",
+             "same seeds", "trials", "best parameters"], rows)
 
 
 def across_blocks(doc: Document, sections: list[DataSection], out: Path, plots: bool, resamples: int) -> None:
@@ -1232,7 +1246,8 @@ def provenance(records: list[dict], command: str | None, report: str | None = No
 
     def data_words(r):
         files = ", ".join(sorted({Path(str(v)).name for v in ((r.get("data") or {}).get("files") or {}).values() if v}))
-        return f"{r.get('dataset')} {r.get('data_fingerprint')}" + (f" ({files})" if files else "")
+        return (f"{r.get('dataset')} {r.get('data_fingerprint')}" + (f" ({files})" if files else "")
+                + vectors_words(r))
     lines = [f"command: `{command}`" if command else None,
              f"this report again (from its folder; data files by name, fingerprints below): `{report}`"
              if report else None,
@@ -1314,6 +1329,8 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
         group = [r for r in records if data_key(r) == key]
         section = compute_section(frame, group, label, slug(label), out, plots, statistics, resamples, ropes)
         write_tables(section, out)
+        write_summary(out, section.stem, section.label, section.task.metric, summary_rows(section),
+                      tuned_table(section))  # summary_<data>.tex: the tables for a paper
         sections.append(section)
     doc = Document("seqbench comparison")
     verdicts = [c.verdict for s in sections for c in s.comparisons]

@@ -62,6 +62,65 @@ def _config_dir() -> str:
 
 CONFIG_DIR = _config_dir()
 
+# The user's own config folders (``--config-dir DIR``, the way to name one's data set once): every
+# command composes with them, and the processes a command starts (a sweep's plan, a search's
+# workers) inherit them through this variable.
+CONFIG_DIRS_ENV = "SEQBENCH_CONFIG_DIRS"
+
+
+def user_config_dirs() -> list[str]:
+    return [d for d in os.environ.get(CONFIG_DIRS_ENV, "").split(os.pathsep) if d]
+
+
+def take_config_dirs(argv: list[str]) -> list[str]:
+    """``argv`` without ``--config-dir DIR`` / ``-cd DIR`` / ``--config-dir=DIR``; the folders,
+    absolute, join ``user_config_dirs()`` for this process and the ones it starts."""
+    rest, dirs, skip = [], [], False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if arg in ("--config-dir", "-cd") and i + 1 < len(argv):
+            dirs.append(argv[i + 1])
+            skip = True
+        elif arg.startswith("--config-dir="):
+            dirs.append(arg.split("=", 1)[1])
+        else:
+            rest.append(arg)
+    if dirs:
+        known = user_config_dirs()
+        added = [str(Path(d).expanduser().resolve()) for d in dirs]
+        os.environ[CONFIG_DIRS_ENV] = os.pathsep.join(dict.fromkeys([*known, *added]))
+    return rest
+
+
+def search_path(extra_dirs: list[str] | None = None) -> list[str]:
+    """The ``hydra.searchpath`` override that adds the user's config folders (none: [])."""
+    dirs = list(dict.fromkeys([*(extra_dirs or []), *user_config_dirs()]))
+    return [f"hydra.searchpath=[{','.join('file://' + str(Path(d).resolve()) for d in dirs)}]"] if dirs else []
+
+
+def compose_configs(jobs: list[list[str]], return_hydra_config: bool = False, extra_dirs: list[str] | None = None):
+    """The composed config of each job's overrides, as ``seqbench`` composes a run: the shipped
+    configs and the user's config folders; Hydra set up once for all of them."""
+    from hydra import compose, initialize_config_dir
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return [compose(config_name="config", overrides=[*search_path(extra_dirs), *job],
+                        return_hydra_config=return_hydra_config) for job in jobs]
+
+
+def recorded_variant(name: str) -> str:
+    """The variant name runs of ``model=<name>`` are recorded under (``bilstm_attn`` ->
+    ``bilstm_attn_additive``); a name that is no model config (a recorded name already) as it is."""
+    from omegaconf import OmegaConf
+    from .names import register_resolvers, variant_of
+    register_resolvers()
+    try:
+        cfg = compose_configs([[f"model={name}"]])[0]
+        return variant_of(OmegaConf.to_container(cfg.model, resolve=True))
+    except Exception:  # not a model config here: a name as records spell it
+        return name
+
 
 def quiet_third_party() -> None:
     """Keep normal output for seqbench's own lines: no deprecation chatter from libraries."""

@@ -61,6 +61,7 @@ from pathlib import Path
 
 from . import SeqbenchError
 from .files import check_regular
+from .names import variant_of
 from .runtime import Interrupted, argument_parser, at_least_one, default_threads, entry_point, stop_on_signals
 
 log = logging.getLogger(__name__)
@@ -292,11 +293,10 @@ def compose(config_dir: str, overrides: list[str], extra_dirs: list[str] | None 
 
     from .names import register_resolvers
     register_resolvers()
+    from .runtime import search_path
     overrides, space = space_overrides(overrides)
-    search_path = [f"hydra.searchpath=[{','.join('file://' + str(Path(d).resolve()) for d in extra_dirs)}]"] \
-        if extra_dirs else []
     with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
-        cfg = hydra_compose(config_name="config", overrides=[*search_path, *overrides])
+        cfg = hydra_compose(config_name="config", overrides=[*search_path(extra_dirs), *overrides])
     if space:
         if not cfg.get("hparams_search"):
             raise SearchSpaceError(f"{SPACE_PREFIX}...: name the search first, hparams_search=<name>")
@@ -389,6 +389,29 @@ def variant_seed(settings: dict, variant: str) -> int:
     return zlib.crc32(f"{int(settings['sampler_seed'])}:{variant}".encode()) % 1_000_000_007
 
 
+def startup_trials(settings: dict) -> int:
+    """The sampler's random start-up: ``startup_trials``, at most a third of the budget (so that
+    the model-based part has trials at all)."""
+    return min(int(settings.get("startup_trials", 5)), max(1, int(settings["trials"]) // 3))
+
+
+def budget_warnings(settings: dict) -> list[str]:
+    """What a budget too small for its sampler or its pruner leaves undone, said before it starts."""
+    trials = int(settings["trials"])
+    asked, startup = int(settings.get("startup_trials", 5)), startup_trials(settings)
+    pruner = int(settings.get("pruner_startup_trials", 3))
+    out = []
+    if startup < asked or trials - startup < 2:
+        out.append(f"hparams_search.trials={trials} leaves {startup} random start-up trial(s) of the {asked} asked "
+                   f"(startup_trials) and {trials - startup} guided by the TPE sampler, which then models the space "
+                   f"from {startup} point(s): close to a random search; at least {3 * asked} trials let it leave "
+                   f"its start-up as configured")
+    if trials <= pruner:
+        out.append(f"hparams_search.trials={trials}: the pruner never prunes (it starts after "
+                   f"{pruner} complete trials, pruner_startup_trials); every trial trains to its end")
+    return out
+
+
 def open_study(settings: dict, root: Path, dataset: str, name: str, direction: str, finished: int = 0,
                variant: str = ""):
     """The study called ``name`` (created if new). The sampler's seed moves on with the trials
@@ -396,7 +419,7 @@ def open_study(settings: dict, root: Path, dataset: str, name: str, direction: s
     import optuna
     storage = open_storage(settings, root, dataset)
     trials = int(settings.get("trials", 1))
-    startup = min(int(settings.get("startup_trials", 5)), max(1, trials // 3))
+    startup = startup_trials(settings)
     sampler = optuna.samplers.TPESampler(seed=variant_seed(settings, variant) + finished, n_startup_trials=startup)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=int(settings.get("pruner_startup_trials", 3)),
                                          n_warmup_steps=int(settings.get("pruner_warmup_epochs", 2)))
@@ -787,7 +810,7 @@ def choose_robustly(study, settings: dict, config_dir: str, overrides: list[str]
             runs.append({"trial": trial.number, "seed": seed, "epochs": epochs, "cut": cut,
                          "seconds": sum(s for s in record.get("epoch_seconds") or [] if s),
                          "value": None if cut or value is None or not math.isfinite(value) else value})
-            print(f"{variant}: choice re-run of trial {trial.number} (as numbered in studies.md) on seed {seed}: "
+            print(f"{variant}: choice re-run of trial {trial.user_attrs.get('k', trial.number + 1)} on seed {seed}: "
                   + (f"val {metric} {_value(value)}" if value is not None else record.get("status", "?"))
                   + (" (cut by the budget: its score not counted)" if cut else ""), flush=True)
     study.set_user_attr("choice", {"candidates": [t.number for t in candidates], "runs": runs, "epochs": spent})
@@ -860,7 +883,9 @@ def summarise(study, seconds: float | None = None, max_failed: int | None = None
             "duplicates": duplicates, "finished_distinct": len(finished),
             "epochs": sum(epochs) + sum(r["epochs"] for r in choice_runs), "search_epochs": sum(epochs),
             "choice_epochs": sum(r["epochs"] for r in choice_runs), "bound": bound,
-            "failed": failed, "best_value": best_value, "best_trial": best.number if best else None,
+            "failed": failed, "best_value": best_value,
+            # numbered as the log counts trials (the k-th distinct finished one), not Optuna's 0-based ids
+            "best_trial": best.user_attrs.get("k", best.number + 1) if best else None,
             "best_params": best.params if best else None, "choice": choice,
             # every distinct finished trial's best validation score, in trial order (budget curves)
             "trial_values": [t.value if t.state.name == "COMPLETE" else t.user_attrs.get("val_best")
@@ -1058,7 +1083,7 @@ def _search_or_error(*args) -> dict:
 
 
 def search_plan_line(root: Path, base, variants: list[str], settings: dict, jobs: int,
-                     default_runs: list[str] | tuple = ()) -> str:
+                     default_runs: list[str] | tuple = (), recorded: dict[str, str] | None = None) -> str:
     """Before the search starts: the trials and retrainings already finished (under the search
     folder and the output root), and the time the rest takes at the median wall time of finished
     runs of the same model on this data set (search trials included, and the ``--default-runs``
@@ -1073,9 +1098,15 @@ def search_plan_line(root: Path, base, variants: list[str], settings: dict, jobs
     trials, retrains = int(settings["trials"]), len(settings.get("retrain_seeds") or [])
     budget_epochs = settings.get("budget_epochs")
     left, seconds, done = 0, 0.0, 0
-    unknown = []
+    unknown, outside = [], []
     for variant in variants:
-        own = [r for r in records if r.get("model") == variant]
+        own = [r for r in records if r.get("model") == (recorded or {}).get(variant, variant)]
+        # Timed by the runs inside the given space where there are any (a smaller hidden size trains faster).
+        inside = [r for r in own if in_space(r, settings.get("space") or {})]
+        if inside:
+            own = inside
+        elif own:
+            outside.append(variant)
         # Only this search's trials and retrainings count as finished (the default runs are not part of it).
         finished = min(trials, sum(1 for r in own if r.get("search"))) + min(
             retrains, sum(1 for r in own if r.get("tuned")))
@@ -1098,9 +1129,33 @@ def search_plan_line(root: Path, base, variants: list[str], settings: dict, jobs
     if seconds:
         words += (f"; about {seconds / 60:.0f} min of training at the median time of finished {dataset} runs of the "
                   f"same models" + (f", about {seconds / 60 / jobs:.0f} min with {jobs} at a time" if jobs > 1 else ""))
+    if outside:
+        words += (f"; {', '.join(outside)} timed by runs outside the given space (no run inside it yet): a rough "
+                  f"guide")
     if unknown:
         words += f"; no finished {dataset} run of {', '.join(unknown)} yet to estimate from"
     return words
+
+
+def in_space(record: dict, space: dict) -> bool:
+    """Whether a run's settings lie in the search space, for every key of the space its config has."""
+    config = record.get("config") or {}
+    try:
+        bounds = distributions(space)
+    except SearchSpaceError:
+        return False
+    for key, distribution in bounds.items():
+        node = config
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            continue
+        if hasattr(distribution, "choices"):
+            if node not in distribution.choices:
+                return False
+        elif not (isinstance(node, (int, float)) and distribution.low <= node <= distribution.high):
+            return False
+    return True
 
 
 @entry_point
@@ -1126,13 +1181,16 @@ def main(argv: list[str] | None = None) -> None:
     if not any(o.startswith("hparams_search=") for o in args.overrides):
         raise SeqbenchError("name a search space: hparams_search=<name> (conf/hparams_search/, or your own with "
                             "--config-dir DIR holding hparams_search/<name>.yaml)")
-    extra = [str(Path(d).resolve()) for d in args.config_dir]
+    from .runtime import take_config_dirs, user_config_dirs
+    # Into the environment too: the variant workers, and _composition_error's list of valid options.
+    take_config_dirs([word for folder in args.config_dir for word in ("--config-dir", folder)])
+    args.config_dir = user_config_dirs()
+    extra = list(args.config_dir)
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from .__main__ import _EXTRA_DIRS, _composition_error
+    from .__main__ import _composition_error
     from .config import check_config
-    _EXTRA_DIRS[:] = extra  # where _composition_error looks for the valid options
     try:
         base = compose(CONFIG_DIR, args.overrides, extra)
     except (HydraException, OmegaConfBaseException) as error:  # a wrong group or key: a run's message
@@ -1163,7 +1221,10 @@ def main(argv: list[str] | None = None) -> None:
           f"up to {len(variants) * (int(settings['trials']) + retrain_count)} runs ({args.jobs} variant"
           f"{'s' if args.jobs != 1 else ''} at a time); finished trials and runs are reused; each variant says its "
           f"time left after its first trial", flush=True)
-    print(search_plan_line(root, base, variants, settings, args.jobs, args.default_runs), flush=True)
+    recorded = {v: variant_of(config["model"]) for v, config in configs.items()}  # bilstm_attn -> bilstm_attn_additive
+    print(search_plan_line(root, base, variants, settings, args.jobs, args.default_runs, recorded), flush=True)
+    for warning in budget_warnings(settings):
+        print(f"warning: {warning}", flush=True)
     if args.dry_run:
         return
     stop_on_signals()

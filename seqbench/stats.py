@@ -329,26 +329,44 @@ def aso_epsilon(a: np.ndarray, b: np.ndarray, higher_is_better: bool, comparison
                          num_bootstrap_iterations=iterations, seed=seed, show_progress=False))
 
 
-def far_seeds(level: SeedLevel) -> list[tuple[str, object, float, float]]:
+def far_seeds(level: SeedLevel, floors: dict[str, float] | None = None) -> list[tuple[str, object, float, float]]:
     """(variant, seed, score, robust z) for a seed more than ``OUTLIER_ROBUST_SDS`` robust sds from
     its variant's median, on the test's scale. The robust sd is the variant's MAD x 1.4826, never
-    below the median of the variants' (two seeds that happen to agree would make any third look
-    far). A pointer to look at, not a test: with normal seeds it names one in ~15% of variants at
-    3 seeds, ~9% at 5, ~6% at 8."""
+    below a floor (two seeds that happen to agree would make any third look far): ``floors[v]``, the
+    sampling sd of the variant's own score on this test set (``test_set_sd``), so that a run's flag
+    does not move with the other models in the report; else the median of the variants' MADs.
+    A pointer to look at, not a test: with normal seeds it names one in ~15% of variants at 3 seeds,
+    ~9% at 5, ~6% at 8 (with the median floor)."""
     spreads = {v: float(stats.median_abs_deviation(level.transformed(v), scale="normal"))
                for v in level.scores if len(level.scores[v]) >= MIN_SEEDS_FOR_OUTLIERS}
     if not spreads:
         return []
-    floor = float(np.median(list(spreads.values())))
+    median_floor = float(np.median(list(spreads.values())))
     out = []
     for v, spread in spreads.items():
-        robust = max(spread, floor)
+        floor = (floors or {}).get(v)
+        robust = max(spread, median_floor if floor is None or not math.isfinite(floor) else floor)
         values = level.transformed(v)
         centre = float(np.median(values))
         for (s, raw), x in zip(level.scores[v].items(), values):
             if robust > 0 and abs(x - centre) > OUTLIER_ROBUST_SDS * robust:
                 out.append((v, s, raw, (x - centre) / robust))
     return out
+
+
+def test_set_sd(examples: "pd.DataFrame", log_scale: bool) -> float:
+    """The sampling sd of a score that is the mean of per-example scores (examples x seeds), from
+    the test set alone: per seed sd(example scores) / sqrt(n), the median over seeds; on the log
+    scale (errors) relative to the mean (delta method). NaN where it cannot be had."""
+    values = []
+    for seed in examples.columns:
+        column = examples[seed].dropna().to_numpy(dtype=float)
+        if len(column) < 2:
+            continue
+        sd = float(np.std(column, ddof=1)) / math.sqrt(len(column))
+        mean = float(np.mean(column))
+        values.append(sd / mean if log_scale and mean > 0 else (math.nan if log_scale else sd))
+    return float(np.median(values)) if values else math.nan
 
 
 def seeds_needed(seed_sd: float, n: int, difference: float, alpha: float = ALPHA, power: float = 0.8) -> dict:

@@ -26,6 +26,7 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 
 from . import SeqbenchError
 from .data.declare import DataSpec, build_datamodule
+from .data.vectors import load_pretrained
 from .identity import Prepared, interpolation_sources, variant_name
 from .plan import CHECKPOINT_DIR, Claim, Fresh, Resume, copy_beside, release_folder, set_aside
 from .record import (PREDICTIONS_NAME, RECORD_NAME, atomic_write, current_rss_mb, git_commit, hardware,
@@ -294,6 +295,14 @@ def _fit_and_test(context: RunContext, record: dict, keeper: _RecordKeeper, data
     task = build_task(prepared.config, prepared.network, spec, metadata={
         "model": variant_name(prepared.config), "dataset": cfg.dataset.name, "run_key": prepared.identity.key,
         "config_hash": prepared.identity.config_hash, "data_fingerprint": prepared.identity.data})
+    if getattr(datamodule, "corpus", None) is not None:  # dataset.vectors: the embedding starts from them
+        vectors = load_pretrained(task.net.input_layer, prepared.config["dataset"], list(spec.vocabulary),
+                                  datamodule.corpus.splits["train"].ids)
+        if vectors:
+            record["vectors"] = vectors
+            log.info("vectors: %d of %d vocabulary words found (%.1f%%) in %s%s", vectors["found"],
+                     vectors["vocabulary"], 100 * vectors["coverage"], vectors["file"],
+                     ", frozen" if vectors["frozen"] else "")
     record["params"] = sum(p.numel() for p in task.net.parameters())
     trainer, checkpoint = build_trainer(context, task, datamodule, output_dir, stats,
                                         RecordWriter(keeper.save, record, stats))
@@ -309,7 +318,9 @@ def _fit_and_test(context: RunContext, record: dict, keeper: _RecordKeeper, data
     if context.evaluate_test:
         _test_once(record, task, trainer, datamodule, checkpoint, output_dir, spec, context.rank_zero)
     record["status"] = "done"
-    record["tensorboard"] = getattr(trainer.logger, "log_dir", None)
+    log_dir = getattr(trainer.logger, "log_dir", None)
+    # absolute: a sweep's TensorBoard root is relative to the folder the sweep started in
+    record["tensorboard"] = str(Path(log_dir).absolute()) if log_dir else None
     return task, trainer
 
 

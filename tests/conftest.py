@@ -33,8 +33,10 @@ def compose_config(tmp_path):
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory, monkeypatch):
-    """Downloads and token caches of unit tests go to a temporary folder, never ~/.cache."""
+    """Downloads and token caches of unit tests go to a temporary folder, never ~/.cache; a test's
+    --config-dir (kept in the environment for child processes) ends with the test."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "xdg-cache"))
+    monkeypatch.setenv("SEQBENCH_CONFIG_DIRS", "")
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,14 @@ def locate_text(source: TextSource, config: dict) -> LocatedData:
     located = source.locate(resolve_data_root(config.get("root")))
     files = ({k: str(Path(v).resolve()) for k, v in located.items()} if isinstance(located, dict)
              else {"data": str(Path(located).resolve())})
-    return LocatedData(located, data_fingerprint(source, located), files)
+    fingerprint = data_fingerprint(source, located)
+    if config.get("vectors"):  # pretrained vectors are input data: their contents join the fingerprint
+        from ..record import content_digest, short_hash
+        from .vectors import vectors_path
+        vectors = vectors_path(config["vectors"])
+        files["vectors"] = str(vectors)
+        fingerprint = short_hash({"texts": fingerprint, "vectors": content_digest([vectors])})
+    return LocatedData(located, fingerprint, files)
 
 
 def text_dataset(name: str, schema: type, source_of: Callable[[dict], TextSource]) -> DatasetEntry:
