@@ -12,7 +12,9 @@ later makes a new run, never a reused one.
 
 Defaults have one home. The keys every model has, and each encoder's own keys, take their defaults
 from the YAML files in ``conf/model/`` that Hydra composes (``model_defaults``); the schemas read
-them there. Which encoder a model config trains (``cell``) has no default at all.
+them there. Which encoder a model config trains (``cell``) has no default at all. A data set's
+schema has no defaults: every value comes from its YAML, ``conf/dataset/<kind>.yaml``
+(``dataset_defaults``), and a key neither the config nor that YAML sets is refused in one line.
 """
 from __future__ import annotations
 
@@ -38,18 +40,23 @@ def choose(kind: str, name, registry) -> Any:
     return registry[name]
 
 
-def not_identity(default=None):
-    """A schema field that does not change what a run computes: left out of the config hash."""
-    return field(default=default, metadata={"identity": False})
+def not_identity():
+    """A data set schema field that does not change what a run computes: left out of the config
+    hash. No default: its value comes from the data set's YAML, like every data set key's."""
+    return field(metadata={"identity": False})
 
 
+# Checks for a schema's __post_init__, each raising a ConfigError of one line that names the key
+# as the user writes it (``where`` is the group: "dataset", "model").
 def check_positive(where: str, **values) -> None:
+    """Each value a number > 0 (None: not set, allowed)."""
     for key, value in values.items():
         if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0):
             raise ConfigError(f"{where}.{key}={value!r}: must be a number > 0")
 
 
-def _fraction(where: str, key: str, value, low_open: bool, high_open: bool) -> None:
+def check_fraction(where: str, key: str, value, low_open: bool, high_open: bool) -> None:
+    """``value`` in [0, 1], each end open or closed: ``check_fraction("dataset", "dropout", v, False, True)`` is [0, 1)."""
     low_ok = value > 0 if low_open else value >= 0
     high_ok = value < 1 if high_open else value <= 1
     if not isinstance(value, (int, float)) or not (low_ok and high_ok):
@@ -61,28 +68,29 @@ def _fraction(where: str, key: str, value, low_open: bool, high_open: bool) -> N
 @dataclass
 class DatasetSchema:
     """Keys every data set has: the optimiser and trainer defaults that suit it, and the
-    model defaults (embedding size, dropout) the model configs read from it."""
-    name: str = ""                   # the data set's name in tables and folders (dataset.name=my_reviews)
-    kind: str | None = None          # which registered data set (seqbench/datasets/); null: the name
-    # Where the defaults in this file come from, said in every table's budget line.
+    model defaults (embedding size, dropout) the model configs read from it. Values: the data
+    set's YAML (``dataset_defaults``); a data set schema gives keys, types and checks, no defaults."""
+    name: str                        # the data set's name in tables and folders (dataset.name=my_reviews)
+    kind: str | None                 # which registered data set (seqbench/datasets/); null: the name
+    # Where the defaults in its YAML come from, said in every table's budget line.
     defaults_from: str | None = not_identity()
-    batch_size: int = 32
+    batch_size: int
     eval_batch_size: int | None = not_identity()
-    num_workers: int = not_identity(0)
-    lr: float = 1e-3
-    max_epochs: int = 10
-    embedding_dim: int = 128
-    embedding_dropout: float = 0.0
-    dropout: float = 0.0
+    num_workers: int = not_identity()
+    lr: float
+    max_epochs: int
+    embedding_dim: int
+    embedding_dropout: float
+    dropout: float
 
     def __post_init__(self):
         check_positive("dataset", batch_size=self.batch_size, eval_batch_size=self.eval_batch_size, lr=self.lr,
-                  max_epochs=self.max_epochs)
+                       max_epochs=self.max_epochs, embedding_dim=self.embedding_dim)
         if not isinstance(self.num_workers, int) or self.num_workers < 0:
             raise ConfigError(f"dataset.num_workers={self.num_workers!r}: must be an integer >= 0")
         # The model configs read these by interpolation: check them here, under the name the user set.
-        _fraction("dataset", "dropout", self.dropout, low_open=False, high_open=True)
-        _fraction("dataset", "embedding_dropout", self.embedding_dropout, low_open=False, high_open=True)
+        check_fraction("dataset", "dropout", self.dropout, low_open=False, high_open=True)
+        check_fraction("dataset", "embedding_dropout", self.embedding_dropout, low_open=False, high_open=True)
 
 
 # ---------------------------------------------------------------------------------------- model
@@ -91,22 +99,47 @@ ATTENTION_NAMES = ("additive", "concat", "scaled_dot")   # seqbench.models.atten
 _DATASET_LINK = re.compile(r"\$\{dataset\.(\w+)\}")
 
 
+def _read_yaml(path) -> dict:
+    import yaml
+    with open(path, encoding="utf-8") as stream:
+        return yaml.safe_load(stream) or {}
+
+
+def _yaml_values(path) -> dict:
+    """The values a config file sets itself (its Hydra ``defaults`` list aside)."""
+    return {key: value for key, value in _read_yaml(path).items() if key != "defaults"}
+
+
+def default_dataset() -> str:
+    """The data set a run takes when it names none: ``conf/config.yaml``'s ``defaults`` list."""
+    from .runtime import CONFIG_DIR
+    entries = _read_yaml(f"{CONFIG_DIR}/config.yaml").get("defaults") or []
+    return next(entry["dataset"] for entry in entries if isinstance(entry, dict) and "dataset" in entry)
+
+
+def dataset_defaults(kind: str) -> dict:
+    """The values ``conf/dataset/<kind>.yaml`` sets: the one home of a registered data set's
+    defaults (its schema has none). Empty for a data set whose YAML is elsewhere (a config
+    folder of yours): its configs then give every key, as a composed one does."""
+    from pathlib import Path
+
+    from .runtime import CONFIG_DIR
+    path = Path(CONFIG_DIR, "dataset", f"{kind}.yaml")
+    return _yaml_values(path) if path.is_file() else {}
+
+
 def model_defaults(name: str) -> dict:
     """The values ``conf/model/<name>.yaml`` sets itself (its Hydra ``defaults`` list aside): where
     a model schema reads its defaults, so that each default has one home, the file Hydra composes
     and the command line overrides. A value read from the data set (``${dataset.dropout}``) is the
-    data set schema's default here; in a run it is the run's data set's value."""
-    import yaml
-
+    default data set's value here (``conf/config.yaml``); in a run it is the run's data set's value."""
     from .runtime import CONFIG_DIR
-    with open(f"{CONFIG_DIR}/model/{name}.yaml", encoding="utf-8") as stream:
-        values = yaml.safe_load(stream) or {}
-    dataset_defaults = {f.name: f.default for f in fields(DatasetSchema)}
+    values = _yaml_values(f"{CONFIG_DIR}/model/{name}.yaml")
+    linked = dataset_defaults(default_dataset())
     out = {}
     for key, value in values.items():
         link = _DATASET_LINK.fullmatch(value) if isinstance(value, str) else None
-        if key != "defaults":
-            out[key] = dataset_defaults[link[1]] if link else value
+        out[key] = linked[link[1]] if link else value
     return out
 
 
@@ -141,8 +174,8 @@ class NetworkSchema:
             value = getattr(self, key)
             if value is not None and not isinstance(value, int):
                 raise ConfigError(f"model.{key}={value!r}: must be a whole number")
-        _fraction("model", "dropout", self.dropout, low_open=False, high_open=True)
-        _fraction("model", "embedding_dropout", self.embedding_dropout, low_open=False, high_open=True)
+        check_fraction("model", "dropout", self.dropout, low_open=False, high_open=True)
+        check_fraction("model", "embedding_dropout", self.embedding_dropout, low_open=False, high_open=True)
         if not isinstance(self.bidirectional, bool):
             raise ConfigError(f"model.bidirectional={self.bidirectional!r}: must be true or false")
         if self.pooling not in POOLINGS:
@@ -176,11 +209,8 @@ def filled_model_config(model: dict, dataset: dict) -> dict:
     a model config including ``_shared.yaml`` would have (read from the run's data set where that
     file reads it), else its schema's default. What a run trains with, all of it in its record and
     its config hash: a default changed later makes the next run a new one."""
-    import yaml
-
     from .runtime import CONFIG_DIR
-    with open(f"{CONFIG_DIR}/model/_shared.yaml", encoding="utf-8") as stream:
-        shared = yaml.safe_load(stream) or {}
+    shared = _read_yaml(f"{CONFIG_DIR}/model/_shared.yaml")
     links = {k: _DATASET_LINK.fullmatch(v)[1] for k, v in shared.items()
              if isinstance(v, str) and _DATASET_LINK.fullmatch(v)}
     given = {**{k: dataset[source] for k, source in links.items() if k not in model and source in dataset}, **model}
@@ -188,8 +218,25 @@ def filled_model_config(model: dict, dataset: dict) -> dict:
 
 
 def filled_dataset_config(dataset: dict) -> dict:
-    """A data set config with every key its schema has (see ``filled_model_config``)."""
-    return dataclasses.asdict(_build(dataset_schema(dataset), "dataset", dataset))
+    """A data set config with every key its schema has, a key it leaves out taking its data set's
+    YAML value (see ``filled_model_config``)."""
+    return dataclasses.asdict(build_dataset(dataset))
+
+
+def build_dataset(dataset: dict):
+    """The schema instance of a data set config: a key the config leaves out takes the value in
+    its data set's YAML (``dataset_defaults``; the schema has no default to fall back on), and a
+    key neither sets is refused in one line naming it."""
+    schema = dataset_schema(dataset)
+    kind = dataset.get("kind") or dataset.get("name")
+    values = {**dataset_defaults(kind), **dataset}
+    _check_keys("dataset", values, {f.name for f in fields(schema)})
+    missing = [f.name for f in fields(schema) if f.name not in values]
+    if missing:
+        raise ConfigError(f"dataset.{missing[0]} is missing: the data set {kind!r} takes every value from its YAML "
+                          f"(conf/dataset/{kind}.yaml, or your dataset config), which does not set it; add "
+                          f"'{missing[0]}: <value>' there or give dataset.{missing[0]}=VALUE")
+    return _build(schema, "dataset", values)
 
 
 # -------------------------------------------------------------------------------------- datasets
@@ -201,11 +248,11 @@ class TextDatasetSchema(DatasetSchema):
     # Pretrained word vectors (seqbench/data/vectors.py): the file's contents are part of the data
     # fingerprint, not its path; freezing counts only where there are vectors to freeze.
     vectors: str | None = not_identity()
-    freeze_vectors: bool = field(default=False, metadata={"identity_with": "vectors"})
-    max_len: int = 400
-    vocab_size: int = 25000
-    min_freq: int = 1
-    val_fraction: float = 0.1
+    freeze_vectors: bool = field(metadata={"identity_with": "vectors"})
+    max_len: int
+    vocab_size: int
+    min_freq: int
+    val_fraction: float
 
     def __post_init__(self):
         super().__post_init__()
@@ -213,7 +260,7 @@ class TextDatasetSchema(DatasetSchema):
         if not isinstance(self.vocab_size, int) or self.vocab_size < 3:
             raise ConfigError(f"dataset.vocab_size={self.vocab_size!r}: must be an integer >= 3 "
                               f"(<pad>, <unk> and at least one word)")
-        _fraction("dataset", "val_fraction", self.val_fraction, low_open=True, high_open=True)
+        check_fraction("dataset", "val_fraction", self.val_fraction, low_open=True, high_open=True)
         if self.vectors is not None and not isinstance(self.vectors, str):
             raise ConfigError(f"dataset.vectors={self.vectors!r}: the path of a vectors file (or null)")
         if not isinstance(self.freeze_vectors, bool):
@@ -224,28 +271,14 @@ class TextDatasetSchema(DatasetSchema):
 class GeneratedDatasetSchema(DatasetSchema):
     """Synthetic data: train/validation drawn from the run's seed, the test set from its own
     ``test_seed`` (the same for every run, so seeds vary initialisation, not the test)."""
-    n_train: int = 2000
-    n_val: int = 200
-    n_test: int = 500
-    test_seed: int = 1_000_003
+    n_train: int
+    n_val: int
+    n_test: int
+    test_seed: int
 
     def __post_init__(self):
         super().__post_init__()
         check_positive("dataset", n_train=self.n_train, n_val=self.n_val, n_test=self.n_test)
-
-
-@dataclass
-class MemoryTaskSchema(GeneratedDatasetSchema):
-    length: int = 100
-    fresh_train: bool = True    # a new training set every epoch (drawn from seed and epoch)
-    solved_below: float | None = None   # adding: test MSE that counts as solved
-    solved_above: float | None = None   # copy: accuracy on the recalled symbols that counts as solved
-    symbols: int = 10           # copy: how many symbols to remember
-    alphabet: int = 8           # copy: drawn from this many
-
-    def __post_init__(self):
-        super().__post_init__()
-        check_positive("dataset", length=self.length, symbols=self.symbols, alphabet=self.alphabet)
 
 
 # --------------------------------------------------------------------------------------- trainer
@@ -414,7 +447,7 @@ def check_config(config: dict) -> None:
                           f"weights only), all (best.ckpt and last.ckpt as written)")
     # The data set first: model configs interpolate its dropout, so a bad value is named as the user set it.
     dataset = config.get("dataset") or {}
-    built_dataset = _build(dataset_schema(dataset), "dataset", dataset)
+    built_dataset = build_dataset(dataset)
     network_config(config.get("model") or {})
     trainer = dict(config.get("trainer") or {})
     own = {f.name for f in fields(TrainerSchema)}
@@ -600,7 +633,7 @@ def check_logger(logger) -> None:
 
 def check_dataset(dataset: dict) -> None:
     """A dataset config on its own (eval's), with a run's schemas and messages."""
-    _build(dataset_schema(dataset), "dataset", dataset)
+    build_dataset(dataset)
     check_name("dataset.name", dataset.get("name"))
 
 
@@ -611,7 +644,7 @@ def dataset_schema(dataset: dict):
     try:
         return dataset_entry(kind).schema
     except RegistryError as error:
-        raise ConfigError(str(error)) from None
+        raise ConfigError(f"dataset.{'kind' if dataset.get('kind') else 'name'}: {error}") from None
 
 
 def is_debug_run(trainer: dict) -> bool:

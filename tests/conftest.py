@@ -118,3 +118,21 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def contract_config_dirs() -> list[Path]:
+    """The config folders the contract tests collect from: conf/, examples/*/conf, and the folders
+    in ``SEQBENCH_CONTRACT_CONFIG_DIRS`` (separated by ``:``)."""
+    extra = [Path(p) for p in os.environ.get("SEQBENCH_CONTRACT_CONFIG_DIRS", "").split(":") if p]
+    return [Path(CONFIG_DIR), *sorted(REPO.glob("examples/*/conf")), *extra]
+
+
+def compose_group(config_dir: Path, group: str, name: str) -> dict:
+    """The resolved ``group`` of ``<group>=<name>``, composed as ``seqbench --config-dir`` would."""
+    from omegaconf import OmegaConf
+    overrides = [f"{group}={name}"]
+    if config_dir != Path(CONFIG_DIR):
+        overrides.insert(0, f"hydra.searchpath=[file://{config_dir.resolve()}]")
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    return OmegaConf.to_container(cfg[group], resolve=True)

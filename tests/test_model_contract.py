@@ -15,47 +15,29 @@ names. A model added as the README says (a file in ``seqbench/models/``, a YAML 
 adds the models of a config folder of your own; its Python files are imported from the folder
 above ``model/``'s parent, as ``seqbench --config-dir`` does from the folder you run in.
 """
-import os
 from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 from seqbench.config import ATTENTION_NAMES, ConfigError, network_config
 from seqbench.models import RecurrentNet
 from seqbench.registry import model_entry, models
-from tests.conftest import CONFIG_DIR, REPO
+from tests.conftest import CONFIG_DIR, compose_group, contract_config_dirs
 
 # Small enough to be quick, and divisible by every attention-head count a config uses.
 TINY = {"hidden_size": 8, "embedding_dim": 6, "num_layers": 2}
-
-
-def config_dirs() -> list[Path]:
-    extra = [Path(p) for p in os.environ.get("SEQBENCH_CONTRACT_CONFIG_DIRS", "").split(":") if p]
-    return [Path(CONFIG_DIR), *sorted(REPO.glob("examples/*/conf")), *extra]
-
-
-def compose_model(config_dir: Path, name: str) -> dict:
-    """The resolved model group of ``model=<name>``, composed as ``seqbench --config-dir`` would."""
-    overrides = [f"model={name}"]
-    if config_dir != Path(CONFIG_DIR):
-        overrides.insert(0, f"hydra.searchpath=[file://{config_dir.resolve()}]")
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
-    return OmegaConf.to_container(cfg.model, resolve=True)
 
 
 def contract_cases() -> list:
     """One case per model config (its file's name is the test id), then one per registered encoder
     that no config names (its registered name)."""
     cases, named = [], set()
-    for config_dir in config_dirs():
+    for config_dir in contract_config_dirs():
         for path in sorted((config_dir / "model").glob("*.yaml")):
             if path.stem.startswith("_"):
                 continue  # keys a model config includes, not a model
-            values = compose_model(config_dir, path.stem)
+            values = compose_group(config_dir, "model", path.stem)
             named.add(values.get("cell"))
             folder = None if config_dir == Path(CONFIG_DIR) else config_dir.parent
             cases.append(pytest.param((values, folder), id=path.stem))

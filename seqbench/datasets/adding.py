@@ -4,14 +4,28 @@ exactly two steps are marked, one in each half; the target, read after the last 
 sum of the two marked numbers."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
-from ..config import MemoryTaskSchema
+from ..config import GeneratedDatasetSchema, check_positive
 from ..data.declare import DataSpec, generated_dataset
 
 # The adding problem's baseline: always answer the mean of the target, 1.0. The sum of two
 # independent U(0, 1) has variance 2/12, so that baseline's MSE is 1/6 ~ 0.167.
 ADDING_BASELINE_MSE = 1.0 / 6.0
+
+
+@dataclass
+class AddingSchema(GeneratedDatasetSchema):
+    """The adding problem's own keys (values: conf/dataset/adding.yaml)."""
+    length: int
+    fresh_train: bool                 # a new training set every epoch (drawn from seed and epoch)
+    solved_below: float | None        # the test MSE that counts as solved
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_positive("dataset", length=self.length)
 
 
 def make_adding(count: int, length: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -43,5 +57,5 @@ def _spec(config: dict) -> DataSpec:
     return DataSpec("last_step_regression", num_outputs=1, input_dim=2, baselines={"mse": ADDING_BASELINE_MSE})
 
 
-generated_dataset("adding", MemoryTaskSchema, "last_step_regression", _make, _spec,
+generated_dataset("adding", AddingSchema, "last_step_regression", _make, _spec,
                   test_set_keys=("length", "n_test", "test_seed"), fresh_train=lambda config: config["fresh_train"])

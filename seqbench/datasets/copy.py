@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
-from ..config import MemoryTaskSchema
+from ..config import ConfigError, GeneratedDatasetSchema, check_positive
 from ..data.declare import DataSpec, generated_dataset
 
 # Copy task token ids (0 is padding, as for text): BLANK, then the alphabet, then the delimiter.
 COPY_BLANK = 1
+
+
+@dataclass
+class CopySchema(GeneratedDatasetSchema):
+    """The copy task's own keys (values: conf/dataset/copy.yaml)."""
+    length: int
+    symbols: int                      # how many symbols to remember
+    alphabet: int                     # drawn from this many
+    fresh_train: bool                 # a new training set every epoch (drawn from seed and epoch)
+    solved_above: float | None        # the accuracy on the recalled symbols that counts as solved
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_positive("dataset", length=self.length, symbols=self.symbols, alphabet=self.alphabet)
+        if self.solved_above is not None and not 0 < self.solved_above <= 1:
+            raise ConfigError(f"dataset.solved_above={self.solved_above!r}: an accuracy, must be in (0, 1]")
 
 
 def copy_vocabulary(alphabet: int) -> dict[str, int]:
@@ -57,6 +74,6 @@ def _spec(config: dict) -> DataSpec:
                                "acc": 1.0 / alphabet})
 
 
-generated_dataset("copy", MemoryTaskSchema, "per_step_classification", _make, _spec,
+generated_dataset("copy", CopySchema, "per_step_classification", _make, _spec,
                   test_set_keys=("length", "symbols", "alphabet", "n_test", "test_seed"),
                   fresh_train=lambda config: config["fresh_train"])

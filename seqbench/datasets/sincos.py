@@ -13,11 +13,12 @@ from ..data.declare import DataSpec, generated_dataset
 
 @dataclass
 class SinCosSchema(GeneratedDatasetSchema):
-    """sin -> cos's own keys: the signal's length, frequency and step, and the steps not scored."""
-    seq_len: int = 60
-    omega: float = 1.0
-    dt: float = 0.2
-    warmup_steps: int = 10
+    """sin -> cos's own keys: the signal's length, frequency and step, and the steps not scored
+    (values: conf/dataset/sincos.yaml)."""
+    seq_len: int
+    omega: float
+    dt: float
+    warmup_steps: int
 
     def __post_init__(self):
         super().__post_init__()

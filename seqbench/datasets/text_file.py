@@ -21,17 +21,18 @@ FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 @dataclass
 class TextFileSchema(TextDatasetSchema):
-    """Your files' own keys: where they are, which columns, which encoding."""
+    """Your files' own keys: where they are, which columns, which encoding (values:
+    conf/dataset/text_file.yaml)."""
     # The files' contents are part of the data fingerprint; their paths are not the data.
     train: str | None = not_identity()
     val: str | None = not_identity()
     test: str | None = not_identity()
-    text_column: str = "text"
-    label_column: str = "label"
-    encoding: str = "utf-8"
+    text_column: str
+    label_column: str
+    encoding: str
     # true: quoted fields with line breaks are texts, not a stray quote merging rows (the files read
     # the same either way whenever the check passes, so it is not part of a run's identity)
-    multiline_text: bool = not_identity(False)
+    multiline_text: bool = not_identity()
 
     def __post_init__(self):
         super().__post_init__()
