@@ -647,6 +647,15 @@ def dataset_schema(dataset: dict):
         raise ConfigError(f"dataset.{'kind' if dataset.get('kind') else 'name'}: {error}") from None
 
 
+def recorded_dataset_config(dataset: dict) -> dict:
+    """A data set config read from a record, as today's schema takes it: the keys its schema no
+    longer declares left out (a memory run recorded while adding and copy shared one schema carries
+    the other task's keys, which never changed what it computed) and the token cache's folder
+    too (a record's folder is no place to write to: the cache goes to the default place)."""
+    known = {f.name for f in fields(dataset_schema(dataset))}
+    return {k: v for k, v in dataset.items() if k in known and k != "cache_dir"}
+
+
 def is_debug_run(trainer: dict) -> bool:
     """fast_dev_run, overfit_batches or limit_*_batches: a quick look, not a result."""
     if trainer.get("fast_dev_run") or trainer.get("overfit_batches"):

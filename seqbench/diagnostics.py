@@ -72,7 +72,7 @@ def trained_and_untrained(run: str | Path, batch: int = 32, seed: int = 0) -> tu
     direction) after training, and the same architecture freshly initialised (with the run's own
     init rules), both driven by the run's own test inputs through its trained input layer."""
     from . import SeqbenchError
-    from .config import check_dataset
+    from .config import check_dataset, recorded_dataset_config
     from .explain import find_checkpoint, load_checkpoint
     from .models import RecurrentNet, network_config
     from .record import read_record
@@ -80,8 +80,7 @@ def trained_and_untrained(run: str | Path, batch: int = 32, seed: int = 0) -> tu
     path = find_checkpoint(run)
     record_path = Path(run) / "record.json" if Path(run).is_dir() else path.parent.parent / "record.json"
     record = read_record(record_path)
-    dataset = dict((record.get("config") or {}).get("dataset") or {})
-    dataset.pop("cache_dir", None)  # a record's folder is no place to write to: the default cache
+    dataset = recorded_dataset_config(dict((record.get("config") or {}).get("dataset") or {}))
     check_dataset(dataset)
     checkpoint = load_checkpoint(path)
     meta = checkpoint.get("seqbench") if isinstance(checkpoint, dict) else None

@@ -105,7 +105,8 @@ def _dataset_config(record: dict, overrides: list[str]) -> tuple[dict, str | Non
     else:
         # Where the run kept its token cache is the record's word, and eval writes only beside the
         # run (or where you say): the cache goes to the default place unless you set dataset.cache_dir.
-        dataset.pop("cache_dir", None)
+        from .config import recorded_dataset_config
+        dataset = recorded_dataset_config(dataset)
     for key, value, delete in keys:
         if delete:
             dataset.pop(key, None)

@@ -222,3 +222,19 @@ def test_runs_on_different_lengths_are_never_paired_and_each_length_gets_its_ver
     assert "Not ranked: adding (several test sets)" in text
     table = pd.read_csv(tmp_path / "out" / "summary_adding.csv")   # "vs best" within each length
     assert sorted(table.loc[table["vs_best"] == 1, "model"]) == ["lstm (dataset.length=100)", "lstm (dataset.length=50)"]
+
+
+def test_a_memory_run_recorded_under_the_shared_schema_is_still_read_for_eval():
+    """Adding and copy once shared one schema, so their records carry each other's keys; eval and
+    the diagnostics read such a record as today's schema takes it."""
+    import json
+
+    from seqbench.config import ConfigError, check_dataset, recorded_dataset_config
+    from tests.conftest import REPO
+    record = json.loads(next((REPO / "results" / "runs" / "adding").glob("*/record.json")).read_text())
+    dataset = record["config"]["dataset"]
+    assert "solved_above" in dataset and "symbols" in dataset   # the copy task's keys
+    with pytest.raises(ConfigError, match="unknown key"):
+        check_dataset(dict(dataset))
+    check_dataset(recorded_dataset_config(dataset))
+    assert "cache_dir" not in recorded_dataset_config({"name": "trec", "kind": "trec", "cache_dir": "/x"})
