@@ -13,8 +13,8 @@ Workloads (``--workload``):
             kept, flushed) and the sparse one (optimizer.sparse_embedding=true)
   threads   TREC gru steps with 1 and 2 torch threads, on a quiet machine and beside a busy process
   loops     the hand-written GRU's per-step loop, steps taken with x[:, t] (before) and unbind (now)
-  scan      mingru, minlstm and lru layers in model.mode=parallel (the scan over all steps) and
-            sequential (a loop over time): the same function, timed on the memory grid's shapes
+  scan      mingru, minlstm and lru layers in model.mode=sequential (a loop over time), parallel (the
+            scan over all steps) and fused (the loop, backward written out): one function, three ways
   lru       lru and lru_deep (sequential) with the complex state's products before (strided Re/Im
             views, copied) and now (one interleaved real product in, one out)
 
@@ -302,8 +302,9 @@ def spread_caveat(rows: list[dict], tolerance: float = 1.25) -> str:
     return ""
 
 
-MODEL_CELLS = (("gru", None), ("lstm", None), ("mingru", "parallel"), ("mingru", "sequential"),
-               ("minlstm", "parallel"), ("minlstm", "sequential"), ("lru", "parallel"), ("lru", "sequential"),
+SCAN_CELLS = ("mingru", "minlstm", "lru")
+SCAN_MODES = ("sequential", "parallel", "fused")  # the loop through autograd (the baseline) first
+MODEL_CELLS = (("gru", None), ("lstm", None), *((cell, mode) for cell in SCAN_CELLS for mode in SCAN_MODES),
                ("transformer", None))
 
 
@@ -554,7 +555,6 @@ def measure_loops(lengths: list[int], hidden: int, repeats: int) -> dict[int, di
 
 
 # ------------------------------------------------------------------------------------------ scan
-SCAN_CELLS = ("mingru", "minlstm", "lru")
 
 
 def scan_layer(cell: str, size: int, mode: str) -> torch.nn.Module:
@@ -563,22 +563,36 @@ def scan_layer(cell: str, size: int, mode: str) -> torch.nn.Module:
     return LinearRecurrentUnit(size, size, mode=mode) if cell == "lru" else MinRNNLayer(cell, size, size, mode)
 
 
-def measure_scan(lengths: list[int], hidden: int, repeats: int, batch: int = 50) -> dict[tuple[str, int], dict]:
-    """Forward + backward of one layer of each scan cell over T steps, ``model.mode=parallel`` against
-    ``sequential`` (the same parameters, the same function): batch 50 and width ``hidden`` as the
-    memory grid trains them, one thread, denormals flushed. Where the loop wins, a CPU grid should run
-    the cell with ``++model.mode=sequential``."""
+
+
+def measure_scan(lengths: list[int], widths: list[int], repeats: int, batch: int = 50) -> dict[tuple[str, int, int], dict]:
+    """Forward + backward of one layer of each scan cell over T steps in every ``model.mode`` (the same
+    parameters, the same function): batch 50 as the memory grid trains them, one thread, denormals
+    flushed. What ``model.mode=auto`` picks on a CPU follows these ratios."""
     out = {}
     with one_torch_thread():
         for cell in SCAN_CELLS:
-            for length in lengths:
-                torch.manual_seed(0)
-                layers = {mode: scan_layer(cell, hidden, mode) for mode in ("parallel", "sequential")}
-                layers["sequential"].load_state_dict(layers["parallel"].state_dict())
-                x = torch.randn(batch, length, hidden)
-                out[(cell, length)] = interleaved_forward_backward(
-                    {mode: (layer, layer) for mode, layer in layers.items()}, x, repeats)
+            for width in widths:
+                for length in lengths:
+                    torch.manual_seed(0)
+                    layers = {mode: scan_layer(cell, width, mode) for mode in SCAN_MODES}
+                    for layer in layers.values():
+                        layer.load_state_dict(layers[SCAN_MODES[0]].state_dict())
+                    x = torch.randn(batch, length, width)
+                    out[(cell, width, length)] = interleaved_forward_backward(
+                        {mode: (layer, layer) for mode, layer in layers.items()}, x, repeats)
     return out
+
+
+def format_scan(measured: dict[tuple[str, int, int], dict]) -> list[str]:
+    lines = []
+    for (cell, width, length), rows in measured.items():
+        label = f"{cell}, width {width}, T = {length}"
+        lines += format_step_rows(label, rows, SCAN_MODES[0], "s per step")
+        seconds = {mode: row["median_seconds"] for mode, row in rows.items()}
+        lines += [f"{label}: fused against sequential: {seconds['sequential'] / seconds['fused']:.2f}x; "
+                  f"fused against parallel: {seconds['parallel'] / seconds['fused']:.2f}x", ""]
+    return lines
 
 
 # ------------------------------------------------------------------------------------------- lru
@@ -704,11 +718,12 @@ def main(argv: list[str] | None = None) -> None:
                              "the adding task at T = --denormal-length, denormals kept and flushed; sparse: TREC "
                              "epochs with dense and sparse embedding updates; threads: 1 and 2 torch threads, quiet and "
                              "beside a busy process; loops: hand-written cells' steps sliced against unbind; scan: "
-                             "mingru/minlstm/lru in parallel and sequential mode; lru: the LRU's products before and now")
+                             "mingru/minlstm/lru in sequential, parallel and fused mode; lru: the LRU's products before and now")
     parser.add_argument("--denormal-length", type=int, default=400, help="denormal: sequence length")
     parser.add_argument("--sparse-models", nargs="+", default=list(SPARSE_MODELS), choices=list(SPARSE_MODELS))
     parser.add_argument("--lengths", nargs="+", type=int, default=[100, 400], help="models: sequence lengths")
     parser.add_argument("--hidden", type=int, default=128, help="models: hidden size of every cell")
+    parser.add_argument("--scan-widths", nargs="+", type=int, default=[64, 128], help="scan: layer widths")
     parser.add_argument("--reviews", type=int, default=1000, help="IMDB training reviews used (25000: all)")
     parser.add_argument("--questions", type=int, default=None, help="TREC training questions used (default: all)")
     parser.add_argument("--max-len", type=int, default=None, help="IMDB: tokens kept per review (default 400)")
@@ -770,13 +785,10 @@ def main(argv: list[str] | None = None) -> None:
                 "unbind against slicing")
             continue
         if name == "scan":
-            lines += before_after_section(
-                "scan", f"One layer of each scan cell, forward + backward over T steps: batch 50, width {args.hidden}, "
-                f"one thread, denormals flushed; model.mode=parallel (scan over all steps) against sequential (loop "
-                f"over time), same parameters.",
-                {f"{cell}, T = {length}": rows
-                 for (cell, length), rows in measure_scan(args.lengths, args.hidden, args.repeats).items()},
-                "sequential against parallel")
+            lines += ["## scan", "", "One layer of each scan cell, forward + backward over T steps: batch 50, one thread, "
+                      "denormals flushed; model.mode=sequential (a loop over time through autograd), parallel (the scan "
+                      "over all steps) and fused (the loop with its gates and backward written out), same parameters.", ""]
+            lines += format_scan(measure_scan(args.lengths, args.scan_widths, args.repeats))
             continue
         if name == "lru":
             lines += before_after_section(

@@ -671,6 +671,22 @@ def _identity_fields(schema, dataset: dict) -> set[str]:
             and ("identity_with" not in f.metadata or dataset.get(f.metadata["identity_with"]))}
 
 
+def _identity_keys(values: dict, schema) -> dict:
+    """``values`` without the keys its schema marks ``not_identity`` (or ``identity_with`` an unset key)."""
+    if schema is None:
+        return values
+    return {k: v for k, v in values.items()
+            if k in _identity_fields(schema, values) or k not in {f.name for f in fields(schema)}}
+
+
+def _model_schema(model: dict):
+    from .registry import RegistryError, model_entry
+    try:
+        return model_entry(model["cell"]).schema if model.get("cell") is not None else None
+    except RegistryError:  # a record of a model this version does not know: keep every key
+        return None
+
+
 def computation_config(config: dict) -> dict:
     """The part of a resolved config that decides what a run computes (seed apart)."""
     dataset = dict(config.get("dataset") or {})
@@ -678,9 +694,7 @@ def computation_config(config: dict) -> dict:
         schema = dataset_schema(dataset)
     except ConfigError:  # a record of a data set this version does not know: keep every key
         schema = None
-    if schema is not None:
-        dataset = {k: v for k, v in dataset.items() if k in _identity_fields(schema, dataset) or k not in
-                   {f.name for f in fields(schema)}}
+    dataset = _identity_keys(dataset, schema)
     # stop_when_solved false is the same run as null (off): runs from before the key kept their hash
     trainer = {k: v for k, v in (config.get("trainer") or {}).items()
                if k not in NOT_IDENTITY_TRAINER_KEYS and v is not None and not (k == "stop_when_solved" and not v)}
@@ -689,6 +703,8 @@ def computation_config(config: dict) -> dict:
         devices, nodes = trainer_config.get("devices", 1), int(trainer_config.get("num_nodes") or 1)
         trainer["processes"] = devices * nodes if isinstance(devices, int) else f"{devices}x{nodes}"
     rest = {k: v for k, v in config.items() if k not in NOT_IDENTITY_TOP_LEVEL and k not in ("dataset", "trainer")}
+    if isinstance(rest.get("model"), dict):  # e.g. model.mode: the same function by another algorithm
+        rest["model"] = _identity_keys(rest["model"], _model_schema(rest["model"]))
     return {**rest, "dataset": dataset, "trainer": trainer}
 
 

@@ -317,16 +317,14 @@ def permutation_floor_words(level: SeedLevel) -> str:
 
 def aso_epsilon(a: np.ndarray, b: np.ndarray, higher_is_better: bool, comparisons: int = 1,
                 seed: int = 0, iterations: int = 200) -> float:
-    """Almost Stochastic Order (deepsig): eps_min of "A is better than B" over per-seed scores."""
+    """Almost Stochastic Order (deepsig's, on whole arrays: ``seqbench.aso``): eps_min of "A is better
+    than B" over per-seed scores."""
     if len(a) < 2 or len(b) < 2:
         return math.nan
-    from deepsig import aso
+    from .aso import aso
     sign = 1.0 if higher_is_better else -1.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "Division by zero in violation ratio" when one dominates
-        return float(aso(list(sign * np.asarray(a, dtype=float)), list(sign * np.asarray(b, dtype=float)),
-                         confidence_level=0.95, num_comparisons=max(1, comparisons),
-                         num_bootstrap_iterations=iterations, seed=seed, show_progress=False))
+    return aso(sign * np.asarray(a, dtype=float), sign * np.asarray(b, dtype=float), confidence_level=0.95,
+               num_comparisons=max(1, comparisons), num_bootstrap_iterations=iterations, seed=seed)
 
 
 def far_seeds(level: SeedLevel, floors: dict[str, float] | None = None) -> list[tuple[str, object, float, float]]:

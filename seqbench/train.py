@@ -31,6 +31,7 @@ from .identity import Prepared, interpolation_sources, variant_name
 from .plan import CHECKPOINT_DIR, Claim, Fresh, Resume, copy_beside, release_folder, set_aside
 from .record import (PREDICTIONS_NAME, RECORD_NAME, atomic_write, current_rss_mb, git_commit, hardware,
                      peak_memory_mb, save_record, versions)
+from .models.sequence import resolve_mode
 from .runtime import Interrupted, flush_denormals, quiet_lightning
 from .tasks import TASKS
 from .training import (RecordWriter, RunStatistics, SequenceTask, StepScalars, StopWhenAsked, StopWhenSolved,
@@ -307,6 +308,8 @@ def _fit_and_test(context: RunContext, record: dict, keeper: _RecordKeeper, data
     trainer, checkpoint = build_trainer(context, task, datamodule, output_dir, stats,
                                         RecordWriter(keeper.save, record, stats))
     record["precision"] = str(trainer.precision)  # what ran (Lightning may change it, e.g. 16 on a CPU)
+    if isinstance(getattr(prepared.network, "mode", None), str):  # model.mode is no part of identity: say what ran
+        record["scan_mode"] = resolve_mode(prepared.network.mode, trainer.strategy.root_device)
     if trainer.world_size > 1:
         check_batches_per_process(datamodule, trainer.world_size)
     context.presentation.started(trainer, record)

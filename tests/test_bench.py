@@ -123,26 +123,30 @@ def test_loops_workload_times_the_sliced_and_the_unbind_loop_and_prints_their_ra
     assert ratio == pytest.approx(seconds[0] / seconds[1], rel=0.05)
 
 
-def test_scan_workload_times_both_modes_of_every_scan_cell_and_prints_their_ratio(tmp_path, monkeypatch):
+def test_scan_workload_times_every_mode_of_every_scan_cell_at_two_widths_and_prints_their_ratios(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    bench.main(["--workload", "scan", "--lengths", "6", "--hidden", "8", "--repeats", "1"])
+    bench.main(["--workload", "scan", "--lengths", "6", "--scan-widths", "4", "8", "--repeats", "1"])
     section = (tmp_path / "bench.md").read_text().split("## scan")[1]
     for cell in bench.SCAN_CELLS:
-        ratio = float(re.search(rf"{cell}, T = 6: sequential against parallel: ([\d.]+)x", section)[1])
-        assert ratio > 0
-    rows = _rows(section)
-    assert {"parallel", "sequential"} <= set(rows)
+        for width in (4, 8):
+            label = f"{cell}, width {width}, T = 6"
+            rows = _rows(section.split(f"| {label} |")[1].split(f"{label}: fused")[0])
+            assert set(rows) == {"sequential", "parallel", "fused"}
+            seconds = {mode: _numbers(cells[0])[0] for mode, cells in rows.items()}
+            found = re.search(rf"{label}: fused against sequential: ([\d.]+)x; fused against parallel: ([\d.]+)x", section)
+            assert float(found[1]) == pytest.approx(seconds["sequential"] / seconds["fused"], rel=0.05)
+            assert float(found[2]) == pytest.approx(seconds["parallel"] / seconds["fused"], rel=0.05)
 
 
-def test_scan_workload_compares_one_function_in_two_modes():
-    """The two timed layers share parameters, so the ratio compares ways of computing one function."""
+def test_scan_workload_compares_one_function_in_every_mode():
+    """The timed layers share parameters, so the ratios compare ways of computing one function."""
     for cell in bench.SCAN_CELLS:
         torch.manual_seed(0)
-        parallel = bench.scan_layer(cell, 8, "parallel")
-        sequential = bench.scan_layer(cell, 8, "sequential")
-        sequential.load_state_dict(parallel.state_dict())
+        layers = {mode: bench.scan_layer(cell, 8, mode) for mode in bench.SCAN_MODES}
         x = torch.randn(3, 11, 8)
-        torch.testing.assert_close(parallel(x), sequential(x), rtol=1e-4, atol=1e-5)
+        for layer in layers.values():
+            layer.load_state_dict(layers["sequential"].state_dict())
+            torch.testing.assert_close(layer(x), layers["sequential"](x), rtol=1e-4, atol=1e-5)
 
 
 def test_lru_workload_times_the_strided_and_the_interleaved_products_and_prints_their_ratio(tmp_path, monkeypatch):

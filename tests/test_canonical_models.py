@@ -45,7 +45,7 @@ def test_min_stack_is_residual_prenorm_blocks(cell):
 
 
 @pytest.mark.parametrize("cell", ["mingru_deep", "minlstm_deep"])
-@pytest.mark.parametrize("mode", ["parallel", "sequential"])
+@pytest.mark.parametrize("mode", ["parallel", "fused", "sequential"])
 def test_min_stack_step_never_reads_a_later_step(cell, mode):
     torch.manual_seed(0)
     encoder = ResidualMinRNNStack(4, network_config(cell=cell, hidden_size=6, num_layers=3, mode=mode,

@@ -1,4 +1,4 @@
-"""minGRU, minLSTM, LRU and the Transformer, each against its paper: parallel and sequential
+"""minGRU, minLSTM, LRU and the Transformer, each against its paper: parallel, fused and sequential
 modes computing the same function, the equations step by step, the settings each paper fixes.
 (Padding, heads, directions, precision and learning, for every model: test_model_contract.py.)"""
 import math
@@ -14,7 +14,7 @@ from seqbench.models.minrnn import MinRNNLayer
 from seqbench.models.transformer import TransformerEncoder
 from seqbench.registry import models
 
-# Every registered encoder with a parallel and a sequential mode (model.mode).
+# Every registered encoder with parallel, fused and sequential modes (model.mode).
 WITH_MODES = sorted(name for name, entry in models().items()
                     if entry.schema is not None and "mode" in {f.name for f in fields(entry.schema)})
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
@@ -29,10 +29,10 @@ def float64():
     torch.set_default_dtype(previous)
 
 
-def encoder_pair(cell: str, dtype: torch.dtype, bidirectional: bool, **keys):
-    """The same 2-layer encoder in parallel and in sequential mode (one set of weights)."""
+def encoder_pair(cell: str, dtype: torch.dtype, bidirectional: bool, mode: str = "parallel", **keys):
+    """The same 2-layer encoder in ``mode`` and in sequential mode (one set of weights)."""
     config = network_config(cell=cell, hidden_size=6, embedding_dim=5, num_layers=2, bidirectional=bidirectional,
-                            **keys)
+                            mode=mode, **keys)
     cls = models()[cell].cls
     parallel = cls(5, config).to(dtype)
     sequential = cls(5, network_config(**{**vars(config), "mode": "sequential"})).to(dtype)
@@ -40,16 +40,19 @@ def encoder_pair(cell: str, dtype: torch.dtype, bidirectional: bool, **keys):
     return parallel.eval(), sequential.eval()
 
 
-# ------------------------------------------------------------------- parallel == sequential
+# ------------------------------------------------------------- parallel == fused == sequential
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
+@pytest.mark.parametrize("mode", ["parallel", "fused"])
 @pytest.mark.parametrize("cell", WITH_MODES)
-def test_parallel_and_sequential_modes_compute_the_same_outputs_and_gradients(cell, bidirectional, dtype):
+def test_every_mode_computes_the_loops_outputs_and_gradients(cell, mode, bidirectional, dtype):
+    """Right-padded rows of different lengths: outputs at real steps, summaries, and gradients (of
+    inputs and weights) equal to the loop's, in ``mode``."""
     if bidirectional and not models()[cell].bidirectional:
         pytest.skip(f"{cell} refuses bidirectional=true (the contract tests check the refusal)")
     torch.manual_seed(0)
-    parallel, sequential = encoder_pair(cell, dtype, bidirectional)
-    assert (parallel.mode, sequential.mode) == ("parallel", "sequential")
+    parallel, sequential = encoder_pair(cell, dtype, bidirectional, mode)
+    assert (parallel.mode, sequential.mode) == (mode, "sequential")
     lengths = torch.tensor([9, 4, 1, 7])
     x = (torch.randn(4, 9, 5) * 2).to(dtype)
     tolerance = TOLERANCE[dtype]
@@ -94,7 +97,9 @@ def test_minimal_cells_follow_the_paper_equations_step_by_step(kind, float64):
             h = f / (f + i) * h + i / (f + i) * g(h_pre)
         expected.append(h)
     expected = torch.stack(expected, dim=1)
-    torch.testing.assert_close(layer(x), expected, rtol=0, atol=1e-10)  # parallel (log-space scan)
+    for mode in ("parallel", "fused", "sequential"):
+        layer.mode = mode
+        torch.testing.assert_close(layer(x), expected, rtol=0, atol=1e-10)
     h = None
     for t in range(6):  # step-by-step use
         h = layer.step(x[:, t], h)
@@ -179,7 +184,7 @@ def test_lru_initialisation_lies_on_the_ring_with_normalised_inputs():
     assert LRUEncoder(5, network_config(cell="lru", hidden_size=6)).layers[0][0].recurrence.nu_log.shape == (6,)
 
 
-@pytest.mark.parametrize("mode", ["parallel", "sequential"])
+@pytest.mark.parametrize("mode", ["parallel", "fused", "sequential"])
 @pytest.mark.parametrize("float64", [False, True])
 def test_lru_follows_the_paper_equations_step_by_step(mode, float64):
     """h_t = λ ⊙ h_{t-1} + γ ⊙ (B v_t), y_t = Re(C h_t) + D ⊙ v_t in plain complex arithmetic, one step at
@@ -229,9 +234,9 @@ def test_parallel_lru_stays_finite_and_exact_over_2000_steps_with_eigenvalues_ne
 
 # --------------------------------------------------------------------------- wrong settings
 @pytest.mark.parametrize("keys,message", [
-    (dict(cell="mingru", mode="fast"), "model.mode='fast': unknown mode; valid: parallel, sequential"),
-    (dict(cell="minlstm", mode="scan"), "model.mode='scan': unknown mode; valid: parallel, sequential"),
-    (dict(cell="lru", mode="fast"), "model.mode='fast': unknown mode; valid: parallel, sequential"),
+    (dict(cell="mingru", mode="fast"), "model.mode='fast': unknown mode; valid: auto, fused, parallel, sequential"),
+    (dict(cell="minlstm", mode="scan"), "model.mode='scan': unknown mode; valid: auto, fused, parallel, sequential"),
+    (dict(cell="lru", mode="fast"), "model.mode='fast': unknown mode; valid: auto, fused, parallel, sequential"),
     (dict(cell="lru", r_max=1.0), "0 <= r_min < r_max < 1"),
     (dict(cell="lru", r_min=0.9, r_max=0.5), "0 <= r_min < r_max < 1"),
     (dict(cell="lru", r_min=-0.1), "0 <= r_min < r_max < 1"),

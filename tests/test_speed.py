@@ -220,3 +220,52 @@ def test_default_threads_leave_a_core_to_the_machine_or_divide_the_cores_among_j
         assert runtime.set_threads(2) == 2 and torch.get_num_threads() == 2  # a config's torch_threads wins
     finally:
         torch.set_num_threads(before)
+
+
+# ------------------------------------------------------------------ the fused scan (model.mode=fused)
+@pytest.mark.parametrize("kind", sorted(KINDS))
+@pytest.mark.parametrize("steps", [1, 2, 63, 301])
+def test_fused_mode_gives_the_loops_outputs_and_gradients_in_float32(kind, steps):
+    """Several lengths, long ones too: the hand-written backward equals autograd through the loop."""
+    torch.manual_seed(steps)
+    layer = MinRNNLayer(kind, 3, 8, mode="sequential")
+    x = torch.randn(4, steps, 3) * 3
+    loop = outputs_and_gradients(layer, list(layer.parameters()), x)
+    layer.mode = "fused"
+    fused = outputs_and_gradients(layer, list(layer.parameters()), x)
+    torch.testing.assert_close(fused[0], loop[0], rtol=1e-5, atol=1e-5)
+    for got, expected in zip(fused[1], loop[1]):  # a weight's gradient sums many terms: its own scale
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5 * max(1.0, expected.abs().max().item()))
+
+
+def test_fused_linear_scan_has_the_gradients_of_its_function():
+    """Per-step real coefficients (minGRU, minLSTM) and one complex λ for every step (the LRU):
+    the written-out backward against finite differences."""
+    from seqbench.models.scan import linear_scan
+    torch.manual_seed(0)
+    a = torch.rand(2, 7, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(2, 7, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(linear_scan, (a, b))
+    lam = torch.polar(torch.rand(3, dtype=torch.float64), torch.rand(3, dtype=torch.float64) * 6).requires_grad_()
+    inputs = torch.randn(2, 7, 3, dtype=torch.complex128, requires_grad=True)
+    assert torch.autograd.gradcheck(linear_scan, (lam, inputs))
+    torch.testing.assert_close(linear_scan(lam, inputs), sequential_linear_scan(lam, inputs), rtol=0, atol=1e-12)
+
+
+def test_the_mode_that_ran_is_recorded_and_no_part_of_a_runs_identity(compose_config, tmp_path):
+    """model.mode=auto runs the fused loop on a CPU and says so; the same run asked for in another mode
+    is the run already done, not a new variant."""
+    from seqbench.config import config_hash
+    from seqbench.run import run
+    tiny = ["dataset=adding", "model=mingru", "dataset.length=20", "dataset.n_train=40", "dataset.n_val=20",
+            "dataset.n_test=20", "dataset.batch_size=20", "model.hidden_size=8", "trainer.max_epochs=1",
+            "trainer.enable_progress_bar=false", "logger=csv"]
+    record = run(compose_config(*tiny), tmp_path / "auto")
+    assert (record["config"]["model"]["mode"], record["scan_mode"]) == ("auto", "fused")
+    for mode in ("parallel", "sequential", "fused"):
+        other = {**record["config"], "model": {**record["config"]["model"], "mode": mode}}
+        assert config_hash(other) == record["config_hash"]
+    wider = {**record["config"], "model": {**record["config"]["model"], "hidden_size": 9}}
+    assert config_hash(wider) != record["config_hash"]  # a key that changes the function still counts
+    again = run(compose_config(*tiny, "model.mode=sequential"), tmp_path / "sequential")
+    assert again["output_dir"] == record["output_dir"]  # found done, not trained again

@@ -17,8 +17,9 @@ the state's scale independent of how close |λ| is to 1.
 ``model.mode=parallel`` runs the recurrence as an associative scan of log depth (Hillis–Steele:
 log2(T) rounds of h_t += λ^o ⊙ h_{t-o}, o = 1, 2, 4, ...), in torch ops. It only ever
 multiplies by powers λ^o with |λ^o| <= 1, never divides by them (the λ^{-k} cumulative-sum
-trick overflows on long sequences). ``model.mode=sequential`` is a loop over time. Both are
-causal, so right-padding is never read; the backward direction runs through ``run_directions``.
+trick overflows on long sequences). ``model.mode=sequential`` is a loop over time; ``fused`` the
+loop with its backward written out (``seqbench.models.scan``), the fastest on a CPU; ``auto`` (the
+default) picks per device. All are causal, so right-padding is never read; the backward direction runs through ``run_directions``.
 """
 from __future__ import annotations
 
@@ -29,10 +30,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..config import ConfigError, NetworkSchema, model_defaults
+from ..config import ConfigError, NetworkSchema, model_defaults, not_identity
 from ..registry import register_model
 from ..optim import set_lr_factor
-from .sequence import DirectionalStack, check_mode
+from .scan import linear_scan
+from .sequence import DirectionalStack, check_mode, resolve_mode
 
 LRU = model_defaults("lru")
 LRU_DEEP = model_defaults("lru_deep")
@@ -45,7 +47,7 @@ class LRUSchema(NetworkSchema):
     r_min: float = LRU["r_min"]                  # initial |λ| uniform on the ring [r_min, r_max]
     r_max: float = LRU["r_max"]
     max_phase: float = LRU["max_phase"]          # initial arg λ uniform in [0, max_phase]
-    mode: str = LRU["mode"]                      # parallel (associative scan) | sequential (loop over time)
+    mode: str = not_identity(LRU["mode"])        # auto | fused | parallel | sequential: the same function
 
     def __post_init__(self):
         super().__post_init__()
@@ -111,11 +113,14 @@ def sequential_linear_scan(coefficient: torch.Tensor, inputs: torch.Tensor) -> t
     return torch.stack(states, dim=1)  # (B, T, N)
 
 
+SCANS = {"parallel": parallel_linear_scan, "sequential": sequential_linear_scan, "fused": linear_scan}
+
+
 class LinearRecurrentUnit(nn.Module):
     """The recurrence alone: v (B, T, H) -> y (B, T, H), y_t = Re(C h_t) + D ⊙ v_t."""
 
     def __init__(self, hidden_size: int, state_size: int, r_min: float = 0.0, r_max: float = 0.99,
-                 max_phase: float = 2 * math.pi, mode: str = "parallel"):
+                 max_phase: float = 2 * math.pi, mode: str = "auto"):
         super().__init__()
         self.mode = check_mode(mode)
         # Ring initialisation: |λ|² uniform in [r_min², r_max²] makes λ uniform in area on the ring.
@@ -156,11 +161,10 @@ class LinearRecurrentUnit(nn.Module):
         # B v_t as one real product whose rows interleave Re and Im, viewed as complex without a copy
         # (two products joined by torch.complex, and Re/Im read back through strided views, spent
         # more time copying than multiplying: results/bench_speed.md, "lru").
-        b_interleaved = torch.stack([self.B_re, self.B_im], dim=1).reshape(2 * state, -1).to(dtype)  # (2N, H)
-        driven = torch.view_as_complex(F.linear(v_wide, b_interleaved).reshape(batch, steps, state, 2))
-        driven = driven * gamma  # γ ⊙ B v_t: (B, T, N) complex
-        scan = parallel_linear_scan if self.mode == "parallel" else sequential_linear_scan
-        h = scan(self.eigenvalues(dtype), driven)  # (B, T, N) complex
+        # γ ⊙ (B v_t) = (γ ⊙ B) v_t: scaling B's rows costs N·H, scaling the product B·T·N forward and backward.
+        b_interleaved = (torch.stack([self.B_re, self.B_im], dim=1).to(dtype) * gamma.view(state, 1, 1)).reshape(2 * state, -1)
+        driven = torch.view_as_complex(F.linear(v_wide, b_interleaved).reshape(batch, steps, state, 2))  # (B, T, N)
+        h = SCANS[resolve_mode(self.mode, v.device)](self.eigenvalues(dtype), driven)  # (B, T, N) complex
         # Re(C h) = C_re Re(h) - C_im Im(h), as one product over h's contiguous (Re, Im) pairs.
         c_interleaved = torch.stack([self.C_re, -self.C_im], dim=2).reshape(self.C_re.size(0), 2 * state).to(dtype)
         y = F.linear(torch.view_as_real(h).reshape(batch, steps, 2 * state), c_interleaved)  # (B, T, H)

@@ -14,8 +14,10 @@ with g(x) = x + 0.5 for x >= 0, σ(x) otherwise (h̃_t > 0, so log h̃_t exists)
 Heinsen (2023, "Efficient Parallelization of a Ubiquitous Sequential Computation",
 arXiv:2311.06281): log h_t = a*_t + logcumsumexp_{k<=t}(log b_k - a*_k), a*_t = Σ_{k<=t} log a_k.
 ``model.mode=sequential`` is a plain loop over time in linear space (the paper's equations as
-written; ``MinRNNLayer.step`` advances one step for step-by-step use). The two compute the same
-function from the same parameters, by different formulas, so each checks the other.
+written; ``MinRNNLayer.step`` advances one step for step-by-step use). ``model.mode=fused`` is that
+loop with its gates and backward written out (``seqbench.models.scan.gated_scan``), the fastest on
+a CPU; ``auto`` (the default) picks per device. All compute the same function from the same
+parameters, by different formulas, so each checks the others.
 
 Both are causal: on right-padded batches a step never reads the pads after it, and the
 backward direction runs through ``run_directions`` (reversal within each sequence's length).
@@ -28,9 +30,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..config import ConfigError, NetworkSchema, model_defaults
+from ..config import ConfigError, NetworkSchema, model_defaults, not_identity
 from ..registry import register_model
-from .sequence import DirectionalStack, check_mode, gather_last_step
+from .scan import gated_scan
+from .sequence import DirectionalStack, check_mode, gather_last_step, resolve_mode
 
 KINDS = {"mingru": 2, "minlstm": 3}  # input projections per kind: (z, h̃) | (f, i, h̃)
 
@@ -38,7 +41,8 @@ KINDS = {"mingru": 2, "minlstm": 3}  # input projections per kind: (z, h̃) | (f
 @dataclass
 class MinRNNSchema(NetworkSchema):
     """Keys of minGRU and minLSTM; defaults: conf/model/_minrnn.yaml."""
-    mode: str = model_defaults("_minrnn")["mode"]   # parallel (log-space scan) | sequential (loop over time)
+    # auto | fused | parallel | sequential (seqbench.models.sequence.MODES): the same function, not identity
+    mode: str = not_identity(model_defaults("_minrnn")["mode"])
 
     def __post_init__(self):
         super().__post_init__()
@@ -75,7 +79,7 @@ def log_space_scan(log_coefficients: torch.Tensor, log_values: torch.Tensor) -> 
 class MinRNNLayer(nn.Module):
     """One unidirectional minGRU or minLSTM layer: x (B, T, I) -> h (B, T, H), h_0 = 0."""
 
-    def __init__(self, kind: str, input_size: int, hidden_size: int, mode: str = "parallel"):
+    def __init__(self, kind: str, input_size: int, hidden_size: int, mode: str = "auto"):
         super().__init__()
         if kind not in KINDS:
             raise ValueError(f"unknown minimal cell {kind!r}; valid: {', '.join(KINDS)}")
@@ -114,9 +118,15 @@ class MinRNNLayer(nn.Module):
         return (a * h + b).to(x_t.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.mode == "parallel":
+        mode = resolve_mode(self.mode, x.device)
+        if mode == "parallel":
             log_a, log_b = self.log_coefficients(x)  # (B, T, H) each
             return log_space_scan(log_a, log_b).to(x.dtype)
+        if mode == "fused":
+            if self.kind == "mingru":
+                return gated_scan(*self.preactivations(x)).to(x.dtype)
+            f_pre, i_pre, h_pre = self.preactivations(x)
+            return gated_scan(i_pre, h_pre, f_pre).to(x.dtype)
         a, b = self.coefficients(x)  # (B, T, H) each: the input-only part for all steps at once
         h = torch.zeros_like(b[:, 0])  # (B, H)
         states = []

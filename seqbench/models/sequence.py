@@ -9,8 +9,14 @@ import torch
 from torch import nn
 
 
-# How a recurrence with a parallel form runs: all steps at once (a scan) or a loop over time.
-MODES = ("parallel", "sequential")
+# How a recurrence with a parallel form runs: all steps at once (a scan), a loop over time through
+# autograd, or a loop with its own backward (seqbench.models.scan); auto picks per device. The same
+# function each way, so the mode is not part of a run's identity (config.NOT_IDENTITY_MODEL_KEYS).
+MODES = ("auto", "fused", "parallel", "sequential")
+# What auto runs, by device type, as measured (results/bench_speed.md, "scan"): on a CPU the fused
+# loop; elsewhere (CUDA) the scan over all steps, whose few whole-tensor kernels beat 2T small
+# launches per layer (reasoned, not measured: no GPU here).
+AUTO_MODE = {"cpu": "fused"}
 
 
 def check_mode(mode: str) -> str:
@@ -18,6 +24,11 @@ def check_mode(mode: str) -> str:
         from ..config import ConfigError
         raise ConfigError(f"model.mode={mode!r}: unknown mode; valid: {', '.join(MODES)}")
     return mode
+
+
+def resolve_mode(mode: str, device: torch.device) -> str:
+    """The mode that runs on ``device``: ``mode`` itself, or what auto picks there."""
+    return AUTO_MODE.get(device.type, "parallel") if mode == "auto" else mode
 
 
 def padding_mask(lengths: torch.Tensor, steps: int, device=None) -> torch.Tensor:
