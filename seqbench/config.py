@@ -40,10 +40,11 @@ def choose(kind: str, name, registry) -> Any:
     return registry[name]
 
 
-def not_identity():
-    """A data set schema field that does not change what a run computes: left out of the config
-    hash. No default: its value comes from the data set's YAML, like every data set key's."""
-    return field(metadata={"identity": False})
+def not_identity(default=dataclasses.MISSING):
+    """A schema field that does not change what a run computes: left out of the config hash. A data
+    set's has no default (its value comes from the data set's YAML, like every data set key's); a
+    model's takes its default from the model YAML the schema reads (``model.mode``)."""
+    return field(default=default, metadata={"identity": False})
 
 
 # Checks for a schema's __post_init__, each raising a ConfigError of one line that names the key

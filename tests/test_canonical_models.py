@@ -128,10 +128,10 @@ def test_lru_without_a_factor_gets_the_optimizer_it_always_had():
 
 
 def test_lru_deep_config_is_the_canonical_one():
-    from tests.test_model_contract import compose_model
-    from tests.conftest import CONFIG_DIR
     from pathlib import Path
-    values = compose_model(Path(CONFIG_DIR), "lru_deep")
+
+    from tests.conftest import CONFIG_DIR, compose_group
+    values = compose_group(Path(CONFIG_DIR), "model", "lru_deep")
     assert (values["cell"], values["num_layers"], values["r_min"], values["r_max"], values["recurrence_lr_factor"]) == (
         "lru_deep", 4, 0.9, 0.999, 0.5)
     modulus = RecurrentNet(network_config({k: v for k, v in values.items() if k not in ("embedding_dim",)}
