@@ -289,7 +289,7 @@ def test_a_report_over_one_seed_beside_three_is_written_and_names_what_it_left_o
     build_report([tmp_path / "runs"], tmp_path / "out", plots=False, resamples=199)
     text = (tmp_path / "out" / "summary.md").read_text()
     assert "- **trec**: incomplete (lstm seed 1: interrupted; lstm seed 2: interrupted" in text
-    assert ("Runs so far (incomplete, so not a verdict): **trec** (1-3 seeds): gru a; lstm not tested (1 seed); "
+    assert ("Runs so far (incomplete, so not a verdict): **trec** (1-3 seeds): best: gru; lstm not tested (1 seed); "
             "2 runs left out (named below).") in text
     assert "lstm seed 1: interrupted; left out of the seed-level test" in text
 
@@ -304,7 +304,7 @@ def test_every_run_is_counted_or_named_with_its_reason(tmp_path, caplog):
     build_report([tmp_path / "runs"], tmp_path / "out", plots=False, resamples=199)
     text = (tmp_path / "out" / "summary.md").read_text()
     verdict = next(line for line in text.splitlines() if line.startswith("- **trec**"))
-    assert verdict == ("- **trec** (1-3 seeds): gru a > lstm b; rnn not tested (1 seed); "
+    assert verdict == ("- **trec** (1-3 seeds): best: gru; behind: lstm -10.0 [-16.0, -4.0]; rnn not tested (1 seed); "
                        "3 runs left out (named below).")
     for named in ("lstm seed 2: test.acc is nan; left out of the seed-level test",
                   "rnn seed 1: test.acc is nan; left out of the seed-level test",
@@ -355,7 +355,7 @@ def test_saturated_data_sets_are_flagged_and_left_out_of_the_ranks_which_carry_a
     text = (tmp_path / "out" / "summary.md").read_text()
     sincos = next(line for line in text.splitlines() if line.startswith("- **sincos**"))
     assert sincos.startswith("- **sincos** (3 seeds each): saturated, every variant solves it (every run's MSE ≤ "
-                             "0.00026, under 1% of the learn-nothing baseline's 0.5); gru a")
+                             "0.00026, under 1% of the learn-nothing baseline's 0.5); best: gru")
     across = text.split("## Across data sets")[1]
     assert "Not ranked: sincos (saturated: every variant solves it)." in across
     assert "| gru | 1.50 | [" in across and "95% interval (seeds resampled)" in across
