@@ -2,22 +2,22 @@
 unit, groups of variants that cannot be told apart, and, apart from them, the comparison
 conditional on the trained networks; ranks across data sets.
 
-Seed level (the verdict's test). Each training run (seed) gives one score, its test metric. Two
-variants are compared with Welch's t-test on their seed scores (scipy; unequal spreads allowed),
-on the log scale for positive error measures (MSE, cross-entropy: they spread in proportion to
-their size, and a difference is then a ratio). Every pair is tested and Holm's step-down
-correction (statsmodels) holds the family-wise error at 5%. All pairs, not only pairs with the
-best: the verdict is a grouping of every variant (which ones cannot be told apart), and the
-"best" is itself chosen from the same noisy means, so tests against it alone would not hold their
-level. Holm gives back much of the power that the larger family costs. Welch keeps its level at
-2 or 3 seeds per variant (its price there is power); the simulation in ``seqbench.calibration``
-measures the family-wise error at 3, 5 and 8 seeds.
+Seed level (the verdict's test). Each training run (seed) gives one score, its test metric, on the
+log scale for positive error measures (MSE, cross-entropy: they spread in proportion to their size,
+and a difference is then a ratio). The rule (``separations``): the variants' seed variances are
+shrunk toward a common one by empirical Bayes (the moderated t of limma, Smyth 2004, with its
+moment estimator of the prior), but only where the spreads support a prior of at least
+``MIN_PRIOR_DF`` degrees of freedom; every pair is then decided by the Ryan-Einot-Gabriel-Welsch
+step-down over ranges of means (Tukey-Kramer on the moderated standard errors), so the best group
+is a run of the order. Where the spreads are too unequal to share, each variant keeps its own
+variance: Welch's t-test on every pair and Holm's step-down (statsmodels). All pairs, not only
+pairs with the best: the "best" is itself chosen from the same noisy means, so tests against it
+alone would not hold their level. ``seqbench calibrate`` measures the family-wise error with equal
+and unequal spreads at 3, 5 and 8 seeds, and the power. With ``compare`` (the user's pairs) the
+family is those pairs alone, Holm over them, and nothing about another variant enters.
 
-Each pair's interval is its Welch interval at the level of the Holm step that decided it:
-1 - alpha/k, with k the hypotheses still open at the step where the pair was rejected, or, for
-a pair not rejected, at the step where Holm stopped. So an interval excludes zero exactly when
-the pair is separated (the printed interval never disagrees with the adjusted p). These are not
-simultaneous intervals; each is at least as wide as a plain 95% one for pairs not separated.
+Each pair's interval is at the critical value of the step that decided it, so it excludes zero
+exactly when the pair is separated; a pair not separated has it widened to reach zero.
 
 Groups: a compact letter display (Piepho 2004, insert-absorb): variants that share a letter are
 not separated. A region of practical equivalence (ROPE; 0.5 points of accuracy, 10% of an error

@@ -440,3 +440,30 @@ def test_the_per_example_comparison_has_its_own_section_and_never_enters_the_ver
     assert text.index("### trec: seed-level comparison") < text.index("### trec: per example")
     pairs = pd.read_csv(tmp_path / "out" / "pairs_trec.csv")
     assert pairs.loc[0, "networks_p_holm"] < 0.05 and pairs.loc[0, "p_adjusted"] >= 0.05 and not pairs.loc[0, "separated"]
+
+
+# ------------------------------------------------------------------------- examples that cannot go stale
+def test_the_readmes_example_verdicts_are_what_the_committed_records_give():
+    """The README's example verdict lines, recomputed from the committed run records (the report's
+    own steps: records -> variant labels -> seed scores -> the rule -> the line), and the same lines
+    in the committed results/summary.md."""
+    import re
+    from pathlib import Path
+    from seqbench.report import seed_scores
+    from seqbench.results import load_records, variant_labels
+    from seqbench.tasks import task_of
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    block = readme.split("<!-- example verdicts: generated from results/runs by tests/test_stats.py -->")[1]
+    shown = [line.strip() for line in block.split("<!-- end of example verdicts -->")[0].splitlines() if line.strip()]
+    assert shown, "no example verdicts in the README"
+    summary = (root / "results" / "summary.md").read_text()
+    for line in shown:
+        name = line.split(" ", 1)[0]
+        records = load_records([root / "results" / "runs" / name])
+        task = task_of(records[0])
+        scores, _ = seed_scores(records, variant_labels(records), task)
+        expected = verdict_line(name, seed_level(scores, task, aso=False)).replace("**", "")
+        assert line == expected
+        marked = re.sub(r"^(\S+)", r"**\1**", line)
+        assert f"- {marked}" in summary   # and the committed report says it
