@@ -345,9 +345,11 @@ def test_a_search_report_names_every_flag_of_its_command():
 
     from seqbench.search import search_command
     args = argparse.Namespace(overrides=["hparams_search=mine", "dataset=trec"], config_dir=["my_conf"], jobs=2,
-                              out=None, report=None, default_runs=["outputs/compare", "outputs/more"])
+                              out=None, report=None, default_runs=["outputs/compare", "outputs/more"],
+                              compare="gru (tuned):lstm (tuned)")
     assert search_command(args) == (f"seqbench search hparams_search=mine dataset=trec --config-dir "
-                                    f"{Path('my_conf').resolve()} --jobs 2 --default-runs "
+                                    f"{Path('my_conf').resolve()} --jobs 2 --compare 'gru (tuned):lstm (tuned)' "
+                                    f"--default-runs "
                                     f"{Path('outputs/compare').resolve()} {Path('outputs/more').resolve()}")
 
 
