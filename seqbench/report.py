@@ -344,7 +344,8 @@ def test_set_names(records: list[dict]) -> dict[tuple, str]:
 
 
 def compute_section(frame: pd.DataFrame, records: list[dict], label: str, stem: str, out: Path, plots: bool,
-                    statistics: bool, resamples: int, ropes: dict[str, float] | None = None) -> DataSection:
+                    statistics: bool, resamples: int, ropes: dict[str, float] | None = None,
+                    compare: list[tuple[str, str]] | None = None) -> DataSection:
     from .figures import plot_confusion, plot_learning_curves, plot_scores
     runs = frame[frame["data"] == label]
     task = task_of(records[0])
@@ -371,7 +372,7 @@ def compute_section(frame: pd.DataFrame, records: list[dict], label: str, stem: 
         if value is not None and len({test_set_key(r) for r in done}) == 1:
             section.baselines = {"baseline (learns nothing)": value}
     if statistics and done:
-        section.comparisons = comparisons(section, resamples, (ropes or {}).get(task.metric))
+        section.comparisons = comparisons(section, resamples, (ropes or {}).get(task.metric), compare)
         section.factorials = factorial_readings(section)
     if plots and done:
         letters = {v: c.seed.letters.get(v, "") for c in section.comparisons for v in c.seed.letters}
@@ -439,7 +440,8 @@ def example_scores_of(runs: list[dict], labels: VariantLabels, task: TaskKind) -
     return {label: pd.DataFrame(by_seed) for label, by_seed in columns.items()}, left
 
 
-def comparisons(section: DataSection, resamples: int, rope: float | None = None) -> list[Comparison]:
+def comparisons(section: DataSection, resamples: int, rope: float | None = None,
+                compare: list[tuple[str, str]] | None = None) -> list[Comparison]:
     """Per test set of the data set: the seed-level comparison and its verdict line, then the
     per-example comparison; what each leaves out is named, in the report and the log."""
     from .stats import conditional_pairs, far_seeds, saturation, seed_level, test_set_sd, verdict_line
@@ -453,7 +455,7 @@ def comparisons(section: DataSection, resamples: int, rope: float | None = None)
             continue
         name = f"{section.label} ({test_set})" if test_set else section.label
         scores, left_out = seed_scores(runs, labels, task)
-        level = seed_level(scores, task, rope=rope)
+        level = seed_level(scores, task, rope=rope, compare=compare)
         done = [r for r in runs if r.get("status") == "done"]
         baseline = (class_baselines(done).get("majority class") if task.name == "classification"
                     else learn_nothing(done, task))
@@ -645,13 +647,16 @@ def pair_rows(comparison: Comparison) -> tuple[list[str], list[list[str]], int]:
     for p in level.pairs:
         rows.append([p.a, p.b, difference_words(level, p.difference),
                      f"[{difference_words(level, p.low)}, {difference_words(level, p.high)}] "
-                     f"({100 * p.confidence:.3g}%)", format_p(p.p_holm, 0),
+                     f"({100 * p.confidence:.3g}%)", format_p(p.p_adjusted, 0),
                      "yes" if p.separated else "no", "yes" if p.equivalent else "no", f"{p.n_a} / {p.n_b}",
-                     format_p(p.p, 0), format_p(p.permutation_p, p.permutation_floor), _plain(p.aso_eps, 2)])
+                     format_p(p.p, 0), noise_words(level, p, comparison.examples),
+                     format_p(p.permutation_p, p.permutation_floor), _plain(p.aso_eps, 2)])
     unit = "A / B (geometric means)" if level.scale == "log" else (
         "A − B (points)" if comparison.seed.task.metric in PERCENT_METRICS else "A − B")
-    header = ["A", "B", unit, "interval (level of its Holm step)", "p (Holm)", "separated", "practically equivalent",
-              "seeds A / B", "p (Welch)", "exact permutation p (seeds)", "ASO ε (A better)"]
+    adjusted = "p (Holm)" if not level.moderated or level.family is not None else "p (Tukey-Kramer, simultaneous)"
+    header = ["A", "B", unit, "interval (level of its step)", adjusted, "separated", "practically equivalent",
+              "seeds A / B", "p (moderated t)" if level.moderated else "p (Welch)",
+              "SE of A − B: seeds / one run's test set", "exact permutation p (seeds)", "ASO ε (A better)"]
     return header, rows, 7
 
 
@@ -667,8 +672,18 @@ def conditional_rows(comparison: Comparison, task: TaskKind) -> tuple[list[str],
     return ["A", "B", "A − B", "95% CI", "p", "p (Holm)"], rows
 
 
+def noise_words(level, pair, examples: int) -> str:
+    """The seeds' standard error of A − B beside what one run's test-set sampling alone gives."""
+    from .stats import test_set_se
+    seeds = math.sqrt(pair.sd_a ** 2 / pair.n_a + pair.sd_b ** 2 / pair.n_b)
+    test = test_set_se(level, pair, examples)
+    if level.scale != "raw" or level.task.metric not in PERCENT_METRICS:
+        return f"{seeds:.2g} / –"
+    return f"{100 * seeds:.2g} / " + (f"{100 * test:.2g}" if math.isfinite(test) else "–")
+
+
 def seed_level_words(comparison: Comparison) -> str:
-    from .stats import permutation_floor_words, rope_words
+    from .stats import MIN_PRIOR_DF, permutation_floor_words, rope_words
     level = comparison.seed
     task = level.task
     scale = ("on the log scale (an error spreads in proportion to its size; A / B is the ratio of geometric "
@@ -676,24 +691,41 @@ def seed_level_words(comparison: Comparison) -> str:
     m = len(level.pairs)
     rope = (f" Practically equivalent: the whole interval inside the region of practical equivalence, "
             f"{rope_words(task.metric, level.rope, level.scale)} (`seqbench report --rope`)." if level.rope else "")
-    return (f"Training runs as the unit: Welch's t-test on the seeds' test {task.metric_words()} {scale}, every pair, "
-            f"Holm-adjusted over {m} pair{'s' if m != 1 else ''} (family-wise error 5%). Each interval is the Welch "
-            f"interval at the level of the Holm step that decided its pair, so it excludes zero exactly when the pair "
-            f"is separated.{rope} Beside them: the exact permutation test over seeds (its smallest possible p shown "
-            f"with ≤) and ASO ε_min (deepsig; < 0.5: A tends to be better). "
-            + permutation_floor_words(level))
+    if level.family is not None:
+        rule = (f"the family is the {m} pair{'s' if m != 1 else ''} named with --compare and nothing else (no other "
+                f"variant's seeds enter: no shared variance, no shrinkage toward it); "
+                + ("each variance shrunk toward the named variants' common one (moderated t, Smyth 2004)"
+                   if level.moderated else "Welch's t-test on each pair")
+                + f", Holm over the {m} (family-wise error 5%)")
+    elif level.moderated:
+        rule = (f"the variants' seed variances are shrunk toward a common one by empirical Bayes (moderated t, limma's "
+                f"estimator, Smyth 2004; prior df {level.prior_df:.3g}, at least {MIN_PRIOR_DF:g} needed), and every "
+                f"pair is decided by the Ryan-Einot-Gabriel-Welsch step-down over ranges of means (Tukey-Kramer "
+                f"critical values on the moderated standard errors, Welsch's levels), family-wise error 5% over "
+                f"{m} pairs; p (Tukey-Kramer) is the single-step simultaneous p, never smaller than the step-down's")
+    else:
+        rule = (f"the seed spreads are too unequal to share a variance (empirical-Bayes prior df {level.prior_df:.2g}, "
+                f"below {MIN_PRIOR_DF:g}), so Welch's t-test on every pair, Holm-adjusted over {m} pairs "
+                f"(family-wise error 5%)")
+    return (f"Training runs as the unit, on the seeds' test {task.metric_words()} {scale}: {rule}. Each interval "
+            f"is at the critical value of the step that decided its pair (level in brackets), so it excludes zero "
+            f"exactly when the pair is separated; a pair not separated has it widened to reach zero. The family-wise "
+            f"error and power of this rule are measured by `seqbench calibrate`.{rope} \"SE of A − B\": the seeds' "
+            f"standard error of the difference beside the binomial one of a single run's test set (test-set "
+            f"sampling alone); where the second is the larger, more seeds cannot help and a larger test set would. "
+            f"Beside them: the exact permutation test over seeds (its smallest possible p shown with ≤) and ASO "
+            f"ε_min (deepsig; < 0.5: A tends to be better). " + permutation_floor_words(level))
 
 
 def power_words(comparison: Comparison) -> str:
-    """Seeds needed for the pairs that matter, each from its own two variants' seed spreads."""
-    from .stats import MAX_SEEDS_NEEDED, difference_words, pair_power, pairs_that_matter
+    """What is not decided and what would decide it: per undecided pair (the top against each other
+    member of the best group, or an unseparated named pair), the seeds per variant its observed
+    difference needs, from its own two variants' seed spreads, and the test-set noise beside them."""
+    from .stats import MAX_SEEDS_NEEDED, difference_words, pair_power, test_set_se, undecided_pairs
     level = comparison.seed
     parts = []
-    for role, pair in pairs_that_matter(level):
-        who = f"{role.capitalize()} ({pair.a} vs {pair.b}, {difference_words(level, pair.difference)}"
-        if pair.separated:
-            parts.append(f"{who}): separated.")
-            continue
+    for pair in undecided_pairs(level):
+        who = f"{pair.a} vs {pair.b} ({difference_words(level, pair.difference)}"
         if pair.equivalent:
             parts.append(f"{who}): practically equivalent; more seeds would not change what to pick.")
             continue
@@ -703,10 +735,15 @@ def power_words(comparison: Comparison) -> str:
             parts.append(f"{who}): no spread to plan from.")
             continue
         count = f"more than {MAX_SEEDS_NEEDED:,}" if needed > MAX_SEEDS_NEEDED else f"about {needed}"
-        parts.append(f"{who}, not separated): {count} seeds per variant would separate a difference this large "
-                     f"with 80% power at α = {power['alpha']:.2g} (5% over {len(level.pairs)} pairs), from these two "
-                     f"variants' seed spreads.")
-    return ("Seeds needed: " + " ".join(parts)) if parts else ""
+        noise = test_set_se(level, pair, comparison.examples)
+        seeds_se = math.sqrt(pair.sd_a ** 2 / pair.n_a + pair.sd_b ** 2 / pair.n_b)
+        test = (f"; one run's test set alone gives this difference an SE of {100 * noise:.2g} points against the "
+                f"seeds' {100 * seeds_se:.2g}" + (", so a larger test set, not more seeds, would decide it"
+                                                   if noise > seeds_se else "") if math.isfinite(noise) else "")
+        parts.append(f"{who}): {count} seeds per variant would separate a difference this large with 80% power "
+                     f"(Welch at α = {power['alpha']:.2g}, 5% over {len(level.pairs)} pairs; from these two variants' "
+                     f"seed spreads){test}.")
+    return ("Not decided, and what would decide it: " + " ".join(parts)) if parts else ""
 
 
 def _settings(records: list[dict], group: str, key: str) -> str:
@@ -893,11 +930,14 @@ def write_section(doc: Document, section: DataSection) -> None:
         doc.heading(f"{comparison.name}: seed-level comparison", 3)
         doc.text(comparison.groups if section.complete else
                  f"Runs so far (incomplete, so not a verdict): {comparison.groups}")
+        doc.text(power_words(comparison))
         if comparison.seed.pairs:
+            if comparison.seed.family is None:
+                from .stats import group_words
+                doc.text(f"Every pair (variants that share a letter are not separated): {group_words(comparison.seed)}.")
             doc.text(seed_level_words(comparison))
             header, rows, key = pair_rows(comparison)
             doc.table(header, rows, key=key)
-        doc.text(power_words(comparison))
         if comparison.left_out:
             doc.text("Runs not counted, with the reason: " + "; ".join(comparison.left_out) + ".", css="warning")
         for variant, seed, value, z in comparison.far:
@@ -1215,7 +1255,8 @@ def portable_command(command: str, out: Path, private: dict[str, str] | None = N
 
 
 def report_command(folders: list, out: Path, command: str | None, plots: bool, resamples: int,
-                   ropes: dict[str, float] | None, studies: str | Path | None = None) -> str:
+                   ropes: dict[str, float] | None, compare: list[tuple[str, str]] | None = None,
+                   studies: str | Path | None = None) -> str:
     """``seqbench report`` with every flag that makes this very report again, run from the report's
     folder (paths relative to it)."""
     import os
@@ -1229,6 +1270,8 @@ def report_command(folders: list, out: Path, command: str | None, plots: bool, r
             value = (100 * half if metric in PERCENT_METRICS else 100 * math.expm1(half) if metric in POSITIVE_METRICS
                      else half)
             words += ["--rope", f"{metric}={value:.6g}"]
+    if compare:
+        words += ["--compare", ",".join(f"{a}:{b}" for a, b in compare)]
     if not plots:
         words.append("--no-plots")
     if studies:
@@ -1300,9 +1343,28 @@ def parse_ropes(items: list[str] | None) -> dict[str, float]:
     return out
 
 
+def parse_compare(text: str | None, variants: list[str]) -> list[tuple[str, str]] | None:
+    """``--compare gru:lstm,rnn:lstm`` -> [("gru", "lstm"), ("rnn", "lstm")]; a malformed pair or a
+    variant the folders do not hold is one line naming the valid variants."""
+    if text is None:
+        return None
+    pairs = []
+    for item in str(text).split(","):
+        a, colon, b = (part.strip() for part in item.partition(":"))
+        problem = ("is not A:B" if not colon or not a or not b or ":" in b else
+                   "compares a variant with itself" if a == b else
+                   f"names {a if a not in variants else b}, which these folders do not hold"
+                   if a not in variants or b not in variants else None)
+        if problem:
+            raise SeqbenchError(f"--compare {item.strip() or text!r} {problem}; give A:B[,C:D...] with variants from: "
+                                f"{', '.join(variants)}")
+        pairs.append((a, b))
+    return list(dict.fromkeys(pairs))
+
+
 def build_report(folders: list[str | Path], out: str | Path, command: str | None = None, plots: bool = True,
                  studies: str | Path | None = None, statistics: bool = True, resamples: int = 9999,
-                 ropes: dict[str, float] | None = None,
+                 ropes: dict[str, float] | None = None, compare: str | None = None,
                  study_figures: list[tuple[Path, str, str | None]] | None = None) -> BuiltReport:
     """Write runs.csv, summary_<data>.csv, pairs_<data>.csv, summary.md, report.html and the figures
     under ``out``; both documents open with the verdict, one line per data set. ``ropes``: metric
@@ -1324,10 +1386,12 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
     private = private_paths(records)
     _portable_frame(frame, out, private).to_csv(out / "runs.csv", index=False)
     labels = data_labels(records)
+    pairs = parse_compare(compare, sorted({v for key in labels for v in
+                                           variant_labels([r for r in records if data_key(r) == key]).values()}))
     sections = []
     for key, label in sorted(labels.items(), key=lambda item: item[1]):
         group = [r for r in records if data_key(r) == key]
-        section = compute_section(frame, group, label, slug(label), out, plots, statistics, resamples, ropes)
+        section = compute_section(frame, group, label, slug(label), out, plots, statistics, resamples, ropes, pairs)
         write_tables(section, out)
         write_summary(out, section.stem, section.label, section.task.metric, summary_rows(section),
                       tuned_table(section))  # summary_<data>.tex: the tables for a paper
@@ -1336,10 +1400,13 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
     verdicts = [c.verdict for s in sections for c in s.comparisons]
     if verdicts:
         doc.heading("Verdict")
-        doc.text("One line per data set: variants best first by mean (geometric mean for errors); variants that "
-                 "share a letter are not separated, \">\" where every variant before it is separated from every one "
-                 "after. Welch t-tests on the seeds' test scores (log scale for errors), Holm over all pairs, 5% "
-                 "family-wise. The pairs, their intervals and what was left out are in each data set's section.")
+        doc.text(("One line per data set, the pairs named with --compare as the family (nothing about another "
+                  "variant enters them): each pair's difference, its interval and the call. " if pairs else
+                  "One line per data set: the best group (the top by mean and every variant not separated from it), "
+                  "then each other variant's gap to the top with its interval (points for accuracy, a ratio for "
+                  "errors). ")
+                 + "Seeds as the unit (log scale for errors); 5% family-wise over the family named in each data set's "
+                   "section, where the rule, what is undecided and what would decide it, and every pair are.")
         doc.bullets(verdicts)
     incomplete = [s.label for s in sections if not s.complete]
     if incomplete:
@@ -1347,7 +1414,7 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
                  f"{', '.join(incomplete)}.", css="warning")
     doc.heading("Provenance")
     shown = portable_command(command, out, private) if command else None
-    again = report_command(folders, out, shown, plots, resamples, ropes, studies)
+    again = report_command(folders, out, shown, plots, resamples, ropes, pairs, studies)
     from .checkpoints import disk_words
     doc.bullets(provenance(records, shown, again, private, disk_words(folders, skip=out)))
     if frame["code_fingerprint"].nunique() > 1:
@@ -1463,7 +1530,7 @@ def terminal_lines(sections: list[DataSection], out: Path) -> list[str]:
     lines = []
     verdicts = [_plain_text(c.verdict) for s in sections for c in s.comparisons]
     if verdicts:
-        lines.append("verdict (letters: variants that cannot be told apart; the pairs are in summary.md):")
+        lines.append("verdict (the best group, then each other variant's gap to the top; every pair in summary.md):")
         lines += [f"  {v}" for v in verdicts]
     for section in sections:
         if section.table.empty:
@@ -1513,14 +1580,15 @@ def write_tables(section: DataSection, out: Path) -> None:
     for comparison in section.comparisons:
         conditional = {(c.a, c.b): c for c in comparison.conditional}
         for pair in comparison.seed.pairs:
-            row = {"test_set": comparison.test_set, "scale": comparison.seed.scale, **pair.__dict__}
+            row = {"test_set": comparison.test_set, "scale": comparison.seed.scale,
+                   "family": "compare" if comparison.seed.family is not None else "every pair", **pair.__dict__}
             c = conditional.get((pair.a, pair.b))
             if c is not None:
                 row.update({f"networks_{k}": v for k, v in c.__dict__.items() if k not in ("a", "b")})
             rows.append(row)
     if rows:
         pairs = pd.DataFrame(rows)
-        first = [c for c in ("test_set", "a", "b", "difference", "low", "high", "confidence", "p_holm", "separated",
+        first = [c for c in ("test_set", "a", "b", "difference", "low", "high", "confidence", "p_adjusted", "separated",
                              "equivalent") if c in pairs]
         pairs[[*first, *[c for c in pairs.columns if c not in first]]].to_csv(out / f"pairs_{section.stem}.csv",
                                                                               index=False)
@@ -1556,6 +1624,9 @@ def main(argv: list[str] | None = None) -> None:
                              "(percent of the error, the default); repeat for several metrics")
     parser.add_argument("--studies", help="a search's studies.md (studies.json beside it): its table, and the budget "
                                           "curves (budget_curves.csv and figure) in the report")
+    parser.add_argument("--compare", metavar="A:B[,C:D...]",
+                        help="make these pairs of variants the family: their intervals and p do not depend on the "
+                             "other variants in the folders")
     args = parser.parse_args(argv)
     if args.studies:
         from .files import check_regular
@@ -1566,7 +1637,7 @@ def main(argv: list[str] | None = None) -> None:
     ropes = parse_ropes(args.rope)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     built = build_report(args.folders, args.out, args.command, plots=not args.no_plots, resamples=resamples,
-                         ropes=ropes, studies=args.studies)
+                         ropes=ropes, compare=args.compare, studies=args.studies)
     print("\n".join(built.terminal()))
 
 

@@ -1173,6 +1173,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="a folder with config groups of your own (hparams_search/<name>.yaml, model/...)")
     parser.add_argument("--dry-run", action="store_true", help="print the search's size and cost, check its "
                         "space and variants, and stop: nothing is trained or written")
+    parser.add_argument("--compare", metavar="A:B[,C:D...]", default=None,
+                        help="the report's family: these pairs of variants (as the report labels them), as with "
+                             "seqbench report --compare")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from omegaconf import OmegaConf
@@ -1301,7 +1304,7 @@ def _finish(args, root: Path, base, settings: dict, summaries: dict, timings: di
     folders = [f for f in [*studies, *args.default_runs] if Path(f).exists()]
     try:
         built = build_report(folders, out, command=search_command(args),
-                             studies=root / "studies.md", study_figures=figures)
+                             studies=root / "studies.md", study_figures=figures, compare=args.compare)
         if interrupted:
             print("the report of what finished before the interruption:")
         print("\n".join([*built.terminal()[:-2], f"studies: {root / 'studies.md'}", *built.terminal()[-2:]]))
@@ -1318,6 +1321,8 @@ def search_command(args) -> str:
         words += ["--config-dir", str(Path(folder).resolve())]
     if args.jobs != 1:
         words += ["--jobs", str(args.jobs)]
+    if args.compare:
+        words += ["--compare", args.compare]
     for flag, value in (("--out", args.out), ("--report", args.report)):
         if value:
             words += [flag, str(Path(value).resolve())]

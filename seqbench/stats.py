@@ -2,22 +2,22 @@
 unit, groups of variants that cannot be told apart, and, apart from them, the comparison
 conditional on the trained networks; ranks across data sets.
 
-Seed level (the verdict's test). Each training run (seed) gives one score, its test metric. Two
-variants are compared with Welch's t-test on their seed scores (scipy; unequal spreads allowed),
-on the log scale for positive error measures (MSE, cross-entropy: they spread in proportion to
-their size, and a difference is then a ratio). Every pair is tested and Holm's step-down
-correction (statsmodels) holds the family-wise error at 5%. All pairs, not only pairs with the
-best: the verdict is a grouping of every variant (which ones cannot be told apart), and the
-"best" is itself chosen from the same noisy means, so tests against it alone would not hold their
-level. Holm gives back much of the power that the larger family costs. Welch keeps its level at
-2 or 3 seeds per variant (its price there is power); the simulation in ``seqbench.calibration``
-measures the family-wise error at 3, 5 and 8 seeds.
+Seed level (the verdict's test). Each training run (seed) gives one score, its test metric, on the
+log scale for positive error measures (MSE, cross-entropy: they spread in proportion to their size,
+and a difference is then a ratio). The rule (``separations``): the variants' seed variances are
+shrunk toward a common one by empirical Bayes (the moderated t of limma, Smyth 2004, with its
+moment estimator of the prior), but only where the spreads support a prior of at least
+``MIN_PRIOR_DF`` degrees of freedom; every pair is then decided by the Ryan-Einot-Gabriel-Welsch
+step-down over ranges of means (Tukey-Kramer on the moderated standard errors), so the best group
+is a run of the order. Where the spreads are too unequal to share, each variant keeps its own
+variance: Welch's t-test on every pair and Holm's step-down (statsmodels). All pairs, not only
+pairs with the best: the "best" is itself chosen from the same noisy means, so tests against it
+alone would not hold their level. ``seqbench calibrate`` measures the family-wise error with equal
+and unequal spreads at 3, 5 and 8 seeds, and the power. With ``compare`` (the user's pairs) the
+family is those pairs alone, Holm over them, and nothing about another variant enters.
 
-Each pair's interval is its Welch interval at the level of the Holm step that decided it:
-1 - alpha/k, with k the hypotheses still open at the step where the pair was rejected, or, for
-a pair not rejected, at the step where Holm stopped. So an interval excludes zero exactly when
-the pair is separated (the printed interval never disagrees with the adjusted p). These are not
-simultaneous intervals; each is at least as wide as a plain 95% one for pairs not separated.
+Each pair's interval is at the critical value of the step that decided it, so it excludes zero
+exactly when the pair is separated; a pair not separated has it widened to reach zero.
 
 Groups: a compact letter display (Piepho 2004, insert-absorb): variants that share a letter are
 not separated. A region of practical equivalence (ROPE; 0.5 points of accuracy, 10% of an error
@@ -40,6 +40,7 @@ Nemenyi critical difference (Demšar 2006) only with at least five data sets.
 """
 from __future__ import annotations
 
+import functools
 import gc
 import math
 import warnings
@@ -108,7 +109,7 @@ def example_scores(predictions: pd.DataFrame, task: TaskKind | str) -> pd.Series
 def holm(p, alpha: float = ALPHA) -> tuple[np.ndarray, np.ndarray]:
     """(reject, adjusted p) by Holm's step-down (statsmodels). Its Holm branch calls gc.collect()
     on every call (20-100 ms in a process that holds torch); with the heap frozen around it that
-    walk is skipped, which makes the calibration's thousands of families 20 times faster."""
+    walk is skipped."""
     gc.freeze()
     try:
         reject, adjusted, _, _ = multipletests(np.asarray(p, dtype=float), alpha=alpha, method="holm")
@@ -117,57 +118,175 @@ def holm(p, alpha: float = ALPHA) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(reject, dtype=bool), np.asarray(adjusted, dtype=float)
 
 
-def holm_levels(p: np.ndarray, reject: np.ndarray, alpha: float) -> np.ndarray:
-    """Per hypothesis, alpha/k for the Holm step that decided it: k hypotheses were still open
-    where it was rejected, or where Holm stopped (for every one not rejected). An interval at
-    1 - that level excludes zero exactly when Holm rejects (the step-down's own thresholds)."""
-    m = len(p)
-    levels = np.empty(m)
-    stop = None
-    for step, index in enumerate(np.argsort(p, kind="stable")):
-        if stop is None and not reject[index]:
-            stop = m - step
-        levels[index] = alpha / (stop if stop is not None else m - step)
-    return levels
+def holm_rows(p: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Holm's step-down on every row of ``p`` (families x hypotheses) at once: (reject, the level
+    alpha/k of the step that decided each hypothesis: k were still open where it was rejected, or
+    where Holm stopped). An interval at 1 - that level excludes zero exactly when Holm rejects."""
+    rows, m = p.shape
+    order = np.argsort(p, axis=1, kind="stable")
+    thresholds = alpha / (m - np.arange(m))
+    passed = np.cumprod(np.take_along_axis(p, order, 1) <= thresholds, axis=1).astype(bool)
+    stop = passed.sum(axis=1)                                  # rejections before Holm stops
+    step_level = np.where(passed, thresholds, alpha / np.maximum(m - stop, 1)[:, None])
+    reject, level = np.zeros_like(passed), np.empty_like(step_level)
+    np.put_along_axis(reject, order, passed, 1)
+    np.put_along_axis(level, order, step_level, 1)
+    return reject, level
 
 
-def welch_holm(samples: list[np.ndarray], alpha: float = ALPHA, intervals: bool = True) -> dict:
-    """Every pair (i, j), i < j, of ``samples`` (each variant's seed scores on the test's scale, at
-    least two each): mean_i - mean_j, Welch's p (scipy), Holm's adjusted p and decision
-    (statsmodels), and each pair's Welch interval at the level of the Holm step that decided it.
-    The one rule the verdict, the groups, the figures and the calibration share."""
-    pairs = list(combinations(range(len(samples)), 2))
-    empty = np.array([])
-    if not pairs:
-        return {"pairs": [], "difference": empty, "p": empty, "p_holm": empty, "separated": empty.astype(bool),
-                "level": empty, "low": empty, "high": empty}
-    samples = [np.asarray(s, dtype=float) for s in samples]
-    difference = np.array([samples[i].mean() - samples[j].mean() for i, j in pairs])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # near-identical seeds: scipy warns, the p is right
-        if len({len(s) for s in samples}) == 1:   # one call for every pair (the calibration's hot path)
-            first, second = np.array(pairs).T
-            stacked = np.stack(samples)
-            p = np.asarray(stats.ttest_ind(stacked[first], stacked[second], axis=1, equal_var=False).pvalue)
-        else:
-            p = np.array([stats.ttest_ind(samples[i], samples[j], equal_var=False).pvalue for i, j in pairs])
-    # No spread in either variant: Welch has no variance to test against (scipy says 0 or nan).
-    # Seeds tied by a coarse metric (3 seeds of accuracy on 300 examples) do this by chance, and
-    # calling such a pair separated lifted the family-wise error to 5.6%: never separated.
-    flat = np.array([np.ptp(samples[i]) == 0 and np.ptp(samples[j]) == 0 for i, j in pairs])
-    p = np.where(flat | np.isnan(p), 1.0, p).astype(float)
-    reject, p_holm = holm(p, alpha)
-    level = holm_levels(p, reject, alpha)
-    low = high = np.full(len(pairs), np.nan)
+def trigamma_inverse(y: np.ndarray) -> np.ndarray:
+    """x with trigamma(x) = y (Smyth's Newton iteration, as limma's ``trigammaInverse``)."""
+    from scipy.special import polygamma
+    y = np.asarray(y, dtype=float)
+    x = 0.5 + 1 / y
+    for _ in range(50):
+        step = polygamma(1, x) * (1 - polygamma(1, x) / y) / polygamma(2, x)
+        x = x + step
+        if np.all(-step / x < 1e-8):
+            break
+    return x
+
+
+def variance_prior(variances: np.ndarray, df: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row (a family of variants): the empirical-Bayes prior of the variants' seed variances,
+    (prior df d0, prior variance s0²), by limma's moment estimator on the log variances (Smyth
+    2004, ``fitFDist``). d0 is 0 where the variances spread no less than sampling alone would make
+    them (no common variance to borrow), inf where they spread less. Zero variances (seeds tied by a
+    coarse metric) are floored at 1e-5 of the row's median, as limma does."""
+    from scipy.special import digamma, polygamma
+    variances = np.asarray(variances, dtype=float)
+    df = np.broadcast_to(np.asarray(df, dtype=float), variances.shape)
+    median = np.median(variances, axis=1, keepdims=True)
+    usable = median[:, 0] > 0
+    z = np.log(np.maximum(variances, 1e-5 * np.where(median > 0, median, 1.0)))
+    e = z - digamma(df / 2) + np.log(df / 2)
+    mean = e.mean(axis=1)
+    excess = e.var(axis=1, ddof=1) - polygamma(1, df / 2).mean(axis=1)
+    d0 = np.full(len(variances), np.inf)
+    d0[excess > 0] = 2 * trigamma_inverse(excess[excess > 0])
+    d0 = np.where(usable, d0, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        s0 = np.where(np.isfinite(d0) & (d0 > 0), np.exp(mean + digamma(d0 / 2) - np.log(d0 / 2)), np.exp(mean))
+    return d0, s0
+
+
+# Shrink the variants' variances toward a common one only where the spreads support at least this
+# many prior degrees of freedom; below it, each variant keeps its own (Welch). Chosen by simulation
+# (seqbench.calibration): at 2 the family-wise error with equal spreads reached 5.7% at 3 seeds, at
+# 3 it stays under 5% in every cell; the committed IMDB runs give inf, TREC's 2.8.
+MIN_PRIOR_DF = 3.0
+RANGE_DF_GRID = (2, 3, 4, 6, 8, 12, 20, 40, 120, np.inf)
+
+
+@functools.lru_cache(maxsize=None)
+def _range_quantiles(means: int, level: float) -> np.ndarray:
+    """Studentized range quantiles (scipy) at RANGE_DF_GRID, divided by √2 (the scale of a t)."""
+    return np.array([stats.studentized_range.ppf(level, means, df) for df in RANGE_DF_GRID]) / math.sqrt(2)
+
+
+def range_critical(means: int, level: float, df: np.ndarray) -> np.ndarray:
+    """The t a pair needs for the range of ``means`` means to exceed its ``level`` quantile:
+    q(level, means, df) / √2, interpolated in 1/df between exact quantiles (the df of a moderated
+    Welch pair is not a whole number)."""
+    grid = 1 / np.array(RANGE_DF_GRID, dtype=float)
+    return np.interp(1 / np.maximum(np.asarray(df, dtype=float), 2), grid[::-1],
+                     _range_quantiles(means, round(level, 12))[::-1])
+
+
+def welsch_level(size: int, means: int, alpha: float) -> float:
+    """Ryan-Einot-Gabriel-Welsch level of a range over ``size`` of ``means`` means."""
+    return alpha if size >= means - 1 else 1 - (1 - alpha) ** (size / means)
+
+
+def separations(means: np.ndarray, variances: np.ndarray, counts: np.ndarray, alpha: float = ALPHA,
+                intervals: bool = True, family: list[tuple[int, int]] | None = None) -> dict:
+    """The verdict's rule, on rows of families at once (families x variants; each variant's mean,
+    seed variance and seed count on the test's scale). Every pair (i, j), i < j:
+
+    - The variances are shrunk toward a common one by empirical Bayes (limma's moderated t, Smyth
+      2004; a pair's df capped at what the family's seeds hold) where the spreads support at least
+      ``MIN_PRIOR_DF`` prior df, and the pairs are then decided by the Ryan-Einot-Gabriel-Welsch
+      step-down on ranges (Tukey-Kramer on the moderated standard errors, Welsch's levels): a pair is
+      separated when it and every range of means around it (in order of the mean) are.
+    - Otherwise each variant keeps its own variance: Welch's t-test and Holm over every pair.
+
+    ``family``: only these pairs (the user's question); they are then decided by Holm alone, and
+    only their variants enter the shrinkage. Returns arrays (families x pairs): difference, t, df,
+    p (two-sided, unadjusted), separated, low/high (the interval at the level of the step that
+    decided the pair; a pair not separated has its interval widened to reach zero, as in Hsu's
+    constrained intervals), and per family ``moderated`` and ``prior_df``."""
+    means, variances, counts = (np.atleast_2d(np.asarray(a, dtype=float)) for a in (means, variances, counts))
+    rows, k = means.shape
+    pairs = family if family is not None else list(combinations(range(k), 2))
+    first, second = (np.array([p[n] for p in pairs], dtype=int) for n in (0, 1))
+    involved = sorted({v for p in pairs for v in p})
+    df = counts - 1
+    d0, s0 = (variance_prior(variances[:, involved], df[:, involved]) if len(involved) >= 3
+              else (np.zeros(rows), np.ones(rows)))
+    room = df[:, involved].sum(axis=1) - 2 * df[:, involved].max(axis=1)   # a pair's own df come off the family's
+    d0 = np.minimum(d0, np.maximum(room, 0))
+    moderated = d0 >= MIN_PRIOR_DF
+    prior = np.where(moderated, d0, 0.0)[:, None]
+    posterior = np.where(moderated[:, None], (prior * s0[:, None] + df * variances) / (prior + df), variances)
+    own_df = df + prior
+    share = posterior / counts
+    a, b = share[:, first], share[:, second]
+    difference = means[:, first] - means[:, second]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        se = np.sqrt(a + b)
+        pair_df = (a + b) ** 2 / (a ** 2 / own_df[:, first] + b ** 2 / own_df[:, second])
+        pair_df = np.where(moderated[:, None], np.minimum(pair_df, prior + df[:, first] + df[:, second]), pair_df)
+        t = difference / se
+        p = 2 * stats.t.sf(np.abs(t), pair_df)
+    # No spread in either variant: no variance to test against. Seeds tied by a coarse metric do this
+    # by chance; never separated.
+    flat = (variances[:, first] == 0) & (variances[:, second] == 0) & ~moderated[:, None]
+    p = np.where(flat | ~np.isfinite(p), 1.0, p)
+    reject, level = holm_rows(p, alpha)
+    with np.errstate(invalid="ignore"):
+        critical = stats.t.isf(level / 2, pair_df)
+    stepdown = moderated & (family is None)
+    if stepdown.any():
+        order = np.argsort(-means, axis=1, kind="stable")
+        position = np.argsort(order, axis=1)
+        low_pos = np.minimum(position[:, first], position[:, second])
+        high_pos = np.maximum(position[:, first], position[:, second])
+        size = high_pos - low_pos + 1
+        range_crit = np.empty_like(t)
+        for s in range(2, k + 1):
+            where = size == s
+            if where.any():
+                range_crit[where] = range_critical(s, 1 - welsch_level(s, k, alpha), pair_df[where])
+        raw = np.abs(t) > range_crit
+        table = np.zeros((rows, k, k), dtype=bool)
+        table[np.arange(rows)[:, None], low_pos, high_pos] = raw
+        closed = table.copy()   # a range is rejected only when every range around it is
+        for lo in range(k):
+            for hi in range(k - 1, lo, -1):
+                if lo > 0:
+                    closed[:, lo, hi] &= closed[:, lo - 1, hi]
+                if hi < k - 1:
+                    closed[:, lo, hi] &= closed[:, lo, hi + 1]
+        decided = closed[np.arange(rows)[:, None], low_pos, high_pos]
+        reject = np.where(stepdown[:, None], decided, reject)
+        critical = np.where(stepdown[:, None], range_crit, critical)
+    out = {"pairs": pairs, "difference": difference, "t": t, "df": pair_df, "se": se, "p": p,
+           "separated": reject, "critical": critical, "moderated": moderated, "prior_df": d0,
+           "stepdown": stepdown}
     if intervals:
-        low, high = np.empty(len(pairs)), np.empty(len(pairs))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            for k, (i, j) in enumerate(pairs):
-                ci = stats.ttest_ind(samples[i], samples[j], equal_var=False).confidence_interval(1 - level[k])
-                low[k], high[k] = (-np.inf, np.inf) if flat[k] else (ci.low, ci.high)
-    return {"pairs": pairs, "difference": difference, "p": p, "p_holm": np.asarray(p_holm, dtype=float),
-            "separated": np.asarray(reject, dtype=bool), "level": level, "low": low, "high": high}
+        half = np.where(flat, np.inf, critical * se)
+        low, high = difference - half, difference + half
+        low = np.where(reject, low, np.minimum(low, 0.0))    # not separated: the interval reaches zero
+        high = np.where(reject, high, np.maximum(high, 0.0))
+        out.update(low=low, high=high)
+        # the adjusted p: Holm's, or, for the step-down, single-step Tukey-Kramer's (never smaller)
+        adjusted = np.array([holm(row, alpha)[1] for row in p]) if len(pairs) else p
+        if stepdown.any():
+            with np.errstate(invalid="ignore"):
+                tukey = stats.studentized_range.sf(np.abs(t) * math.sqrt(2), k, np.maximum(pair_df, 1))
+            adjusted = np.where(stepdown[:, None], np.where(flat, 1.0, tukey), adjusted)
+        out["p_adjusted"] = adjusted
+    return out
 
 
 def compact_letters(order: list[str], separated: set[frozenset]) -> dict[str, str]:
@@ -198,12 +317,12 @@ class SeedPair:
     n_a: int
     n_b: int
     difference: float
-    low: float               # Welch interval at ``confidence``: the level of the Holm step that decided it
+    low: float               # interval at ``confidence``: the level of the step that decided the pair
     high: float
     confidence: float
-    p: float                 # Welch, unadjusted
-    p_holm: float
-    separated: bool          # Holm rejects at alpha (the interval excludes zero)
+    p: float                 # the pair's t-test (moderated or Welch), unadjusted
+    p_adjusted: float        # Holm's, or single-step Tukey-Kramer's beside the step-down (never smaller)
+    separated: bool          # the rule separates them (the interval excludes zero)
     equivalent: bool         # the whole interval inside the region of practical equivalence
     sd_a: float
     sd_b: float
@@ -226,6 +345,28 @@ class SeedLevel:
     pairs: list[SeedPair]
     letters: dict[str, str]
     untested: dict[str, int] = field(default_factory=dict)   # variant -> its seeds (< MIN_SEEDS)
+    moderated: bool = False           # variances shrunk toward a common one (the spreads support it)
+    prior_df: float = 0.0             # the empirical-Bayes prior's df, as estimated (0: none)
+    family: list[tuple[str, str]] | None = None   # the user's pairs (--compare); None: every pair
+
+    @property
+    def rule_words(self) -> str:
+        """Which rule decided, in words."""
+        if self.family is not None:
+            return (f"the {len(self.family)} named pair{'s' if len(self.family) != 1 else ''} (--compare) as the "
+                    f"family, " + ("moderated t" if self.moderated else "Welch's t") + ", Holm")
+        if self.moderated:
+            return "moderated t (variances shrunk toward a common one), REGW step-down over ranges"
+        return "Welch's t (spreads too unequal to share), Holm over every pair"
+
+    @property
+    def best_group(self) -> list[str]:
+        """The top by mean and every variant not separated from it, in order of the mean. Under the
+        step-down this is a run of the order (a range is separated only with every range around it);
+        under Welch a variant whose seeds spread widely can stay in it below one that is out."""
+        if not self.order or self.family is not None:
+            return []
+        return [v for k, v in enumerate(self.order) if not k or not self.pair(self.order[0], v).separated]
 
     def pair(self, x: str, y: str) -> SeedPair | None:
         return next((p for p in self.pairs if {p.a, p.b} == {x, y}), None)
@@ -243,16 +384,20 @@ class SeedLevel:
 
 
 def seed_level(scores: dict[str, dict], task: TaskKind | str, alpha: float = ALPHA, rope: float | None = None,
-               aso: bool = True, seed: int = 0) -> SeedLevel:
+               aso: bool = True, seed: int = 0, compare: list[tuple[str, str]] | None = None) -> SeedLevel:
     """scores: variant -> {seed: test metric} (finite values; what is left out is the caller's to
-    name). Welch + Holm over every pair of the variants with at least ``MIN_SEEDS`` seeds, the
-    exact permutation test and ASO beside it, and the groups."""
+    name). The verdict's rule (``separations``) over every pair of the variants with at least
+    ``MIN_SEEDS`` seeds, or, with ``compare``, over those pairs alone (nothing about another
+    variant enters); the exact permutation test and ASO beside it, and the groups."""
     task = TASKS[task] if isinstance(task, str) else task
     scores = {v: {s: float(x) for s, x in by_seed.items() if x is not None and math.isfinite(x)}
               for v, by_seed in scores.items()}
+    if compare is not None:
+        named = {v for pair in compare for v in pair}
+        scores = {v: by_seed for v, by_seed in scores.items() if v in named}
     scale = test_scale(task, [x for by_seed in scores.values() for x in by_seed.values()])
     rope = default_rope(task.metric) if rope is None else rope
-    level = SeedLevel(task, scale, alpha, rope, scores, [], {}, [], {})
+    level = SeedLevel(task, scale, alpha, rope, scores, [], {}, [], {}, family=compare)
     sign = 1.0 if task.higher_is_better else -1.0
     tested = {v: level.transformed(v) for v in scores if len(scores[v]) >= MIN_SEEDS}
     level.untested = {v: len(scores[v]) for v in scores if v not in tested}
@@ -261,13 +406,23 @@ def seed_level(scores: dict[str, dict], task: TaskKind | str, alpha: float = ALP
         values = level.transformed(v)
         level.means[v] = (float(np.exp(values.mean())) if scale == "log" else float(values.mean())) if len(values) \
             else math.nan
-    result = welch_holm([tested[v] for v in level.order], alpha)
+    if len(level.order) < 2:
+        return level
+    family = None
+    if compare is not None:
+        family = [tuple(sorted((level.order.index(x), level.order.index(y)))) for x, y in compare
+                  if x in tested and y in tested]
+    values = [tested[v] for v in level.order]
+    result = separations([[x.mean() for x in values]], [[x.var(ddof=1) for x in values]], [[len(x) for x in values]],
+                         alpha, family=family)
+    level.moderated, level.prior_df = bool(result["moderated"][0]), float(result["prior_df"][0])
     for k, (i, j) in enumerate(result["pairs"]):
         a, b = level.order[i], level.order[j]
-        low, high = float(result["low"][k]), float(result["high"][k])
-        pair = SeedPair(a, b, len(tested[a]), len(tested[b]), float(result["difference"][k]), low, high,
-                        float(1 - result["level"][k]), float(result["p"][k]), float(result["p_holm"][k]),
-                        bool(result["separated"][k]), bool(rope > 0 and -rope <= low and high <= rope),
+        low, high = float(result["low"][0, k]), float(result["high"][0, k])
+        confidence = float(1 - 2 * stats.t.sf(result["critical"][0, k], result["df"][0, k]))
+        pair = SeedPair(a, b, len(tested[a]), len(tested[b]), float(result["difference"][0, k]), low, high,
+                        confidence, float(result["p"][0, k]), float(result["p_adjusted"][0, k]),
+                        bool(result["separated"][0, k]), bool(rope > 0 and -rope <= low and high <= rope),
                         float(np.std(tested[a], ddof=1)), float(np.std(tested[b], ddof=1)))
         pair.permutation_p, pair.permutation_floor = exact_permutation_p(tested[a], tested[b], seed=seed + k)
         if aso:
@@ -367,48 +522,84 @@ def test_set_sd(examples: "pd.DataFrame", log_scale: bool) -> float:
     return float(np.median(values)) if values else math.nan
 
 
-def seeds_needed(seed_sd: float, n: int, difference: float, alpha: float = ALPHA, power: float = 0.8) -> dict:
-    """From the spread between seeds: the smallest difference ``n`` seeds per variant detect with
-    the given power (two-sample t-test, statsmodels), and the seeds per variant ``difference``
-    needs (capped at ``MAX_SEEDS_NEEDED``)."""
-    from statsmodels.stats.power import TTestIndPower
-    analysis = TTestIndPower()
+SIMULATED_POWER_MAX_SEEDS = 30     # up to here power is simulated; above, the noncentral t is exact enough
+POWER_DRAWS = 20_000
+
+
+def welch_power(sd_a: float, sd_b: float, n, difference: float, alpha: float = ALPHA, seed: int = 0) -> np.ndarray:
+    """Power of the two-sided Welch t-test at ``alpha`` with ``n`` seeds per variant (a number or an
+    array) to separate a true ``difference`` between normal variants whose seed sds are sd_a and
+    sd_b. Up to ``SIMULATED_POWER_MAX_SEEDS`` seeds by simulation (each variant's mean and variance
+    drawn from their exact distributions; the noncentral t at the Welch df overstates the power at 2
+    seeds by a third), above by the noncentral t (scipy). Never a large-sample bound."""
+    n = np.atleast_1d(np.asarray(n, dtype=float))
+    a, b = sd_a ** 2 / n, sd_b ** 2 / n
+    df = (a + b) ** 2 / ((a ** 2 + b ** 2) / (n - 1))
+    noncentrality = abs(difference) / np.sqrt(a + b)
+    critical = stats.t.isf(alpha / 2, df)
+    with np.errstate(invalid="ignore"):
+        power = stats.nct.sf(critical, df, noncentrality) + stats.nct.cdf(-critical, df, noncentrality)
+    # scipy's noncentral t gives nan far out in its tail, where the power is 1 to every digit shown
+    power = np.where(np.isnan(power) & (noncentrality > critical), 1.0, power)
+    for k in np.flatnonzero(n <= SIMULATED_POWER_MAX_SEEDS):
+        m = int(n[k])
+        rng = np.random.default_rng([seed, m])   # the same draws for n whichever array it comes in
+        shift = abs(difference) + rng.standard_normal(POWER_DRAWS) * math.sqrt(a[k] + b[k])
+        var_a = sd_a ** 2 * rng.chisquare(m - 1, POWER_DRAWS) / (m - 1) / m
+        var_b = sd_b ** 2 * rng.chisquare(m - 1, POWER_DRAWS) / (m - 1) / m
+        welch_df = (var_a + var_b) ** 2 / ((var_a ** 2 + var_b ** 2) / (m - 1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            power[k] = np.mean(2 * stats.t.sf(np.abs(shift / np.sqrt(var_a + var_b)), welch_df) <= alpha)
+    return power
+
+
+def seeds_needed(sd_a: float, sd_b: float, n: int, difference: float, alpha: float = ALPHA,
+                 power: float = 0.8) -> dict:
+    """From two variants' seed sds: the smallest difference ``n`` seeds per variant detect with the
+    given power, and the seeds per variant ``difference`` needs (the smallest n whose Welch power
+    reaches it, searched over every n up to ``MAX_SEEDS_NEEDED``; beyond it, MAX_SEEDS_NEEDED + 1)."""
+    seed_sd = math.sqrt((sd_a ** 2 + sd_b ** 2) / 2)
     out = {"seed_sd": seed_sd, "n": n, "difference": difference, "alpha": alpha, "detectable_now": math.nan,
            "seeds_for_difference": math.nan}
     if not (seed_sd > 0) or not math.isfinite(seed_sd):
         return out
     if n >= 2:
-        effect = analysis.solve_power(nobs1=n, alpha=alpha, power=power, ratio=1.0, alternative="two-sided")
-        out["detectable_now"] = float(effect * seed_sd)
+        from scipy.optimize import brentq
+        out["detectable_now"] = float(brentq(lambda d: float(welch_power(sd_a, sd_b, n, d, alpha)[0]) - power,
+                                             1e-6 * seed_sd, 1e3 * seed_sd, xtol=1e-4 * seed_sd))
     if difference > 0:
-        try:
-            needed = analysis.solve_power(effect_size=difference / seed_sd, alpha=alpha, power=power, ratio=1.0,
-                                          alternative="two-sided")
-            out["seeds_for_difference"] = min(MAX_SEEDS_NEEDED + 1, int(math.ceil(needed)))
-        except (ValueError, RuntimeError):   # no root below statsmodels' bound: very many
-            out["seeds_for_difference"] = MAX_SEEDS_NEEDED + 1
+        counts = np.arange(2, MAX_SEEDS_NEEDED + 1)
+        enough = np.flatnonzero(welch_power(sd_a, sd_b, counts, difference, alpha) >= power)
+        out["seeds_for_difference"] = int(counts[enough[0]]) if len(enough) else MAX_SEEDS_NEEDED + 1
     return out
 
 
-def pairs_that_matter(level: SeedLevel) -> list[tuple[str, SeedPair]]:
-    """The best against the runner-up, and the closest unresolved pair (not separated, smallest
-    p) when that is another pair."""
-    out = []
-    if len(level.order) >= 2:
-        top = level.pair(level.order[0], level.order[1])
-        out.append(("best vs runner-up", top))
-        open_pairs = [p for p in level.pairs if not p.separated and p is not top]
-        if open_pairs:
-            out.append(("closest unresolved pair", min(open_pairs, key=lambda p: (p.p, p.a, p.b))))
-    return out
+def undecided_pairs(level: SeedLevel) -> list[SeedPair]:
+    """What the verdict leaves open: the top against every other member of the best group, or,
+    for the user's own pairs, each one not separated; the closest (smallest p) first."""
+    if level.family is not None:
+        found = [p for p in level.pairs if not p.separated]
+    else:
+        found = [level.pair(level.order[0], v) for v in level.best_group[1:]]
+    return sorted(found, key=lambda p: (p.p, p.a, p.b))
+
+
+def test_set_se(level: SeedLevel, pair: SeedPair, examples: int) -> float:
+    """What one run's test-set sampling alone puts on A − B: the binomial standard errors of the two
+    variants' accuracies on ``examples`` test examples, combined (nan for other metrics or no
+    count). Beside the seeds' own standard error it says whether more seeds can help at all."""
+    if level.task.metric not in PERCENT_METRICS or level.scale != "raw" or not examples:
+        return math.nan
+    a, b = level.means[pair.a], level.means[pair.b]
+    return math.sqrt((a * (1 - a) + b * (1 - b)) / examples)
 
 
 def pair_power(level: SeedLevel, pair: SeedPair, power: float = 0.8) -> dict:
     """Seeds per variant that this pair's observed difference needs, from its own two variants'
-    seed sds, at the alpha the verdict applies to its first Holm step: alpha / (number of pairs)."""
-    sd = math.sqrt((pair.sd_a ** 2 + pair.sd_b ** 2) / 2)
-    return seeds_needed(sd, min(pair.n_a, pair.n_b), abs(pair.difference), level.alpha / max(1, len(level.pairs)),
-                        power)
+    seed sds, at the alpha of the verdict's strictest step: alpha / (number of pairs) (Holm's
+    first; the step-down's steps are never stricter), so the count is on the safe side."""
+    return seeds_needed(pair.sd_a, pair.sd_b, min(pair.n_a, pair.n_b), abs(pair.difference),
+                        level.alpha / max(1, len(level.pairs)), power)
 
 
 def saturation(task: TaskKind, values, baseline: float | None) -> str | None:
@@ -627,8 +818,8 @@ VERDICT_LIMIT = 600
 
 
 def group_words(level: SeedLevel) -> str:
-    """``x a, y a > z b``: tested variants best first with their letters; ">" only where no letter
-    crosses, i.e. every variant before it is separated from every variant after it."""
+    """``x a, y a > z b``: tested variants best first with their letters (the all-pairs view of the
+    details); ">" only where no letter crosses."""
     parts = []
     for k, v in enumerate(level.order):
         if k:
@@ -639,34 +830,73 @@ def group_words(level: SeedLevel) -> str:
     return "".join(parts)
 
 
+def gap_words(level: SeedLevel, pair: SeedPair, interval: bool = True) -> str:
+    """B's gap to A with its interval, in the metric's words: ``lstm −3.3 [−4.5, −2.1]``."""
+    gap = f"{pair.b} {difference_words(level, -pair.difference)}"
+    if not interval:
+        return gap
+    return f"{gap} [{difference_words(level, -pair.high)}, {difference_words(level, -pair.low)}]"
+
+
+def answer_words(level: SeedLevel, detail: int = 2) -> str:
+    """The answer first: the best group (the top by mean and every variant not separated from it,
+    down to the last), then each other variant's gap to the top with its interval; for the user's
+    pairs, each pair's call. ``detail`` 2: gaps and intervals, 1: gaps, 0: names only."""
+    if level.family is not None:
+        return "; ".join(f"{p.a} vs {p.b} {difference_words(level, p.difference)}"
+                         + (f" [{difference_words(level, p.low)}, {difference_words(level, p.high)}]" if detail > 1
+                            else "") + (" separated" if p.separated else " not separated") for p in level.pairs)
+    best = level.best_group
+    top = level.order[0]
+    behind = [level.pair(top, v) for v in level.order if v not in best]
+    # a member below a separated variant is in the group only through its own wide spread: say so
+    first_out = min((level.order.index(p.b) for p in behind), default=len(level.order))
+    percent = level.task.metric in PERCENT_METRICS and level.scale == "raw"
+    members = [f"{v} (wide: sd {100 * float(np.std(level.transformed(v), ddof=1)):.2g}{' points' if percent else ''})"
+               if level.order.index(v) > first_out and percent else v for v in best]
+    words = ("best: " + members[0] if len(best) == 1 else
+             f"best group ({len(best)}, not separated from {top}): " + ", ".join(members))
+    if behind:
+        words += "; behind: " + (", ".join(gap_words(level, p, detail > 1) for p in behind) if detail else
+                                 ", ".join(p.b for p in behind))
+    return words
+
+
+VERDICT_LIMIT = 600
+
+
 def verdict_line(name: str, level: SeedLevel, saturated: str | None = None, left_out: int = 0,
                  solved: dict[str, tuple[int, int]] | None = None, limit: int = VERDICT_LIMIT) -> str:
-    """One line per data set, every variant named, readable in ten seconds: the groups in order of
-    the mean, then (as room allows, up to ``limit`` characters) practical equivalence and what was
-    left out."""
+    """One line per data set, every variant named, at most ``limit`` characters: the best group
+    and each other variant's gap to the top (with intervals as room allows), then practical
+    equivalence and what was left out."""
     head = f"**{name}** ({level.seeds_words})"
     untested = [f"{v} not tested ({n} seed{'s' if n != 1 else ''})" for v, n in sorted(level.untested.items())]
-    if solved is not None and not any(k for k, _ in solved.values()):
-        core = (f"{head}: no variant solved the task in any seed; not ranked: "
-                f"{', '.join(sorted(level.scores))}")
-    elif not level.order:
-        core = f"{head}: nothing to test: " + "; ".join(untested)
-    else:
-        core = f"{head}: " + (f"{saturated}; " if saturated else "") + group_words(level)
-        if untested:
-            core += "; " + "; ".join(untested)
     extras = []
     equivalent = [p for p in level.pairs if p.equivalent]
     if equivalent:
         words = rope_words(level.task.metric, level.rope, level.scale)
-        listed = f"practically equivalent (within {words}): " + ", ".join(f"{p.a} ≈ {p.b}" for p in equivalent)
-        extras.append(listed if len(core) + len(listed) + 2 <= limit - 40 else
-                      f"{len(equivalent)} pair{'s' if len(equivalent) != 1 else ''} practically equivalent "
+        extras.append(f"practically equivalent (within {words}): " + ", ".join(f"{p.a} ≈ {p.b}" for p in equivalent))
+        extras.append(f"{len(equivalent)} pair{'s' if len(equivalent) != 1 else ''} practically equivalent "
                       f"(within {words})")
     if left_out:
         extras.append(f"{left_out} run{'s' if left_out != 1 else ''} left out (named below)")
+    for detail in (2, 1, 0):
+        if solved is not None and not any(k for k, _ in solved.values()):
+            core = (f"{head}: no variant solved the task in any seed; not ranked: "
+                    f"{', '.join(sorted(level.scores))}")
+        elif not level.order:
+            core = f"{head}: nothing to test: " + "; ".join(untested)
+        else:
+            core = f"{head}: " + (f"{saturated}; " if saturated else "") + answer_words(level, detail)
+            if untested:
+                core += "; " + "; ".join(untested)
+        if len(core) + 1 <= limit:
+            break
     line = core
     for extra in extras:
-        if len(line) + len(extra) + 2 <= limit:
+        if extra.endswith(")") and "≈" not in extra and any("≈" in e for e in line.split("; ")):
+            continue   # the count only where the list did not fit
+        if len(line) + len(extra) + 3 <= limit:
             line += "; " + extra
     return line + "."

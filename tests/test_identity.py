@@ -129,7 +129,7 @@ def test_moving_a_sweep_keeps_its_verdict_and_a_stale_folder_is_never_read(tmp_p
     _sweep(tmp_path / "old", {"lstm": 0.16, "rnn": 0.01}, rng=np.random.default_rng(1))  # a stale folder at the old path
     build_report([tmp_path / "new"], tmp_path / "out", plots=False, resamples=499)
     text = (tmp_path / "out" / "summary.md").read_text()
-    assert "**adding** (5 seeds each): lstm a > rnn b." in text   # from the moved records, not from old/
+    assert "**adding** (5 seeds each): best: lstm; behind: rnn ×" in text   # from the moved records, not from old/
     per_example = text.split("### adding: per example")[1]
     assert "| lstm | rnn | -1.5" in per_example   # its predictions read from beside them too
 

@@ -212,8 +212,8 @@ def test_runs_on_different_lengths_are_never_paired_and_each_length_gets_its_ver
                                    "test": {"mse": error * (1 + 0.01 * seed), "mae": 0.1}})
     build_report([tmp_path / "runs"], tmp_path / "out", plots=False)
     text = (tmp_path / "out" / "summary.md").read_text()
-    assert "**adding (length=50)** (5 seeds each): lstm (dataset.length=50) a > rnn (dataset.length=50) b." in text
-    assert "**adding (length=100)** (5 seeds each): lstm (dataset.length=100) a > rnn (dataset.length=100) b." in text
+    assert "**adding (length=50)** (5 seeds each): best: lstm (dataset.length=50); behind: rnn (dataset.length=50) ×" in text
+    assert "**adding (length=100)** (5 seeds each): best: lstm (dataset.length=100); behind: rnn (dataset.length=100) ×" in text
     pairs = pd.read_csv(tmp_path / "out" / "pairs_adding.csv")
     assert len(pairs) == 2 and sorted(pairs["test_set"]) == ["length=100", "length=50"]
     for pair in pairs.itertuples():  # within a length: lstm against rnn at that length, never across lengths

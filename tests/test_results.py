@@ -289,7 +289,7 @@ def test_a_report_over_one_seed_beside_three_is_written_and_names_what_it_left_o
     build_report([tmp_path / "runs"], tmp_path / "out", plots=False, resamples=199)
     text = (tmp_path / "out" / "summary.md").read_text()
     assert "- **trec**: incomplete (lstm seed 1: interrupted; lstm seed 2: interrupted" in text
-    assert ("Runs so far (incomplete, so not a verdict): **trec** (1-3 seeds): gru a; lstm not tested (1 seed); "
+    assert ("Runs so far (incomplete, so not a verdict): **trec** (1-3 seeds): best: gru; lstm not tested (1 seed); "
             "2 runs left out (named below).") in text
     assert "lstm seed 1: interrupted; left out of the seed-level test" in text
 
@@ -304,7 +304,7 @@ def test_every_run_is_counted_or_named_with_its_reason(tmp_path, caplog):
     build_report([tmp_path / "runs"], tmp_path / "out", plots=False, resamples=199)
     text = (tmp_path / "out" / "summary.md").read_text()
     verdict = next(line for line in text.splitlines() if line.startswith("- **trec**"))
-    assert verdict == ("- **trec** (1-3 seeds): gru a > lstm b; rnn not tested (1 seed); "
+    assert verdict == ("- **trec** (1-3 seeds): best: gru; behind: lstm -10.0 [-16.0, -4.0]; rnn not tested (1 seed); "
                        "3 runs left out (named below).")
     for named in ("lstm seed 2: test.acc is nan; left out of the seed-level test",
                   "rnn seed 1: test.acc is nan; left out of the seed-level test",
@@ -355,7 +355,7 @@ def test_saturated_data_sets_are_flagged_and_left_out_of_the_ranks_which_carry_a
     text = (tmp_path / "out" / "summary.md").read_text()
     sincos = next(line for line in text.splitlines() if line.startswith("- **sincos**"))
     assert sincos.startswith("- **sincos** (3 seeds each): saturated, every variant solves it (every run's MSE ≤ "
-                             "0.00026, under 1% of the learn-nothing baseline's 0.5); gru a")
+                             "0.00026, under 1% of the learn-nothing baseline's 0.5); best: gru")
     across = text.split("## Across data sets")[1]
     assert "Not ranked: sincos (saturated: every variant solves it)." in across
     assert "| gru | 1.50 | [" in across and "95% interval (seeds resampled)" in across
@@ -380,3 +380,33 @@ def test_the_scores_figure_carries_the_group_letters(tmp_path):
     plain = plot_scores(frame, table, "trec", "plain", "acc", {}, tmp_path).read_bytes()
     lettered = plot_scores(frame, table, "trec", "lettered", "acc", {}, tmp_path, {"gru": "a", "lstm": "b"})
     assert lettered.read_bytes() != plain
+
+
+def test_compare_makes_the_named_pairs_the_family_whatever_else_the_folders_hold(tmp_path):
+    """``seqbench report A B --compare gru:lstm``: the same difference, interval and p for gru vs
+    lstm whether the folders hold 2 variants or 4; the report says which family the numbers belong
+    to; a variant that is not there or a malformed pair is one line naming the valid variants."""
+    import pandas as pd
+    from seqbench import SeqbenchError
+    two = {"gru": [0.80, 0.82, 0.81], "lstm": [0.78, 0.79, 0.80]}
+    _classifier_runs(tmp_path / "a", two)
+    _classifier_runs(tmp_path / "b", {"rnn": [0.70, 0.75, 0.60], "mingru": [0.81, 0.815, 0.83]})
+    found = []
+    for name, folders in (("two", [tmp_path / "a"]), ("four", [tmp_path / "a", tmp_path / "b"])):
+        build_report(folders, tmp_path / name, plots=False, resamples=199, compare="gru:lstm")
+        pairs = pd.read_csv(tmp_path / name / "pairs_trec.csv")
+        assert len(pairs) == 1 and pairs.loc[0, "family"] == "compare"
+        found.append(pairs.loc[0, ["a", "b", "difference", "low", "high", "p", "p_adjusted"]].tolist())
+        text = (tmp_path / name / "summary.md").read_text()
+        assert "the family is the 1 pair named with --compare and nothing else" in text
+        assert "--compare gru:lstm" in text   # the command that makes this report again
+    assert found[0] == found[1]
+    build_report([tmp_path / "a", tmp_path / "b"], tmp_path / "all", plots=False, resamples=199)
+    every = pd.read_csv(tmp_path / "all" / "pairs_trec.csv")
+    assert len(every) == 6 and set(every["family"]) == {"every pair"}
+    for bad, named in (("gru:transformer", "names transformer, which these folders do not hold"),
+                       ("gru-lstm", "is not A:B"), ("gru:gru", "compares a variant with itself")):
+        with pytest.raises(SeqbenchError) as error:
+            build_report([tmp_path / "a"], tmp_path / "bad", plots=False, compare=bad)
+        message = str(error.value)
+        assert named in message and "variants from: gru, lstm" in message and "\n" not in message

@@ -19,7 +19,7 @@ def test_a_report_ends_in_the_terminal_with_the_verdict_the_table_and_the_paths(
     _two_models(tmp_path / "runs")
     lines = build_report([tmp_path / "runs"], tmp_path / "out", plots=False, resamples=199).terminal()
     verdict = next(line for line in lines if line.strip().startswith("trec"))
-    assert "gru a" in verdict and "lstm b" in verdict and "**" not in verdict   # as summary.md, without its marks
+    assert "best: gru" in verdict and "behind: lstm" in verdict and "**" not in verdict   # as summary.md, without its marks
     assert lines[-2:] == [f"report: {tmp_path / 'out' / 'summary.md'}", f"        {tmp_path / 'out' / 'report.html'}"]
     table = lines[lines.index("trec:") + 1:-2]
     assert table[0].split() == ["variant", "n", "test", "acc", "(%)", "mean", "±", "sd", "95%", "CI"]
@@ -34,7 +34,7 @@ def test_the_end_of_a_sweep_prints_the_verdict_last(tmp_path, capsys):
                                          "overrides": {"task": ["model=gru,lstm", "seed=0,1,2"]}}})
     ReportAfterSweep().on_multirun_end(config)
     tail = capsys.readouterr().out.strip().splitlines()[-8:]   # the table ends with its budget line
-    assert any("gru a" in line and "lstm b" in line for line in tail), tail
+    assert any("best: gru" in line and "behind: lstm" in line for line in tail), tail
     assert tail[-2].startswith("report: ") and tail[-1].strip().endswith("report.html")
 
 
@@ -331,7 +331,7 @@ def test_the_main_table_shows_its_key_columns_first_and_the_rest_behind_a_toggle
     assert "where 6 of them ran at a time (from the records' start and end times" in notes
     assert "<em>majority class</em>" in page
     pairs = page[page.index("seeds A / B") - 900:]
-    assert '<th class="more">seeds A / B</th>' in pairs and "all 11 columns" in pairs
+    assert '<th class="more">seeds A / B</th>' in pairs and "all 12 columns" in pairs
     columns = list(pd.read_csv(tmp_path / "out" / "summary_polarity.csv").columns)
     assert columns[:7] == ["model", "n", "test_acc_mean_pct", "test_acc_std_pct", "test_acc_ci_low_pct",
                            "test_acc_ci_high_pct", "solved"]
@@ -345,9 +345,11 @@ def test_a_search_report_names_every_flag_of_its_command():
 
     from seqbench.search import search_command
     args = argparse.Namespace(overrides=["hparams_search=mine", "dataset=trec"], config_dir=["my_conf"], jobs=2,
-                              out=None, report=None, default_runs=["outputs/compare", "outputs/more"])
+                              out=None, report=None, default_runs=["outputs/compare", "outputs/more"],
+                              compare="gru (tuned):lstm (tuned)")
     assert search_command(args) == (f"seqbench search hparams_search=mine dataset=trec --config-dir "
-                                    f"{Path('my_conf').resolve()} --jobs 2 --default-runs "
+                                    f"{Path('my_conf').resolve()} --jobs 2 --compare 'gru (tuned):lstm (tuned)' "
+                                    f"--default-runs "
                                     f"{Path('outputs/compare').resolve()} {Path('outputs/more').resolve()}")
 
 
