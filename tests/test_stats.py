@@ -457,10 +457,13 @@ def test_the_guides_example_verdicts_are_what_the_committed_records_give():
     from seqbench.results import load_records, variant_labels
     from seqbench.tasks import task_of
     root = Path(__file__).resolve().parent.parent
-    readme = (root / "docs" / "compare.md").read_text()   # the guide, where the verdict is explained
-    block = readme.split("<!-- example verdicts: generated from results/runs by tests/test_stats.py -->")[1]
-    shown = [line.strip() for line in block.split("<!-- end of example verdicts -->")[0].splitlines() if line.strip()]
-    assert shown, "no example verdicts in the README"
+    shown = []
+    for page in ("docs/compare.md", "README.md"):   # the guide, where the verdict is explained, and the front page
+        text = (root / page).read_text()
+        block = text.split("<!-- example verdicts: generated from results/runs by tests/test_stats.py -->")[1]
+        lines = [line.strip() for line in block.split("<!-- end of example verdicts -->")[0].splitlines() if line.strip()]
+        assert lines, f"no example verdicts in {page}"
+        shown += lines
     summary = (root / "results" / "summary.md").read_text()
     for line in shown:
         name = line.split(" ", 1)[0]
