@@ -167,8 +167,10 @@ def test_a_record_whose_data_set_name_is_a_path_is_reported_inside_the_report_fo
         (folder / "record.json").write_text(json.dumps(record))
     build_report([tmp_path / "results"], tmp_path / "a" / "report", plots=False, statistics=False)
     written = {p.name for p in (tmp_path / "a" / "report").iterdir()}
-    assert "summary_reviews_v2.csv" in written and len([n for n in written if n.startswith("summary_")]) == 2
-    assert not (tmp_path / "escaped.csv").exists() and not list(tmp_path.glob("summary_*"))
+    assert "summary_reviews_v2.csv" in written and "summary_reviews_v2.tex" in written
+    assert len([n for n in written if n.startswith("summary_")]) == 4   # a CSV and a LaTeX table per data set
+    assert not (tmp_path / "escaped.csv").exists() and not (tmp_path / "escaped.tex").exists()
+    assert not list(tmp_path.glob("summary_*"))
 
 
 def test_resuming_next_to_a_poisoned_record_and_checkpoint_runs_neither(tmp_path, monkeypatch):
