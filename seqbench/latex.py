@@ -72,7 +72,7 @@ def write_summary(out: Path, stem: str, data: str, metric: str, summary: tuple[l
         tuned_header, tuned_rows = tuned
         parts.append(table(tuned_header, tuned_rows, f"{data}: each model with its default settings and tuned, on "
                            f"the same seeds; the difference with its 95% seed-level interval (Welch).",
-                           f"tab:seqbench-{stem}-tuned", align="l" + "r" * 5 + "l"))
+                           f"tab:seqbench-{stem}-tuned", align="l" + "r" * (len(tuned_header) - 2) + "l"))
     path = out / f"summary_{stem}.tex"
     path.write_text("\n\n".join(parts) + "\n")
     return path

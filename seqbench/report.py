@@ -1091,23 +1091,30 @@ def tuned_blocks(doc: Document, sections: list[DataSection]) -> None:
         doc.heading(f"{section.label}: tuned beside default", 3)
         metric = section.task.metric
         relative = metric in POSITIVE_METRICS
+        header, rows = table
+        family = sum(row[3] != "–" for row in rows)
         doc.text(f"Tuned − default: difference of mean test {metric} "
                  + ("as the ratio tuned / default of geometric means" if relative else
                     f"({'points' if section.task.scale() == 100 else metric})")
-                 + " with its 95% seed-level interval (Welch).")
-        doc.table(*table)
+                 + f" with its seed-level interval. The family is these {family} comparisons (did tuning change "
+                   f"each variant?): each interval at 1 - 0.05/{family} (Bonferroni, so the {family} hold "
+                   f"together at 95%), each p Holm-adjusted over the {family}; no other variant enters them.")
+        doc.table(header, rows)
 
 
 def tuned_table(section: DataSection) -> tuple[list[str], list[list[str]]] | None:
     """(header, rows) of the tuned-beside-default table of a data set; None without tuned runs."""
-    from .stats import difference_words, seed_level
+    from .stats import ALPHA, difference_words, seed_level
     tuned_records = [r for r in section.done if r.get("tuned")]
     if not tuned_records:
         return None
     metric = section.task.metric
     by_label = {r["model"]: r for r in section.table.to_dict("records")}
-    rows = []
-    for model in sorted({r["model"] for r in tuned_records}):
+    models = sorted({r["model"] for r in tuned_records})
+    # The family: every variant that has both a tuned and a default configuration here.
+    family = sum(any(r["model"] == model and not r.get("tuned") for r in section.done) for model in models) or 1
+    rows, p_values = [], []
+    for model in models:
         tuned_hash = next(r["config_hash"] for r in tuned_records if r["model"] == model)
         default_hash = next((r["config_hash"] for r in section.done if r["model"] == model and not r.get("tuned")),
                             None)
@@ -1118,25 +1125,42 @@ def tuned_table(section: DataSection) -> tuple[list[str], list[list[str]]] | Non
                           f"{format_metric(r[f'test_{metric}_std'], metric)} ({r['n']})" if r else "–")
         same = "–"
         delta = "–"
+        p_values.append(math.nan)
         if tuned and default:
             same = "yes" if tuned["seeds"] == default["seeds"] else (f"no: {tuned['seeds']} vs {default['seeds']}")
             runs = [r for r in section.done if r["config_hash"] in (tuned_hash, default_hash)]
             scores, _ = seed_scores(runs, VariantLabels({tuned_hash: "tuned", default_hash: "default"}, {}),
                                     section.task)
-            level = seed_level(scores, section.task, aso=False)
+            level = seed_level(scores, section.task, alpha=ALPHA / family, aso=False)
             if level.pairs:
                 # The pair runs better - worse: turn it round to tuned - default (a ratio inverts).
                 (pair,) = level.pairs
+                p_values[-1] = pair.p
                 sign = 1 if pair.a == "tuned" else -1
                 low, high = sorted((sign * pair.low, sign * pair.high))
                 delta = (f"{difference_words(level, sign * pair.difference)} [{difference_words(level, low)}, "
                          f"{difference_words(level, high)}]")
         params = parameter_words(info.get("params") or {})
         rows.append([model, cell(default), cell(tuned), delta, same, str(info.get("trials")), params])
+    adjusted = holm_adjusted(p_values)
+    for row, p in zip(rows, adjusted):
+        row.insert(4, "–" if math.isnan(p) else f"{p:.3g}")
     relative = metric in POSITIVE_METRICS
+    level = f"{100 * (1 - ALPHA / family):.4g}%"
     return (["model", f"default: test {metric} (n)", f"tuned: test {metric} (n)",
-             "tuned / default [95% CI]" if relative else "tuned − default [95% CI]",
-             "same seeds", "trials", "best parameters"], rows)
+             f"tuned / default [{level} CI]" if relative else f"tuned − default [{level} CI]",
+             f"p (Holm over {family})", "same seeds", "trials", "best parameters"], rows)
+
+
+def holm_adjusted(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (``stats.holm``), NaN where a comparison has none."""
+    from .stats import holm
+    present = [i for i, p in enumerate(p_values) if not math.isnan(p)]
+    out = [math.nan] * len(p_values)
+    if present:
+        for i, p in zip(present, holm([p_values[i] for i in present])[1]):
+            out[i] = float(p)
+    return out
 
 
 def across_blocks(doc: Document, sections: list[DataSection], out: Path, plots: bool, resamples: int) -> None:

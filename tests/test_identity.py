@@ -2,6 +2,7 @@
 reports group by data identity and label variants uniquely; verdicts read predictions beside their
 records; each break found in review is reproduced here."""
 import json
+import math
 import shutil
 
 import numpy as np
@@ -265,3 +266,32 @@ def test_tuned_minus_default_has_the_sign_of_the_gain(tmp_path):
                if line.startswith("| gru |") and "yes" in line)
     gain = row.split("|")[4].strip()
     assert gain.startswith("+1") and float(gain.split()[0]) > 10   # about +15 points, not -15
+
+
+def test_tuned_minus_default_intervals_hold_together_over_the_variants_tuned(tmp_path):
+    """The family of 'tuned - default' is the variants that have both: with two, each interval is
+    at 97.5% (Bonferroni) and each p Holm-adjusted over the two; with one, at 95%."""
+    from seqbench.report import holm_adjusted
+    rng = np.random.default_rng(5)
+    target = rng.integers(0, 2, 400)
+    for name, accuracy, tuned in (("gru", 0.70, None), ("gru", 0.80, {"study": "s", "trials": 4, "params": {}}),
+                                  ("lstm", 0.70, None), ("lstm", 0.72, {"study": "t", "trials": 4, "params": {}})):
+        for seed in range(4):
+            folder = tmp_path / f"{name}{accuracy}{seed}"
+            folder.mkdir()
+            correct = rng.random(400) < accuracy + rng.normal(0, 0.01)
+            pd.DataFrame({"index": range(400), "target": target, "predicted": np.where(correct, target, 1 - target)}
+                         ).to_csv(folder / "predictions.csv", index=False)
+            write_json_atomic(folder / "record.json", {
+                "status": "done", "model": name, "dataset": "trec", "seed": seed, "task": "classification",
+                "config_hash": f"{name}{accuracy}", "data_fingerprint": "d", "predictions": "predictions.csv",
+                "test": {"acc": float(correct.mean()), "f1": 0.5}, "val_best": {"acc": 0.8}, "best_epoch": 1,
+                "epochs": 2, **({"tuned": tuned} if tuned else {}),
+                "config": {"model": {"name": name, "hidden_size": 8 if tuned is None else 16},
+                           "dataset": {"name": "trec"}}})
+    build_report([tmp_path], tmp_path / "out", plots=False, statistics=False)
+    text = (tmp_path / "out" / "summary.md").read_text()
+    assert "| tuned − default [97.5% CI] | p (Holm over 2) |" in text
+    assert "each interval at 1 - 0.05/2 (Bonferroni, so the 2 hold together at 95%)" in text
+    adjusted = holm_adjusted([0.01, float("nan"), 0.04])   # a variant with no default has no p
+    assert adjusted[::2] == [0.02, 0.04] and math.isnan(adjusted[1])
