@@ -244,23 +244,26 @@ def test_a_copy_whose_original_is_gone_is_reused_with_its_predictions(compose_co
     assert (tmp_path / "sweep2" / "0_lstm" / "predictions.csv").is_file()
 
 
+def tuned_or_default_run(folder, name: str, seed: int, config_hash: str, target, correct, tuned: dict | None):
+    """A finished TREC-like run of ``name`` (tuned where ``tuned`` says how) with its predictions."""
+    folder.mkdir()
+    pd.DataFrame({"index": range(len(target)), "target": target, "predicted": np.where(correct, target, 1 - target)}
+                 ).to_csv(folder / "predictions.csv", index=False)
+    write_json_atomic(folder / "record.json", {
+        "status": "done", "model": name, "dataset": "trec", "seed": seed, "task": "classification",
+        "config_hash": config_hash, "data_fingerprint": "d", "predictions": "predictions.csv",
+        "test": {"acc": float(correct.mean()), "f1": 0.5}, "val_best": {"acc": 0.8}, "best_epoch": 1,
+        "epochs": 2, **({"tuned": tuned} if tuned else {}),
+        "config": {"model": {"name": name, "hidden_size": 8 if tuned is None else 16}, "dataset": {"name": "trec"}}})
+
+
 def test_tuned_minus_default_has_the_sign_of_the_gain(tmp_path):
     rng = np.random.default_rng(3)
     target = rng.integers(0, 2, 400)
     for name, accuracy, tuned in (("gru", 0.70, None), ("gru", 0.85, {"study": "s", "trials": 4, "params": {}})):
         for seed in range(5):
-            folder = tmp_path / f"{name}{accuracy}{seed}"
-            folder.mkdir()
-            correct = rng.random(400) < accuracy
-            pd.DataFrame({"index": range(400), "target": target, "predicted": np.where(correct, target, 1 - target)}
-                         ).to_csv(folder / "predictions.csv", index=False)
-            write_json_atomic(folder / "record.json", {
-                "status": "done", "model": name, "dataset": "trec", "seed": seed, "task": "classification",
-                "config_hash": f"h{accuracy}", "data_fingerprint": "d", "predictions": "predictions.csv",
-                "test": {"acc": float(correct.mean()), "f1": 0.5}, "val_best": {"acc": 0.8}, "best_epoch": 1,
-                "epochs": 2, **({"tuned": tuned} if tuned else {}),
-                "config": {"model": {"name": name, "hidden_size": 8 if tuned is None else 16},
-                           "dataset": {"name": "trec"}}})
+            tuned_or_default_run(tmp_path / f"{name}{accuracy}{seed}", name, seed, f"h{accuracy}", target,
+                                 rng.random(400) < accuracy, tuned)
     build_report([tmp_path], tmp_path / "out", plots=False, resamples=499)
     row = next(line for line in (tmp_path / "out" / "summary.md").read_text().splitlines()
                if line.startswith("| gru |") and "yes" in line)
@@ -277,18 +280,8 @@ def test_tuned_minus_default_intervals_hold_together_over_the_variants_tuned(tmp
     for name, accuracy, tuned in (("gru", 0.70, None), ("gru", 0.80, {"study": "s", "trials": 4, "params": {}}),
                                   ("lstm", 0.70, None), ("lstm", 0.72, {"study": "t", "trials": 4, "params": {}})):
         for seed in range(4):
-            folder = tmp_path / f"{name}{accuracy}{seed}"
-            folder.mkdir()
-            correct = rng.random(400) < accuracy + rng.normal(0, 0.01)
-            pd.DataFrame({"index": range(400), "target": target, "predicted": np.where(correct, target, 1 - target)}
-                         ).to_csv(folder / "predictions.csv", index=False)
-            write_json_atomic(folder / "record.json", {
-                "status": "done", "model": name, "dataset": "trec", "seed": seed, "task": "classification",
-                "config_hash": f"{name}{accuracy}", "data_fingerprint": "d", "predictions": "predictions.csv",
-                "test": {"acc": float(correct.mean()), "f1": 0.5}, "val_best": {"acc": 0.8}, "best_epoch": 1,
-                "epochs": 2, **({"tuned": tuned} if tuned else {}),
-                "config": {"model": {"name": name, "hidden_size": 8 if tuned is None else 16},
-                           "dataset": {"name": "trec"}}})
+            tuned_or_default_run(tmp_path / f"{name}{accuracy}{seed}", name, seed, f"{name}{accuracy}", target,
+                                 rng.random(400) < accuracy + rng.normal(0, 0.01), tuned)
     build_report([tmp_path], tmp_path / "out", plots=False, statistics=False)
     text = (tmp_path / "out" / "summary.md").read_text()
     assert "| tuned − default [97.5% CI] | p (Holm over 2) |" in text
