@@ -112,12 +112,40 @@ def completeness(records: list[dict], labels: VariantLabels) -> list[str]:
     return problems
 
 
+def read_predictions(record: dict) -> pd.DataFrame | None:
+    """A run's per-example predictions, found beside its record through the one resolver (inside
+    the run's folder, a regular file within its size bound) and read once per report; None when it
+    has none, or with one line naming the record and the field when they cannot be used (the rest
+    of the run still counts)."""
+    from .files import PREDICTIONS_LIMIT, ignore_field, limit_of, run_path
+    path = run_path(record, "predictions", limit=limit_of(PREDICTIONS_LIMIT))
+    if path is None:
+        return None
+    info = path.stat()
+    key = (str(path), info.st_mtime_ns, info.st_size)
+    if key not in _PREDICTIONS:
+        try:
+            frame = pd.read_csv(path)
+        except (ValueError, pd.errors.ParserError, OSError, EOFError) as error:   # UnicodeDecodeError is a ValueError
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            ignore_field(record["record_path"], "predictions", f"{path.name} is not a predictions table ({reason[:200]})")
+            frame = None
+        if len(_PREDICTIONS) >= 64:   # a report's passes go over the same runs: keep the latest tables
+            _PREDICTIONS.pop(next(iter(_PREDICTIONS)))
+        _PREDICTIONS[key] = frame
+    frame = _PREDICTIONS[key]
+    return None if frame is None else frame.copy()
+
+
+_PREDICTIONS: dict[tuple, pd.DataFrame | None] = {}
+
+
 def class_baselines(records: list[dict]) -> dict[str, float]:
     """The majority-class and chance accuracies of a classification test set, from its labels."""
     for record in records:
-        path = Path(record["record_path"]).parent / (record.get("predictions") or "predictions.csv")
-        if record.get("predictions") and path.is_file():
-            targets = pd.read_csv(path, usecols=["target"])["target"]
+        frame = read_predictions(record)
+        if frame is not None and "target" in frame:
+            targets = frame["target"]
             classes = len(record.get("label_names") or []) or targets.nunique()
             return {"majority class": float(targets.value_counts(normalize=True).max()),
                     "chance (uniform guess)": 1.0 / classes}
@@ -126,18 +154,19 @@ def class_baselines(records: list[dict]) -> dict[str, float]:
 
 def run_confusion(record: dict) -> pd.DataFrame | None:
     """Counts of (true, predicted) classes of one run, from its predictions beside its record."""
-    path = Path(record["record_path"]).parent / (record.get("predictions") or "")
-    if not record.get("predictions") or not path.is_file():
-        return None
-    frame = pd.read_csv(path)
-    if "target" not in frame or "predicted" not in frame:
+    frame = read_predictions(record)
+    if frame is None or "target" not in frame or "predicted" not in frame:
         return None
     names = record.get("label_names") or sorted(set(frame["target"]) | set(frame["predicted"]))
     index = pd.Index(names, name="true")
-    return pd.crosstab(frame["target"].map(lambda i: names[int(i)]),
-                       frame["predicted"].map(lambda i: names[int(i)])).reindex(index=index, columns=names,
-                                                                                 fill_value=0)
-
+    try:
+        return pd.crosstab(frame["target"].map(lambda i: names[int(i)]),
+                           frame["predicted"].map(lambda i: names[int(i)])).reindex(index=index, columns=names,
+                                                                                     fill_value=0)
+    except (ValueError, TypeError, IndexError):   # class ids that are not the record's classes
+        from .files import ignore_field
+        ignore_field(record["record_path"], "predictions", "its class ids do not match the record's classes")
+        return None
 
 def seed_confusions(records: list[dict], labels: VariantLabels) -> dict[str, dict]:
     """Per variant, each seed's counts of (true, predicted) classes: {variant: {seed: matrix}}."""
@@ -180,17 +209,6 @@ class TextLengths:
     source: str                    # in words: where the texts came from and how tokens were counted
 
 
-def _predictions_of(record: dict) -> pd.DataFrame | None:
-    name = record.get("predictions")
-    path = Path(record["record_path"]).parent / (name or "")
-    if not name or not path.is_file():
-        return None
-    try:
-        return pd.read_csv(path)
-    except (ValueError, pd.errors.ParserError, OSError):
-        return None
-
-
 def _data_files(record: dict, kind: str) -> object | None:
     """The record's input files on this machine, without downloading anything: each at its
     recorded path, else by its name under the data roots (``dataset.root``, $SEQBENCH_DATA, the
@@ -222,7 +240,7 @@ def text_lengths(records: list[dict]) -> tuple[TextLengths | None, str]:
     with seqbench's tokenizer (the one training used), accepted only where the files' fingerprint
     is the runs' and the test labels read are the predictions' targets, in order. Nothing is
     downloaded."""
-    frames = [(r, _predictions_of(r)) for r in records]
+    frames = [(r, read_predictions(r)) for r in records]
     frames = [(r, f) for r, f in frames if f is not None and "index" in f]
     if not frames:
         return None, "no readable predictions"
@@ -298,7 +316,7 @@ def length_table(records: list[dict], labels: VariantLabels, lengths: TextLength
     buckets = length_buckets(lengths.test)
     per: dict[str, dict[str, list[float]]] = {}
     for r in records:
-        frame = _predictions_of(r)
+        frame = read_predictions(r)
         if frame is None or not {"index", "target", "predicted"} <= set(frame) or len(frame) != len(lengths.test):
             continue
         frame = frame.sort_values("index")
@@ -423,12 +441,12 @@ def example_scores_of(runs: list[dict], labels: VariantLabels, task: TaskKind) -
             continue
         who = f"{labels.get(r.get('config_hash'), r.get('model'))} seed {r.get('seed')}"
         name = r.get("predictions") or "predictions.csv"
-        path = Path(r["record_path"]).parent / name
-        if not r.get("predictions") or not path.is_file():
-            left.append(f"{who}: no {name}; left out of the per-example comparison")
+        frame = read_predictions(r)
+        if frame is None:
+            left.append(f"{who}: no usable {name}; left out of the per-example comparison")
             continue
         try:
-            scores = example_scores(pd.read_csv(path), task)
+            scores = example_scores(frame, task)
         except (KeyError, ValueError, pd.errors.ParserError) as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             left.append(f"{who}: {name} unusable ({reason}); left out of the per-example comparison")

@@ -1,0 +1,116 @@
+"""Records are data, and their paths stay home: every path a record names (predictions, TensorBoard
+folder, best checkpoint) is read only inside the record's own run folder, as a regular file within
+its size bound; otherwise that field is left out with one line and the rest of the run still counts.
+Lock and claim files are never followed through a link. Each case goes through the real command."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from seqbench.record import write_json_atomic
+from tests.test_results import record
+
+
+def seqbench(*args, cwd, env=None, timeout=240):
+    return subprocess.run([sys.executable, "-m", "seqbench", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def predictions_csv(hits: int, total: int = 10) -> str:
+    return "index,target,predicted\n" + "".join(f"{i},{i % 2},{i % 2 if i < hits else 1 - i % 2}\n"
+                                                for i in range(total))
+
+
+def run_folder(sweep: Path, name: str, model: str, seed: int, score: float, **fields) -> Path:
+    folder = sweep / name
+    r = record(model, seed, score, dataset="polarity", label_names=["neg", "pos"], run_key=f"key-{name}",
+               finished="2026-12-06T06:01:00+00:00", predictions="predictions.csv", **fields)
+    write_json_atomic(folder / "record.json", r)
+    (folder / "predictions.csv").write_text(predictions_csv(round(score * 10)))
+    return folder
+
+
+@pytest.fixture
+def planted(tmp_path):
+    """A sweep of good runs beside runs whose records name files elsewhere: an absolute path, a
+    ``../..`` path, a symlink out of the run, a folder of someone else's TensorBoard events."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.csv").write_text(predictions_csv(10))   # readable as predictions, if it were followed
+    (outside / "secret.txt").write_text("secret")
+    (outside / "events.out.tfevents.1.vm.1.0").write_bytes(b"someone else's events")
+    sweep = tmp_path / "sweep"
+    for seed in (0, 1):
+        run_folder(sweep, f"gru_s{seed}", "gru", seed, 0.7)
+    run_folder(sweep, "lstm_s0", "lstm", 0, 0.8, tensorboard=str(outside), best_checkpoint=str(outside / "secret.txt"))
+    (sweep / "lstm_s0" / "record.json").write_text(json.dumps(
+        {**json.loads((sweep / "lstm_s0" / "record.json").read_text()), "predictions": str(outside / "secret.csv")}))
+    linked = run_folder(sweep, "lstm_s1", "lstm", 1, 0.8, best_checkpoint="../../outside/secret.txt")
+    (linked / "predictions.csv").unlink()
+    (linked / "predictions.csv").symlink_to(outside / "secret.csv")
+    return tmp_path
+
+
+def test_export_uploads_and_copies_nothing_a_record_names_outside_its_run(planted):
+    pytest.importorskip("mlflow")
+    sweep = planted / "sweep"
+    done = seqbench("export", sweep, "--to", "mlflow", "--checkpoints", cwd=planted)
+    assert done.returncode == 0, done.stderr
+    assert (sweep / "mlflow.db").is_file()   # the first folder given, never a record's output root
+    uploaded = [p.name for p in (sweep / "mlruns-artifacts").rglob("*") if p.is_file()]
+    assert "secret.csv" not in uploaded and "secret.txt" not in uploaded
+    assert uploaded.count("predictions.csv") == 2 and uploaded.count("run_record.json") == 4
+    lines = done.stderr.strip().splitlines()
+    assert f"{sweep / 'lstm_s0' / 'record.json'}: 'predictions' ignored: {planted / 'outside' / 'secret.csv'} is " \
+           f"outside the run's folder" in done.stderr
+    assert sum("lstm_s1/record.json: 'predictions' ignored" in line for line in lines) == 1
+    assert sum("'best_checkpoint' ignored" in line for line in lines) == 2
+
+    done = seqbench("export", sweep, "--to", "tensorboard", "--logdir", planted / "tb", cwd=planted)
+    assert done.returncode == 0, done.stderr
+    copied = [p.name for p in (planted / "tb").rglob("*") if p.is_file()]
+    assert "secret.txt" not in copied and len(copied) == 4   # each run written from its record instead
+    assert all(b"someone else's" not in p.read_bytes() for p in (planted / "tb").rglob("*") if p.is_file())
+    assert "lstm_s0/record.json: 'tensorboard' ignored" in done.stderr
+
+
+def test_report_leaves_out_predictions_outside_the_run_and_says_so_once(planted):
+    done = seqbench("report", planted / "sweep", "--out", planted / "report", "--no-plots", cwd=planted)
+    assert done.returncode == 0, done.stderr
+    for run in ("lstm_s0", "lstm_s1"):
+        assert done.stderr.count(f"{run}/record.json: 'predictions' ignored") == 1, done.stderr
+    assert (planted / "report" / "summary.md").is_file()
+
+
+def test_predictions_that_are_not_a_table_cost_one_line_not_the_report(tmp_path):
+    """A FIFO, a folder, a link to /dev/zero, a gzip of a pickle, a file over the size bound
+    (lowered for the test: the 2 GiB case is the slow lane's)."""
+    import gzip
+    import pickle
+    sweep = tmp_path / "sweep"
+    for seed in (0, 1, 2, 3, 4, 5):
+        run_folder(sweep, f"gru_s{seed}", "gru", seed, 0.7)
+        run_folder(sweep, f"lstm_s{seed}", "lstm", seed, 0.8)
+    os.unlink(sweep / "lstm_s0" / "predictions.csv")
+    os.mkfifo(sweep / "lstm_s0" / "predictions.csv")
+    os.unlink(sweep / "lstm_s1" / "predictions.csv")
+    (sweep / "lstm_s1" / "predictions.csv").mkdir()
+    os.unlink(sweep / "lstm_s2" / "predictions.csv")
+    (sweep / "lstm_s2" / "predictions.csv").symlink_to("/dev/zero")
+    record_path = sweep / "lstm_s3" / "record.json"
+    record_path.write_text(json.dumps({**json.loads(record_path.read_text()), "predictions": "predictions.csv.gz"}))
+    with gzip.open(sweep / "lstm_s3" / "predictions.csv.gz", "wb") as stream:
+        stream.write(pickle.dumps({"not": "a table"}))
+    (sweep / "lstm_s4" / "predictions.csv").write_text(predictions_csv(8, total=5000))
+    done = seqbench("report", sweep, "--out", tmp_path / "report", "--no-plots", cwd=tmp_path,
+                    env={"SEQBENCH_RECORD_FILE_LIMIT_MB": "0.01"}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    said = {line.split("/record.json")[0].rsplit("/", 1)[-1]: line for line in done.stderr.splitlines()
+            if "'predictions' ignored" in line}
+    assert set(said) == {"lstm_s0", "lstm_s1", "lstm_s2", "lstm_s3", "lstm_s4"}, done.stderr
+    assert "named pipe (FIFO)" in said["lstm_s0"] and "a folder" in said["lstm_s1"]
+    assert "outside the run's folder" in said["lstm_s2"] and "not a predictions table" in said["lstm_s3"]
+    assert "SEQBENCH_RECORD_FILE_LIMIT_MB" in said["lstm_s4"]
