@@ -114,3 +114,53 @@ def test_predictions_that_are_not_a_table_cost_one_line_not_the_report(tmp_path)
     assert "named pipe (FIFO)" in said["lstm_s0"] and "a folder" in said["lstm_s1"]
     assert "outside the run's folder" in said["lstm_s2"] and "not a predictions table" in said["lstm_s3"]
     assert "SEQBENCH_RECORD_FILE_LIMIT_MB" in said["lstm_s4"]
+
+
+# ------------------------------------------------------------------------- lock and claim files
+def tiny_run_args(root: Path) -> list[str]:
+    from tests.conftest import TINY
+    return [f"paths.output_root={root}", *TINY, "logger=csv"]
+
+
+@pytest.mark.slow
+def test_a_symlinked_or_fifo_claim_lock_is_one_line_and_its_target_is_left_as_it_was(tmp_path):
+    args = tiny_run_args(tmp_path / "out")
+    first = seqbench(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    lock = next((tmp_path / "out" / ".claims").glob("*.lock"))
+    lock.unlink()
+    victim = tmp_path / "my_notes.txt"
+    victim.write_text("my notes\n")
+    lock.symlink_to(victim)
+    again = seqbench(*args, cwd=tmp_path)
+    assert again.returncode == 2 and victim.read_text() == "my notes\n"
+    assert again.stderr.strip() == (f"error: run claim {lock} is a symbolic link; seqbench makes its own lock files "
+                                    f"and never writes through a link: remove the link and run again")
+    lock.unlink()
+    os.mkfifo(lock)
+    again = seqbench(*args, cwd=tmp_path, timeout=60)
+    assert again.returncode == 2 and again.stderr.strip() == (
+        f"error: run claim {lock} is a named pipe (FIFO), not a regular file; seqbench makes its own lock files: "
+        f"remove it and run again")
+
+
+@pytest.mark.parametrize("plant", ["symlink", "fifo"])
+def test_a_study_lock_that_is_a_link_or_a_fifo_is_one_line_naming_it(plant, tmp_path):
+    from seqbench.files import UnreadableFile
+    from seqbench.search import StudyLock
+    (tmp_path / ".locks").mkdir()
+    lock, victim = tmp_path / ".locks" / "sincos_gru.lock", tmp_path / "mine.txt"
+    victim.write_text("mine")
+    lock.symlink_to(victim) if plant == "symlink" else os.mkfifo(lock)
+    with pytest.raises(UnreadableFile, match=f"study lock {lock} is a "):
+        StudyLock(tmp_path, "sincos_gru")
+    assert victim.read_text() == "mine"
+
+
+def test_a_search_that_retrained_nothing_names_where_it_looked(tmp_path, capsys):
+    from argparse import Namespace
+
+    from seqbench.search import _finish
+    args = Namespace(report=None, default_runs=[])
+    _finish(args, tmp_path, None, {}, {}, {"search": 0, "retrain": 0})
+    assert capsys.readouterr().err.strip() == f"no report: no retrained run under {tmp_path / 'retrain'}"
