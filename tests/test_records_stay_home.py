@@ -164,3 +164,17 @@ def test_a_search_that_retrained_nothing_names_where_it_looked(tmp_path, capsys)
     args = Namespace(report=None, default_runs=[])
     _finish(args, tmp_path, None, {}, {}, {"search": 0, "retrain": 0})
     assert capsys.readouterr().err.strip() == f"no report: no retrained run under {tmp_path / 'retrain'}"
+
+
+# ------------------------------------------------------------------ names that become paths
+@pytest.mark.parametrize("words,message", [
+    (["hydra.job.name=../../../x"], "error: hydra.job.name='../../../x': a name for tables and folders, not a path"),
+    (["-m", "hydra.job.name=../../../x"], "error: hydra.job.name='../../../x': a name for tables and folders"),
+    (["-m", "hydra.sweep.subdir=../../y"], "error: hydra.sweep.subdir='../../y': a folder inside the sweep's folder"),
+])
+def test_names_hydra_makes_paths_of_write_nothing_outside_the_run_folder(words, message, tmp_path):
+    deep = tmp_path / "a" / "b" / "c"
+    deep.mkdir(parents=True)
+    done = seqbench(*words, "paths.output_root=out", "trainer.max_epochs=1", cwd=deep, timeout=120)
+    assert done.returncode == 2 and done.stderr.strip().startswith(message), done.stderr
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["a", "a/b", "a/b/c"]
