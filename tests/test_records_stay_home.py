@@ -178,3 +178,27 @@ def test_names_hydra_makes_paths_of_write_nothing_outside_the_run_folder(words, 
     done = seqbench(*words, "paths.output_root=out", "trainer.max_epochs=1", cwd=deep, timeout=120)
     assert done.returncode == 2 and done.stderr.strip().startswith(message), done.stderr
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["a", "a/b", "a/b/c"]
+
+
+# ------------------------------------------------------------------------ counts that add up
+@pytest.mark.slow
+def test_a_run_killed_at_epoch_3_of_6_and_resumed_records_both_attempts_and_their_summed_wall_time(tmp_path):
+    from tests.test_preemption import SLOW_ENOUGH, launch, wait_for_epochs
+    args = [*SLOW_ENOUGH, "trainer.max_epochs=6", "dataset.n_train=1024", f"paths.output_root={tmp_path}"]
+    first = launch(args, tmp_path)
+    record = wait_for_epochs(tmp_path, 3)
+    os.kill(first.pid, 9)
+    first.wait()
+    killed = json.loads(record.read_text())
+    assert killed["status"] == "running" and len(killed["attempts"]) == 1
+    second = seqbench(*args, cwd=tmp_path, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    resumed = json.loads(record.read_text())
+    assert resumed["status"] == "done" and resumed["resumed"] == 1 and len(resumed["history"]) == 6
+    attempts = resumed["attempts"]
+    assert len(attempts) == 2 and attempts[0] == killed["attempts"][0]
+    assert attempts[0]["epochs"] >= 3 and sum(a["epochs"] for a in attempts) == 6
+    assert all(a["started"] <= a["ended"] for a in attempts) and attempts[0]["ended"] <= attempts[1]["started"]
+    assert resumed["wall_seconds"] == pytest.approx(sum(a["wall_seconds"] for a in attempts))
+    assert resumed["wall_seconds"] >= 0.9 * sum(resumed["epoch_seconds"]), (resumed["wall_seconds"], attempts)
+    assert resumed["wall_seconds"] > attempts[1]["wall_seconds"]
