@@ -202,3 +202,78 @@ def test_a_run_killed_at_epoch_3_of_6_and_resumed_records_both_attempts_and_thei
     assert resumed["wall_seconds"] == pytest.approx(sum(a["wall_seconds"] for a in attempts))
     assert resumed["wall_seconds"] >= 0.9 * sum(resumed["epoch_seconds"]), (resumed["wall_seconds"], attempts)
     assert resumed["wall_seconds"] > attempts[1]["wall_seconds"]
+
+
+# ------------------------------------------------------------------------------ bounded reads
+def text_files(folder: Path) -> tuple[Path, Path]:
+    words = {0: "awful dull boring", 1: "great superb lovely", 2: "fine okay average"}
+    for name, count in (("train.csv", 90), ("test.csv", 30)):
+        (folder / name).write_text("text,label\n" + "".join(f"{words[i % 3].split()[i % 3]} film {i},c{i % 3}\n"
+                                                            for i in range(count)))
+    return folder / "train.csv", folder / "test.csv"
+
+
+def text_run_args(root: Path, train: Path, test: Path) -> list[str]:
+    return [f"paths.output_root={root}", "dataset=text_file", f"dataset.train={train}", f"dataset.test={test}",
+            "trainer.max_epochs=1", "model.hidden_size=8", "model.embedding_dim=8", "logger=csv",
+            "trainer.enable_progress_bar=false"]
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory):
+    """One tiny finished text classification run, trained through the command line."""
+    folder = tmp_path_factory.mktemp("text_run")
+    train, test = text_files(folder)
+    done = seqbench(*text_run_args(folder / "out", train, test), cwd=folder)
+    assert done.returncode == 0, done.stderr
+    return next((folder / "out").glob("runs/*/*/record.json")).parent
+
+
+def test_eval_of_a_file_in_another_encoding_gives_the_training_paths_hint(text_run, tmp_path):
+    (tmp_path / "latin1.csv").write_bytes("text,label\ncafé good,c0\nbad film,c1\n".encode("latin-1"))
+    done = seqbench("eval", text_run, "--file", "latin1.csv", cwd=tmp_path)
+    assert done.returncode == 2 and done.stderr.strip() == (
+        "error: latin1.csv, line 2, byte 4 of the line (byte 14 of the file): not valid utf-8 (invalid continuation "
+        "byte); set --encoding to the file's encoding (for example --encoding latin-1 or cp1252)")
+
+
+def test_a_file_without_line_breaks_is_one_line_for_eval_and_training(text_run, tmp_path):
+    """A sparse file of zeros, larger than the longest line read: refused in one line, not read whole."""
+    from seqbench.datasets.text_file import LINE_LIMIT
+    blank = tmp_path / "blank.csv"
+    with open(blank, "wb") as stream:
+        stream.truncate(LINE_LIMIT + 2**20)
+    words = f"{blank}, line 1: more than 16 MiB without a line break"
+    done = seqbench("eval", text_run, "--file", blank, cwd=tmp_path, timeout=60)
+    assert done.returncode == 2 and done.stderr.strip().startswith(f"error: {words}"), done.stderr
+    train, test = text_files(tmp_path)
+    done = seqbench(*text_run_args(tmp_path / "out", blank, test), cwd=tmp_path, timeout=60)
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith(f"error: {words}"), done.stderr
+
+
+@pytest.mark.slow
+def test_sigterm_while_a_2_gib_training_file_is_read_ends_the_run_within_2_s(tmp_path):
+    import signal
+    import time
+    big = tmp_path / "big.csv"
+    subprocess.run(["truncate", "-s", "2G", str(big)], check=True)
+    _, test = text_files(tmp_path)
+    process = subprocess.Popen([sys.executable, "-m", "seqbench", *text_run_args(tmp_path / "out", big, test)],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while process.poll() is None and time.time() < deadline:   # until the run has the big file open
+        try:
+            if any(os.path.realpath(f"/proc/{process.pid}/fd/{fd}") == str(big.resolve())
+                   for fd in os.listdir(f"/proc/{process.pid}/fd")):
+                break
+        except OSError:
+            pass
+        time.sleep(0.02)
+    time.sleep(0.5)
+    assert process.poll() is None, process.communicate()
+    sent = time.perf_counter()
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    took = time.perf_counter() - sent
+    assert process.returncode == 143 and took < 2.0, (took, err[-2000:])
+    assert err.strip().splitlines()[-1].startswith("interrupted")
