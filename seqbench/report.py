@@ -76,6 +76,7 @@ class DataSection:
     per_class: pd.DataFrame | None = None
     confusion: dict[str, pd.DataFrame] = field(default_factory=dict)
     seed_confusion: dict[str, dict] = field(default_factory=dict)   # variant -> {seed: confusion matrix}
+    shown_classes: list | None = None   # the classes figures and tables show (None: all); the CSVs hold all
     lengths: "TextLengths | None" = None
     lengths_note: str = ""          # why there are no lengths, where there are none
     by_length: pd.DataFrame | None = None
@@ -183,6 +184,37 @@ def confusion_matrices(records: list[dict], labels: VariantLabels,
     """Per variant, counts of (true, predicted) classes pooled over its seeds."""
     by_seed = seed_confusions(records, labels) if by_seed is None else by_seed
     return {label: sum(list(seeds.values())[1:], list(seeds.values())[0]) for label, seeds in by_seed.items() if seeds}
+
+
+# Per-class figures and tables show at most this many classes (those with the most test examples):
+# a 1,000-class data set's matrices stay in the CSVs, where a reader can use them.
+SHOWN_CLASSES = 20
+
+
+def shown_classes(matrices: dict[str, pd.DataFrame], cap: int = SHOWN_CLASSES) -> list | None:
+    """The ``cap`` classes with the most test examples (pooled over variants), in the classes' own
+    order; None when there are no more than ``cap`` (all are shown)."""
+    if not matrices:
+        return None
+    first = next(iter(matrices.values()))
+    if len(first.index) <= cap:
+        return None
+    support = sum(matrix.sum(axis=1) for matrix in matrices.values())
+    top = set(support.sort_values(ascending=False, kind="stable").index[:cap])
+    return [name for name in first.index if name in top]
+
+
+def shown(matrix: pd.DataFrame, classes: list | None) -> pd.DataFrame:
+    """A confusion matrix cut to the classes shown (rows and columns); the whole one when all are."""
+    return matrix if classes is None else matrix.loc[classes, classes]
+
+
+def shown_words(section: "DataSection") -> str:
+    if section.shown_classes is None:
+        return ""
+    total = len(next(iter(section.confusion.values())).index)
+    return (f" Shown: the {len(section.shown_classes)} classes with the most test examples, of {total}; every "
+            f"class is in `confusion_{section.stem}.csv`.")
 
 
 def per_class_table(matrices: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
@@ -378,6 +410,7 @@ def compute_section(frame: pd.DataFrame, records: list[dict], label: str, stem: 
         section.confusion = {label: pooled[label] for label in ordered}
         section.seed_confusion = {label: by_seed[label] for label in ordered}
         section.per_class = per_class_table(section.confusion)
+        section.shown_classes = shown_classes(section.confusion)
         if any(r.get("predictions") for r in done):
             section.lengths, section.lengths_note = text_lengths(done)
             if section.lengths is not None:
@@ -394,7 +427,7 @@ def compute_section(frame: pd.DataFrame, records: list[dict], label: str, stem: 
         figures = [plot_scores(runs, table, label, stem, task.metric, section.baselines, out, letters),
                    plot_learning_curves(learning_curves(records, labels), label, stem, task.metric, out)]
         if section.confusion:
-            figures.append(plot_confusion(section.confusion, label, stem, out))
+            figures.append(plot_confusion(section.confusion, label, stem, out, section.shown_classes))
         section.figures = [(path, path.stem) for path in figures if path is not None]
     return section
 
@@ -849,9 +882,10 @@ def seed_confusion_blocks(doc: Document, section: DataSection) -> None:
         return
     panels = []
     for variant, seeds in section.seed_confusion.items():
-        for seed, matrix in seeds.items():
-            correct = int(np.trace(matrix.to_numpy()))
-            total = int(matrix.to_numpy().sum())
+        for seed, whole in seeds.items():
+            correct = int(np.trace(whole.to_numpy()))
+            total = int(whole.to_numpy().sum())
+            matrix = shown(whole, section.shown_classes)
             panels.append((f"{variant} seed {seed} ({100 * correct / total:.1f}%)" if total else f"{variant} seed {seed}",
                            ["true \\ predicted", *map(str, matrix.columns)],
                            [[str(true), *[str(int(v)) for v in row]] for true, row in matrix.iterrows()]))
@@ -859,7 +893,7 @@ def seed_confusion_blocks(doc: Document, section: DataSection) -> None:
     doc.folded(f"{section.label}: confusion matrix of every seed ({count} runs; the pooled ones are in the figure)",
                panels,
                f"Confusion matrices of every seed ({count} runs) beside the pooled ones: "
-               f"`confusion_by_seed_{section.stem}.csv`, and in report.html.")
+               f"`confusion_by_seed_{section.stem}.csv`, and in report.html." + shown_words(section))
 
 
 def write_section(doc: Document, section: DataSection) -> None:
@@ -896,11 +930,11 @@ def write_section(doc: Document, section: DataSection) -> None:
         doc.heading(f"{section.label}: per class (pooled over seeds)", 3)
         cells = {(row.variant, row["class"]): f"{_plain(row.precision, 3)} / {_plain(row.recall, 3)}"
                  for _, row in section.per_class.iterrows()}
-        classes = list(dict.fromkeys(section.per_class["class"]))
+        classes = section.shown_classes or list(dict.fromkeys(section.per_class["class"]))
         rows = [[variant, *[cells[(variant, c)] for c in classes]]
                 for variant in dict.fromkeys(section.per_class["variant"])]
         doc.text("Precision / recall (%) per class; confusion matrices in "
-                 f"`confusion_{section.stem}.csv` and the figure.")
+                 f"`confusion_{section.stem}.csv` and the figure." + shown_words(section))
         doc.table(["variant", *classes], rows)
     seed_confusion_blocks(doc, section)
     length_blocks(doc, section)
@@ -922,6 +956,7 @@ def write_section(doc: Document, section: DataSection) -> None:
                      f"median MAD). Still counted; worth a look.")
             matrix = comparison.far_confusion.get((variant, seed))
             if matrix is not None:
+                matrix = shown(matrix, section.shown_classes)
                 doc.table(["true \\ predicted", *map(str, matrix.columns)],
                           [[str(true), *[str(int(v)) for v in row]] for true, row in matrix.iterrows()])
     for comparison in section.comparisons:

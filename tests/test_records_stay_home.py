@@ -277,3 +277,47 @@ def test_sigterm_while_a_2_gib_training_file_is_read_ends_the_run_within_2_s(tmp
     took = time.perf_counter() - sent
     assert process.returncode == 143 and took < 2.0, (took, err[-2000:])
     assert err.strip().splitlines()[-1].startswith("interrupted")
+
+
+# ------------------------------------------------------------------- reports that scale with classes
+def many_class_sweep(folder: Path, classes: int, examples: int) -> Path:
+    import numpy as np
+    rng = np.random.default_rng(0)
+    names = [f"class{i:04d}" for i in range(classes)]
+    for model in ("gru", "lstm"):
+        for seed in (0, 1):
+            run = folder / f"{model}_s{seed}"
+            write_json_atomic(run / "record.json", record(model, seed, 0.5, dataset="many", label_names=names,
+                                                          predictions="predictions.csv", run_key=f"{model}{seed}"))
+            # class i has about i + 1 examples: the most supported classes are the last ones
+            target = np.minimum(classes - 1, np.sqrt(rng.random(examples)) * classes).astype(int)
+            predicted = np.where(rng.random(examples) < 0.5, target, rng.integers(0, classes, examples))
+            (run / "predictions.csv").write_text("index,target,predicted\n" + "".join(
+                f"{i},{t},{p}\n" for i, (t, p) in enumerate(zip(target, predicted))))
+    return folder
+
+
+def test_per_class_tables_show_the_most_supported_classes_and_say_so(tmp_path):
+    sweep = many_class_sweep(tmp_path / "sweep", 25, 400)
+    done = seqbench("report", sweep, "--out", tmp_path / "report", "--no-plots", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    summary = (tmp_path / "report" / "summary.md").read_text()
+    assert "Shown: the 20 classes with the most test examples, of 25; every class is in `confusion_many.csv`." \
+        in summary
+    header = next(line for line in summary.splitlines() if line.startswith("| variant | class"))
+    assert "class0024" in header and "class0000" not in header and header.count("class0") == 20
+    import pandas as pd
+    assert pd.read_csv(tmp_path / "report" / "confusion_many.csv")["true"].nunique() == 25
+
+
+@pytest.mark.slow
+def test_a_report_over_a_1000_class_run_finishes_within_60_s(tmp_path):
+    import time
+    sweep = many_class_sweep(tmp_path / "sweep", 1000, 5000)
+    started = time.perf_counter()
+    done = seqbench("report", sweep, "--out", tmp_path / "report", cwd=tmp_path, timeout=120)
+    took = time.perf_counter() - started
+    assert done.returncode == 0, done.stderr
+    assert took < 60, took
+    assert (tmp_path / "report" / "many_confusion.png").is_file()
+    assert "of 1000; every class is in" in (tmp_path / "report" / "summary.md").read_text()
