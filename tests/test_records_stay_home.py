@@ -321,3 +321,21 @@ def test_a_report_over_a_1000_class_run_finishes_within_60_s(tmp_path):
     assert took < 60, took
     assert (tmp_path / "report" / "many_confusion.png").is_file()
     assert "of 1000; every class is in" in (tmp_path / "report" / "summary.md").read_text()
+
+
+# ---------------------------------------------------------------- flags checked before any work
+@pytest.mark.parametrize("words,message", [
+    (["bench", "--precision", "fp7"], "error: argument --precision: invalid choice: 'fp7' (choose from '16', "),
+    (["bench", "--workload", "scan", "--lengths", "0"], "error: argument --lengths: 0 must be at least 1"),
+    (["plan", "model=lsmt"], "error: unknown model 'lsmt'; valid: bilstm_attn, "),
+    (["model=lsmt", "--dry-run"], "error: unknown model 'lsmt'; valid: bilstm_attn, "),
+    (["plan", "model.hiden_size=3"], "error: Could not override 'model.hiden_size'. To append to your config use "
+                                     "+model.hiden_size=3"),
+    (["plan", "-m", "hydra.job.name=../x"], "error: hydra.job.name='../x': a name for tables and folders"),
+])
+def test_every_tools_flags_are_checked_before_any_work_in_one_line(words, message, tmp_path):
+    done = seqbench(*words, "paths.output_root=out" if "bench" not in words else "--out=b.md", cwd=tmp_path,
+                    timeout=60)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert done.stderr.startswith(message), done.stderr
+    assert not list(tmp_path.iterdir())   # nothing made, nothing measured
