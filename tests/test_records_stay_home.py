@@ -339,3 +339,16 @@ def test_every_tools_flags_are_checked_before_any_work_in_one_line(words, messag
     assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert done.stderr.startswith(message), done.stderr
     assert not list(tmp_path.iterdir())   # nothing made, nothing measured
+
+
+@pytest.mark.slow
+def test_a_resumed_sweeps_progress_counts_each_reused_run_once(tmp_path):
+    args = [*tiny_run_args(tmp_path / "out"), f"hydra.sweep.dir={tmp_path / 'out' / 'sweep'}"]
+    first = seqbench("-m", *args, "seed=0,1", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    again = seqbench("-m", *args, "seed=0,1,2", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    lines = [line for line in again.stdout.splitlines() if line.startswith("sweep: ")]
+    assert [line.split(")")[0] for line in lines] == ["sweep: 1 of 3 runs done (reused 1, failed 0",
+                                                      "sweep: 2 of 3 runs done (reused 2, failed 0",
+                                                      "sweep: 3 of 3 runs done (reused 2, failed 0"], again.stdout
