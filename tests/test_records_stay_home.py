@@ -352,3 +352,21 @@ def test_a_resumed_sweeps_progress_counts_each_reused_run_once(tmp_path):
     assert [line.split(")")[0] for line in lines] == ["sweep: 1 of 3 runs done (reused 1, failed 0",
                                                       "sweep: 2 of 3 runs done (reused 2, failed 0",
                                                       "sweep: 3 of 3 runs done (reused 2, failed 0"], again.stdout
+
+
+def test_a_test_file_that_is_or_overlaps_the_training_file_is_one_warning_with_the_overlap(tmp_path):
+    import uuid
+    tag = uuid.uuid4().hex[:8]   # data no other test tokenised: no token cache skips the reading
+    rows = [f"{['awful dull', 'great superb'][i % 2]} {tag} {i},c{i % 2}\n" for i in range(60)]
+    (tmp_path / "train.csv").write_text("text,label\n" + "".join(rows))
+    (tmp_path / "half.csv").write_text("text,label\n" + "".join(rows[:10] + [r.replace(tag, "new") for r in rows[:10]]))
+    same = seqbench(*text_run_args(tmp_path / "out", tmp_path / "train.csv", tmp_path / "train.csv"), cwd=tmp_path)
+    assert same.returncode == 0, same.stderr
+    assert [line for line in (same.stdout + same.stderr).splitlines() if "dataset.test" in line] == [
+        f"dataset.test is the training file itself ({tmp_path / 'train.csv'}): the test scores are on the examples "
+        f"the model was trained on; give a held-out file"]
+    half = seqbench(*text_run_args(tmp_path / "out", tmp_path / "train.csv", tmp_path / "half.csv"), cwd=tmp_path)
+    assert half.returncode == 0, half.stderr
+    assert [line for line in (half.stdout + half.stderr).splitlines() if "dataset.test" in line] == [
+        f"dataset.test ({tmp_path / 'half.csv'}): 10 of 20 test texts (50.0%) are also in dataset.train "
+        f"({tmp_path / 'train.csv'}); those are scored on examples the model was trained on"]

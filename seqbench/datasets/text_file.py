@@ -277,6 +277,7 @@ def read_splits(paths: dict[str, Path], text_column: str = "text", label_column:
                 for split, path in paths.items()}
     label_names = sorted(set(examples["train"][1]))
     warn_about_labels(paths["train"], examples["train"][1])
+    warn_about_overlap(paths, examples)
     index = {name: i for i, name in enumerate(label_names)}
     out: dict = {"label_names": label_names}
     for split, (texts, labels, lines) in examples.items():
@@ -311,6 +312,31 @@ text_dataset("text_file", TextFileSchema,
              lambda config: source(config.get("train"), config.get("test"), config.get("val"),
                                    config.get("text_column", "text"), config.get("label_column", "label"),
                                    config.get("encoding", "utf-8"), bool(config.get("multiline_text", False))))
+
+
+def warn_about_overlap(paths: dict[str, Path], examples: dict) -> None:
+    """One line when the test file is the training file, or when test texts also appear in the
+    training file (a test on examples the model was trained on says little about new ones)."""
+    import logging
+    log = logging.getLogger(__name__)
+    train, test = paths["train"], paths["test"]
+    try:
+        same = Path(train).resolve() == Path(test).resolve() or Path(train).samefile(test)
+    except OSError:
+        same = False
+    seen = set(examples["train"][0])
+    texts = examples["test"][0]
+    shared = sum(1 for text in texts if text in seen)
+    if same:
+        log.warning("dataset.test is the training file itself (%s): the test scores are on the examples the "
+                    "model was trained on; give a held-out file", test)
+    elif shared == len(texts):
+        log.warning("dataset.test (%s): all %d test texts are also in dataset.train (%s): the test scores are on "
+                    "training examples; give a held-out file", test, shared, train)
+    elif shared:
+        log.warning("dataset.test (%s): %d of %d test texts (%.1f%%) are also in dataset.train (%s); those are "
+                    "scored on examples the model was trained on", test, shared, len(texts),
+                    100 * shared / len(texts), train)
 
 
 def warn_about_labels(path: Path, labels: list[str]) -> None:
