@@ -476,7 +476,7 @@ def example_scores_of(runs: list[dict], labels: VariantLabels, task: TaskKind) -
         name = r.get("predictions") or "predictions.csv"
         frame = read_predictions(r)
         if frame is None:
-            left.append(f"{who}: no usable {name}; left out of the per-example comparison")
+            left.append(f"{who}: no {name}; left out of the per-example comparison")
             continue
         try:
             scores = example_scores(frame, task)

@@ -370,3 +370,15 @@ def test_a_test_file_that_is_or_overlaps_the_training_file_is_one_warning_with_t
     assert [line for line in (half.stdout + half.stderr).splitlines() if "dataset.test" in line] == [
         f"dataset.test ({tmp_path / 'half.csv'}): 10 of 20 test texts (50.0%) are also in dataset.train "
         f"({tmp_path / 'train.csv'}); those are scored on examples the model was trained on"]
+
+
+def test_several_finished_records_of_one_run_are_named_once(tmp_path):
+    sweep = tmp_path / "sweep"
+    for copy in range(8):   # one run copied 8 times (cp -r)
+        run_folder(sweep, f"gru_s0_copy{copy}", "gru", 0, 0.7)
+    run_folder(sweep, "lstm_s0", "lstm", 0, 0.8)
+    done = seqbench("report", sweep, "--out", tmp_path / "report", "--no-plots", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    said = [line for line in done.stderr.splitlines() if "finished records of one run" in line]
+    assert len(said) == 1 and said[0].startswith("warning: 8 finished records of one run (gru seed 0) count as one: ")
+    assert said[0].endswith(" and 4 more") and "gru_s0_copy" in said[0]
