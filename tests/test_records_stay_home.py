@@ -354,6 +354,7 @@ def test_a_resumed_sweeps_progress_counts_each_reused_run_once(tmp_path):
                                                       "sweep: 3 of 3 runs done (reused 2, failed 0"], again.stdout
 
 
+@pytest.mark.slow
 def test_a_test_file_that_is_or_overlaps_the_training_file_is_one_warning_with_the_overlap(tmp_path):
     import uuid
     tag = uuid.uuid4().hex[:8]   # data no other test tokenised: no token cache skips the reading
