@@ -210,7 +210,7 @@ def preflight(argv: list[str]) -> str | None:
         # Every value of every swept key once (with the first of the others), not every combination.
         trials = [first] + [first[:i] + [option] + first[i + 1:] for i, options in enumerate(values)
                             for option in options[1:]]
-        from .config import PATH_NAMES, ConfigError, check_name, check_seed
+        from .config import PATH_NAMES, ConfigError, check_hydra_names, check_name, check_seed
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
             for trial in trials:
                 cfg = compose(config_name="config", overrides=trial, return_hydra_config=True)
@@ -220,6 +220,7 @@ def preflight(argv: list[str]) -> str | None:
                     group, _, name = key.partition(".")
                     if cfg.get(group) and cfg[group].get(name) is not None:
                         check_name(key, cfg[group][name])
+                check_hydra_names(cfg)
             cfg = compose(config_name="config", overrides=first, return_hydra_config=True)
         folders = [cfg.paths.output_root, cfg.hydra.sweep.dir if multirun or cfg.hydra.mode == RunMode.MULTIRUN
                    else cfg.hydra.run.dir]

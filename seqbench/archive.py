@@ -44,7 +44,6 @@ def _safe(text: str) -> str:
 
 def archive_run(record: dict, to: Path) -> Path:
     """Copy one finished run (its record and predictions) under ``to``; returns its folder."""
-    source = Path(record["record_path"]).parent
     folder = to / _safe(str(record.get("dataset"))) / _safe(
         f"{record.get('model')}_s{record.get('seed')}_{str(record.get('run_key'))[:12]}")
     if folder.exists():
@@ -53,11 +52,13 @@ def archive_run(record: dict, to: Path) -> Path:
     archived = {key: value for key, value in record.items() if key not in DROPPED}
     archived = portable(archived)
     archived["archived"] = {"from_run_key": record.get("run_key"), "checkpoints": "not archived"}
-    name = record.get("predictions")
-    if name and (source / name).is_file():
+    from .files import PREDICTIONS_LIMIT, limit_of, open_regular, run_path
+    path = run_path(record, "predictions", limit=limit_of(PREDICTIONS_LIMIT))   # only a file inside the run
+    if path is not None:
+        name = Path(record["predictions"]).name
         # mtime 0 and no file name in the gzip header: archiving the same run again writes the same
         # bytes, so a committed archive does not change when a grid's folders are archived again.
-        with open(source / name, "rb") as raw, open(folder / f"{Path(name).name}.gz", "wb") as target, \
+        with open_regular(path, "rb") as raw, open(folder / f"{Path(name).name}.gz", "wb") as target, \
                 gzip.GzipFile(filename="", mode="wb", fileobj=target, compresslevel=9, mtime=0) as out:
             shutil.copyfileobj(raw, out)
         archived["predictions"] = f"{Path(name).name}.gz"

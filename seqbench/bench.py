@@ -46,6 +46,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from .config import PRECISIONS
 from .data.batching import BucketBatchSampler, TextSubset
 from .data.declare import locate_text
 from .data.modules import load_text_corpus
@@ -719,18 +720,19 @@ def main(argv: list[str] | None = None) -> None:
                              "epochs with dense and sparse embedding updates; threads: 1 and 2 torch threads, quiet and "
                              "beside a busy process; loops: hand-written cells' steps sliced against unbind; scan: "
                              "mingru/minlstm/lru in sequential, parallel and fused mode; lru: the LRU's products before and now")
-    parser.add_argument("--denormal-length", type=int, default=400, help="denormal: sequence length")
+    parser.add_argument("--denormal-length", type=at_least_one, default=400, help="denormal: sequence length")
     parser.add_argument("--sparse-models", nargs="+", default=list(SPARSE_MODELS), choices=list(SPARSE_MODELS))
-    parser.add_argument("--lengths", nargs="+", type=int, default=[100, 400], help="models: sequence lengths")
-    parser.add_argument("--hidden", type=int, default=128, help="models: hidden size of every cell")
-    parser.add_argument("--scan-widths", nargs="+", type=int, default=[64, 128], help="scan: layer widths")
-    parser.add_argument("--reviews", type=int, default=1000, help="IMDB training reviews used (25000: all)")
-    parser.add_argument("--questions", type=int, default=None, help="TREC training questions used (default: all)")
-    parser.add_argument("--max-len", type=int, default=None, help="IMDB: tokens kept per review (default 400)")
+    parser.add_argument("--lengths", nargs="+", type=at_least_one, default=[100, 400], help="models: sequence lengths")
+    parser.add_argument("--hidden", type=at_least_one, default=128, help="models: hidden size of every cell")
+    parser.add_argument("--scan-widths", nargs="+", type=at_least_one, default=[64, 128], help="scan: layer widths")
+    parser.add_argument("--reviews", type=at_least_one, default=1000, help="IMDB training reviews used (25000: all)")
+    parser.add_argument("--questions", type=at_least_one, default=None, help="TREC training questions used (default: all)")
+    parser.add_argument("--max-len", type=at_least_one, default=None, help="IMDB: tokens kept per review (default 400)")
     parser.add_argument("--repeats", type=at_least_one, default=3)
     parser.add_argument("--warmup", type=at_least_one, default=5, help="untimed batches before the clock starts, every path")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--precision", default="32-true", help="Lightning precision for the seqbench path")
+    parser.add_argument("--precision", default="32-true", choices=sorted(PRECISIONS),
+                        help="Lightning precision for the seqbench path (checked before any work)")
     parser.add_argument("--skip", nargs="*", default=[],
                         choices=["padded", "bucketed", "packed", "loop", "seqbench", "impl"])
     parser.add_argument("--synthetic", action="store_true", help="random token data instead of IMDB/TREC")

@@ -486,6 +486,21 @@ def check_name(key: str, value) -> None:
                           f"'_', '-', '.' and '+', not starting with '.' (for example reviews_v2)")
 
 
+def check_hydra_names(cfg) -> None:
+    """The names Hydra makes paths of inside a run's folder: the job's name (its log file) is a name;
+    a sweep's run subfolder stays inside the sweep (no ``..``, not absolute). The run and sweep
+    folders themselves (hydra.run.dir, hydra.sweep.dir) are the user's to choose."""
+    from omegaconf import OmegaConf
+    job = OmegaConf.select(cfg, "hydra.job.name", default=None, throw_on_resolution_failure=False)
+    if job is not None:
+        check_name("hydra.job.name", job)
+    hydra = OmegaConf.to_container(cfg.hydra, resolve=False) if "hydra" in cfg else {}
+    subdir = str(((hydra or {}).get("sweep") or {}).get("subdir") or "")
+    if subdir.startswith("/") or ".." in subdir.replace("\\", "/").split("/"):
+        raise ConfigError(f"hydra.sweep.subdir={subdir!r}: a folder inside the sweep's folder, not a path out of it; "
+                          f"use names joined by '/' (for example ${{model.name}}_s${{seed}})")
+
+
 def check_names(config: dict) -> None:
     for key in PATH_NAMES:
         group, _, name = key.partition(".")

@@ -290,9 +290,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-probe", action="store_true", help="estimate from finished runs only")
     parser.add_argument("--json", default=None, help="also write the counts and the estimate to this file "
                         "(a sweep reads it for its 'min left')")
+    multirun = [a for a in (argv or []) if a in ("-m", "--multirun")][:1]
     argv = [a for a in (argv or []) if a not in ("-m", "--multirun", "--dry-run")]  # a sweep's flags, as typed
     args = parser.parse_args(argv)
     overrides = args.overrides
+    from .__main__ import preflight
+    from .names import register_resolvers
+    register_resolvers()
+    problem = preflight([*multirun, *overrides])   # the main command's one-line errors, before any work
+    if problem:
+        from . import SeqbenchError
+        raise SeqbenchError(problem)
     plan = make_plan(overrides, probe=not args.no_probe)
     print("\n".join(describe(plan)))
     if args.json:

@@ -369,7 +369,7 @@ def _file_examples(path: Path, spec, text_column: str, label_column: str, encodi
                    multiline_text: bool) -> tuple[list[str], list[int] | None]:
     from .datasets.text_file import read_examples
     if _has_labels(path, label_column, encoding):
-        texts, names, _ = read_examples(path, text_column, label_column, encoding, multiline_text)
+        texts, names, _ = read_examples(path, text_column, label_column, encoding, multiline_text, EVAL_ENCODING)
         unknown = sorted(set(names) - set(spec.label_names))
         if unknown:
             raise SeqbenchError(f"{path}: labels {', '.join(unknown)} are not this model's "
@@ -460,10 +460,13 @@ def _reencoded_test(datamodule, spec) -> list[dict]:
     return list(_text_batches(texts, labels, Vocabulary(list(spec.vocabulary)), spec.max_len or 400))
 
 
+EVAL_ENCODING = "--encoding "   # how eval takes a file's encoding, in its hint on a byte that is not valid
+
+
 def _has_labels(path: Path, label_column: str, encoding: str = "utf-8") -> bool:
     from .datasets.text_file import _rows, check_readable
     check_readable(path)
-    for _, _, row, _ in _rows(path, encoding):
+    for _, _, row, _ in _rows(path, encoding, EVAL_ENCODING):
         return label_column in row
     return False
 
@@ -471,7 +474,7 @@ def _has_labels(path: Path, label_column: str, encoding: str = "utf-8") -> bool:
 def _texts_only(path: Path, text_column: str, encoding: str = "utf-8") -> tuple[list[str], None]:
     from .datasets.text_file import BadInputError, _rows
     texts = []
-    for line, _, row, header in _rows(path, encoding):
+    for line, _, row, header in _rows(path, encoding, EVAL_ENCODING):
         if text_column not in row:
             columns = ", ".join(repr(c) for c in (header or row))
             raise BadInputError(f"{path}, line {line}: no column {text_column!r} (the run's text column); columns "

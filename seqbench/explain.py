@@ -11,9 +11,9 @@ import torch
 
 from . import SeqbenchError
 from .data.text import UNK_ID, Vocabulary, tokenize
-from .files import is_regular, open_regular
+from .files import CHECKPOINT_LIMIT, is_regular, limit_of, open_regular, run_path
 from .models import RecurrentNet, network_config
-from .record import RECORD_NAME, path_in_run, read_record
+from .record import RECORD_NAME, read_record
 from .registry import code_named_by_user
 from .runtime import argument_parser, entry_point
 
@@ -37,8 +37,8 @@ def find_checkpoint(path: str | Path) -> Path:
     record_path = path / RECORD_NAME
     if record_path.exists():
         record = read_record(record_path)
-        best = path_in_run(record_path, record, record.get("best_checkpoint"))
-        if best is not None and is_regular(best):
+        best = run_path(record, "best_checkpoint", record_path=record_path, limit=limit_of(CHECKPOINT_LIMIT))
+        if best is not None:
             return best
     fallback = path / "checkpoints" / "best.ckpt"
     if is_regular(fallback):
@@ -92,7 +92,7 @@ def load_checkpoint(path: Path) -> dict:
     """Tensors and plain data only (``weights_only=True``): a crafted file cannot run code here.
     seqbench's checkpoints hold nothing else, so a refused file is not one of them."""
     import pickle
-    with open_regular(path, what="checkpoint") as stream:  # a FIFO or a device: one line, never a hang
+    with open_regular(path, what="checkpoint", limit=limit_of(CHECKPOINT_LIMIT)) as stream:  # a FIFO or a device: one line, never a hang
         try:
             return torch.load(stream, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as error:

@@ -104,15 +104,13 @@ def _milliseconds(text) -> int | None:
 
 
 def _artifacts(record: dict, checkpoints: bool) -> list[Path]:
-    from .record import path_in_run
-    folder = Path(record["record_path"]).parent
-    paths = [Path(record["record_path"]), folder / (record.get("predictions") or "predictions.csv")]
-    if checkpoints and record.get("best_checkpoint"):
-        try:
-            paths.append(path_in_run(Path(record["record_path"]), record, record["best_checkpoint"]))
-        except Exception:   # a checkpoint path outside its run folder: not read
-            pass
-    return [p for p in paths if p.is_file()]
+    """The record itself and what it names inside its run folder (through the one resolver: a path
+    outside the run, a FIFO or an oversized file is left out with one line)."""
+    from .files import CHECKPOINT_LIMIT, PREDICTIONS_LIMIT, limit_of, run_path
+    paths = [Path(record["record_path"]), run_path(record, "predictions", limit=limit_of(PREDICTIONS_LIMIT))]
+    if checkpoints:
+        paths.append(run_path(record, "best_checkpoint", limit=limit_of(CHECKPOINT_LIMIT)))
+    return [p for p in paths if p is not None]
 
 
 # ----------------------------------------------------------------------------------- MLflow
@@ -132,10 +130,9 @@ def log_artifact(client, run_id: str, path: Path) -> None:
         copy = Path(folder) / ARTIFACT_RECORD_NAME
         shutil.copyfile(path, copy)
         client.log_artifact(run_id, str(copy))
-def default_tracking_uri(records: list[dict]) -> str:
-    root = next((((r.get("config") or {}).get("paths") or {}).get("output_root") for r in records
-                 if ((r.get("config") or {}).get("paths") or {}).get("output_root")), None)
-    return f"sqlite:///{Path(root or '.').resolve() / 'mlflow.db'}"
+def default_tracking_uri(folders: list[str]) -> str:
+    """``sqlite:///<first folder given>/mlflow.db``: from the folders the user gave, never from a record."""
+    return f"sqlite:///{Path(folders[0]).resolve() / 'mlflow.db'}"
 
 
 def to_mlflow(records: list[dict], tracking_uri: str, experiment: str, checkpoints: bool = False) -> dict:
@@ -189,19 +186,18 @@ def to_mlflow(records: list[dict], tracking_uri: str, experiment: str, checkpoin
 
 
 # ------------------------------------------------------------------------------- TensorBoard
-def _tensorboard_source(record: dict) -> Path | None:
-    """The run's own TensorBoard folder, when it still holds its event files."""
-    where = record.get("tensorboard")
-    if not where:
-        return None
-    folder = Path(where)
-    return folder if folder.is_dir() and any(folder.glob("events.out.tfevents.*")) else None
+def _tensorboard_source(record: dict, within: tuple[Path, ...] = ()) -> Path | None:
+    """The run's own TensorBoard folder, when it still holds its event files: inside the run's folder
+    or one the user gave (a sweep keeps its runs' logs in ``<sweep>/tensorboard``)."""
+    from .files import run_path
+    folder = run_path(record, "tensorboard", folder=True, within=within)
+    return folder if folder is not None and any(folder.glob("events.out.tfevents.*")) else None
 
 
-def write_tensorboard(record: dict, folder: Path) -> str:
+def write_tensorboard(record: dict, folder: Path, within: tuple[Path, ...] = ()) -> str:
     """One run into ``folder``: its own event files copied when they still exist (every step, images,
     text), else its curves and HParams session written from its record. Returns which."""
-    source = _tensorboard_source(record)
+    source = _tensorboard_source(record, within)
     if source is not None and source.resolve() != folder.resolve():
         shutil.copytree(source, folder, dirs_exist_ok=True)
         return "copied"
@@ -229,22 +225,26 @@ def write_tensorboard(record: dict, folder: Path) -> str:
     return "written"
 
 
-def to_tensorboard(records: list[dict], logdir: Path) -> dict:
+def to_tensorboard(records: list[dict], logdir: Path, within: tuple[Path, ...] = ()) -> dict:
+    """Each run into ``logdir``; a run's own event files are copied only from inside its folder or
+    ``within`` (the folders the user gave)."""
     names = run_names(records)
     counts = {"copied": 0, "written": 0, "already there": 0}
     for record in records:
         folder = Path(logdir) / names[record["record_path"]]
-        source = _tensorboard_source(record)
+        source = _tensorboard_source(record, within)
         if folder.exists() and any(folder.iterdir()) or (source is not None and source.resolve() == folder.resolve()):
             counts["already there"] += 1
             continue
-        counts[write_tensorboard(record, folder)] += 1
+        counts[write_tensorboard(record, folder, within)] += 1
     return counts
 
 
 def reused_into_sweep(sweep_dir: Path) -> int:
     """A sweep's TensorBoard folder covers the runs it reused: each reused run's events, copied (or
-    written from its record) under ``<sweep>/tensorboard/<variant>_<data set>_s<seed>``."""
+    written from its record) under ``<sweep>/tensorboard/<variant>_<data set>_s<seed>``. The events
+    are looked for only where the reused run lives (its folder and the folder holding it, when the
+    record there is still that run), never wherever a record says."""
     from .files import read_json
     records = []
     for path in sorted(Path(sweep_dir).glob("*/record.json")):
@@ -256,8 +256,31 @@ def reused_into_sweep(sweep_dir: Path) -> int:
             records.append({**record, "record_path": str(path)})
     if not records:
         return 0
-    counts = to_tensorboard(records, Path(sweep_dir) / "tensorboard")
-    return counts["copied"] + counts["written"]
+    added = 0
+    for record in records:
+        original = _reused_original(record)
+        if original is not None:   # the events as the reused run's own record names them
+            source, within = original, (Path(sweep_dir), Path(original["record_path"]).parent.parent)
+            record = {**record, "tensorboard": source.get("tensorboard"), "output_dir": source.get("output_dir"),
+                      "record_path": source["record_path"]}
+        else:
+            record, within = {**record, "tensorboard": None}, (Path(sweep_dir),)
+        counts = to_tensorboard([record], Path(sweep_dir) / "tensorboard", within=within)
+        added += counts["copied"] + counts["written"]
+    return added
+
+
+def _reused_original(copy: dict) -> dict | None:
+    """The record a sweep's copy of a reused run was copied from, when it still holds that run."""
+    from .files import read_json
+    where = copy.get("reused_from")
+    try:
+        original = read_json(where) if isinstance(where, str) else None
+    except (OSError, ValueError):
+        return None
+    if isinstance(original, dict) and original.get("run_key") and original.get("run_key") == copy.get("run_key"):
+        return {**original, "record_path": str(where)}
+    return None
 
 
 # --------------------------------------------------------------------------------------- W&B
@@ -292,7 +315,7 @@ def main(argv: list[str] | None = None) -> None:
                              formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", nargs="+", help="run or sweep folders (searched for record.json)")
     parser.add_argument("--to", required=True, choices=TARGETS, help="the dashboard")
-    parser.add_argument("--tracking-uri", help="mlflow: where (default: sqlite:///<the runs' output root>/mlflow.db)")
+    parser.add_argument("--tracking-uri", help="mlflow: where (default: sqlite:///<first folder>/mlflow.db)")
     parser.add_argument("--experiment", default="seqbench", help="mlflow: the experiment (default: seqbench)")
     parser.add_argument("--checkpoints", action="store_true", help="mlflow: also log each run's best checkpoint")
     parser.add_argument("--logdir", help="tensorboard: where (default: <first folder>/tensorboard)")
@@ -302,12 +325,12 @@ def main(argv: list[str] | None = None) -> None:
     quiet_third_party()
     records = finished_records(args.folders)
     if args.to == "mlflow":
-        uri = args.tracking_uri or default_tracking_uri(records)
+        uri = args.tracking_uri or default_tracking_uri(args.folders)
         counts = to_mlflow(records, uri, args.experiment, args.checkpoints)
         where, then = f"MLflow {uri}, experiment {args.experiment}", f"mlflow ui --backend-store-uri {uri}"
     elif args.to == "tensorboard":
         logdir = Path(args.logdir or Path(args.folders[0]) / "tensorboard")
-        counts = to_tensorboard(records, logdir)
+        counts = to_tensorboard(records, logdir, within=tuple(Path(f) for f in args.folders))
         where, then = str(logdir), f"tensorboard --logdir {logdir}"
     else:
         counts = to_wandb(records, args.project)

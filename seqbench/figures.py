@@ -167,12 +167,18 @@ def plot_memory(points: dict, names: dict, lengths: list[int], baselines: dict[i
     return _save(plt, fig, out / f"{name}_memory_length.png")
 
 
-def plot_confusion(matrices: dict[str, pd.DataFrame], name: str, file_stem: str, out: Path) -> Path | None:
+def plot_confusion(matrices: dict[str, pd.DataFrame], name: str, file_stem: str, out: Path,
+                   keep: list | None = None) -> Path | None:
     """One row-normalised confusion matrix per variant (pooled over its seeds), in the order given
     (the main table's: best first), with digits readable in the report at its width: each panel's
-    cells are sized for 10-point digits, three panels to a row (about 1,100 px at 120 dpi)."""
+    cells are sized for 10-point digits, three panels to a row (about 1,100 px at 120 dpi).
+    ``keep``: only these classes' rows and columns are drawn (each row still a share of its whole class)."""
     if not matrices:
         return None
+    total = len(next(iter(matrices.values())))
+    if keep is not None:
+        matrices = {label: matrix.div(matrix.sum(axis=1).replace(0, 1), axis=0).loc[keep, keep]
+                    for label, matrix in matrices.items()}
     count = len(matrices)
     cols = min(3, count)
     rows = math.ceil(count / cols)
@@ -181,7 +187,7 @@ def plot_confusion(matrices: dict[str, pd.DataFrame], name: str, file_stem: str,
     digits = 10 if classes <= 6 else 8
     plt, fig, axes = _figure(cols * (size + 0.7) + 0.3, rows * (size + 0.9), rows=rows, cols=cols, squeeze=False)
     for ax, (label, matrix) in zip(axes.flat, matrices.items()):
-        share = matrix.div(matrix.sum(axis=1).replace(0, 1), axis=0)
+        share = matrix if keep is not None else matrix.div(matrix.sum(axis=1).replace(0, 1), axis=0)
         ax.imshow(share.to_numpy(), cmap="Blues", vmin=0, vmax=1)
         ax.set_xticks(range(len(share.columns)), share.columns, fontsize=9, rotation=45 if classes > 3 else 0,
                       ha="right" if classes > 3 else "center")
@@ -196,6 +202,7 @@ def plot_confusion(matrices: dict[str, pd.DataFrame], name: str, file_stem: str,
         ax.set_ylabel("true", fontsize=9)
     for ax in list(axes.flat)[count:]:
         ax.axis("off")
-    fig.suptitle(f"{name}: confusion matrices\n(% of each true class, pooled over seeds; best variant first)",
+    shown = f"; the {len(keep)} of {total} classes with most examples" if keep is not None else ""
+    fig.suptitle(f"{name}: confusion matrices\n(% of each true class, pooled over seeds; best variant first{shown})",
                  fontsize=11)
     return _save(plt, fig, out / f"{file_stem}_confusion.png")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-from .files import UnreadableFile, open_regular, read_json, read_text
+from .files import UnreadableFile, open_lock, open_regular, read_json, read_text
 from .record import FINISHED_STATUSES, RECORD_NAME, save_record
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ class Claim:
         folder = Path(root) / CLAIMS_DIR
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{key}.lock"
-        handle = open(path, "a+")
+        handle = open_lock(path, "run claim")   # never through a link, never a FIFO: one line naming the path
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

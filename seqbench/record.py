@@ -221,25 +221,6 @@ def read_record(path: str | Path) -> dict:
     return record
 
 
-def path_in_run(record_path: str | Path, record: dict, value) -> Path | None:
-    """Where a file that a record names inside its run folder is now. Paths inside a run folder
-    are relative to it: a folder copied or moved (``cp -r RUN copy``) uses its own files, never
-    the original's. None for a path that is not inside the run's folder."""
-    if not isinstance(value, str) or not value:
-        return None
-    value, recorded, relative = Path(value), record.get("output_dir"), None
-    if isinstance(recorded, str) and recorded:
-        try:
-            relative = value.relative_to(recorded)
-        except ValueError:
-            pass
-    if relative is None and not value.is_absolute():
-        relative = value
-    if relative is None or ".." in relative.parts:
-        return None
-    return Path(record_path).parent / relative
-
-
 def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 

@@ -78,6 +78,7 @@ class DataSection:
     per_class: pd.DataFrame | None = None
     confusion: dict[str, pd.DataFrame] = field(default_factory=dict)
     seed_confusion: dict[str, dict] = field(default_factory=dict)   # variant -> {seed: confusion matrix}
+    shown_classes: list | None = None   # the classes figures and tables show (None: all); the CSVs hold all
     lengths: "TextLengths | None" = None
     lengths_note: str = ""          # why there are no lengths, where there are none
     by_length: pd.DataFrame | None = None
@@ -114,12 +115,40 @@ def completeness(records: list[dict], labels: VariantLabels) -> list[str]:
     return problems
 
 
+def read_predictions(record: dict) -> pd.DataFrame | None:
+    """A run's per-example predictions, found beside its record through the one resolver (inside
+    the run's folder, a regular file within its size bound) and read once per report; None when it
+    has none, or with one line naming the record and the field when they cannot be used (the rest
+    of the run still counts)."""
+    from .files import PREDICTIONS_LIMIT, ignore_field, limit_of, run_path
+    path = run_path(record, "predictions", limit=limit_of(PREDICTIONS_LIMIT))
+    if path is None:
+        return None
+    info = path.stat()
+    key = (str(path), info.st_mtime_ns, info.st_size)
+    if key not in _PREDICTIONS:
+        try:
+            frame = pd.read_csv(path)
+        except (ValueError, pd.errors.ParserError, OSError, EOFError) as error:   # UnicodeDecodeError is a ValueError
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            ignore_field(record["record_path"], "predictions", f"{path.name} is not a predictions table ({reason[:200]})")
+            frame = None
+        if len(_PREDICTIONS) >= 64:   # a report's passes go over the same runs: keep the latest tables
+            _PREDICTIONS.pop(next(iter(_PREDICTIONS)))
+        _PREDICTIONS[key] = frame
+    frame = _PREDICTIONS[key]
+    return None if frame is None else frame.copy()
+
+
+_PREDICTIONS: dict[tuple, pd.DataFrame | None] = {}
+
+
 def class_baselines(records: list[dict]) -> dict[str, float]:
     """The majority-class and chance accuracies of a classification test set, from its labels."""
     for record in records:
-        path = Path(record["record_path"]).parent / (record.get("predictions") or "predictions.csv")
-        if record.get("predictions") and path.is_file():
-            targets = pd.read_csv(path, usecols=["target"])["target"]
+        frame = read_predictions(record)
+        if frame is not None and "target" in frame:
+            targets = frame["target"]
             classes = len(record.get("label_names") or []) or targets.nunique()
             return {"majority class": float(targets.value_counts(normalize=True).max()),
                     "chance (uniform guess)": 1.0 / classes}
@@ -128,18 +157,19 @@ def class_baselines(records: list[dict]) -> dict[str, float]:
 
 def run_confusion(record: dict) -> pd.DataFrame | None:
     """Counts of (true, predicted) classes of one run, from its predictions beside its record."""
-    path = Path(record["record_path"]).parent / (record.get("predictions") or "")
-    if not record.get("predictions") or not path.is_file():
-        return None
-    frame = pd.read_csv(path)
-    if "target" not in frame or "predicted" not in frame:
+    frame = read_predictions(record)
+    if frame is None or "target" not in frame or "predicted" not in frame:
         return None
     names = record.get("label_names") or sorted(set(frame["target"]) | set(frame["predicted"]))
     index = pd.Index(names, name="true")
-    return pd.crosstab(frame["target"].map(lambda i: names[int(i)]),
-                       frame["predicted"].map(lambda i: names[int(i)])).reindex(index=index, columns=names,
-                                                                                 fill_value=0)
-
+    try:
+        return pd.crosstab(frame["target"].map(lambda i: names[int(i)]),
+                           frame["predicted"].map(lambda i: names[int(i)])).reindex(index=index, columns=names,
+                                                                                     fill_value=0)
+    except (ValueError, TypeError, IndexError):   # class ids that are not the record's classes
+        from .files import ignore_field
+        ignore_field(record["record_path"], "predictions", "its class ids do not match the record's classes")
+        return None
 
 def seed_confusions(records: list[dict], labels: VariantLabels) -> dict[str, dict]:
     """Per variant, each seed's counts of (true, predicted) classes: {variant: {seed: matrix}}."""
@@ -156,6 +186,37 @@ def confusion_matrices(records: list[dict], labels: VariantLabels,
     """Per variant, counts of (true, predicted) classes pooled over its seeds."""
     by_seed = seed_confusions(records, labels) if by_seed is None else by_seed
     return {label: sum(list(seeds.values())[1:], list(seeds.values())[0]) for label, seeds in by_seed.items() if seeds}
+
+
+# Per-class figures and tables show at most this many classes (those with the most test examples):
+# a 1,000-class data set's matrices stay in the CSVs, where a reader can use them.
+SHOWN_CLASSES = 20
+
+
+def shown_classes(matrices: dict[str, pd.DataFrame], cap: int = SHOWN_CLASSES) -> list | None:
+    """The ``cap`` classes with the most test examples (pooled over variants), in the classes' own
+    order; None when there are no more than ``cap`` (all are shown)."""
+    if not matrices:
+        return None
+    first = next(iter(matrices.values()))
+    if len(first.index) <= cap:
+        return None
+    support = sum(matrix.sum(axis=1) for matrix in matrices.values())
+    top = set(support.sort_values(ascending=False, kind="stable").index[:cap])
+    return [name for name in first.index if name in top]
+
+
+def shown(matrix: pd.DataFrame, classes: list | None) -> pd.DataFrame:
+    """A confusion matrix cut to the classes shown (rows and columns); the whole one when all are."""
+    return matrix if classes is None else matrix.loc[classes, classes]
+
+
+def shown_words(section: "DataSection") -> str:
+    if section.shown_classes is None:
+        return ""
+    total = len(next(iter(section.confusion.values())).index)
+    return (f" Shown: the {len(section.shown_classes)} classes with the most test examples, of {total}; every "
+            f"class is in `confusion_{section.stem}.csv`.")
 
 
 def per_class_table(matrices: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
@@ -180,17 +241,6 @@ class TextLengths:
     test: np.ndarray
     train: np.ndarray | None
     source: str                    # in words: where the texts came from and how tokens were counted
-
-
-def _predictions_of(record: dict) -> pd.DataFrame | None:
-    name = record.get("predictions")
-    path = Path(record["record_path"]).parent / (name or "")
-    if not name or not path.is_file():
-        return None
-    try:
-        return pd.read_csv(path)
-    except (ValueError, pd.errors.ParserError, OSError):
-        return None
 
 
 def _data_files(record: dict, kind: str) -> object | None:
@@ -224,7 +274,7 @@ def text_lengths(records: list[dict]) -> tuple[TextLengths | None, str]:
     with seqbench's tokenizer (the one training used), accepted only where the files' fingerprint
     is the runs' and the test labels read are the predictions' targets, in order. Nothing is
     downloaded."""
-    frames = [(r, _predictions_of(r)) for r in records]
+    frames = [(r, read_predictions(r)) for r in records]
     frames = [(r, f) for r, f in frames if f is not None and "index" in f]
     if not frames:
         return None, "no readable predictions"
@@ -300,7 +350,7 @@ def length_table(records: list[dict], labels: VariantLabels, lengths: TextLength
     buckets = length_buckets(lengths.test)
     per: dict[str, dict[str, list[float]]] = {}
     for r in records:
-        frame = _predictions_of(r)
+        frame = read_predictions(r)
         if frame is None or not {"index", "target", "predicted"} <= set(frame) or len(frame) != len(lengths.test):
             continue
         frame = frame.sort_values("index")
@@ -363,6 +413,7 @@ def compute_section(frame: pd.DataFrame, records: list[dict], label: str, stem: 
         section.confusion = {label: pooled[label] for label in ordered}
         section.seed_confusion = {label: by_seed[label] for label in ordered}
         section.per_class = per_class_table(section.confusion)
+        section.shown_classes = shown_classes(section.confusion)
         if any(r.get("predictions") for r in done):
             section.lengths, section.lengths_note = text_lengths(done)
             if section.lengths is not None:
@@ -379,7 +430,7 @@ def compute_section(frame: pd.DataFrame, records: list[dict], label: str, stem: 
         figures = [plot_scores(runs, table, label, stem, task.metric, section.baselines, out, letters),
                    plot_learning_curves(learning_curves(records, labels), label, stem, task.metric, out)]
         if section.confusion:
-            figures.append(plot_confusion(section.confusion, label, stem, out))
+            figures.append(plot_confusion(section.confusion, label, stem, out, section.shown_classes))
         section.figures = [(path, path.stem) for path in figures if path is not None]
     return section
 
@@ -426,12 +477,12 @@ def example_scores_of(runs: list[dict], labels: VariantLabels, task: TaskKind) -
             continue
         who = f"{labels.get(r.get('config_hash'), r.get('model'))} seed {r.get('seed')}"
         name = r.get("predictions") or "predictions.csv"
-        path = Path(r["record_path"]).parent / name
-        if not r.get("predictions") or not path.is_file():
+        frame = read_predictions(r)
+        if frame is None:
             left.append(f"{who}: no {name}; left out of the per-example comparison")
             continue
         try:
-            scores = example_scores(pd.read_csv(path), task)
+            scores = example_scores(frame, task)
         except (KeyError, ValueError, pd.errors.ParserError) as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             left.append(f"{who}: {name} unusable ({reason}); left out of the per-example comparison")
@@ -871,9 +922,10 @@ def seed_confusion_blocks(doc: Document, section: DataSection) -> None:
         return
     panels = []
     for variant, seeds in section.seed_confusion.items():
-        for seed, matrix in seeds.items():
-            correct = int(np.trace(matrix.to_numpy()))
-            total = int(matrix.to_numpy().sum())
+        for seed, whole in seeds.items():
+            correct = int(np.trace(whole.to_numpy()))
+            total = int(whole.to_numpy().sum())
+            matrix = shown(whole, section.shown_classes)
             panels.append((f"{variant} seed {seed} ({100 * correct / total:.1f}%)" if total else f"{variant} seed {seed}",
                            ["true \\ predicted", *map(str, matrix.columns)],
                            [[str(true), *[str(int(v)) for v in row]] for true, row in matrix.iterrows()]))
@@ -881,7 +933,7 @@ def seed_confusion_blocks(doc: Document, section: DataSection) -> None:
     doc.folded(f"{section.label}: confusion matrix of every seed ({count} runs; the pooled ones are in the figure)",
                panels,
                f"Confusion matrices of every seed ({count} runs) beside the pooled ones: "
-               f"`confusion_by_seed_{section.stem}.csv`, and in report.html.")
+               f"`confusion_by_seed_{section.stem}.csv`, and in report.html." + shown_words(section))
 
 
 def write_section(doc: Document, section: DataSection) -> None:
@@ -918,11 +970,11 @@ def write_section(doc: Document, section: DataSection) -> None:
         doc.heading(f"{section.label}: per class (pooled over seeds)", 3)
         cells = {(row.variant, row["class"]): f"{_plain(row.precision, 3)} / {_plain(row.recall, 3)}"
                  for _, row in section.per_class.iterrows()}
-        classes = list(dict.fromkeys(section.per_class["class"]))
+        classes = section.shown_classes or list(dict.fromkeys(section.per_class["class"]))
         rows = [[variant, *[cells[(variant, c)] for c in classes]]
                 for variant in dict.fromkeys(section.per_class["variant"])]
         doc.text("Precision / recall (%) per class; confusion matrices in "
-                 f"`confusion_{section.stem}.csv` and the figure.")
+                 f"`confusion_{section.stem}.csv` and the figure." + shown_words(section))
         doc.table(["variant", *classes], rows)
     seed_confusion_blocks(doc, section)
     length_blocks(doc, section)
@@ -948,6 +1000,7 @@ def write_section(doc: Document, section: DataSection) -> None:
                      f"Still counted; worth a look.")
             matrix = comparison.far_confusion.get((variant, seed))
             if matrix is not None:
+                matrix = shown(matrix, section.shown_classes)
                 doc.table(["true \\ predicted", *map(str, matrix.columns)],
                           [[str(true), *[str(int(v)) for v in row]] for true, row in matrix.iterrows()])
     for comparison in section.comparisons:

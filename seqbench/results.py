@@ -11,7 +11,7 @@ from typing import Iterable
 import pandas as pd
 from scipy import stats
 
-from .record import memory_kind, read_records
+from .record import FINISHED_STATUSES, memory_kind, read_records
 from .tasks import POSITIVE_METRICS, TASKS, task_of
 
 log = logging.getLogger(__name__)
@@ -27,13 +27,22 @@ def load_records(folders: Iterable[str | Path], include_debug: bool = False) -> 
     limit_*_batches, ...) and search trials (validation only) are left out unless
     ``include_debug``: they are not results."""
     best: dict[tuple, dict] = {}
+    finished: dict[tuple, list[str]] = {}
     for path, record in read_records(folders):
         if (record.get("debug") or record.get("search")) and not include_debug:
             continue
         record["record_path"] = str(path)
         key = (data_key(record), record.get("config_hash"), record.get("seed"))
+        if record.get("status") in FINISHED_STATUSES and not record.get("reused_from"):   # a reuse's copy is expected
+            finished.setdefault(key, []).append(str(path))
         if key not in best or _rank(record) > _rank(best[key]):
             best[key] = record
+    for key, paths in finished.items():
+        if len(paths) > 1:   # copies of one run (cp -r, merged folders): counted once, and said
+            others = [p for p in paths if p != best[key]["record_path"]]
+            log.warning("%d finished records of one run (%s seed %s) count as one: %s is used; the others: %s%s",
+                        len(paths), best[key].get("model"), key[2], best[key]["record_path"], ", ".join(others[:3]),
+                        f" and {len(others) - 3} more" if len(others) > 3 else "")
     return list(best.values())
 
 

@@ -537,7 +537,8 @@ class StudyLock:
         import fcntl
         self.path = root / ".locks" / f"{name}.lock"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = open(self.path, "a+")
+        from .files import open_lock
+        self.handle = open_lock(self.path, "study lock")   # never through a link, never a FIFO
         try:
             fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -1302,6 +1303,9 @@ def _finish(args, root: Path, base, settings: dict, summaries: dict, timings: di
             log.warning("no Optuna plots: %s", error)
     studies = [root / "retrain" / s["study"] for s in summaries.values()]   # this command's studies only
     folders = [f for f in [*studies, *args.default_runs] if Path(f).exists()]
+    if not folders:   # nothing retrained (every study stopped before): say where runs were looked for
+        print(f"no report: no retrained run under {root / 'retrain'}", file=sys.stderr)
+        return
     try:
         built = build_report(folders, out, command=search_command(args),
                              studies=root / "studies.md", study_figures=figures, compare=args.compare)

@@ -27,8 +27,10 @@ def sweep_size(overrides: list[str]) -> int:
     return total
 
 
-def _counts(sweep_dir: Path) -> dict[str, int]:
-    """Finished jobs of a sweep, from the records in its job folders."""
+def _counts(sweep_dir: Path, since: float | None = None) -> dict[str, int]:
+    """Finished jobs of a sweep, from the records in its job folders. ``since`` (this invocation's
+    start): only the jobs it has reached count (Hydra writes a job's .hydra/ files when it starts
+    it), and a run an earlier invocation finished in this folder counts as reused, as the plan said."""
     counts = {"done": 0, "reused": 0, "failed": 0, "other": 0}
     for path in sweep_dir.glob("*/record.json"):
         try:
@@ -38,7 +40,9 @@ def _counts(sweep_dir: Path) -> dict[str, int]:
         if not isinstance(record, dict):
             continue
         status = record.get("status")
-        if status in FINISHED_STATUSES and record.get("reused_from"):
+        if since is not None and not _reached(path.parent, since):
+            continue
+        if status in FINISHED_STATUSES and (record.get("reused_from") or _finished_before(record, since)):
             counts["reused"] += 1
         elif status == "done":
             counts["done"] += 1
@@ -47,6 +51,24 @@ def _counts(sweep_dir: Path) -> dict[str, int]:
         elif status != "running":
             counts["other"] += 1
     return counts
+
+
+def _reached(job_dir: Path, since: float) -> bool:
+    """Whether this invocation has started the job (a folder without Hydra's files: counted)."""
+    try:
+        return (job_dir / ".hydra" / "overrides.yaml").stat().st_mtime >= since - 1
+    except OSError:
+        return True
+
+
+def _finished_before(record: dict, since: float | None) -> bool:
+    from datetime import datetime
+    if since is None or not isinstance(record.get("finished"), str):
+        return False
+    try:
+        return datetime.fromisoformat(record["finished"]).timestamp() < since
+    except ValueError:
+        return False
 
 
 def _trained(counts: dict[str, int]) -> int:
@@ -66,12 +88,12 @@ def progress_line(sweep_dir: Path) -> str | None:
         state = read_json(sweep_dir / PROGRESS_NAME)
     except (OSError, ValueError):
         return None
-    counts = _counts(sweep_dir)
+    counts = _counts(sweep_dir, float(state["started"]))   # the jobs this invocation has reached
     finished = sum(counts.values())
     total = max(int(state["total"]), finished)
     # Runs trained since this sweep started: a resumed sweep's folder already holds the runs an
     # earlier invocation trained, which took none of this invocation's time.
-    trained = _trained(counts) - int(state.get("trained_before", 0))
+    trained = _trained(_counts(sweep_dir)) - int(state.get("trained_before", 0))
     elapsed = time.time() - float(state["started"])
     left = ""
     if trained > 0 and finished < total:

@@ -182,6 +182,18 @@ def base_record(prepared: Prepared) -> dict:
             "process": {"host": socket.gethostname(), "pid": os.getpid()}}
 
 
+def earlier_attempts(previous: dict) -> list[dict]:
+    """The attempts an interrupted run's record holds (a record older than attempts: one, from its
+    own start, finish, epochs and wall time)."""
+    attempts = previous.get("attempts")
+    if isinstance(attempts, list) and all(isinstance(a, dict) for a in attempts):
+        return [dict(a) for a in attempts]
+    wall = previous.get("wall_seconds")
+    return [{"started": previous.get("started"), "ended": previous.get("finished"),
+             "epochs": previous.get("epochs") if isinstance(previous.get("epochs"), int) else 0,
+             "wall_seconds": wall if isinstance(wall, (int, float)) and not isinstance(wall, bool) else None}]
+
+
 class _RecordKeeper:
     """The record of one run and where it is written: its own folder, and in a sweep whose job
     folder is elsewhere (a resume in an older folder) a copy there too."""
@@ -190,10 +202,14 @@ class _RecordKeeper:
         decision = context.decision
         self.record = {**base_record(context.prepared), **context.tags}
         self.output_dir = decision.output_dir
+        # Each attempt at the run (a resume is the next one): when it started and last wrote, the epochs
+        # it trained and its wall time; the run's wall time is their sum.
+        self.clock, self.attempt_started, self.earlier_attempts = time.perf_counter(), self.record["started"], []
         if isinstance(decision, Resume):
             previous = decision.previous
             self.record["resumed"] = int(previous.get("resumed", 0)) + 1
             self.record["started"] = previous.get("started", self.record["started"])
+            self.earlier_attempts = earlier_attempts(previous)
         self.record["plan"] = {"decision": type(decision).__name__.lower(), "reason": decision.reason}
         self.record["output_dir"] = str(self.output_dir)
         self.path = self.output_dir / RECORD_NAME
@@ -202,8 +218,20 @@ class _RecordKeeper:
         self.rank_zero = context.rank_zero
 
     def save(self, current: dict | None = None) -> None:
+        record = current if current is not None else self.record
+        self._count_attempt(record)
         if self.rank_zero:
-            save_record(self.path, current if current is not None else self.record)
+            save_record(self.path, record)
+
+    def _count_attempt(self, record: dict) -> None:
+        """This attempt, as of now, after the earlier ones; the wall time their sum (a run killed with
+        kill -9 keeps what its last write said)."""
+        before = sum(a.get("epochs") or 0 for a in self.earlier_attempts)
+        epochs = record.get("epochs") if isinstance(record.get("epochs"), int) else before
+        this = {"started": self.attempt_started, "ended": datetime.now(timezone.utc).isoformat(),
+                "epochs": max(0, epochs - before), "wall_seconds": round(time.perf_counter() - self.clock, 3)}
+        record["attempts"] = [*self.earlier_attempts, this]
+        record["wall_seconds"] = sum(a.get("wall_seconds") or 0.0 for a in record["attempts"])
 
     def close(self) -> None:
         """The last write; a sweep's job folder gets its copy (with the predictions)."""
@@ -248,7 +276,6 @@ def execute(context: RunContext) -> dict:
         _fresh_folder(output_dir)
     if context.claim is not None:
         context.claim.move_to(output_dir)
-    started = time.perf_counter()
     rss_at_start = current_rss_mb()
     record["flush_denormal"] = flush_denormals(cfg.get("flush_denormal", True))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -276,8 +303,7 @@ def execute(context: RunContext) -> dict:
         device = task.device if task is not None else torch.device("cpu")
         memory, memory_kind = peak_memory_mb(device, max(stats.peak_rss_mb, current_rss_mb()))
         record.update(stats.as_record_fields(), peak_memory_mb=memory, peak_memory_kind=memory_kind,
-                      rss_at_start_mb=rss_at_start, wall_seconds=time.perf_counter() - started,
-                      finished=datetime.now(timezone.utc).isoformat())
+                      rss_at_start_mb=rss_at_start, finished=datetime.now(timezone.utc).isoformat())
         keeper.close()
     if trainer is not None:
         context.presentation.finished(trainer, record, keeper.path)

@@ -150,7 +150,7 @@ def test_export_puts_a_finished_sweep_into_mlflow_once_without_retraining(tmp_pa
     _finished_sweep(tmp_path)
     main([str(tmp_path / "sweep"), "--to", "mlflow"])
     out = capsys.readouterr().out
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"   # where logger=mlflow would have put it
+    uri = f"sqlite:///{tmp_path / 'sweep' / 'mlflow.db'}"   # in the first folder given, never where a record says
     assert f"4 runs to MLflow {uri}, experiment seqbench: 4 logged; nothing trained" in out
     assert f"mlflow ui --backend-store-uri {uri}" in out
     client = MlflowClient(uri)
@@ -201,9 +201,10 @@ def test_a_sweeps_tensorboard_folder_covers_the_runs_it_reused(tmp_path):
     original = tmp_path / "old" / "tensorboard" / "gru_trec_s0"
     original.mkdir(parents=True)
     (original / "events.out.tfevents.1.vm.1.0").write_bytes(b"logged live")
+    reused = {**record("gru", 0, 0.8), "run_key": "k", "tensorboard": str(original)}
+    write_json_atomic(tmp_path / "old" / "0" / "record.json", reused)
     write_json_atomic(tmp_path / "new" / "0_gru_trec_s0" / "record.json",
-                      {**record("gru", 0, 0.8), "run_key": "k", "reused_from": "old/0/record.json",
-                       "tensorboard": str(original)})
+                      {**reused, "reused_from": str(tmp_path / "old" / "0" / "record.json")})
     write_json_atomic(tmp_path / "new" / "1_gru_trec_s1" / "record.json", {**record("gru", 1, 0.8), "run_key": "j"})
     assert reused_into_sweep(tmp_path / "new") == 1   # the run trained here has its own events already
     copied = tmp_path / "new" / "tensorboard" / "gru_trec_s0" / "events.out.tfevents.1.vm.1.0"

@@ -97,7 +97,7 @@ def decode_error_position(path: Path, encoding: str) -> tuple[int, int, int] | N
     decoder = codecs.getincrementaldecoder(_python_encoding(encoding))()
     offset = 0
     with open_regular(path, "rb") as stream:
-        for number, line in enumerate(stream, start=1):
+        for number, line in enumerate(bounded_lines(stream, path), start=1):
             try:
                 decoder.decode(line)
             except UnicodeDecodeError as error:
@@ -106,12 +106,55 @@ def decode_error_position(path: Path, encoding: str) -> tuple[int, int, int] | N
     return None
 
 
-def _rows(path: Path, encoding: str):
-    """Yield (first line, last line, dict of columns, header) from a CSV/TSV/JSONL file."""
+# The longest line read (in characters): texts are truncated to dataset.max_len tokens anyway, and a
+# file with no line break in it (a 2 GiB sparse file, a binary) is refused after this much instead of
+# read whole in one call that no Ctrl-C or SIGTERM could interrupt.
+LINE_LIMIT = 16 * 2**20
+
+
+def bounded_lines(stream, path: Path):
+    """The lines of ``stream``, each read in one bounded call (a signal is answered between them);
+    one line for a line longer than LINE_LIMIT."""
+    number = 0
+    while True:
+        line = stream.readline(LINE_LIMIT + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > LINE_LIMIT:
+            raise BadInputError(f"{path}, line {number}: more than {LINE_LIMIT // 2**20} MiB without a line break; "
+                                f"is this really a text file? (a CSV, TSV or JSON Lines file has one example a line)")
+        yield line
+
+
+def _rows(path: Path, encoding: str, setting: str = "dataset.encoding="):
+    """Yield (first line, last line, dict of columns, header) from a CSV/TSV/JSONL file; a byte that is
+    not valid ``encoding`` is one line naming it and how to give the file's encoding (``setting``)."""
+    try:
+        yield from _rows_as_read(path, encoding)
+    except UnicodeError as error:
+        raise _not_valid(path, encoding, error, setting) from None
+
+
+def _not_valid(path: Path, encoding: str, error: UnicodeError, setting: str) -> BadInputError:
+    try:
+        position = decode_error_position(path, encoding)
+    except (UnicodeError, LookupError):
+        position = None
+    where = (f"line {position[1]}, byte {position[2] + 1} of the line (byte {position[0]} of the file)"
+             if position else f"byte {getattr(error, 'start', '?')}")
+    reason = getattr(error, "reason", str(error))
+    hint = (f" (a UTF-16 file without a byte-order mark: try {setting}utf-16-le or utf-16-be)"
+            if encoding.lower().replace("_", "-") in ("utf-16", "utf16") else "")
+    return BadInputError(f"{path}, {where}: not valid {encoding} ({reason}){hint}; set {setting.rstrip('= ')} to the "
+                         f"file's encoding (for example {setting}latin-1 or cp1252)")
+
+
+def _rows_as_read(path: Path, encoding: str):
     kind = file_format(path)
     with open_regular(path, "r", encoding=_python_encoding(encoding), newline="") as stream:
         if kind == "jsonl":
-            for number, line in enumerate(stream, start=1):
+            for number, line in enumerate(bounded_lines(stream, path), start=1):
                 if not line.strip():
                     continue
                 try:
@@ -125,7 +168,7 @@ def _rows(path: Path, encoding: str):
                 yield number, number, row, None
         else:
             csv.field_size_limit(sys.maxsize)  # very long texts are truncated later, not refused here
-            reader = csv.DictReader(stream, delimiter="," if kind == "csv" else "\t")
+            reader = csv.DictReader(bounded_lines(stream, path), delimiter="," if kind == "csv" else "\t")
             previous_end = 1  # the header line
             for row in reader:
                 first = previous_end + 1
@@ -159,53 +202,41 @@ def _swallowed_rows(text: str, delimiter: str, fields: int, label_index: int, la
 
 
 def read_examples(path: Path, text_column: str, label_column: str, encoding: str,
-                  multiline_text: bool = False) -> tuple[list[str], list[str], list[int]]:
+                  multiline_text: bool = False, setting: str = "dataset.encoding=") -> tuple[list[str], list[str], list[int]]:
     """(texts, labels, line numbers). ``multiline_text``: quoted fields with line breaks are read as
-    they are, without looking for rows a stray quote merged into one field."""
+    they are, without looking for rows a stray quote merged into one field. ``setting``: how the
+    command that reads the file takes an encoding (a run ``dataset.encoding=``, eval ``--encoding ``)."""
     path = Path(path)
     check_readable(path)
     texts, labels, lines, spans = [], [], [], []
     header = None
-    try:
-        for first, last, row, header in _rows(path, encoding):
-            missing = [c for c in (text_column, label_column) if c not in row]
-            if missing:
-                bom = next((c for c in row if c.startswith(("\ufeff", "ï»¿"))), None)
-                hint = (f" The first column is {bom!r}: the file starts with a UTF-8 byte-order mark; set "
-                        f"dataset.encoding=utf-8-sig." if bom else
-                        " Set dataset.text_column / dataset.label_column.")
-                raise BadInputError(f"{path}, line {first}: no column {', '.join(map(repr, missing))}; columns there: "
-                                    f"{', '.join(map(repr, row))}.{hint}")
-            text, label = row[text_column], row[label_column]
-            if label is None:
-                raise BadInputError(f"{path}, line {first}: no {label_column!r} value")
-            if not isinstance(label, str):
-                raise BadInputError(f"{path}, line {first}: the label {label!r} is a {type(label).__name__}; labels "
-                                    f"must be strings (write \"{label}\" in quotes)")
-            if not isinstance(text, str):
-                raise BadInputError(f"{path}, line {first}: the text is a {type(text).__name__}, not a string")
-            if not label.strip():
-                raise BadInputError(f"{path}, line {first}: empty label")
-            if header is not None and first > 2 and [row.get(name) for name in header] == list(header):
-                raise BadInputError(f"{path}, line {first}: the header ({','.join(header)}) again, in the middle of "
-                                    f"the file (two files joined with cat?); remove that line, or join files with "
-                                    f"'tail -n +2' for every file after the first")
-            texts.append(text)
-            labels.append(label.strip())
-            lines.append(first)
-            spans.append((first, last))
-    except UnicodeError as error:
-        try:
-            position = decode_error_position(path, encoding)
-        except (UnicodeError, LookupError):
-            position = None
-        where = (f"line {position[1]}, byte {position[2] + 1} of the line (byte {position[0]} of the file)"
-                 if position else f"byte {getattr(error, 'start', '?')}")
-        reason = getattr(error, "reason", str(error))
-        hint = (" (a UTF-16 file without a byte-order mark: try dataset.encoding=utf-16-le or utf-16-be)"
-                if encoding.lower().replace("_", "-") in ("utf-16", "utf16") else "")
-        raise BadInputError(f"{path}, {where}: not valid {encoding} ({reason}){hint}; set dataset.encoding to the "
-                            f"file's encoding (for example dataset.encoding=latin-1 or cp1252)") from None
+    for first, last, row, header in _rows(path, encoding, setting):
+        missing = [c for c in (text_column, label_column) if c not in row]
+        if missing:
+            bom = next((c for c in row if c.startswith(("\ufeff", "ï»¿"))), None)
+            hint = (f" The first column is {bom!r}: the file starts with a UTF-8 byte-order mark; set "
+                    f"dataset.encoding=utf-8-sig." if bom else
+                    " Set dataset.text_column / dataset.label_column.")
+            raise BadInputError(f"{path}, line {first}: no column {', '.join(map(repr, missing))}; columns there: "
+                                f"{', '.join(map(repr, row))}.{hint}")
+        text, label = row[text_column], row[label_column]
+        if label is None:
+            raise BadInputError(f"{path}, line {first}: no {label_column!r} value")
+        if not isinstance(label, str):
+            raise BadInputError(f"{path}, line {first}: the label {label!r} is a {type(label).__name__}; labels "
+                                f"must be strings (write \"{label}\" in quotes)")
+        if not isinstance(text, str):
+            raise BadInputError(f"{path}, line {first}: the text is a {type(text).__name__}, not a string")
+        if not label.strip():
+            raise BadInputError(f"{path}, line {first}: empty label")
+        if header is not None and first > 2 and [row.get(name) for name in header] == list(header):
+            raise BadInputError(f"{path}, line {first}: the header ({','.join(header)}) again, in the middle of "
+                                f"the file (two files joined with cat?); remove that line, or join files with "
+                                f"'tail -n +2' for every file after the first")
+        texts.append(text)
+        labels.append(label.strip())
+        lines.append(first)
+        spans.append((first, last))
     if encoding.lower().replace("_", "-") in ("utf-16", "utf16") and texts and _mostly_unprintable(texts):
         raise BadInputError(f"{path}: read as {encoding} it is not text (no byte-order mark, so the byte order was "
                             f"guessed wrong, or the file is not UTF-16); try dataset.encoding=utf-16-le, utf-16-be or "
@@ -247,6 +278,7 @@ def read_splits(paths: dict[str, Path], text_column: str = "text", label_column:
                 for split, path in paths.items()}
     label_names = sorted(set(examples["train"][1]))
     warn_about_labels(paths["train"], examples["train"][1])
+    warn_about_overlap(paths, examples)
     index = {name: i for i, name in enumerate(label_names)}
     out: dict = {"label_names": label_names}
     for split, (texts, labels, lines) in examples.items():
@@ -281,6 +313,31 @@ text_dataset("text_file", TextFileSchema,
              lambda config: source(config.get("train"), config.get("test"), config.get("val"),
                                    config.get("text_column", "text"), config.get("label_column", "label"),
                                    config.get("encoding", "utf-8"), bool(config.get("multiline_text", False))))
+
+
+def warn_about_overlap(paths: dict[str, Path], examples: dict) -> None:
+    """One line when the test file is the training file, or when test texts also appear in the
+    training file (a test on examples the model was trained on says little about new ones)."""
+    import logging
+    log = logging.getLogger(__name__)
+    train, test = paths["train"], paths["test"]
+    try:
+        same = Path(train).resolve() == Path(test).resolve() or Path(train).samefile(test)
+    except OSError:
+        same = False
+    seen = set(examples["train"][0])
+    texts = examples["test"][0]
+    shared = sum(1 for text in texts if text in seen)
+    if same:
+        log.warning("dataset.test is the training file itself (%s): the test scores are on the examples the "
+                    "model was trained on; give a held-out file", test)
+    elif shared == len(texts):
+        log.warning("dataset.test (%s): all %d test texts are also in dataset.train (%s): the test scores are on "
+                    "training examples; give a held-out file", test, shared, train)
+    elif shared:
+        log.warning("dataset.test (%s): %d of %d test texts (%.1f%%) are also in dataset.train (%s); those are "
+                    "scored on examples the model was trained on", test, shared, len(texts),
+                    100 * shared / len(texts), train)
 
 
 def warn_about_labels(path: Path, labels: list[str]) -> None:
