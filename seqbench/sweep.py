@@ -215,8 +215,8 @@ class SweepProgress(Callback):
 class ReportAfterSweep(Callback):
     """At the end of a multirun, write the report for its sweep folder."""
 
-    def __init__(self, out: str | None = None):
-        self.out = out
+    def __init__(self, out: str | None = None, compare: str | None = None):
+        self.out, self.compare = out, compare
 
     def on_multirun_end(self, config, **kwargs) -> None:
         from . import SeqbenchError
@@ -232,7 +232,8 @@ class ReportAfterSweep(Callback):
         except Exception as error:  # a courtesy: never in the way of the report
             print(f"tensorboard: reused runs not added ({type(error).__name__}: {error})", file=sys.stderr)
         try:
-            built = build_report([sweep_dir], out, command="seqbench -m " + " ".join(config.hydra.overrides.task))
+            built = build_report([sweep_dir], out, command="seqbench -m " + " ".join(config.hydra.overrides.task),
+                                 compare=self.compare)
             print("\n".join(built.terminal()), flush=True)
         except SeqbenchError as error:
             print(f"no report: {error}", file=sys.stderr)

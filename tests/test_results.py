@@ -410,3 +410,20 @@ def test_compare_makes_the_named_pairs_the_family_whatever_else_the_folders_hold
             build_report([tmp_path / "a"], tmp_path / "bad", plots=False, compare=bad)
         message = str(error.value)
         assert named in message and "variants from: gru, lstm" in message and "\n" not in message
+
+
+def test_a_sweep_s_report_takes_the_pairs_named_in_its_callback_as_its_family(tmp_path, capsys):
+    """hydra.callbacks.report.compare=gru:lstm: the report at the end of a sweep has the named
+    pairs as its family, as ``seqbench report --compare`` does."""
+    import pandas as pd
+    from omegaconf import OmegaConf
+    from seqbench.sweep import ReportAfterSweep
+    _classifier_runs(tmp_path / "sweep", {"gru": [0.80, 0.82, 0.81], "lstm": [0.78, 0.79, 0.80],
+                                          "rnn": [0.70, 0.75, 0.60]})
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "sweep")},
+                                         "overrides": {"task": ["model=gru,lstm,rnn"]}}})
+    ReportAfterSweep(compare="gru:lstm").on_multirun_end(config)
+    pairs = pd.read_csv(tmp_path / "sweep" / "report" / "pairs_trec.csv")
+    assert pairs[["a", "b", "family"]].values.tolist() == [["gru", "lstm", "compare"]]
+    ReportAfterSweep(compare="gru:transformer").on_multirun_end(config)   # a bad pair: one line, the runs kept
+    assert "no report: " in capsys.readouterr().err
