@@ -137,7 +137,7 @@ def plot_learning_curves(curves: dict[str, pd.DataFrame], name: str, file_stem: 
 
 
 def plot_memory(points: dict, names: dict, lengths: list[int], baselines: dict[int, float], name: str, metric: str,
-                out: Path) -> Path:
+                out: Path, file_stem: str) -> Path:
     """The test metric against the length T: every seed as a dot, the median as a line (outcomes
     are often bimodal: solved or not), the baseline of a model that learns nothing."""
     plt, fig, ax = _figure(7.5, 4.6)
@@ -164,7 +164,7 @@ def plot_memory(points: dict, names: dict, lengths: list[int], baselines: dict[i
     ax.set_ylabel(f"test {metric}{_unit(metric)} (dots: seeds; line: median)")
     ax.set_title(f"{name}: how long a span each model bridges")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    return _save(plt, fig, out / f"{name}_memory_length.png")
+    return _save(plt, fig, out / f"{file_stem}_memory_length.png")
 
 
 def plot_confusion(matrices: dict[str, pd.DataFrame], name: str, file_stem: str, out: Path,

@@ -1086,7 +1086,8 @@ def memory_blocks(doc: Document, records: list[dict], name: str, out: Path, plot
     if legend:
         doc.table(["label", "configuration (what differs)"], [[s, f] for s, f in legend])
     if plots and len(lengths) > 1:
-        path = plot_memory(points, names, lengths, baselines, name, metric, out)
+        # The file's name from the data set's label as a slug: a record is data, and its name no path.
+        path = plot_memory(points, names, lengths, baselines, name, metric, out, slug(name))
         doc.figure(path, path.stem)
 
 

@@ -238,3 +238,23 @@ def test_a_memory_run_recorded_under_the_shared_schema_is_still_read_for_eval():
         check_dataset(dict(dataset))
     check_dataset(recorded_dataset_config(dataset))
     assert "cache_dir" not in recorded_dataset_config({"name": "trec", "kind": "trec", "cache_dir": "/x"})
+
+
+def test_a_memory_figure_s_file_name_never_comes_from_a_record_as_a_path(tmp_path):
+    """A record is data: a data set named ``../../up`` (edited, or written before names were
+    checked) gets its memory-length figure inside the report folder, under a plain file name."""
+    from seqbench.record import write_json_atomic
+    base = {"status": "done", "dataset": "../../up", "task": "last_step_regression", "baselines": {"mse": 1 / 6},
+            "best_epoch": 1, "epochs": 2, "epoch_seconds": [1.0], "params": 10, "train_tokens_per_s": 1.0,
+            "history": [{"epoch": 0, "val/mse": 0.1}], "val_best": {"mse": 0.1}}
+    for length in (10, 20):
+        for seed in range(2):
+            config = {"model": {"name": "lstm"}, "dataset": {"name": "../../up", "kind": "adding", "length": length,
+                                                             "solved_below": 0.01}, "trainer": {"max_epochs": 2}}
+            write_json_atomic(tmp_path / "a" / "b" / "runs" / f"l{length}s{seed}" / "record.json",
+                              {**base, "model": "lstm", "seed": seed, "config": config, "config_hash": f"l{length}",
+                               "test": {"mse": 0.05 + 0.01 * seed, "mae": 0.1}})
+    out = tmp_path / "a" / "b" / "out"
+    build_report([tmp_path / "a" / "b" / "runs"], out, statistics=False)
+    assert list(out.glob("*_memory_length.png")) and not list(tmp_path.rglob("up_memory_length.png"))
+    assert not [p for p in tmp_path.rglob("*.png") if not p.is_relative_to(out)]
