@@ -28,6 +28,8 @@ SUBCOMMANDS = {
     "diagnostics": ("seqbench.diagnostics", "gradient flow through time, untrained and trained"),
     "bench": ("seqbench.bench", "training speed against plain PyTorch loops"),
     "search": ("seqbench.search", "equal-budget hyper-parameter search (Optuna), retraining, report"),
+    "adaptive": ("seqbench.adaptive", "adaptive seeds: more seeds only for the variants not yet separated from the "
+                 "best, up to a cap"),
     "plan": ("seqbench.estimate", "what a run or sweep would train, what is already done, and how long it would take"),
     "calibrate": ("seqbench.calibration", "the verdict's family-wise error and power, measured by simulation"),
     "export": ("seqbench.export", "finished runs into MLflow, TensorBoard or W&B from their records, nothing retrained"),

@@ -7,12 +7,17 @@ rule the report uses (``stats.separations``):
   (each variant's sd drawn log-uniformly from 0.15 to 7 points, the committed runs' range, and in
   one variant of ten on average one seed collapsed 10-20 points below, as tuned mingru_deep's were);
 - power: equal spreads (sd 1 point) and one variant 3 points better, the share of its 9 true
-  differences separated.
+  differences separated;
+- the adaptive-seeds procedure (``seqbench adaptive``): identical variants, 3 seeds each first,
+  then only the variants not separated from the best get seeds at looks of 5, 8 and 10, each look
+  at alpha / 4; its family-wise error is the share of families in which any pair is separated at
+  any look, with equal and unequal spreads (``"sequential": {"fwer": ...}`` is the larger).
 
 A run's accuracy is its share of 2,000 test examples of fixed difficulty (shared by every run)
 that its skill (0.85 + the variant's gain + a seed effect) exceeds, so scores are whole examples.
 With ``--json`` the last line is one JSON object: fwer (equal/unequal at 3, 5, 8 seeds), power (3,
-5 seeds), sequential (the adaptive-seeds procedure; null where this version has none).
+5 seeds), sequential (the adaptive-seeds procedure's family-wise error, the larger of equal and
+unequal spreads, and each).
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ import time
 
 import numpy as np
 
+from .adaptive import DEFAULT_CAP, DEFAULT_START, look_alpha, looks
 from .stats import ALPHA, separations, wilson
 
 VARIANTS = 10
@@ -77,14 +83,52 @@ def power(seeds: int, families: int = 2000, seed: int = 0, alpha: float = ALPHA)
             "moderated": float(result["moderated"].mean())}
 
 
+def sequential_fwer(spreads: str, families: int = 2000, seed: int = 0, alpha: float = ALPHA,
+                    start: int = DEFAULT_START, cap: int = DEFAULT_CAP) -> dict:
+    """The adaptive-seeds procedure on identical variants: every variant's seeds drawn to the cap
+    at once, each look sees the first ``counts`` of each; a family errs when any pair is
+    separated at any look it reaches. Mirrors ``adaptive.undecided``: the variants not separated
+    from the top by mean (with it) go on to the next look while there are any."""
+    planned = looks(start, cap)
+    level = look_alpha(planned, alpha)
+    rng = np.random.default_rng([seed, cap, 4 if spreads == "equal" else 5])
+    scores = simulate(rng, families, cap, spreads)
+    rows, variants = scores.shape[:2]
+    counts = np.full((rows, variants), start)
+    going = np.ones(rows, dtype=bool)
+    false = np.zeros(rows, dtype=bool)
+    runs = np.zeros(rows)
+    for number, n in enumerate(planned):
+        taken = np.arange(cap) < counts[:, :, None]
+        means = (scores * taken).sum(axis=2) / counts
+        variances = (((scores - means[:, :, None]) * taken) ** 2).sum(axis=2) / (counts - 1)
+        result = separations(means, variances, counts, level, intervals=False)
+        false |= going & result["separated"].any(axis=1)
+        runs = np.where(going, counts.sum(axis=1), runs)
+        separated = np.zeros((rows, variants, variants), dtype=bool)
+        for k, (i, j) in enumerate(result["pairs"]):
+            separated[:, i, j] = separated[:, j, i] = result["separated"][:, k]
+        top = means.argmax(axis=1)
+        group = ~separated[np.arange(rows), top]          # the top and every variant not separated from it
+        going &= group.sum(axis=1) > 1
+        if number + 1 == len(planned) or not going.any():
+            break
+        counts = np.where(going[:, None] & group, planned[number + 1], counts)
+    low, high = wilson(int(false.sum()), rows)
+    return {"spreads": spreads, "families": rows, "fwer": float(false.mean()), "fwer_low": low, "fwer_high": high,
+            "looks": planned, "alpha_per_look": level, "mean_runs": float(runs.mean()), "worst_runs": cap * variants}
+
+
 def measure(families: int = 2000, seed: int = 0, alpha: float = ALPHA) -> dict:
     """Every cell of the README's table and of ``--json``."""
     return {"fwer": [fwer(spreads, n, families, seed, alpha) for spreads in ("equal", "unequal") for n in SEED_COUNTS],
-            "power": [power(n, families, seed, alpha) for n in POWER_SEED_COUNTS]}
+            "power": [power(n, families, seed, alpha) for n in POWER_SEED_COUNTS],
+            "sequential": [sequential_fwer(spreads, families, seed, alpha) for spreads in ("equal", "unequal")]}
 
 
 def as_json(measured: dict) -> dict:
-    out = {"fwer": {"equal": {}, "unequal": {}}, "power": {}, "sequential": {"fwer": None}}
+    sequential = {cell["spreads"]: cell["fwer"] for cell in measured["sequential"]}
+    out = {"fwer": {"equal": {}, "unequal": {}}, "power": {}, "sequential": {"fwer": max(sequential.values()), **sequential}}
     for cell in measured["fwer"]:
         out["fwer"][cell["spreads"]][str(cell["seeds"])] = cell["fwer"]
     for cell in measured["power"]:
@@ -103,6 +147,12 @@ def table(measured: dict) -> str:
               "families whose variances were shrunk |", "| --- | --- | --- | --- |"]
     for r in measured["power"]:
         lines.append(f"| equal | {r['seeds']} | {100 * r['power']:.1f}% | {100 * r['moderated']:.0f}% |")
+    lines += ["", "| adaptive seeds, identical variants, seed spreads | looks (seeds) | α per look | family-wise error "
+              "(95% CI) | runs per family (mean; worst case) |", "| --- | --- | --- | --- | --- |"]
+    for r in measured["sequential"]:
+        lines.append(f"| {r['spreads']} | {', '.join(map(str, r['looks']))} | {r['alpha_per_look']:.4g} | "
+                     f"{100 * r['fwer']:.1f}% [{100 * r['fwer_low']:.1f}, {100 * r['fwer_high']:.1f}] | "
+                     f"{r['mean_runs']:.0f}; {r['worst_runs']} |")
     return "\n".join(lines)
 
 

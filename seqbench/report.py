@@ -84,6 +84,28 @@ class DataSection:
     by_length: pd.DataFrame | None = None
     factorials: list = field(default_factory=list)   # factorial.Factorial: direction x pooling 2 x 2 readings
     figures: list[tuple[Path, str]] = field(default_factory=list)
+    adaptive: dict[str, dict] = field(default_factory=dict)   # config hash -> adaptive seeds' entry (adaptive.json)
+
+    @property
+    def adaptive_alpha(self) -> float | None:
+        """The level adaptive seeds spent at each look, where they made every variant: the verdict
+        decides at it, never again at the full alpha."""
+        levels = {entry.get("alpha") for entry in self.adaptive.values()}
+        return float(min(levels)) if self.adaptive and None not in levels else None
+
+    @property
+    def adaptive_words(self) -> str:
+        """``adaptive seeds (4 looks at α = 0.0125 each, cap 10): gru 3 seeds (decided), ...``."""
+        if self.adaptive_alpha is None:
+            return ""
+        entries = sorted(self.adaptive.items(), key=lambda item: str(self.labels.get(item[0])))
+        first = entries[0][1]
+        stops = ", ".join(f"{self.labels.get(h)} {e.get('seeds')} seeds ("
+                          + ("decided" if e.get("stopped") == "decided" else str(e.get("stopped"))) + ")"
+                          for h, e in entries)
+        return (f"Adaptive seeds ({len(first.get('looks') or [])} looks at α = {self.adaptive_alpha:.4g} each, cap "
+                f"{first.get('cap')}; seqbench adaptive): {stops}. Different seed counts are by design; the verdict "
+                f"decides at α = {self.adaptive_alpha:.4g}.")
 
     @property
     def done(self) -> list[dict]:
@@ -94,9 +116,14 @@ class DataSection:
         return not self.problems
 
 
-def completeness(records: list[dict], labels: VariantLabels) -> list[str]:
+def completeness(records: list[dict], labels: VariantLabels, adaptive: dict[str, dict] | None = None) -> list[str]:
     """What is missing from a data set: runs that did not finish, and variants that lack seeds the
-    others have. A data set with missing runs is never ranked or given a verdict."""
+    others have. A data set with missing runs is never ranked or given a verdict. ``adaptive``
+    (config hash -> its variant's entry in ``adaptive.json``): a variant that adaptive seeds
+    stopped (decided, or at the cap) lacks no seed it has all of: fewer seeds are by design."""
+    adaptive = adaptive or {}
+    stopped = {labels.get(h, h): entry["seeds"] for h, entry in adaptive.items()
+               if entry.get("stopped") in ("decided", "cap") and isinstance(entry.get("seeds"), int)}
     problems = []
     unfinished = [r for r in records if r.get("status") not in FINISHED_STATUSES]
     for r in unfinished:
@@ -109,6 +136,8 @@ def completeness(records: list[dict], labels: VariantLabels) -> list[str]:
     everyone = set().union(*finished.values()) if finished else set()
     for label, seeds in sorted(finished.items()):
         missing = everyone - seeds
+        if label in stopped and set(range(stopped[label])) <= seeds:
+            continue
         if missing:
             problems.append(f"{label} lacks seed{'s' if len(missing) > 1 else ''} "
                             f"{', '.join(map(str, sorted(missing)))} that other variants have")
@@ -395,13 +424,17 @@ def test_set_names(records: list[dict]) -> dict[tuple, str]:
 
 def compute_section(frame: pd.DataFrame, records: list[dict], label: str, stem: str, out: Path, plots: bool,
                     statistics: bool, resamples: int, ropes: dict[str, float] | None = None,
-                    compare: list[tuple[str, str]] | None = None) -> DataSection:
+                    compare: list[tuple[str, str]] | None = None, adaptive: dict[str, dict] | None = None) -> DataSection:
     from .figures import plot_confusion, plot_learning_curves, plot_scores
     runs = frame[frame["data"] == label]
     task = task_of(records[0])
     labels = variant_labels(records)
     table = summary_table(frame, label)
-    section = DataSection(label, stem, task, records, runs, table, labels, completeness(records, labels))
+    # adaptive seeds (adaptive.json) that made every variant of this data set: its stops and level
+    adaptive = {h: entry for h, entry in (adaptive or {}).items() if h in labels}
+    section = DataSection(label, stem, task, records, runs, table, labels, completeness(records, labels, adaptive))
+    if adaptive and set(labels) <= set(adaptive):
+        section.adaptive = adaptive
     done = section.done
     if task.name == "classification":
         section.baselines = class_baselines(done)
@@ -506,7 +539,8 @@ def comparisons(section: DataSection, resamples: int, rope: float | None = None,
             continue
         name = f"{section.label} ({test_set})" if test_set else section.label
         scores, left_out = seed_scores(runs, labels, task)
-        level = seed_level(scores, task, rope=rope, compare=compare)
+        level = seed_level(scores, task, rope=rope, compare=compare,
+                           **({"alpha": section.adaptive_alpha} if section.adaptive_alpha else {}))
         done = [r for r in runs if r.get("status") == "done"]
         baseline = (class_baselines(done).get("majority class") if task.name == "classification"
                     else learn_nothing(done, task))
@@ -945,6 +979,8 @@ def write_section(doc: Document, section: DataSection) -> None:
     if section.problems:
         doc.text(f"Incomplete: {'; '.join(section.problems)}. Shown as it is; not ranked and given no verdict.",
                  css="warning")
+    if section.adaptive_words:
+        doc.text(section.adaptive_words)
     interval_words = ("solved in k of n seeds with a 95% Wilson interval (outcomes are solved or not, so no interval "
                       "around a mean)" if task.solved_rule else
                       "log-scale interval around the geometric mean (it stays positive)" if metric in POSITIVE_METRICS
@@ -1464,12 +1500,15 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
     private = private_paths(records)
     _portable_frame(frame, out, private).to_csv(out / "runs.csv", index=False)
     labels = data_labels(records)
+    from .adaptive import designs_under
+    adaptive = designs_under(folders)
     pairs = parse_compare(compare, sorted({v for key in labels for v in
                                            variant_labels([r for r in records if data_key(r) == key]).values()}))
     sections = []
     for key, label in sorted(labels.items(), key=lambda item: item[1]):
         group = [r for r in records if data_key(r) == key]
-        section = compute_section(frame, group, label, slug(label), out, plots, statistics, resamples, ropes, pairs)
+        section = compute_section(frame, group, label, slug(label), out, plots, statistics, resamples, ropes, pairs,
+                                  adaptive)
         write_tables(section, out)
         write_summary(out, section.stem, section.label, section.task.metric, summary_rows(section),
                       tuned_table(section))  # summary_<data>.tex: the tables for a paper

@@ -384,6 +384,8 @@ def test_calibrate_prints_the_json_the_issue_asks_for(capsys):
     assert set(last) == {"fwer", "power", "sequential"}
     assert set(last["fwer"]["equal"]) == set(last["fwer"]["unequal"]) == {"3", "5", "8"}
     assert set(last["power"]) == {"3", "5"} and all(0 <= v <= 1 for v in last["power"].values())
+    assert 0 <= last["sequential"]["fwer"] <= 1   # the adaptive-seeds procedure, measured
+    assert last["sequential"]["fwer"] == max(last["sequential"]["equal"], last["sequential"]["unequal"])
 
 
 # ------------------------------------------------------------------- conditional on the networks
