@@ -116,6 +116,14 @@ def _dataset_config(record: dict, overrides: list[str]) -> tuple[dict, str | Non
     return dataset, cell
 
 
+def eval_folder_stem(model, data: str, seeds: list) -> str:
+    """The name of an evaluation's folder: the data (or file) evaluated, with the variant and its
+    seeds where several are averaged; names read from records are data, so one plain file name."""
+    from .results import slug
+    stem = str(data) if len(seeds) <= 1 else f"{model}-{data}-seeds-{'-'.join(str(seed) for seed in seeds)}"
+    return slug(stem)
+
+
 def _text_batches(texts: list, labels: list[int] | None, vocabulary, max_len: int, batch_size: int = 256):
     """Batches of texts (strings, or lists of tokens already split) in ``vocabulary``."""
     from .data.batching import TextSubset
@@ -344,12 +352,12 @@ def evaluate(run: str | Path, overrides: list[str] | None = None, file: str | No
     result = _metrics(task, spec, batches, combined, members) if has_targets else {}
     # Beside the run you named (a sweep's copy of a reused run included), never in another run's folder;
     # several seeds' average beside all of them (their common folder), in no one seed's folder.
-    stem = f"{Path(file).stem if file else dataset['name']}"
     if len(members) > 1:
         home = Path(os.path.commonpath([str(Path(m.record["record_path"]).parent.parent) for m in members]))
-        stem = f"{record.get('model')}-{stem}-seeds-{'-'.join(str(m.record.get('seed')) for m in members)}"
     else:
         home = Path(record["record_path"]).parent
+    stem = eval_folder_stem(record.get("model"), Path(file).stem if file else dataset["name"],
+                            [m.record.get("seed") for m in members])
     out = Path(out) if out else home / "eval" / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     save_predictions(out / "predictions.csv", combined, spec)

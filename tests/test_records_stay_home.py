@@ -383,3 +383,11 @@ def test_several_finished_records_of_one_run_are_named_once(tmp_path):
     said = [line for line in done.stderr.splitlines() if "finished records of one run" in line]
     assert len(said) == 1 and said[0].startswith("warning: 8 finished records of one run (gru seed 0) count as one: ")
     assert said[0].endswith(" and 4 more") and "gru_s0_copy" in said[0]
+
+
+def test_an_evaluation_folder_is_named_from_records_as_data_never_as_a_path():
+    from seqbench.evaluate import eval_folder_stem
+    assert eval_folder_stem("gru", "trec", [0]) == "trec"
+    assert eval_folder_stem("gru", "trec", [0, 1, 2]) == "gru-trec-seeds-0-1-2"
+    stem = eval_folder_stem("../../../x", "trec", [0, 1])   # a record edited to name a path
+    assert "/" not in stem and not stem.startswith(".")
