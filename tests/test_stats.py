@@ -476,3 +476,55 @@ def test_the_guides_example_verdicts_are_what_the_committed_records_give():
         assert line == expected
         marked = re.sub(r"^(\S+)", r"**\1**", line)
         assert f"- {marked}" in summary   # and the committed report says it
+
+
+def _scipy_paired_p(a: np.ndarray, b: np.ndarray, seed: int, resamples: int = 9999) -> float:
+    """paired_test's p as it was computed before (scipy's paired permutation test, after the
+    bootstrap that draws from the same generator first)."""
+    difference = a - b
+    rng = np.random.default_rng(seed)
+    batch = max(1, 2_000_000 // len(difference))
+    scipy_stats.bootstrap((difference,), np.mean, confidence_level=0.95, n_resamples=resamples, method="BCa",
+                          random_state=rng, batch=batch)
+    return scipy_stats.permutation_test((a, b), lambda x, y, axis: np.mean(x - y, axis=axis),
+                                        permutation_type="samples", n_resamples=resamples, alternative="two-sided",
+                                        vectorized=True, random_state=rng, batch=batch).pvalue
+
+
+def _trec_example_means(count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The first ``count`` pairs of the committed TREC runs' per-example accuracies (mean over
+    seeds), as the report's conditional comparison sees them."""
+    from seqbench.report import example_scores_of
+    from seqbench.results import load_records, variant_labels
+    from tests.conftest import REPO
+    records = load_records([REPO / "results" / "runs" / "trec"])
+    examples, _ = example_scores_of(records, variant_labels(records), TASKS["classification"])
+    names = sorted(examples)
+    common = sorted(set.intersection(*(set(examples[v].index) for v in names)))
+    means = {v: examples[v].loc[common].to_numpy().mean(axis=1) for v in names}
+    return [(means[x], means[y]) for x, y in itertools.islice(itertools.combinations(names, 2), count)]
+
+
+@pytest.mark.parametrize("count", [6, pytest.param(None, marks=pytest.mark.slow)])
+def test_the_paired_permutation_p_is_scipys_to_the_last_bit_on_the_committed_trec_scores(count):
+    """paired_test draws the sign flips itself (scipy's indexing cost 20 s of a TREC report): the
+    same draws, the same null values and p as scipy.stats.permutation_test, exactly (slow: all 120 pairs)."""
+    pairs = _trec_example_means(count if count else 10**6)
+    assert len(pairs) == (count or 120)
+    for number, (a, b) in enumerate(pairs):
+        assert paired_test(a, b, seed=number)[3] == _scipy_paired_p(a, b, seed=number)
+
+
+def test_the_paired_permutation_p_is_scipys_at_any_batch_and_length():
+    """Batches that do not divide the resamples (scipy draws whole batches), ties, and the
+    fewest examples that scipy still samples (8191 resamples, 13 examples)."""
+    from seqbench.stats import paired_permutation_p
+    for seed, (n, batch, resamples) in enumerate([(14, 7, 9999), (20, 333, 999), (37, 4000, 50), (300, 64, 999),
+                                                   (13, 10, 8191)]):
+        data = np.random.default_rng(seed)
+        a, b = np.round(data.random(n), 1), np.round(data.random(n), 1)
+        expected = scipy_stats.permutation_test((a, b), lambda x, y, axis: np.mean(x - y, axis=axis),
+                                                permutation_type="samples", n_resamples=resamples, batch=batch,
+                                                vectorized=True, random_state=np.random.default_rng(seed)).pvalue
+        assert 2 ** n > resamples  # beneath, paired_test leaves it to scipy's enumeration
+        assert paired_permutation_p(a - b, np.random.default_rng(seed), resamples, batch) == expected
