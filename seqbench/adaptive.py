@@ -21,9 +21,9 @@ import json
 from pathlib import Path
 
 from . import SeqbenchError
+from .results import ADAPTIVE_NAME
 from .stats import ALPHA
 
-ADAPTIVE_NAME = "adaptive.json"
 DEFAULT_START, DEFAULT_CAP = 3, 10
 DECIDED, CAP, RUNNING = "decided", "cap", "running"
 
@@ -51,34 +51,6 @@ def undecided(scores: dict[str, dict], task, alpha: float) -> list[str]:
     level = seed_level(scores, task, alpha=alpha, aso=False)
     group = level.best_group
     return list(group) if len(group) > 1 else []
-
-
-def read_design(folder: Path) -> dict | None:
-    from .files import read_json
-    try:
-        design = read_json(Path(folder) / ADAPTIVE_NAME)
-    except (OSError, ValueError):
-        return None
-    return design if isinstance(design, dict) else None
-
-
-def designs_under(folders) -> dict[str, dict]:
-    """config hash -> {"seeds", "stopped", "alpha", ...} of every variant of every adaptive run
-    of seeds (``adaptive.json``) under ``folders``: what the report needs to rank a data set whose
-    variants have different seed counts by design, at the level the procedure spent."""
-    out: dict[str, dict] = {}
-    for folder in folders:
-        folder = Path(folder)
-        paths = [folder / ADAPTIVE_NAME] if (folder / ADAPTIVE_NAME).is_file() else sorted(folder.glob(f"**/{ADAPTIVE_NAME}"))
-        for path in paths:
-            design = read_design(path.parent)
-            if not design:
-                continue
-            for variant, entry in (design.get("variants") or {}).items():
-                if entry.get("config_hash"):
-                    out[entry["config_hash"]] = {**entry, "variant": variant, "alpha": design.get("alpha_per_look"),
-                                                 "looks": design.get("looks"), "cap": design.get("cap")}
-    return out
 
 
 def stop_words(design: dict) -> str:
@@ -157,7 +129,7 @@ def adaptive_run(variants: list[str], rest: list[str], planned: list[int], out: 
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from .__main__ import _composition_error
+    from .composition import composition_error
     from .results import load_records, variant_labels
     from .runtime import CONFIG_DIR, user_config_dirs
     from .report import seed_scores
@@ -167,7 +139,7 @@ def adaptive_run(variants: list[str], rest: list[str], planned: list[int], out: 
     try:
         configs = {v: compose(CONFIG_DIR, [*rest, f"model={v}", "seed=0"], extra) for v in variants}
     except (HydraException, OmegaConfBaseException) as error:
-        raise SeqbenchError(_composition_error(error)) from None
+        raise SeqbenchError(composition_error(error)) from None
     base = next(iter(configs.values()))
     folder = Path(out or Path(base.paths.output_root) / "adaptive" / str(base.dataset.name))
     per_look = look_alpha(planned, alpha)

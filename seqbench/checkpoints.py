@@ -14,7 +14,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from . import SeqbenchError
+from .files import CHECKPOINT_LIMIT, is_regular, limit_of, open_regular, run_path
 from .plan import CHECKPOINT_DIR, LAST_CHECKPOINT
+from .record import RECORD_NAME, read_record
 
 KEEP = ("best", "all")
 # What eval, explain and diagnostics read (the weights and seqbench's settings), and what says
@@ -83,3 +86,45 @@ def _size(count: int) -> str:
         if count >= scale:
             return f"{count / scale:.1f} {unit}"
     return f"{count} bytes"
+
+
+# ------------------------------------------------------------------- reading a finished run's weights
+# eval, explain and the gradient-flow diagnostic read checkpoints through these two.
+def find_checkpoint(path: str | Path) -> Path:
+    """The checkpoint a path names: the file itself, or a run folder's best checkpoint, looked for
+    inside that folder (a copied folder uses its own, never the original's)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        return path  # opened later through open_regular: a FIFO or a device is refused there
+    record_path = path / RECORD_NAME
+    if record_path.exists():
+        record = read_record(record_path)
+        best = run_path(record, "best_checkpoint", record_path=record_path, limit=limit_of(CHECKPOINT_LIMIT))
+        if best is not None:
+            return best
+    fallback = path / "checkpoints" / "best.ckpt"
+    if is_regular(fallback):
+        return fallback
+    raise SeqbenchError(f"no checkpoint at {path}: give a .ckpt file or a run folder holding record.json "
+                        f"or checkpoints/best.ckpt")
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Tensors and plain data only (``weights_only=True``): a crafted file cannot run code here.
+    seqbench's checkpoints hold nothing else, so a refused file is not one of them."""
+    import pickle
+
+    import torch
+    with open_regular(path, what="checkpoint", limit=limit_of(CHECKPOINT_LIMIT)) as stream:  # a FIFO or a device: one line, never a hang
+        try:
+            return torch.load(stream, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as error:
+            if "Weights only load failed" in str(error):
+                raise SeqbenchError(f"{path} was refused: it holds Python objects other than tensors and plain "
+                                    f"data, which could run code when loaded. seqbench's own checkpoints never do; "
+                                    f"load only files you trust.") from None
+            raise SeqbenchError(f"{path} is not a checkpoint that can be read ({error})") from None
+        except Exception as error:  # a truncated file or another kind of file fails in many ways
+            raise SeqbenchError(f"{path} is not a checkpoint that can be read (truncated, or another kind of file): "
+                                f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+                                ) from None

@@ -264,7 +264,6 @@ def finish_logging(trainer: pl.Trainer, record: dict, record_path) -> None:
         for path in (record_path, record.get("best_checkpoint"),
                      Path(record_path).with_name("predictions.csv") if record_path else None):
             if path and Path(path).is_file():
-                from .export import log_artifact   # a record as run_record.json: never read as a run
                 log_artifact(client, logger.run_id, Path(path))
         for name, figure in list(getattr(trainer, "seqbench_figures", {}).items()):
             client.log_figure(logger.run_id, figure, f"{name}.png")
@@ -275,3 +274,22 @@ def finish_logging(trainer: pl.Trainer, record: dict, record_path) -> None:
 
 def _tensorboard_values(params: dict) -> dict:
     return {k: (v if isinstance(v, (int, float, str, bool)) else str(v)) for k, v in params.items()}
+
+
+ARTIFACT_RECORD_NAME = "run_record.json"
+
+
+def log_artifact(client, run_id: str, path: Path) -> None:
+    """One file as an MLflow artifact; a record goes in as ``run_record.json``: artifacts are stored
+    under the output root, where a file named record.json would be read as a run of its own (and
+    reused, or counted by reports of that folder)."""
+    path = Path(path)
+    if path.name != "record.json":
+        client.log_artifact(run_id, str(path))
+        return
+    import shutil
+    import tempfile
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / ARTIFACT_RECORD_NAME
+        shutil.copyfile(path, copy)
+        client.log_artifact(run_id, str(copy))

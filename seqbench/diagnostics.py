@@ -73,7 +73,7 @@ def trained_and_untrained(run: str | Path, batch: int = 32, seed: int = 0) -> tu
     init rules), both driven by the run's own test inputs through its trained input layer."""
     from . import SeqbenchError
     from .config import check_dataset, recorded_dataset_config
-    from .explain import find_checkpoint, load_checkpoint
+    from .checkpoints import find_checkpoint, load_checkpoint
     from .models import RecurrentNet, network_config
     from .record import read_record
     from .registry import code_named_by_user, model_entry

@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = [a for a in (argv or []) if a not in ("-m", "--multirun", "--dry-run")]  # a sweep's flags, as typed
     args = parser.parse_args(argv)
     overrides = args.overrides
-    from .__main__ import preflight
+    from .composition import preflight
     from .names import register_resolvers
     register_resolvers()
     problem = preflight([*multirun, *overrides])   # the main command's one-line errors, before any work

@@ -36,7 +36,7 @@ import torch
 
 from . import SeqbenchError
 from .config import check_dataset
-from .explain import find_checkpoint, load_checkpoint
+from .checkpoints import find_checkpoint, load_checkpoint
 from .record import RECORD_NAME, read_record
 from .registry import code_named_by_user
 from .runtime import argument_parser, entry_point
@@ -100,8 +100,8 @@ def _dataset_config(record: dict, overrides: list[str]) -> tuple[dict, str | Non
             composed = compose_configs([[f"dataset={name}"]])[0]
             dataset = OmegaConf.to_container(composed.dataset, resolve=True)
         except (HydraException, OmegaConfBaseException) as error:
-            from .__main__ import _composition_error
-            raise SeqbenchError(_composition_error(error)) from None
+            from .composition import composition_error
+            raise SeqbenchError(composition_error(error)) from None
     else:
         # Where the run kept its token cache is the record's word, and eval writes only beside the
         # run (or where you say): the cache goes to the default place unless you set dataset.cache_dir.

@@ -11,9 +11,8 @@ import torch
 
 from . import SeqbenchError
 from .data.text import UNK_ID, Vocabulary, tokenize
-from .files import CHECKPOINT_LIMIT, is_regular, limit_of, open_regular, run_path
+from .checkpoints import find_checkpoint, load_checkpoint
 from .models import RecurrentNet, network_config
-from .record import RECORD_NAME, read_record
 from .registry import code_named_by_user
 from .runtime import argument_parser, entry_point
 
@@ -26,25 +25,6 @@ class Explanation:
     probabilities: dict[str, float]
     weights: list[float] | None   # attention weight per token, None without attention
     empty: bool                   # the text had no token: it was scored as one <unk>
-
-
-def find_checkpoint(path: str | Path) -> Path:
-    """The checkpoint a path names: the file itself, or a run folder's best checkpoint, looked for
-    inside that folder (a copied folder uses its own, never the original's)."""
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        return path  # opened later through open_regular: a FIFO or a device is refused there
-    record_path = path / RECORD_NAME
-    if record_path.exists():
-        record = read_record(record_path)
-        best = run_path(record, "best_checkpoint", record_path=record_path, limit=limit_of(CHECKPOINT_LIMIT))
-        if best is not None:
-            return best
-    fallback = path / "checkpoints" / "best.ckpt"
-    if is_regular(fallback):
-        return fallback
-    raise SeqbenchError(f"no checkpoint at {path}: give a .ckpt file or a run folder holding record.json "
-                        f"or checkpoints/best.ckpt")
 
 
 class Explainer:
@@ -86,25 +66,6 @@ class Explainer:
         return Explanation(tokens, [i != UNK_ID for i in ids], self.label_names[best],
                            dict(zip(self.label_names, probabilities)),
                            None if weights is None else weights[0].tolist(), empty)
-
-
-def load_checkpoint(path: Path) -> dict:
-    """Tensors and plain data only (``weights_only=True``): a crafted file cannot run code here.
-    seqbench's checkpoints hold nothing else, so a refused file is not one of them."""
-    import pickle
-    with open_regular(path, what="checkpoint", limit=limit_of(CHECKPOINT_LIMIT)) as stream:  # a FIFO or a device: one line, never a hang
-        try:
-            return torch.load(stream, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as error:
-            if "Weights only load failed" in str(error):
-                raise SeqbenchError(f"{path} was refused: it holds Python objects other than tensors and plain "
-                                    f"data, which could run code when loaded. seqbench's own checkpoints never do; "
-                                    f"load only files you trust.") from None
-            raise SeqbenchError(f"{path} is not a checkpoint that can be read ({error})") from None
-        except Exception as error:  # a truncated file or another kind of file fails in many ways
-            raise SeqbenchError(f"{path} is not a checkpoint that can be read (truncated, or another kind of file): "
-                                f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-                                ) from None
 
 
 def averaged(explanations: list[Explanation]) -> Explanation:

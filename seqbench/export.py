@@ -25,7 +25,6 @@ import argparse
 import math
 import re
 import shutil
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -114,22 +113,6 @@ def _artifacts(record: dict, checkpoints: bool) -> list[Path]:
 
 
 # ----------------------------------------------------------------------------------- MLflow
-ARTIFACT_RECORD_NAME = "run_record.json"
-
-
-def log_artifact(client, run_id: str, path: Path) -> None:
-    """One file as an MLflow artifact; a record goes in as ``run_record.json``: artifacts are stored
-    under the output root, where a file named record.json would be read as a run of its own (and
-    reused, or counted by reports of that folder)."""
-    path = Path(path)
-    if path.name != "record.json":
-        client.log_artifact(run_id, str(path))
-        return
-    import tempfile
-    with tempfile.TemporaryDirectory() as folder:
-        copy = Path(folder) / ARTIFACT_RECORD_NAME
-        shutil.copyfile(path, copy)
-        client.log_artifact(run_id, str(copy))
 def default_tracking_uri(folders: list[str]) -> str:
     """``sqlite:///<first folder given>/mlflow.db``: from the folders the user gave, never from a record."""
     return f"sqlite:///{Path(folders[0]).resolve() / 'mlflow.db'}"
@@ -143,7 +126,7 @@ def to_mlflow(records: list[dict], tracking_uri: str, experiment: str, checkpoin
     except ImportError:
         raise SeqbenchError("--to mlflow needs the mlflow package: pip install 'seqbench[mlflow]' "
                             "(or pip install mlflow)") from None
-    from .dashboards import MLFLOW_STATUS, final_metrics, hparams_for, run_tags
+    from .dashboards import MLFLOW_STATUS, final_metrics, hparams_for, log_artifact, run_tags
     for name in ("alembic", "mlflow"):   # the database's migrations and MLflow's notices: not the user's lines
         logging.getLogger(name).setLevel(logging.WARNING)
     client = MlflowClient(tracking_uri=tracking_uri)

@@ -1500,7 +1500,7 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
     private = private_paths(records)
     _portable_frame(frame, out, private).to_csv(out / "runs.csv", index=False)
     labels = data_labels(records)
-    from .adaptive import designs_under
+    from .results import designs_under
     adaptive = designs_under(folders)
     pairs = parse_compare(compare, sorted({v for key in labels for v in
                                            variant_labels([r for r in records if data_key(r) == key]).values()}))

@@ -485,3 +485,37 @@ def budget_words(records: list[dict]) -> str:
         parts.append(f"{count} tuned variant{'s' if count != 1 else ''}: each with its own best configuration from an "
                      f"equal-budget search of {'/'.join(trials)} trials, chosen on validation")
     return "; ".join(parts) + "."
+
+
+# ------------------------------------------------------------------------- adaptive seeds' designs
+# Written by ``seqbench adaptive`` beside its runs: each variant's seeds, why it stopped and the
+# level each look used. Read here, with the records, so that a report ranks such a data set.
+ADAPTIVE_NAME = "adaptive.json"
+
+
+def read_design(folder: Path) -> dict | None:
+    from .files import read_json
+    try:
+        design = read_json(Path(folder) / ADAPTIVE_NAME)
+    except (OSError, ValueError):
+        return None
+    return design if isinstance(design, dict) else None
+
+
+def designs_under(folders) -> dict[str, dict]:
+    """config hash -> {"seeds", "stopped", "alpha", ...} of every variant of every adaptive run
+    of seeds (``adaptive.json``) under ``folders``: what the report needs to rank a data set whose
+    variants have different seed counts by design, at the level the procedure spent."""
+    out: dict[str, dict] = {}
+    for folder in folders:
+        folder = Path(folder)
+        paths = [folder / ADAPTIVE_NAME] if (folder / ADAPTIVE_NAME).is_file() else sorted(folder.glob(f"**/{ADAPTIVE_NAME}"))
+        for path in paths:
+            design = read_design(path.parent)
+            if not design:
+                continue
+            for variant, entry in (design.get("variants") or {}).items():
+                if entry.get("config_hash"):
+                    out[entry["config_hash"]] = {**entry, "variant": variant, "alpha": design.get("alpha_per_look"),
+                                                 "looks": design.get("looks"), "cap": design.get("cap")}
+    return out

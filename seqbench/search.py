@@ -418,7 +418,6 @@ def open_study(settings: dict, root: Path, dataset: str, name: str, direction: s
     already in the study, so a resumed search does not propose its first trials again."""
     import optuna
     storage = open_storage(settings, root, dataset)
-    trials = int(settings.get("trials", 1))
     startup = startup_trials(settings)
     sampler = optuna.samplers.TPESampler(seed=variant_seed(settings, variant) + finished, n_startup_trials=startup)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=int(settings.get("pruner_startup_trials", 3)),
@@ -1186,26 +1185,26 @@ def main(argv: list[str] | None = None) -> None:
         raise SeqbenchError("name a search space: hparams_search=<name> (conf/hparams_search/, or your own with "
                             "--config-dir DIR holding hparams_search/<name>.yaml)")
     from .runtime import take_config_dirs, user_config_dirs
-    # Into the environment too: the variant workers, and _composition_error's list of valid options.
+    # Into the environment too: the variant workers, and composition_error's list of valid options.
     take_config_dirs([word for folder in args.config_dir for word in ("--config-dir", folder)])
     args.config_dir = user_config_dirs()
     extra = list(args.config_dir)
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from .__main__ import _composition_error
+    from .composition import composition_error
     from .config import check_config
     try:
         base = compose(CONFIG_DIR, args.overrides, extra)
     except (HydraException, OmegaConfBaseException) as error:  # a wrong group or key: a run's message
-        raise SeqbenchError(_composition_error(error)) from None
+        raise SeqbenchError(composition_error(error)) from None
     settings = OmegaConf.to_container(base.hparams_search, resolve=True)
     variants = list(settings.get("variants") or [])
     try:
         configs = {v: OmegaConf.to_container(compose(CONFIG_DIR, [*args.overrides, f"model={v}"], extra), resolve=True)
                    for v in variants}
     except (HydraException, OmegaConfBaseException) as error:  # an unknown variant, a bad override
-        raise SeqbenchError(f"hparams_search.variants: {_composition_error(error)}") from None
+        raise SeqbenchError(f"hparams_search.variants: {composition_error(error)}") from None
     for config in configs.values():  # every override and key with a run's schemas and messages
         check_config(config)
     check_settings(settings, configs)   # one line, before anything runs

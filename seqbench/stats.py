@@ -43,7 +43,6 @@ from __future__ import annotations
 import functools
 import gc
 import math
-import warnings
 from dataclasses import dataclass, field
 from itertools import combinations
 from math import comb
@@ -459,7 +458,7 @@ def permutation_floor_words(level: SeedLevel) -> str:
                  if 2 / comb(a + b, a) <= level.alpha]
     floors = sorted({(tuple(sorted((p.n_a, p.n_b))), p.permutation_floor) for p in level.pairs
                      if math.isfinite(p.permutation_floor)})
-    words = [f"The exact permutation test's floor (its smallest possible p): "
+    words = ["The exact permutation test's floor (its smallest possible p): "
              + ", ".join(f"{floor:.2g} at {a} vs {b} seeds" for (a, b), floor in floors) + "."] if floors else []
     if never:
         words.append(f"At {', '.join(never)} the exact permutation test cannot reach {level.alpha:g} whatever the "

@@ -269,7 +269,7 @@ def execute(context: RunContext) -> dict:
     fit (from the checkpoint a resume names), test once with the best checkpoint, predictions
     saved. The record is written after every epoch and at the end, whatever the end: "done",
     "diverged" (returned), "interrupted" (resumable) or "failed" (both raised again)."""
-    cfg, prepared, decision = context.cfg, context.prepared, context.decision
+    cfg, decision = context.cfg, context.decision
     keeper = _RecordKeeper(context)
     record, output_dir = keeper.record, keeper.output_dir
     if context.rank_zero and isinstance(decision, Fresh):

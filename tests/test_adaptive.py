@@ -42,6 +42,7 @@ def test_only_the_variants_not_separated_from_the_best_go_on():
     assert undecided(scores, "classification", 0.0125) == []   # the best stands alone: decided
 
 
+@pytest.mark.slow   # the fast lane stays under 5 minutes on 2 cores; CI runs both lanes
 def test_the_sequential_procedure_keeps_its_error_rate():
     """The same simulation as ``seqbench calibrate``'s sequential cell, fewer families: identical
     variants, looks at 3, 5, 8, 10 seeds, alpha / 4 each. Fails beyond what a binomial at 5% gives
@@ -70,6 +71,7 @@ def test_different_seed_counts_by_design_are_complete():
     assert completeness(records, labels, design) != []
 
 
+@pytest.mark.slow   # the fast lane stays under 5 minutes on 2 cores; CI runs both lanes
 def test_an_adaptive_run_on_tiny_data_stops_records_why_and_is_reused(tmp_path, capsys):
     rest = ["dataset=sincos", *TINY, f"paths.output_root={tmp_path}"]
     out = tmp_path / "adaptive"

@@ -369,6 +369,7 @@ dropout: 0.0
 """
 
 
+@pytest.mark.slow   # the fast lane stays under 5 minutes on 2 cores; CI runs both lanes
 def test_a_data_set_added_as_the_readme_says_gets_these_tests_under_its_name(tmp_path):
     """A data set's file (imported as seqbench imports those in seqbench/datasets/) and its YAML in
     a config folder of its own: this file collects it under its name and it passes, with nothing

@@ -257,7 +257,7 @@ def test_retraining_takes_only_values_the_space_allows():
 
 @pytest.mark.parametrize("name", ["../../../x", "reviews/v2", "/tmp/x", "..", ".hidden", "a b"])
 def test_names_that_become_folders_are_names_not_paths(name, tmp_path):
-    from seqbench.__main__ import preflight
+    from seqbench.composition import preflight
     with pytest.raises(ConfigError, match="a name for tables and folders, not a path"):
         check_config(OmegaConf_container(tiny(tmp_path, f"dataset.name='{name}'")))
     for override in (f"dataset.name='{name}'", f"model.name='{name}'", "model=bilstm_attn",

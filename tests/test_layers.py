@@ -96,3 +96,16 @@ def test_every_command_ends_by_one_exit_policy():
     assert code == 1 and line == "error: unexpected ValueError: bad (run again with --debug for the traceback)"
     for module in ("__main__.py", "runtime.py"):
         assert "exit_status(" in (PACKAGE_DIR / module).read_text()
+
+
+def test_no_module_of_the_package_imports_one_that_imports_it_back():
+    """Every module, imports inside functions included: no circle anywhere in the package, so each
+    layer can be read (and moved) without the ones above it."""
+    assert cycles(import_graph()) == []
+
+
+def test_no_module_imports_the_command_line_entry_point():
+    """``__main__`` is the command: composition (``seqbench.composition``) and everything a tool
+    needs live below it, and only the console script and ``python -m`` start it."""
+    graph = import_graph()
+    assert [module for module, imported in graph.items() if "seqbench.__main__" in imported] == []

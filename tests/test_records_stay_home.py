@@ -54,6 +54,7 @@ def planted(tmp_path):
     return tmp_path
 
 
+@pytest.mark.slow   # the fast lane stays under 5 minutes on 2 cores; CI runs both lanes
 def test_export_uploads_and_copies_nothing_a_record_names_outside_its_run(planted):
     pytest.importorskip("mlflow")
     sweep = planted / "sweep"
@@ -237,6 +238,7 @@ def test_eval_of_a_file_in_another_encoding_gives_the_training_paths_hint(text_r
         "byte); set --encoding to the file's encoding (for example --encoding latin-1 or cp1252)")
 
 
+@pytest.mark.slow   # the fast lane stays under 5 minutes on 2 cores; CI runs both lanes
 def test_a_file_without_line_breaks_is_one_line_for_eval_and_training(text_run, tmp_path):
     """A sparse file of zeros, larger than the longest line read: refused in one line, not read whole."""
     from seqbench.datasets.text_file import LINE_LIMIT

@@ -66,6 +66,7 @@ def test_a_bad_space_is_refused_before_anything_runs(change, message):
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
+@pytest.mark.slow   # the fast lane stays under 5 minutes on 2 cores; CI runs both lanes
 def test_the_command_line_says_what_is_wrong_in_one_line_and_exits_2(tmp_path):
     for extra, message in ((["+hparams_search.space.model.hiden_size='choice(8,16)'"], "did you mean 'model.hidden_size'"),
                            (["hparams_search.trials=0"], "hparams_search.trials=0"),

@@ -183,6 +183,7 @@ def test_seed_level_falls_back_to_welch_and_holm_where_no_variance_can_be_shared
     assert level.means["z"] == pytest.approx(math.exp(logs[0].mean()))   # the geometric mean
 
 
+@pytest.mark.slow   # the fast lane stays under 5 minutes on 2 cores; CI runs both lanes
 def test_every_interval_agrees_with_its_call_under_both_rules():
     """Each pair's interval is at the critical value of the step that decided it, so it excludes
     zero exactly when the pair is separated, at any number of seeds from 2 and with unequal seeds,
@@ -248,6 +249,7 @@ def test_two_seeds_are_tested_and_one_seed_is_named_not_tested_never_a_crash():
                                              "lstm not tested (0 seeds).")
 
 
+@pytest.mark.slow   # the fast lane stays under 5 minutes on 2 cores; CI runs both lanes
 def test_on_the_committed_results_imdb_separates_and_trec_does_not_overclaim():
     """On the committed results: IMDB's 12 variants (3 seeds, spreads homogeneous enough to share a
     variance) put rnn, 11.5 points behind with every seed below every seed of the best, out of the
