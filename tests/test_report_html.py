@@ -55,7 +55,9 @@ def test_report_html_is_self_contained_and_reads_as_a_page(tmp_path):
         headings = page.locator("h1, h2").all_inner_texts()
         assert headings[:3] == ["seqbench comparison", "Verdict", "Provenance"]  # the verdict first
         body = page.inner_text("body")
-        assert "trec (5 seeds each): gru (model.hidden_size=8) a > gru (model.hidden_size=16) b > lstm c." in body
+        # the verdict's answer first: the best, then each other variant's gap to it with its interval
+        assert "trec (5 seeds each): best: gru (model.hidden_size=8); behind: gru (model.hidden_size=16) -8.9" in body
+        assert "lstm -30.5" in body
         assert "Budget: up to 4 epochs" in body
         assert "git commits: abc123" in body and "seqbench -m model=gru,lstm" in body
         images = page.locator("img")
