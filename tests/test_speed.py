@@ -269,3 +269,15 @@ def test_the_mode_that_ran_is_recorded_and_no_part_of_a_runs_identity(compose_co
     assert config_hash(wider) != record["config_hash"]  # a key that changes the function still counts
     again = run(compose_config(*tiny, "model.mode=sequential"), tmp_path / "sequential")
     assert again["output_dir"] == record["output_dir"]  # found done, not trained again
+
+
+@pytest.mark.parametrize("lstm", [False, True])
+def test_fused_gated_scan_has_the_gradients_of_its_function(lstm):
+    """minGRU's and minLSTM's fused recurrence (gates, candidate and scan from one projection, each
+    gradient written into its slice of one buffer) against torch's numerical gradients, at a length
+    of 1 and a longer one, with preactivations on both sides of the candidate's kink at 0."""
+    from seqbench.models.scan import gated_scan
+    torch.manual_seed(0)
+    for steps in (1, 6):
+        projection = torch.randn(2, steps, (3 if lstm else 2) * 3, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(lambda p: gated_scan(p, lstm), (projection,))

@@ -123,10 +123,8 @@ class MinRNNLayer(nn.Module):
             log_a, log_b = self.log_coefficients(x)  # (B, T, H) each
             return log_space_scan(log_a, log_b).to(x.dtype)
         if mode == "fused":
-            if self.kind == "mingru":
-                return gated_scan(*self.preactivations(x)).to(x.dtype)
-            f_pre, i_pre, h_pre = self.preactivations(x)
-            return gated_scan(i_pre, h_pre, f_pre).to(x.dtype)
+            projection = self.input_projection(x).to(compute_dtype(x.dtype))  # the chunks of preactivations()
+            return gated_scan(projection, lstm=self.kind == "minlstm").to(x.dtype)
         a, b = self.coefficients(x)  # (B, T, H) each: the input-only part for all steps at once
         h = torch.zeros_like(b[:, 0])  # (B, H)
         states = []
