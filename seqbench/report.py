@@ -26,8 +26,8 @@ from .document import Document
 from .latex import write_summary
 from .record import FINISHED_STATUSES, MEMORY_KINDS, describe_hardware, short_hash
 from .results import (VariantLabels, _natural, budget_words, data_key, data_labels,
-                      learning_curves, load_records, long_table, slug, summary_table, test_set_key,
-                      variant_labels)
+                      learning_curves, load_records, long_table, read_predictions, slug, summary_table,
+                      test_set_key, variant_labels)
 from .tasks import PERCENT_METRICS, POSITIVE_METRICS, TaskKind, format_metric, task_of
 from .runtime import entry_point
 
@@ -142,34 +142,6 @@ def completeness(records: list[dict], labels: VariantLabels, adaptive: dict[str,
             problems.append(f"{label} lacks seed{'s' if len(missing) > 1 else ''} "
                             f"{', '.join(map(str, sorted(missing)))} that other variants have")
     return problems
-
-
-def read_predictions(record: dict) -> pd.DataFrame | None:
-    """A run's per-example predictions, found beside its record through the one resolver (inside
-    the run's folder, a regular file within its size bound) and read once per report; None when it
-    has none, or with one line naming the record and the field when they cannot be used (the rest
-    of the run still counts)."""
-    from .files import PREDICTIONS_LIMIT, ignore_field, limit_of, run_path
-    path = run_path(record, "predictions", limit=limit_of(PREDICTIONS_LIMIT))
-    if path is None:
-        return None
-    info = path.stat()
-    key = (str(path), info.st_mtime_ns, info.st_size)
-    if key not in _PREDICTIONS:
-        try:
-            frame = pd.read_csv(path)
-        except (ValueError, pd.errors.ParserError, OSError, EOFError) as error:   # UnicodeDecodeError is a ValueError
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            ignore_field(record["record_path"], "predictions", f"{path.name} is not a predictions table ({reason[:200]})")
-            frame = None
-        if len(_PREDICTIONS) >= 64:   # a report's passes go over the same runs: keep the latest tables
-            _PREDICTIONS.pop(next(iter(_PREDICTIONS)))
-        _PREDICTIONS[key] = frame
-    frame = _PREDICTIONS[key]
-    return None if frame is None else frame.copy()
-
-
-_PREDICTIONS: dict[tuple, pd.DataFrame | None] = {}
 
 
 def class_baselines(records: list[dict]) -> dict[str, float]:
@@ -639,7 +611,7 @@ def summary_rows(section: DataSection) -> tuple[list[str], list[list[str]], int]
     """The main table of a data set: (header, rows, key), the key columns first (variant, n, mean ±
     std, interval, vs best, and "not done" where a run did not finish); the rest after them."""
     table, task = section.table, section.task
-    metric, secondary = task.metric, task.secondary
+    metric, beside = task.metric, [m.name for m in task.shown_beside]
     unit = " (%)" if metric in PERCENT_METRICS else ""
     solved_task = task.solved_rule is not None
     unfinished = bool(table["not_done"].astype(bool).any()) if "not_done" in table else False
@@ -663,18 +635,18 @@ def summary_rows(section: DataSection) -> tuple[list[str], list[list[str]], int]
                                                        f"{100 * r['vs_best']:+.1f}")
         rows.append([r["model"], str(r["n"]), spread, interval, versus, *([r["not_done"] or ""] if unfinished else []),
                      format_metric(r["median"], metric), format_metric(r[f"val_best_{metric}"], metric),
-                     format_metric(r[f"test_{secondary}_mean"], secondary), _plain(r["params"]),
+                     *[format_metric(r.get(f"test_{m}_mean"), m) for m in beside], _plain(r["params"]),
                      _plain(r["epochs_to_best"]), _plain(r["seconds_per_epoch"]), _plain(r["train_tokens_per_s"]),
                      *[_plain(r[k], 4) for k in memory_columns]])
     key = 6 if unfinished else 5
     for name, value in section.baselines.items():
         rows.append([f"*{name}*", "–", format_metric(value, metric), "–", "–", *([""] if unfinished else []),
-                     *["–"] * (7 + len(memory_columns))])
+                     *["–"] * (6 + len(beside) + len(memory_columns))])
     memory_names = [MEMORY_WORDS.get(k.removeprefix("memory_").removesuffix("_mb"), "peak memory (MB)")
                     for k in memory_columns]
     header = ["variant", "n", f"test {metric}{unit} mean ± std", "solved (95% Wilson)" if solved_task else "95% CI",
               "vs best" + (" (points)" if unit else ""), *(["not done"] if unfinished else []), "median",
-              f"val {metric}{unit} (best epoch)", f"test {secondary}{' (%)' if secondary in PERCENT_METRICS else ''}",
+              f"val {metric}{unit} (best epoch)", *[f"test {m}{' (%)' if m in PERCENT_METRICS else ''}" for m in beside],
               "params", "epochs to best", f"train s/epoch{MEASURED}", f"train tokens/s{MEASURED}",
               *[f"{name}{MEASURED}" for name in memory_names]]
     return header, rows, key
