@@ -18,6 +18,8 @@ import math
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+
 
 # How a metric's value (a fraction for percent metrics) is printed in tables.
 PRINTED = {"percent": lambda value: f"{100 * value:.1f}",      # fractions in percent, one decimal
@@ -44,6 +46,37 @@ class Metric:
     @property
     def computed(self) -> str:
         return "predictions" if self.from_predictions is not None else "training"
+
+
+def rank_auroc(scores, positives) -> float:
+    """The area under the ROC curve of ``scores`` for telling ``positives`` (booleans) from the
+    rest: the Mann-Whitney U of the positives' ranks over n+ n-, ties given their average rank (a
+    tie between a positive and a negative counts one half). NaN where one side is empty."""
+    from scipy.stats import rankdata
+    scores, positives = np.asarray(scores, dtype=float), np.asarray(positives, dtype=bool)
+    n_pos = int(positives.sum())
+    n_neg = len(positives) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return math.nan
+    ranks = rankdata(scores)   # ties averaged
+    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def macro_auroc(predictions) -> float:
+    """Macro one-vs-rest AUROC from a predictions table: ``target`` (class ids) and one ``p_<label>``
+    column per class, in class order (as ``train.save_predictions`` writes them). Two classes: the
+    usual AUROC of the positive class (the second); more: the mean over the classes present in the
+    test labels of each class's AUROC against the rest (absent classes have none). NaN where no
+    class has both positives and negatives."""
+    columns = [c for c in predictions.columns if str(c).startswith("p_")]
+    if "target" not in predictions or len(columns) < 2:
+        raise KeyError("the predictions have no target and per-class probability (p_<label>) columns")
+    targets = predictions["target"].to_numpy()
+    if len(columns) == 2:
+        return rank_auroc(predictions[columns[1]], targets == 1)
+    values = [rank_auroc(predictions[column], targets == k) for k, column in enumerate(columns)]
+    values = [v for v in values if not math.isnan(v)]
+    return float(np.mean(values)) if values else math.nan
 
 
 ACC = Metric("acc", "accuracy", torchmetric="torchmetrics.classification.MulticlassAccuracy",
@@ -138,6 +171,7 @@ TASKS: dict[str, TaskKind] = {task.name: task for task in (
         ACC,
         Metric("f1", "macro F1", torchmetric="torchmetrics.classification.MulticlassF1Score",
                options=(("average", "macro"),), counts_classes=True),
+        Metric("auroc", "macro AUROC (one-vs-rest)", printed="fraction", from_predictions=macro_auroc),
     ), "correct", "correct (1) or not (0)"),
     # A value at every step (sin -> cos); the first warmup steps are not scored.
     TaskKind("per_step_regression", (MSE, MAE), "squared_error",
