@@ -3,6 +3,8 @@ pairs, accuracy by length, the tuned-beside-default table and the terminal's com
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 from ..results import VariantLabels
 from ..stats import ALPHA, difference_words, format_p, seed_level
@@ -11,49 +13,91 @@ from .section import Comparison, DataSection, holm_adjusted, seed_scores, test_s
 from .words import MEASURED, MEMORY_WORDS, noise_words, parameter_words, plain
 
 
-def summary_rows(section: DataSection) -> tuple[list[str], list[list[str]], int]:
-    """The main table of a data set: (header, rows, key), the key columns first (variant, n, mean ±
-    std, interval, vs best, and "not done" where a run did not finish); the rest after them."""
+@dataclass(frozen=True)
+class Column:
+    """One column of a table: its header, its cell in a variant's row (a row of the data set's summary
+    table, as a dict), its cell in a baseline's row (majority class, chance, "learns nothing"), and
+    whether it is a key column (those lead: the LaTeX table and the terminal keep only them)."""
+    header: str
+    cell: Callable[[dict], str]
+    baseline: Callable[[str, float], str] = lambda name, value: "–"
+    key: bool = False
+
+
+def table_rows(columns: list[Column], records: list[dict], baselines: dict[str, float] | None = None
+               ) -> tuple[list[str], list[list[str]], int]:
+    """(header, rows, key) of a table given by its columns: one row per record, then one per baseline;
+    ``key``: how many leading columns are key columns."""
+    key = sum(column.key for column in columns)
+    assert all(column.key for column in columns[:key]), "key columns come first"
+    rows = [[column.cell(r) for column in columns] for r in records]
+    rows += [[column.baseline(name, value) for column in columns] for name, value in (baselines or {}).items()]
+    return [column.header for column in columns], rows, key
+
+
+def spread_cell(r: dict, metric: str) -> str:
+    """A variant's test mean ± its standard deviation over seeds (the mean alone for one seed)."""
+    mean, std = r[f"test_{metric}_mean"], r[f"test_{metric}_std"]
+    return (f"{format_metric(mean, metric)} ± {format_metric(std, metric)}"
+            if isinstance(std, float) and not math.isnan(std) else format_metric(mean, metric))
+
+
+def interval_cell(r: dict, metric: str) -> str:
+    low, high = r[f"test_{metric}_ci_low"], r[f"test_{metric}_ci_high"]
+    return "–" if math.isnan(low) else f"[{format_metric(low, metric)}, {format_metric(high, metric)}]"
+
+
+def solved_count(r: dict) -> int | None:
+    k = r.get("solved")
+    return None if k is None or (isinstance(k, float) and math.isnan(k)) else int(k)
+
+
+def versus_cell(r: dict, metric: str) -> str:
+    """The gap to the best of its test set: a ratio for positive error measures, points otherwise."""
+    gap = r["vs_best"]
+    if metric in POSITIVE_METRICS:
+        return "best" if gap == 1 else ("–" if math.isnan(gap) else f"×{gap:.2f}")
+    return "best" if gap == 0 else ("–" if math.isnan(gap) else f"{100 * gap:+.1f}")
+
+
+def summary_columns(section: DataSection) -> list[Column]:
+    """The main table's columns: the key ones first (variant, n, mean ± std, interval, vs best, and
+    "not done" where a run did not finish), then the median, the best validation score, every other
+    metric of the task, size, training and the measured columns."""
     table, task = section.table, section.task
-    metric, beside = task.metric, [m.name for m in task.shown_beside]
+    metric = task.metric
     unit = " (%)" if metric in PERCENT_METRICS else ""
-    solved_task = task.solved_rule is not None
-    unfinished = bool(table["not_done"].astype(bool).any()) if "not_done" in table else False
     memory_columns = [k for k in table.columns if k.startswith("memory_")]
-    rows = []
-    for r in table.to_dict("records"):
-        mean, std = r[f"test_{metric}_mean"], r[f"test_{metric}_std"]
-        spread = (f"{format_metric(mean, metric)} ± {format_metric(std, metric)}" if not math.isnan(std)
-                  else format_metric(mean, metric))
-        if solved_task:
-            k, n = r.get("solved"), r["n"]
-            interval = ("–" if k is None or (isinstance(k, float) and math.isnan(k)) else
-                        f"{int(k)} of {n} [{100 * r['solved_ci_low']:.0f}%, {100 * r['solved_ci_high']:.0f}%]")
-        else:
-            low, high = r[f"test_{metric}_ci_low"], r[f"test_{metric}_ci_high"]
-            interval = "–" if math.isnan(low) else f"[{format_metric(low, metric)}, {format_metric(high, metric)}]"
-        if metric in POSITIVE_METRICS:
-            versus = "best" if r["vs_best"] == 1 else ("–" if math.isnan(r["vs_best"]) else f"×{r['vs_best']:.2f}")
-        else:
-            versus = "best" if r["vs_best"] == 0 else ("–" if math.isnan(r["vs_best"]) else
-                                                       f"{100 * r['vs_best']:+.1f}")
-        rows.append([r["model"], str(r["n"]), spread, interval, versus, *([r["not_done"] or ""] if unfinished else []),
-                     format_metric(r["median"], metric), format_metric(r[f"val_best_{metric}"], metric),
-                     *[format_metric(r.get(f"test_{m}_mean"), m) for m in beside], plain(r["params"]),
-                     plain(r["epochs_to_best"]), plain(r["seconds_per_epoch"]), plain(r["train_tokens_per_s"]),
-                     *[plain(r[k], 4) for k in memory_columns]])
-    key = 6 if unfinished else 5
-    for name, value in section.baselines.items():
-        rows.append([f"*{name}*", "–", format_metric(value, metric), "–", "–", *([""] if unfinished else []),
-                     *["–"] * (6 + len(beside) + len(memory_columns))])
-    memory_names = [MEMORY_WORDS.get(k.removeprefix("memory_").removesuffix("_mb"), "peak memory (MB)")
-                    for k in memory_columns]
-    header = ["variant", "n", f"test {metric}{unit} mean ± std", "solved (95% Wilson)" if solved_task else "95% CI",
-              "vs best" + (" (points)" if unit else ""), *(["not done"] if unfinished else []), "median",
-              f"val {metric}{unit} (best epoch)", *[f"test {m}{' (%)' if m in PERCENT_METRICS else ''}" for m in beside],
-              "params", "epochs to best", f"train s/epoch{MEASURED}", f"train tokens/s{MEASURED}",
-              *[f"{name}{MEASURED}" for name in memory_names]]
-    return header, rows, key
+    if task.solved_rule is not None:
+        interval = Column("solved (95% Wilson)", lambda r: "–" if solved_count(r) is None else (
+            f"{solved_count(r)} of {r['n']} [{100 * r['solved_ci_low']:.0f}%, {100 * r['solved_ci_high']:.0f}%]"),
+            key=True)
+    else:
+        interval = Column("95% CI", lambda r: interval_cell(r, metric), key=True)
+    columns = [Column("variant", lambda r: r["model"], lambda name, value: f"*{name}*", key=True),
+               Column("n", lambda r: str(r["n"]), key=True),
+               Column(f"test {metric}{unit} mean ± std", lambda r: spread_cell(r, metric),
+                      lambda name, value: format_metric(value, metric), key=True),
+               interval,
+               Column("vs best" + (" (points)" if unit else ""), lambda r: versus_cell(r, metric), key=True)]
+    if "not_done" in table and table["not_done"].astype(bool).any():
+        columns.append(Column("not done", lambda r: r["not_done"] or "", lambda name, value: "", key=True))
+    columns += [Column("median", lambda r: format_metric(r["median"], metric)),
+                Column(f"val {metric}{unit} (best epoch)", lambda r: format_metric(r[f"val_best_{metric}"], metric))]
+    columns += [Column(f"test {m.name}{' (%)' if m.name in PERCENT_METRICS else ''}",
+                       lambda r, m=m.name: format_metric(r.get(f"test_{m}_mean"), m)) for m in task.shown_beside]
+    columns += [Column("params", lambda r: plain(r["params"])),
+                Column("epochs to best", lambda r: plain(r["epochs_to_best"])),
+                Column(f"train s/epoch{MEASURED}", lambda r: plain(r["seconds_per_epoch"])),
+                Column(f"train tokens/s{MEASURED}", lambda r: plain(r["train_tokens_per_s"]))]
+    columns += [Column(MEMORY_WORDS.get(k.removeprefix("memory_").removesuffix("_mb"), "peak memory (MB)") + MEASURED,
+                       lambda r, k=k: plain(r[k], 4)) for k in memory_columns]
+    return columns
+
+
+def summary_rows(section: DataSection) -> tuple[list[str], list[list[str]], int]:
+    """The main table of a data set: (header, rows, key), the key columns first; the baselines last."""
+    return table_rows(summary_columns(section), section.table.to_dict("records"), section.baselines)
 
 
 def pair_rows(comparison: Comparison) -> tuple[list[str], list[list[str]], int]:
@@ -157,34 +201,29 @@ def tuned_table(section: DataSection) -> tuple[list[str], list[list[str]]] | Non
 
 def compact_rows(section: DataSection) -> tuple[list[str], list[list[str]]]:
     """The terminal's table of a data set: variant, n, the primary test metric's mean ± sd, and its
-    interval (solved k of n for memory tasks), best first; the test set where there are several."""
+    interval (solved k of n for memory tasks), best first, then the baselines as the report's table
+    has them; the test set where there are several, and what did not finish where a run did not."""
     table, task = section.table, section.task
     metric = task.metric
     unit = " (%)" if metric in PERCENT_METRICS else ""
-    several = table["test_set"].nunique() > 1 if "test_set" in table else False
-    names = test_set_names(section.records) if several else {}
-    rows = []
-    for r in table.to_dict("records"):
-        mean, std = r[f"test_{metric}_mean"], r[f"test_{metric}_std"]
-        spread = (f"{format_metric(mean, metric)} ± {format_metric(std, metric)}"
-                  if isinstance(std, float) and not math.isnan(std) else format_metric(mean, metric))
-        if task.solved_rule is not None:
-            k = r.get("solved")
-            interval = ("–" if k is None or (isinstance(k, float) and math.isnan(k)) else f"solved {int(k)} of {r['n']}")
-        else:
-            low, high = r[f"test_{metric}_ci_low"], r[f"test_{metric}_ci_high"]
-            interval = "–" if math.isnan(low) else f"[{format_metric(low, metric)}, {format_metric(high, metric)}]"
-        row = [r["model"], str(r["n"]), spread, interval]
-        if several:
-            row.insert(0, next((v for k, v in names.items() if str(k) == str(r["test_set"])), str(r["test_set"])))
-        rows.append(row + ([f"not done: {r['not_done']}"] if r.get("not_done") else []))
-    width = max((len(row) for row in rows), default=4)
-    header = ["variant", "n", f"test {metric}{unit} mean ± sd",
-              "solved (seeds)" if task.solved_rule is not None else "95% CI"]
-    if several:
-        header.insert(0, "test set")
-    header += [""] * (width - len(header))
-    rows = [row + [""] * (width - len(row)) for row in rows]
+    columns = []
+    if "test_set" in table and table["test_set"].nunique() > 1:
+        names = {str(k): v for k, v in test_set_names(section.records).items()}
+        columns.append(Column("test set", lambda r: names.get(str(r["test_set"]), str(r["test_set"])),
+                              lambda name, value: ""))
+    columns += [Column("variant", lambda r: r["model"], lambda name, value: name),
+                Column("n", lambda r: str(r["n"])),
+                Column(f"test {metric}{unit} mean ± sd", lambda r: spread_cell(r, metric),
+                       lambda name, value: format_metric(value, metric))]
+    if task.solved_rule is not None:
+        columns.append(Column("solved (seeds)", lambda r: "–" if solved_count(r) is None else
+                              f"solved {solved_count(r)} of {r['n']}", lambda name, value: ""))
+    else:
+        columns.append(Column("95% CI", lambda r: interval_cell(r, metric), lambda name, value: ""))
+    if "not_done" in table and table["not_done"].astype(bool).any():
+        columns.append(Column("", lambda r: f"not done: {r['not_done']}" if r.get("not_done") else "",
+                              lambda name, value: ""))
+    header, rows, _ = table_rows(columns, table.to_dict("records"), section.baselines)
     return header, rows
 
 

@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 from ..factorial import sentence
-from ..tasks import format_metric
 from .rows import aligned, compact_rows
 from .section import DataSection
 from .words import cap_words
@@ -32,8 +31,6 @@ def terminal_lines(sections: list[DataSection], out: Path) -> list[str]:
             lines.append(f"{section.label}: {len(section.table)} variant{'s' if len(section.table) != 1 else ''}, "
                          f"nothing to compare")
         header, rows = compact_rows(section)
-        for name, value in section.baselines.items():  # as the report's table has them
-            rows.append([name, "–", format_metric(value, section.task.metric), "", *[""] * (len(header) - 4)])
         lines.append(f"{section.label}:")
         lines += aligned(header, rows)
         cap = cap_words(section, short=True)
