@@ -40,6 +40,7 @@ from .checkpoints import find_checkpoint, load_checkpoint
 from .record import RECORD_NAME, read_record
 from .registry import code_named_by_user
 from .runtime import argument_parser, entry_point
+from .tasks import TASKS, prediction_metrics
 
 
 def _record_of(run: Path, checkpoint: Path) -> dict:
@@ -361,6 +362,9 @@ def evaluate(run: str | Path, overrides: list[str] | None = None, file: str | No
     out = Path(out) if out else home / "eval" / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     out.mkdir(parents=True, exist_ok=True)
     save_predictions(out / "predictions.csv", combined, spec)
+    if has_targets:   # the metrics the task computes from predictions (AUROC), as the report does
+        import pandas as pd
+        result.update(prediction_metrics(TASKS[spec.task], pd.read_csv(out / "predictions.csv")))
     shown = _beside_texts(out / "predictions.csv", texts)
     summary = {"checkpoint": str(members[0].checkpoint), "checkpoints": [str(m.checkpoint) for m in members],
                "runs": chosen, "evaluated_on": where, "metrics": result,

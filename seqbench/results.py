@@ -11,8 +11,9 @@ from typing import Iterable
 import pandas as pd
 from scipy import stats
 
+from .files import PREDICTIONS_LIMIT, ignore_field, limit_of, run_path
 from .record import FINISHED_STATUSES, memory_kind, read_records
-from .tasks import POSITIVE_METRICS, TASKS, task_of
+from .tasks import PERCENT_METRICS, POSITIVE_METRICS, TASKS, prediction_metrics, task_of
 
 log = logging.getLogger(__name__)
 
@@ -225,8 +226,47 @@ def _letter(n: int) -> str:
     return out
 
 
+def read_predictions(record: dict) -> pd.DataFrame | None:
+    """A run's per-example predictions, found beside its record through the one resolver (inside
+    the run's folder, a regular file within its size bound) and read once per report; None when it
+    has none, or with one line naming the record and the field when they cannot be used (the rest
+    of the run still counts)."""
+    path = run_path(record, "predictions", limit=limit_of(PREDICTIONS_LIMIT))
+    if path is None:
+        return None
+    info = path.stat()
+    key = (str(path), info.st_mtime_ns, info.st_size)
+    if key not in _PREDICTIONS:
+        try:
+            frame = pd.read_csv(path)
+        except (ValueError, pd.errors.ParserError, OSError, EOFError) as error:   # UnicodeDecodeError is a ValueError
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            ignore_field(record["record_path"], "predictions", f"{path.name} is not a predictions table ({reason[:200]})")
+            frame = None
+        if len(_PREDICTIONS) >= 64:   # a report's passes go over the same runs: keep the latest tables
+            _PREDICTIONS.pop(next(iter(_PREDICTIONS)))
+        _PREDICTIONS[key] = frame
+    frame = _PREDICTIONS[key]
+    return None if frame is None else frame.copy()
+
+
+_PREDICTIONS: dict[tuple, pd.DataFrame | None] = {}
+
+
+def predicted_metrics(record: dict) -> dict[str, float]:
+    """A finished run's test metrics that its task computes from its predictions (not recorded
+    while it trained): from ``predictions.csv`` beside its record; none where it has no usable one."""
+    task = task_of(record)
+    if record.get("status") != "done" or not task.prediction_metrics or not record.get("predictions") \
+            or not record.get("record_path"):
+        return {}
+    frame = read_predictions(record)
+    return {} if frame is None else prediction_metrics(task, frame)
+
+
 def long_table(records: list[dict]) -> pd.DataFrame:
-    """One row per run: outcome columns, then the config flattened into ``config.*`` columns."""
+    """One row per run: outcome columns (the test metrics its record holds, and those computed from
+    its predictions), then the config flattened into ``config.*`` columns."""
     rows = []
     data = data_labels(records)
     labels = {}  # per data set: a name is ambiguous only among the variants on the same data
@@ -244,6 +284,7 @@ def long_table(records: list[dict]) -> pd.DataFrame:
         row["task"] = task_of(r).name
         row["solved"] = task_of(r).is_solved(r) if r.get("status") == "done" else None
         row.update({f"test_{k}": v for k, v in (r.get("test") or {}).items()})
+        row.update({f"test_{k}": v for k, v in predicted_metrics(r).items()})
         row.update({f"val_best_{k}": v for k, v in (r.get("val_best") or {}).items()})
         seconds = [s for s in (r.get("epoch_seconds") or []) if s is not None]
         row["seconds_per_epoch"] = sum(seconds) / len(seconds) if seconds else None
@@ -328,7 +369,7 @@ def summary_table(frame: pd.DataFrame, data: str) -> pd.DataFrame:
     runs = frame[frame["data"] == data]
     task = runs["task"].dropna().iloc[0] if "task" in runs and runs["task"].notna().any() else "classification"
     metric, direction = metric_of(task)
-    secondary = TASKS[task].secondary
+    beside = [m.name for m in TASKS[task].shown_beside]
     memory_columns = sorted(c for c in frame.columns if c.startswith("memory_") and c.endswith("_mb"))
     rows = []
     for (variant, impl, config), group in runs.groupby(["variant", "impl", "config_hash"], sort=False, dropna=False):
@@ -343,13 +384,13 @@ def summary_table(frame: pd.DataFrame, data: str) -> pd.DataFrame:
             solved_count = int(verdicts.astype(bool).sum())
             solved_low, solved_high = wilson(solved_count, len(verdicts))
         else:
-            low, high = interval(values, positive=metric in POSITIVE_METRICS, bounded=metric in ("acc", "f1"))
+            low, high = interval(values, positive=metric in POSITIVE_METRICS, bounded=metric in PERCENT_METRICS)
             solved_count, solved_low, solved_high = None, math.nan, math.nan
         row = {"model": variant, "impl": impl, "n": n,
                f"test_{metric}_mean": mean, f"test_{metric}_std": std,
                f"test_{metric}_ci_low": low, f"test_{metric}_ci_high": high,
                f"val_best_{metric}": done.get(f"val_best_{metric}", pd.Series(dtype=float)).mean(),
-               f"test_{secondary}_mean": done.get(f"test_{secondary}", pd.Series(dtype=float)).mean(),
+               **{f"test_{m}_mean": done.get(f"test_{m}", pd.Series(dtype=float)).mean() for m in beside},
                "params": done["params"].mean(),
                "epochs_to_best": (done["best_epoch"] + 1).mean(),
                "seconds_per_epoch": done["seconds_per_epoch"].mean(),

@@ -10,8 +10,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from pytorch_lightning.callbacks import Checkpoint
-from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+from torchmetrics import MetricCollection
 
 from .models import RecurrentNet
 from .record import current_rss_mb
@@ -21,6 +20,20 @@ from .tasks import TASKS, TaskKind
 
 class TrainingDiverged(RuntimeError):
     """The training loss stopped being a finite number."""
+
+
+def torchmetrics_of(task: TaskKind, num_classes: int | None = None) -> MetricCollection:
+    """The metrics a run of ``task`` computes while it trains, as its entries in the task registry
+    name them (torchmetrics classes fed each evaluation step's predictions and targets)."""
+    import importlib
+    metrics = {}
+    for metric in task.training_metrics:
+        if metric.torchmetric is None:   # logged by the module itself
+            continue
+        module, _, name = metric.torchmetric.rpartition(".")
+        options = {**dict(metric.options), **({"num_classes": num_classes} if metric.counts_classes else {})}
+        metrics[metric.name] = getattr(importlib.import_module(module), name)(**options)
+    return MetricCollection(metrics)
 
 
 class SequenceTask(pl.LightningModule):
@@ -140,8 +153,7 @@ class ClassificationTask(SequenceTask):
         super().__init__(net, optimizer, metadata, **kwargs)
 
     def make_metrics(self) -> MetricCollection:
-        return MetricCollection({"acc": MulticlassAccuracy(self.num_classes, average="micro"),
-                                 "f1": MulticlassF1Score(self.num_classes, average="macro")})
+        return torchmetrics_of(TASKS["classification"], self.num_classes)
 
     def loss_and_predictions(self, batch):
         logits, _ = self.net(batch["inputs"], batch["lengths"])  # (B, C)
@@ -170,7 +182,7 @@ class RegressionTask(SequenceTask):
         self.warmup_steps, self.per_step = warmup_steps, per_step
 
     def make_metrics(self) -> MetricCollection:
-        return MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError()})
+        return torchmetrics_of(TASKS["per_step_regression"])   # the last-step task's are the same
 
     def loss_and_predictions(self, batch):
         values, _ = self.net(batch["inputs"], batch["lengths"])  # (B, T, 1) or (B, 1)
@@ -206,7 +218,7 @@ class PerStepClassificationTask(SequenceTask):
         super().__init__(net, optimizer, metadata, **kwargs)
 
     def make_metrics(self) -> MetricCollection:
-        return MetricCollection({"acc": MulticlassAccuracy(self.num_classes, average="micro")})
+        return torchmetrics_of(TASKS["per_step_classification"], self.num_classes)
 
     def _loss(self, logits, batch) -> torch.Tensor:
         real = _masked(batch["targets"], batch["lengths"])

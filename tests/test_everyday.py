@@ -37,6 +37,7 @@ def test_eval_of_a_text_classifier_on_your_own_file(compose_config, tmp_path, mo
     mine.write_text("text,label\nsuperb great lovely,pos\nawful dull boring,neg\ngreat superb,pos\n")
     summary = evaluate(tmp_path / "run", file=str(mine), out=tmp_path / "eval")
     assert summary["examples"] == 3 and summary["metrics"]["acc"] == 1.0
+    assert summary["metrics"]["auroc"] == 1.0   # computed from the predictions, as the report does
     rows = pd.read_csv(tmp_path / "eval" / "predictions.csv")
     assert list(rows["predicted_label"]) == ["pos", "neg", "pos"]
     unlabelled = tmp_path / "unlabelled.csv"

@@ -322,7 +322,7 @@ def test_the_main_table_shows_its_key_columns_first_and_the_rest_behind_a_toggle
     page = (tmp_path / "out" / "report.html").read_text()
     main = page[page.index('<button class="toggle"'):]
     main = main[:main.index("</table>")]
-    assert "all 13 columns" in main
+    assert "all 14 columns" in main   # acc's 5 key columns; median, val acc, f1, AUROC, params, epochs, 3 measured
     head = re.findall(r"<th( class=\"more\")?>([^<]+)</th>", main)
     assert [text for more, text in head if not more] == ["variant", "n", "test acc (%) mean ± std", "95% CI",
                                                           "vs best (points)"]

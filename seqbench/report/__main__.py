@@ -1,0 +1,4 @@
+"""``python -m seqbench.report``: the same command as ``seqbench report``."""
+from .cli import main
+
+main()
