@@ -93,7 +93,6 @@ def answer_words(level: SeedLevel, detail: int = 2) -> str:
     return words
 
 
-
 def verdict_line(name: str, level: SeedLevel, saturated: str | None = None, left_out: int = 0,
                  solved: dict[str, tuple[int, int]] | None = None, limit: int = VERDICT_LIMIT) -> str:
     """One line per data set, every variant named, at most ``limit`` characters: the best group
