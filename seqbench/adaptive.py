@@ -133,7 +133,7 @@ def adaptive_run(variants: list[str], rest: list[str], planned: list[int], out: 
     from .results import load_records, variant_labels
     from .runtime import CONFIG_DIR, user_config_dirs
     from .report import seed_scores
-    from .search import compose
+    from .search.space import compose
     from .tasks import task_of
     extra = user_config_dirs()
     try:
@@ -154,7 +154,7 @@ def adaptive_run(variants: list[str], rest: list[str], planned: list[int], out: 
         return {}
     from .run import run
     from .runtime import stop_on_signals
-    from .search import _quiet_runs, _settle
+    from .search.retraining import _quiet_runs, _settle
     stop_on_signals()
     _quiet_runs()
     folder.mkdir(parents=True, exist_ok=True)

@@ -161,7 +161,7 @@ def test_a_study_lock_that_is_a_link_or_a_fifo_is_one_line_naming_it(plant, tmp_
 def test_a_search_that_retrained_nothing_names_where_it_looked(tmp_path, capsys):
     from argparse import Namespace
 
-    from seqbench.search import _finish
+    from seqbench.search.cli import _finish
     args = Namespace(report=None, default_runs=[])
     _finish(args, tmp_path, None, {}, {}, {"search": 0, "retrain": 0})
     assert capsys.readouterr().err.strip() == f"no report: no retrained run under {tmp_path / 'retrain'}"

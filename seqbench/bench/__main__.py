@@ -1,0 +1,4 @@
+"""``python -m seqbench.bench``: the same command as ``seqbench bench``."""
+from .cli import main
+
+main()
