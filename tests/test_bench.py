@@ -84,6 +84,29 @@ def test_denormal_and_sparse_workloads_print_ratios_of_their_own_rows(tmp_path, 
     assert ratio == pytest.approx(dense / lazy, rel=0.02)
 
 
+@pytest.mark.slow
+def test_harness_workload_pairs_seqbench_with_the_plain_loop_quiet_and_beside_a_busy_process(tmp_path, monkeypatch):
+    """Issue 44's harness figure: at least 10 interleaved repeats whatever --repeats says, a row per
+    machine setting, the speed ratio of the medians and the median of the per-repeat paired ratios."""
+    from seqbench.bench import speed_settings
+    calls = []
+    real = speed_settings.measure_harness
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+    monkeypatch.setattr("seqbench.bench.workloads.measure_harness", counted)
+    monkeypatch.chdir(tmp_path)
+    bench.main(["--workload", "harness", "--denormal-length", "12", "--hidden", "4", "--repeats", "1"])
+    assert calls and calls[0][5] == 10  # repeats: at least 10
+    rows = _rows((tmp_path / "bench.md").read_text().split("## harness")[1])
+    assert set(rows) == {"quiet", "beside one busy process"}
+    for cells in rows.values():
+        plain, ours, speed, paired = (_numbers(cell)[0] for cell in cells)
+        assert plain > 0 and ours > 0 and 0 < paired
+        assert speed == pytest.approx(plain / ours, rel=0.02, abs=0.002)
+
+
 def test_threads_workload_times_each_thread_count_quiet_and_beside_a_busy_process(tmp_path, monkeypatch):
     import os
     monkeypatch.chdir(tmp_path)

@@ -58,7 +58,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
                              "the adding task at T = --denormal-length, denormals kept and flushed; sparse: TREC "
                              "epochs with dense and sparse embedding updates; threads: 1 and 2 torch threads, quiet and "
                              "beside a busy process; loops: hand-written cells' steps sliced against unbind; scan: "
-                             "mingru/minlstm/lru in sequential, parallel and fused mode; lru: the LRU's products before and now")
+                             "mingru/minlstm/lru in sequential, parallel and fused mode; lru: the LRU's products before and now; harness: seqbench's gru step against the plain loop, quiet and beside a busy process (at least 10 repeats)")
     parser.add_argument("--denormal-length", type=at_least_one, default=400, help="denormal: sequence length")
     parser.add_argument("--sparse-models", nargs="+", default=list(SPARSE_MODELS), choices=list(SPARSE_MODELS))
     parser.add_argument("--lengths", nargs="+", type=at_least_one, default=[100, 400], help="models: sequence lengths")

@@ -162,3 +162,45 @@ def measure_threads(workload: Workload, texts: EncodedTexts, vocab_size: int, re
     for row in rows.values():
         row["median_seconds"] = statistics.median(row["seconds"])
     return rows
+
+
+def measure_harness(length: int, hidden: int, batch: int, batches: int, warmup: int, repeats: int,
+                    device: torch.device) -> dict[str, dict]:
+    """The harness's own cost per training step: seqbench's gru through Lightning (its network,
+    RegressionTask, metrics, clipping, callbacks) against the plain PyTorch loop with denormals
+    flushed too, on the adding task at T = ``length``, one thread; quiet and beside one busy process
+    (another job of a sweep). Interleaved repeats; per repeat the paired ratio plain / seqbench
+    (above 1: seqbench faster), whose median is the figure (the machine's drift cancels in a pair)."""
+    from ..training import RegressionTask   # Lightning: loaded when timed
+    data = adding_batches(length, batch, warmup + batches)
+    network = partial(RecurrentNet, network_config(cell="gru", hidden_size=hidden, embedding_dim=2), 1, input_dim=2)
+
+    def regression(net):
+        return RegressionTask(net, partial(torch.optim.Adam, lr=1e-3, fused=True), per_step=False)
+
+    def plain():
+        return time_plain_loop(partial(PlainGRURegressor, hidden), data, device, mse_step, warmup)
+
+    def seqbench():
+        return time_lightning(network, data, device, warmup, "32-true", 0, make_task=regression)
+    rows = {}
+    with one_torch_thread():
+        for busy in (False, True):
+            setting = "beside one busy process" if busy else "quiet"
+            pair = {"plain": [], "seqbench": []}
+            other = subprocess.Popen([sys.executable, "-c", BUSY_LOOP.format(seconds=3600)]) if busy else None
+            try:
+                if other is not None:
+                    time.sleep(1.0)
+                for _ in range(repeats):
+                    pair["plain"].append(with_denormals(True, plain) / batches)
+                    pair["seqbench"].append(with_denormals(True, seqbench) / batches)
+            finally:
+                if other is not None:
+                    other.kill()
+                    other.wait()
+            rows[setting] = {
+                "plain": statistics.median(pair["plain"]), "seqbench": statistics.median(pair["seqbench"]),
+                "paired": statistics.median(p / s for p, s in zip(pair["plain"], pair["seqbench"])),
+                "seconds": pair["seqbench"], "plain_seconds": pair["plain"]}
+    return rows

@@ -10,9 +10,9 @@ import torch
 
 from .cells import format_models, measure_models
 from .kernels import format_scan, measure_loops, measure_lru, measure_scan
-from .speed_settings import measure_denormals, measure_sparse, measure_threads
+from .speed_settings import measure_denormals, measure_harness, measure_sparse, measure_threads
 from .text import WORKLOADS, Workload, format_rows, impl_rows, load_texts, measure
-from .timing import CLIP, before_after_section, format_step_rows
+from .timing import CLIP, before_after_section, format_step_rows, spread_caveat
 
 Section = Callable[[argparse.Namespace, torch.device], list[str]]
 REGISTRY: dict[str, Section] = {}
@@ -77,6 +77,24 @@ def denormal(args: argparse.Namespace, device: torch.device) -> list[str]:
     return lines + [f"denormal ratio (plain loop, kept / flushed): {kept / flushed:.2f}x; seqbench against the "
                     f"plain loop as PyTorch runs it by default: "
                     f"{kept / rows['seqbench (flush_denormal=true, the default)']['median_seconds']:.2f}x", ""]
+
+
+@workload("harness")
+def harness(args: argparse.Namespace, device: torch.device) -> list[str]:
+    batches, repeats = 6, max(args.repeats, 10)
+    rows = measure_harness(args.denormal_length, args.hidden, 50, batches, 2, repeats, device)
+    lines = ["## harness", "",
+             f"seqbench's gru through Lightning against the plain PyTorch loop (nn.GRU, fused Adam, clipping at "
+             f"{CLIP}), both with denormals flushed: the adding task at T = {args.denormal_length}, batch 50, hidden "
+             f"{args.hidden}, 1 torch thread; 2 warm-up and {batches} timed steps per path, {repeats} interleaved "
+             f"repeats; 'busy': one other process computing on one core meanwhile. Above 1.00x: seqbench faster.", "",
+             "| machine | plain ms/step (median) | seqbench ms/step (median) | seqbench speed vs plain | "
+             "median of paired ratios |", "| --- | --- | --- | --- | --- |"]
+    for setting, row in rows.items():
+        lines.append(f"| {setting} | {1000 * row['plain']:.1f} | {1000 * row['seqbench']:.1f} | "
+                     f"{row['plain'] / row['seqbench']:.3f}x | {row['paired']:.3f}x |")
+    caveat = spread_caveat(list(rows.values()))
+    return lines + (["", caveat.strip()] if caveat else []) + [""]
 
 
 @workload("sparse")
