@@ -111,3 +111,33 @@ def test_no_module_imports_the_command_line_entry_point():
     needs live below it, and only the console script and ``python -m`` start it."""
     graph = import_graph()
     assert [module for module, imported in graph.items() if "seqbench.__main__" in imported] == []
+
+
+# The package's layers, top to bottom, by top-level module or package (docs/layout.md, "Layers"). A
+# module imports from its own layer or those below it, never above: the run path reads without the
+# comparisons, the comparisons without the commands.
+LAYERS = {
+    "commands": {"__main__", "run", "console", "dashboards", "diagnostics", "adaptive", "archive", "bench",
+                 "calibration", "estimate", "evaluate", "explain", "export", "search", "sweep"},
+    "comparison": {"report", "results", "stats", "aso", "survival", "budget_curves", "factorial", "figures",
+                   "latex", "document"},
+    "execution": {"train", "training", "checkpoints", "identity"},
+    "models and data": {"models", "data", "datasets"},
+    "foundation": {"seqbench", "config", "group_checks", "registry", "tasks", "optim", "plan", "record", "files",
+                   "names", "runtime", "imported_code", "composition", "reference"},
+}
+
+
+def layer_of(module: str) -> str:
+    part = module.split(".")[1] if "." in module else module
+    return next(name for name, members in LAYERS.items() if part in members)
+
+
+def test_every_module_has_one_layer_and_imports_only_its_own_or_those_below():
+    order = list(LAYERS)
+    unplaced = sorted(m for m in package_modules()
+                      if not any((m.split(".")[1] if "." in m else m) in members for members in LAYERS.values()))
+    assert unplaced == [], f"put these modules in a layer of tests/test_layers.py and docs/layout.md: {unplaced}"
+    upward = sorted((module, imported) for module, names in import_graph().items() for imported in names
+                    if order.index(layer_of(imported)) < order.index(layer_of(module)))
+    assert upward == [], upward
