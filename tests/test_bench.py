@@ -87,7 +87,7 @@ def test_denormal_and_sparse_workloads_print_ratios_of_their_own_rows(tmp_path, 
 @pytest.mark.slow
 def test_harness_workload_pairs_seqbench_with_the_plain_loop_quiet_and_beside_a_busy_process(tmp_path, monkeypatch):
     """Issue 44's harness figure: at least 10 interleaved repeats whatever --repeats says, a row per
-    machine setting, the speed ratio of the medians and the median of the per-repeat paired ratios."""
+    machine setting and the median of the per-repeat paired ratios, against the same network in a plain loop and nn.GRU."""
     from seqbench.bench import speed_settings
     calls = []
     real = speed_settings.measure_harness
@@ -100,11 +100,13 @@ def test_harness_workload_pairs_seqbench_with_the_plain_loop_quiet_and_beside_a_
     bench.main(["--workload", "harness", "--denormal-length", "12", "--hidden", "4", "--repeats", "1"])
     assert calls and calls[0][5] == 10  # repeats: at least 10
     rows = _rows((tmp_path / "bench.md").read_text().split("## harness")[1])
+    rows.pop("machine")  # the header
     assert set(rows) == {"quiet", "beside one busy process"}
     for cells in rows.values():
-        plain, ours, speed, paired = (_numbers(cell)[0] for cell in cells)
-        assert plain > 0 and ours > 0 and 0 < paired
-        assert speed == pytest.approx(plain / ours, rel=0.02, abs=0.002)
+        plain_gru, same_network, ours, versus_same, versus_gru = (_numbers(cell)[0] for cell in cells)
+        assert min(plain_gru, same_network, ours, versus_same, versus_gru) > 0
+        # paired medians: near the ratio of the medians, not equal to it
+        assert versus_same == pytest.approx(same_network / ours, rel=0.5)
 
 
 def test_threads_workload_times_each_thread_count_quiet_and_beside_a_busy_process(tmp_path, monkeypatch):

@@ -164,43 +164,57 @@ def measure_threads(workload: Workload, texts: EncodedTexts, vocab_size: int, re
     return rows
 
 
+def network_mse_step(model, batch, optimizer):
+    """``mse_step`` for seqbench's network, whose forward also returns attention weights."""
+    optimizer.zero_grad(set_to_none=True)
+    values = model(batch["inputs"], batch["lengths"])[0].squeeze(-1)
+    nn.functional.mse_loss(values, batch["targets"]).backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+    optimizer.step()
+
+
+HARNESS_PATHS = ("plain loop, nn.GRU on the inputs", "plain loop, seqbench's network", "seqbench")
+
+
 def measure_harness(length: int, hidden: int, batch: int, batches: int, warmup: int, repeats: int,
                     device: torch.device) -> dict[str, dict]:
-    """The harness's own cost per training step: seqbench's gru through Lightning (its network,
-    RegressionTask, metrics, clipping, callbacks) against the plain PyTorch loop with denormals
-    flushed too, on the adding task at T = ``length``, one thread; quiet and beside one busy process
-    (another job of a sweep). Interleaved repeats; per repeat the paired ratio plain / seqbench
-    (above 1: seqbench faster), whose median is the figure (the machine's drift cancels in a pair)."""
+    """The harness's own cost per training step on the adding task at T = ``length``, one thread,
+    denormals flushed on every path: seqbench (its gru network and RegressionTask through Lightning:
+    metrics, clipping, callbacks) against the same network in a plain PyTorch loop (fused Adam,
+    clipping), and a plain nn.GRU reading the inputs directly (the data set's learned input
+    projection, ``embedding_dim: 2``, makes the GRU compute input gradients at every step: a model's
+    cost, not the harness's). Quiet and beside one busy process (another job of a sweep);
+    interleaved repeats, and per repeat the paired ratio of each plain loop to seqbench (above 1:
+    seqbench faster), whose median is the figure (the machine's drift cancels in a pair)."""
     from ..training import RegressionTask   # Lightning: loaded when timed
     data = adding_batches(length, batch, warmup + batches)
     network = partial(RecurrentNet, network_config(cell="gru", hidden_size=hidden, embedding_dim=2), 1, input_dim=2)
 
     def regression(net):
         return RegressionTask(net, partial(torch.optim.Adam, lr=1e-3, fused=True), per_step=False)
-
-    def plain():
-        return time_plain_loop(partial(PlainGRURegressor, hidden), data, device, mse_step, warmup)
-
-    def seqbench():
-        return time_lightning(network, data, device, warmup, "32-true", 0, make_task=regression)
+    paths = dict(zip(HARNESS_PATHS, (
+        lambda: time_plain_loop(partial(PlainGRURegressor, hidden), data, device, mse_step, warmup),
+        lambda: time_plain_loop(network, data, device, network_mse_step, warmup),
+        lambda: time_lightning(network, data, device, warmup, "32-true", 0, make_task=regression))))
     rows = {}
     with one_torch_thread():
         for busy in (False, True):
             setting = "beside one busy process" if busy else "quiet"
-            pair = {"plain": [], "seqbench": []}
+            seconds = {name: [] for name in paths}
             other = subprocess.Popen([sys.executable, "-c", BUSY_LOOP.format(seconds=3600)]) if busy else None
             try:
                 if other is not None:
                     time.sleep(1.0)
                 for _ in range(repeats):
-                    pair["plain"].append(with_denormals(True, plain) / batches)
-                    pair["seqbench"].append(with_denormals(True, seqbench) / batches)
+                    for name, path in paths.items():
+                        seconds[name].append(with_denormals(True, path) / batches)
             finally:
                 if other is not None:
                     other.kill()
                     other.wait()
-            rows[setting] = {
-                "plain": statistics.median(pair["plain"]), "seqbench": statistics.median(pair["seqbench"]),
-                "paired": statistics.median(p / s for p, s in zip(pair["plain"], pair["seqbench"])),
-                "seconds": pair["seqbench"], "plain_seconds": pair["plain"]}
+            ours = seconds["seqbench"]
+            rows[setting] = {"medians": {name: statistics.median(values) for name, values in seconds.items()},
+                             "paired": {name: statistics.median(p / s for p, s in zip(values, ours))
+                                        for name, values in seconds.items() if name != "seqbench"},
+                             "seconds": ours}
     return rows
