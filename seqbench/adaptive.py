@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument("--out", default=None, help="folder of the runs, adaptive.json and the report "
                                                         "(default: <paths.output_root>/adaptive/<dataset>)")
         parser.add_argument("--dry-run", action="store_true", help="print the looks and the worst case, train nothing")
-        args = parser.parse_args(argv)
+        args = parser.parse_intermixed_args(argv)  # overrides before and after the flags
         if args.start < 2:
             raise SeqbenchError(f"--start {args.start}: the rule needs at least 2 seeds a variant to see a spread")
         planned = looks(args.start, args.cap)

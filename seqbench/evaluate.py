@@ -516,7 +516,7 @@ def main(argv: list[str] | None = None) -> None:
                         "its variant's seed with the best validation metric; all: every seed of the variant, class "
                         "probabilities averaged")
     parser.add_argument("--variant", help="in a sweep folder: the variant, as the report labels it")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # overrides before and after the flags
     from .runtime import quiet_third_party
     quiet_third_party()
     try:

@@ -328,3 +328,10 @@ def test_a_dry_run_prints_the_searchs_size_and_cost_and_trains_nothing(tmp_path)
                                "retraining seed each: up to 6 runs")
     assert lines[1].startswith("plan: 0 of 6 trainings already finished, 6 to run")
     assert not (tmp_path / "search").exists() and not list(tmp_path.rglob("record.json"))
+
+
+def test_overrides_may_come_before_and_after_the_flags():
+    """`seqbench search hparams_search=trec --jobs 2 dataset.max_len=64` was "unrecognized arguments"."""
+    from seqbench.search.cli import parse_arguments
+    args = parse_arguments(["hparams_search=trec", "--jobs", "2", "dataset.max_len=64", "--dry-run"])
+    assert args.overrides == ["hparams_search=trec", "dataset.max_len=64"] and args.jobs == 2 and args.dry_run

@@ -44,7 +44,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--compare", metavar="A:B[,C:D...]", default=None,
                         help="the report's family: these pairs of variants (as the report labels them), as with "
                              "seqbench report --compare")
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)  # overrides before and after the flags
 
 
 @entry_point
