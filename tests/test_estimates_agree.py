@@ -55,6 +55,17 @@ def test_a_budget_too_small_for_the_sampler_or_the_pruner_is_said():
     assert budget_warnings({"trials": 12, "startup_trials": 4, "pruner_startup_trials": 3}) == []
 
 
+def test_an_epoch_budget_that_fits_fewer_trials_than_the_start_up_is_said():
+    """budget_epochs binds before trials: 60 epochs for trials (80 less 20 for the choice) fit 2 full
+    trials of 30 epochs, fewer than 4 start-up trials; at 10 epochs a trial, 6 fit and nothing is said."""
+    settings = {"trials": 40, "startup_trials": 4, "pruner_startup_trials": 3, "budget_epochs": 80,
+                "choice_top": 3, "choice_seeds": 2, "choice_epochs": 20}
+    warnings = budget_warnings(settings, {"gru": 30, "lstm": 10})
+    assert len(warnings) == 1 and "budget_epochs=80 leaves 60 epochs" in warnings[0] and "gru 2" in warnings[0]
+    assert "lstm" not in warnings[0]
+    assert budget_warnings(settings, {"lstm": 10}) == [] and budget_warnings(settings) == []
+
+
 def test_the_best_trial_is_numbered_as_the_log_counts_trials():
     import optuna
     optuna.logging.set_verbosity(optuna.logging.WARNING)

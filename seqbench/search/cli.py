@@ -110,7 +110,8 @@ def announce(args, root: Path, base, settings: dict, variants: list[str], config
           f"time left after its first trial", flush=True)
     recorded = {v: variant_of(config["model"]) for v, config in configs.items()}  # bilstm_attn -> bilstm_attn_additive
     print(search_plan_line(root, base, variants, settings, args.jobs, args.default_runs, recorded), flush=True)
-    for warning in budget_warnings(settings):
+    trial_epochs = {v: int(config["trainer"]["max_epochs"]) for v, config in configs.items()}
+    for warning in budget_warnings(settings, trial_epochs):
         print(f"warning: {warning}", flush=True)
 
 

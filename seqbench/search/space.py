@@ -238,8 +238,10 @@ def startup_trials(settings: dict) -> int:
     return min(int(settings.get("startup_trials", 5)), max(1, int(settings["trials"]) // 3))
 
 
-def budget_warnings(settings: dict) -> list[str]:
-    """What a budget too small for its sampler or its pruner leaves undone, said before it starts."""
+def budget_warnings(settings: dict, max_epochs: dict[str, int] | None = None) -> list[str]:
+    """What a budget too small for its sampler or its pruner leaves undone, said before it starts;
+    with ``max_epochs`` (variant -> a trial's epochs), also what an epoch budget (``budget_epochs``)
+    leaves undone: fewer full trials than the sampler's start-up."""
     trials = int(settings["trials"])
     asked, startup = int(settings.get("startup_trials", 5)), startup_trials(settings)
     pruner = int(settings.get("pruner_startup_trials", 3))
@@ -252,6 +254,17 @@ def budget_warnings(settings: dict) -> list[str]:
     if trials <= pruner:
         out.append(f"hparams_search.trials={trials}: the pruner never prunes (it starts after "
                    f"{pruner} complete trials, pruner_startup_trials); every trial trains to its end")
+    budget = settings.get("budget_epochs")
+    if budget and max_epochs:
+        for_trials = int(budget) - choice_reserve(settings)
+        short = {variant: for_trials // epochs for variant, epochs in max_epochs.items()
+                 if epochs and for_trials // epochs < startup}
+        if short:
+            fits = ", ".join(f"{variant} {count}" for variant, count in short.items())
+            out.append(f"hparams_search.budget_epochs={budget} leaves {for_trials} epochs for trials, which fit fewer "
+                       f"full trials than the {startup} random start-up trial(s) (full trials that fit: {fits}): the "
+                       f"TPE sampler guides a trial only where early stopping or the pruner ends trials sooner; raise "
+                       f"budget_epochs or lower trainer.max_epochs")
     return out
 
 
