@@ -142,9 +142,10 @@ def test_every_seeds_confusion_matrix_beside_the_pooled_one(tmp_path):
     out = tmp_path / "out"
     seeds = pd.read_csv(out / "confusion_by_seed_trec.csv")
     pooled = pd.read_csv(out / "confusion_trec.csv")
-    assert set(seeds["seed"]) == {0, 1, 2} and len(seeds) == 2 * 3 * 9
+    assert set(seeds["seed"]) == {0, 1, 2} and (seeds["count"] > 0).all()  # the non-zero cells only
     summed = seeds.groupby(["variant", "true", "predicted"])["count"].sum().reset_index()
-    assert summed.merge(pooled, on=["variant", "true", "predicted"]).eval("count_x == count_y").all()
+    merged = pooled.merge(summed, on=["variant", "true", "predicted"], how="left").fillna({"count_y": 0})
+    assert len(pooled) == 2 * 9 and merged.eval("count_x == count_y").all()
     text = (out / "summary.md").read_text()
     assert "Confusion matrices of every seed (6 runs) beside the pooled ones: `confusion_by_seed_trec.csv`" in text
     assert "gru seed 2" not in text   # summary.md stays short: the matrices are in the page and the CSV

@@ -57,8 +57,10 @@ def write_tables(section: DataSection, out: Path) -> None:
     if section.seed_confusion:
         long = [{"variant": label, "seed": seed, "true": true, "predicted": predicted, "count": int(count)}
                 for label, seeds in section.seed_confusion.items() for seed, matrix in seeds.items()
-                for true, row in matrix.iterrows() for predicted, count in row.items()]
-        pd.DataFrame(long).to_csv(out / f"confusion_by_seed_{section.stem}.csv", index=False)
+                for true, row in matrix.iterrows() for predicted, count in row.items()
+                if count]  # non-zero cells only: classes x classes x seeds x variants of zeros is most of it
+        pd.DataFrame(long, columns=["variant", "seed", "true", "predicted", "count"]).to_csv(
+            out / f"confusion_by_seed_{section.stem}.csv", index=False)
     if section.by_length is not None and not section.by_length.empty:
         section.by_length.to_csv(out / f"by_length_{section.stem}.csv", index=False, float_format="%.4g")
     if section.factorials:
