@@ -168,6 +168,7 @@ def main(cfg: DictConfig) -> float | None:
     if record.get("reused_from") and tracker:   # a reused run trains nothing, so it logs nothing
         print(f"dashboards: a reused run is not logged again; seqbench export "
               f"{Path(str(record['reused_from'])).parent} --to {tracker} puts finished runs there without training")
+    # checkpoints, estimate: imported where used, so --help and --cfg job do not pay for them (~25 ms)
     from .checkpoints import _size, settle   # a done run keeps its best weights; last.ckpt only until then
     try:
         freed = settle(record, cfg.get("checkpoints", "best"))

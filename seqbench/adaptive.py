@@ -21,7 +21,9 @@ import json
 from pathlib import Path
 
 from . import SeqbenchError
+from .estimate import describe, make_plan
 from .results import ADAPTIVE_NAME
+from .runtime import CONFIG_DIR, argument_parser, at_least_one, entry_point, stop_on_signals, user_config_dirs
 from .stats import ALPHA
 
 DEFAULT_START, DEFAULT_CAP = 3, 10
@@ -90,7 +92,6 @@ def _variants(overrides: list[str]) -> tuple[list[str], list[str]]:
 
 def worst_case_lines(variants: list[str], rest: list[str], cap: int) -> list[str]:
     """``seqbench plan`` of every variant trained to the cap: the most this command can train."""
-    from .estimate import describe, make_plan
     try:
         plan = make_plan([f"model={','.join(variants)}", f"seed={','.join(map(str, range(cap)))}", *rest],
                          probe=False)
@@ -100,11 +101,8 @@ def worst_case_lines(variants: list[str], rest: list[str], cap: int) -> list[str
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .runtime import entry_point
-
     @entry_point
     def command(argv: list[str]) -> None:
-        from .runtime import argument_parser, at_least_one
         parser = argument_parser(prog="seqbench adaptive", description=__doc__)
         parser.add_argument("overrides", nargs="*", help="model=a,b[,c...] (the variants), dataset=..., any key=value")
         parser.add_argument("--start", type=at_least_one, default=DEFAULT_START,
@@ -131,7 +129,6 @@ def adaptive_run(variants: list[str], rest: list[str], planned: list[int], out: 
 
     from .composition import composition_error
     from .results import load_records, variant_labels
-    from .runtime import CONFIG_DIR, user_config_dirs
     from .report import seed_scores
     from .search.space import compose
     from .tasks import task_of
@@ -153,7 +150,6 @@ def adaptive_run(variants: list[str], rest: list[str], planned: list[int], out: 
     if dry_run:
         return {}
     from .run import run
-    from .runtime import stop_on_signals
     from .search.retraining import _quiet_runs, _settle
     stop_on_signals()
     _quiet_runs()

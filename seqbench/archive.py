@@ -17,6 +17,9 @@ import re
 import shutil
 from pathlib import Path
 
+from . import SeqbenchError
+from .files import PREDICTIONS_LIMIT, limit_of, open_regular, run_path
+from .record import FINISHED_STATUSES
 from .runtime import argument_parser, entry_point
 
 # A path of the machine that made the run: the file or folder name is what a reader can use.
@@ -52,7 +55,6 @@ def archive_run(record: dict, to: Path) -> Path:
     archived = {key: value for key, value in record.items() if key not in DROPPED}
     archived = portable(archived)
     archived["archived"] = {"from_run_key": record.get("run_key"), "checkpoints": "not archived"}
-    from .files import PREDICTIONS_LIMIT, limit_of, open_regular, run_path
     path = run_path(record, "predictions", limit=limit_of(PREDICTIONS_LIMIT))   # only a file inside the run
     if path is not None:
         name = Path(record["predictions"]).name
@@ -75,8 +77,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("folders", nargs="+", help="folders with run records (sweeps, output roots)")
     parser.add_argument("--to", required=True, help="where the archived runs go (for reference results: results/runs)")
     args = parser.parse_args(argv)
-    from . import SeqbenchError
-    from .record import FINISHED_STATUSES
     from .results import load_records
     records = [r for r in load_records(args.folders) if r.get("status") in FINISHED_STATUSES]
     if not records:

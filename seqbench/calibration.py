@@ -28,7 +28,9 @@ import time
 
 import numpy as np
 
+from . import SeqbenchError
 from .adaptive import DEFAULT_CAP, DEFAULT_START, look_alpha, looks
+from .runtime import entry_point
 from .stats import ALPHA, separations, wilson
 
 VARIANTS = 10
@@ -157,8 +159,6 @@ def table(measured: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .runtime import entry_point
-
     @entry_point
     def run(argv: list[str]) -> None:
         parser = argparse.ArgumentParser(prog="seqbench calibrate", description=__doc__,
@@ -168,7 +168,6 @@ def main(argv: list[str] | None = None) -> None:
         parser.add_argument("--json", action="store_true", help="end with one JSON object of every cell")
         args = parser.parse_args(argv)
         if args.families < 1:
-            from . import SeqbenchError
             raise SeqbenchError(f"--families {args.families}: give at least 1 simulated family per cell")
         start = time.perf_counter()
         measured = measure(args.families, args.seed)

@@ -17,7 +17,7 @@ from pathlib import Path
 from . import SeqbenchError
 from .files import CHECKPOINT_LIMIT, is_regular, limit_of, open_regular, run_path
 from .plan import CHECKPOINT_DIR, LAST_CHECKPOINT
-from .record import RECORD_NAME, read_record
+from .record import RECORD_NAME, atomic_write, read_record
 
 KEEP = ("best", "all")
 # What eval, explain and diagnostics read (the weights and seqbench's settings), and what says
@@ -32,8 +32,6 @@ def settle(record: dict, keep: str = "best") -> int:
     if keep == "all" or record.get("status") != "done" or record.get("reused_from") or not record.get("output_dir"):
         return 0
     import torch
-
-    from .record import atomic_write
     folder = Path(record["output_dir"]) / CHECKPOINT_DIR
     if not folder.is_dir():
         return 0

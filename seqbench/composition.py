@@ -36,6 +36,7 @@ def preflight(argv: list[str]) -> str | None:
         # Every value of every swept key once (with the first of the others), not every combination.
         trials = [first] + [first[:i] + [option] + first[i + 1:] for i, options in enumerate(values)
                             for option in options[1:]]
+        # here, not at the top: __main__ imports this module, and config (with record) adds ~28 ms to --help
         from .config import PATH_NAMES, ConfigError, check_hydra_names, check_name, check_seed
         with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
             for trial in trials:

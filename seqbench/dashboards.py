@@ -8,6 +8,8 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 
+from .config import computation_config
+from .registry import model_entry
 
 
 def _figure(width: float, height: float):
@@ -159,7 +161,6 @@ class GradientFlowSnapshot(pl.Callback):
 
     def on_train_end(self, trainer, module):
         from .diagnostics import gradient_flow, gradient_flow_figure
-        from .registry import model_entry
         writer, sink = _experiment(trainer), _figure_sink(trainer)
         if sink is None or not trainer.is_global_zero:
             return
@@ -185,7 +186,6 @@ def hparams_for(record: dict) -> dict:
     data-set and trainer settings that change what a run computes (the ones sweeps vary). Keys
     that only provide a default to another key by interpolation (``dataset.lr`` for
     ``optimizer.lr``) are left out: the value shown is the one the run trained with."""
-    from .config import computation_config
     from .results import default_interpolations
     config = record.get("config") or {}
     computed = computation_config(config) if config else {}

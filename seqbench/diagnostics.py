@@ -21,7 +21,12 @@ from pathlib import Path
 
 import torch
 
+from . import SeqbenchError
+from .checkpoints import find_checkpoint, load_checkpoint
+from .config import check_dataset, recorded_dataset_config
 from .models.scratch import GATES, ScratchRecurrentLayer
+from .record import read_record
+from .registry import code_named_by_user, model_entry
 from .runtime import argument_parser, at_least_one, entry_point
 
 
@@ -71,12 +76,7 @@ def trained_and_untrained(run: str | Path, batch: int = 32, seed: int = 0) -> tu
     """(label, untrained norms, trained norms) for one run: its first recurrent layer (forward
     direction) after training, and the same architecture freshly initialised (with the run's own
     init rules), both driven by the run's own test inputs through its trained input layer."""
-    from . import SeqbenchError
-    from .config import check_dataset, recorded_dataset_config
-    from .checkpoints import find_checkpoint, load_checkpoint
     from .models import RecurrentNet, network_config
-    from .record import read_record
-    from .registry import code_named_by_user, model_entry
     path = find_checkpoint(run)
     record_path = Path(run) / "record.json" if Path(run).is_dir() else path.parent.parent / "record.json"
     record = read_record(record_path)

@@ -22,7 +22,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .runtime import entry_point
+from . import SeqbenchError
+from .files import read_json
+from .names import register_resolvers
+from .record import _cpu_model, write_json_atomic
+from .runtime import compose_configs, entry_point, flush_denormals, set_threads
 
 PROBE_STEPS = 8
 PROBE_WARMUP = 2
@@ -60,9 +64,6 @@ def job_overrides(overrides: list[str]) -> tuple[list[list[str]], dict, int]:
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
-
-    from .names import register_resolvers
-    from .runtime import compose_configs
     register_resolvers()
     parser = OverridesParser.create()
     # The base config without swept values (a sweep cannot be composed), to read the experiment's sweep.
@@ -108,7 +109,6 @@ def probe_seconds(cfg, jobs: int) -> tuple[float, float]:
 
     from .data.declare import build_datamodule
     from .run import prepare
-    from .runtime import flush_denormals, set_threads
     from .training import build_task
     prepared = prepare(cfg)
     set_threads(cfg.get("torch_threads"), jobs)
@@ -161,13 +161,11 @@ def _probes_file() -> Path:
 
 def _probe_key(identity, jobs: int) -> str:
     """What a probe's time depends on: the run (config, code, data) and how many share the machine."""
-    from .record import _cpu_model
     return f"{identity.config_hash}|{identity.code}|{identity.data}|{jobs}|{_cpu_model()}"
 
 
 def stored_probes() -> dict:
     """Probes timed earlier on this machine (a dry run's), by ``_probe_key``: [seconds, cpu share]."""
-    from .files import read_json
     try:
         probes = read_json(_probes_file())
     except (OSError, ValueError):
@@ -179,7 +177,6 @@ def store_probes(new: dict) -> None:
     """Keep this plan's probes for the sweep that follows (its own plan does not probe)."""
     if not new:
         return
-    from .record import write_json_atomic
     try:
         write_json_atomic(_probes_file(), {**stored_probes(), **new})
     except OSError:  # a read-only cache only costs the sweep its estimate
@@ -190,7 +187,6 @@ def make_plan(overrides: list[str], probe: bool = True) -> Plan:
     """The plan of a command's overrides; ``probe=False`` times nothing, and leaves runs with no
     finished relative unestimated unless an earlier plan (a dry run) probed them on this machine."""
     from .run import prepare, variant_name
-    from .runtime import compose_configs
     jobs, base, n_jobs = job_overrides(overrides)
     root = Path(base.paths.output_root)
     finished = _finished(root)
@@ -295,16 +291,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     overrides = args.overrides
     from .composition import preflight
-    from .names import register_resolvers
     register_resolvers()
     problem = preflight([*multirun, *overrides])   # the main command's one-line errors, before any work
     if problem:
-        from . import SeqbenchError
         raise SeqbenchError(problem)
     plan = make_plan(overrides, probe=not args.no_probe)
     print("\n".join(describe(plan)))
     if args.json:
-        from .record import write_json_atomic
         known = [r.seconds for r in plan.pending if r.seconds is not None]
         write_json_atomic(Path(args.json), {"runs": len(plan.runs), "to_train": len(plan.pending),
                                             "estimated_seconds": sum(known), "unestimated": len(plan.pending) - len(known),

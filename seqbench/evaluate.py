@@ -35,11 +35,11 @@ from pathlib import Path
 import torch
 
 from . import SeqbenchError
-from .config import check_dataset
 from .checkpoints import find_checkpoint, load_checkpoint
-from .record import RECORD_NAME, read_record
+from .config import check_dataset, recorded_dataset_config
+from .record import RECORD_NAME, atomic_write, read_record
 from .registry import code_named_by_user
-from .runtime import argument_parser, entry_point
+from .runtime import argument_parser, compose_configs, entry_point, quiet_third_party, recorded_variant
 from .tasks import TASKS, prediction_metrics
 
 
@@ -95,8 +95,6 @@ def _dataset_config(record: dict, overrides: list[str]) -> tuple[dict, str | Non
         from hydra.errors import HydraException
         from omegaconf import OmegaConf
         from omegaconf.errors import OmegaConfBaseException
-
-        from .runtime import compose_configs
         try:
             composed = compose_configs([[f"dataset={name}"]])[0]
             dataset = OmegaConf.to_container(composed.dataset, resolve=True)
@@ -106,7 +104,6 @@ def _dataset_config(record: dict, overrides: list[str]) -> tuple[dict, str | Non
     else:
         # Where the run kept its token cache is the record's word, and eval writes only beside the
         # run (or where you say): the cache goes to the default place unless you set dataset.cache_dir.
-        from .config import recorded_dataset_config
         dataset = recorded_dataset_config(dataset)
     for key, value, delete in keys:
         if delete:
@@ -205,7 +202,6 @@ def choose(run: Path, seeds: str = "one", variant: str | None = None) -> tuple[l
         if variant is None and len(names) > 1:
             raise SeqbenchError(f"{run} holds {len(names)} variants; name one with --variant: {', '.join(names)}")
         if variant is not None and variant not in names:  # the name typed (bilstm_attn), not the recorded one
-            from .runtime import recorded_variant
             variant = recorded_variant(variant)
         wanted = variant or names[0]
         chosen = [r for r in records if labels.get(r.get("config_hash"), r.get("model")) == wanted]
@@ -440,7 +436,6 @@ def _beside_texts(path: Path, texts: list[str] | None) -> list[str]:
     frame = pd.read_csv(path)
     if texts is not None and "index" in frame and len(frame) and len(texts) > int(frame["index"].max()):
         frame["text"] = [texts[int(i)] for i in frame["index"]]
-        from .record import atomic_write
         atomic_write(path, lambda stream: stream.write(frame.to_csv(index=False).encode()))
     lines = []
     for row in frame.head(PRINTED).to_dict("records"):
@@ -517,7 +512,6 @@ def main(argv: list[str] | None = None) -> None:
                         "probabilities averaged")
     parser.add_argument("--variant", help="in a sweep folder: the variant, as the report labels it")
     args = parser.parse_intermixed_args(argv)  # overrides before and after the flags
-    from .runtime import quiet_third_party
     quiet_third_party()
     try:
         summary = evaluate(args.run, args.overrides, args.file, args.text_column, args.label_column, args.out,

@@ -29,7 +29,8 @@ from datetime import datetime
 from pathlib import Path
 
 from . import SeqbenchError
-from .runtime import entry_point
+from .files import CHECKPOINT_LIMIT, PREDICTIONS_LIMIT, limit_of, read_json, run_path
+from .runtime import argument_parser, entry_point, quiet_third_party
 
 TARGETS = ("mlflow", "tensorboard", "wandb")
 EXPORTED_STATUSES = ("done", "diverged", "failed", "interrupted")
@@ -105,7 +106,6 @@ def _milliseconds(text) -> int | None:
 def _artifacts(record: dict, checkpoints: bool) -> list[Path]:
     """The record itself and what it names inside its run folder (through the one resolver: a path
     outside the run, a FIFO or an oversized file is left out with one line)."""
-    from .files import CHECKPOINT_LIMIT, PREDICTIONS_LIMIT, limit_of, run_path
     paths = [Path(record["record_path"]), run_path(record, "predictions", limit=limit_of(PREDICTIONS_LIMIT))]
     if checkpoints:
         paths.append(run_path(record, "best_checkpoint", limit=limit_of(CHECKPOINT_LIMIT)))
@@ -172,7 +172,6 @@ def to_mlflow(records: list[dict], tracking_uri: str, experiment: str, checkpoin
 def _tensorboard_source(record: dict, within: tuple[Path, ...] = ()) -> Path | None:
     """The run's own TensorBoard folder, when it still holds its event files: inside the run's folder
     or one the user gave (a sweep keeps its runs' logs in ``<sweep>/tensorboard``)."""
-    from .files import run_path
     folder = run_path(record, "tensorboard", folder=True, within=within)
     return folder if folder is not None and any(folder.glob("events.out.tfevents.*")) else None
 
@@ -228,7 +227,6 @@ def reused_into_sweep(sweep_dir: Path) -> int:
     written from its record) under ``<sweep>/tensorboard/<variant>_<data set>_s<seed>``. The events
     are looked for only where the reused run lives (its folder and the folder holding it, when the
     record there is still that run), never wherever a record says."""
-    from .files import read_json
     records = []
     for path in sorted(Path(sweep_dir).glob("*/record.json")):
         try:
@@ -255,7 +253,6 @@ def reused_into_sweep(sweep_dir: Path) -> int:
 
 def _reused_original(copy: dict) -> dict | None:
     """The record a sweep's copy of a reused run was copied from, when it still holds that run."""
-    from .files import read_json
     where = copy.get("reused_from")
     try:
         original = read_json(where) if isinstance(where, str) else None
@@ -293,7 +290,6 @@ def to_wandb(records: list[dict], project: str) -> dict:
 
 @entry_point
 def main(argv: list[str] | None = None) -> None:
-    from .runtime import argument_parser
     parser = argument_parser(prog="seqbench export", description=__doc__,
                              formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folders", nargs="+", help="run or sweep folders (searched for record.json)")
@@ -304,7 +300,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--logdir", help="tensorboard: where (default: <first folder>/tensorboard)")
     parser.add_argument("--project", default="seqbench", help="wandb: the project (default: seqbench)")
     args = parser.parse_args(argv)
-    from .runtime import quiet_third_party
     quiet_third_party()
     records = finished_records(args.folders)
     if args.to == "mlflow":

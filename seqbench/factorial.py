@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .config import computation_config
 from .tasks import PERCENT_METRICS, POSITIVE_METRICS, TaskKind
 
 MIN_SEEDS = 2
@@ -105,7 +106,6 @@ class Factorial:
 
 
 def _flat(config: dict) -> dict:
-    from .config import computation_config
     from .results import _flat as flatten
     return flatten(computation_config(config or {}))
 

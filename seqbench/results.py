@@ -11,8 +11,10 @@ from typing import Iterable
 import pandas as pd
 from scipy import stats
 
-from .files import PREDICTIONS_LIMIT, ignore_field, limit_of, run_path
+from .config import computation_config
+from .files import PREDICTIONS_LIMIT, ignore_field, limit_of, read_json, run_path
 from .record import FINISHED_STATUSES, memory_kind, read_records
+from .runtime import CONFIG_DIR
 from .tasks import PERCENT_METRICS, POSITIVE_METRICS, TASKS, prediction_metrics, task_of
 
 log = logging.getLogger(__name__)
@@ -107,8 +109,6 @@ def default_interpolations() -> dict[str, str]:
     global _DEFAULT_INTERPOLATIONS
     if _DEFAULT_INTERPOLATIONS is None:
         import re
-
-        from .runtime import CONFIG_DIR
         found = {}
         for group in ("model", "optimizer", "trainer"):
             for path in sorted(Path(CONFIG_DIR, group).glob("*.yaml")):
@@ -124,7 +124,6 @@ def folded_config(records: list[dict]) -> dict[str, dict]:
     """config hash -> its flattened computation config with interpolated copies folded into their
     source: a key is dropped where, in every record given, it equals the key it was read from
     (``model.dropout`` = ``dataset.dropout``), so a variant is described by what was set, once."""
-    from .config import computation_config
     by_hash: dict[str, dict] = {}
     for r in records:
         by_hash.setdefault(r.get("config_hash"), r)
@@ -535,7 +534,6 @@ ADAPTIVE_NAME = "adaptive.json"
 
 
 def read_design(folder: Path) -> dict | None:
-    from .files import read_json
     try:
         design = read_json(Path(folder) / ADAPTIVE_NAME)
     except (OSError, ValueError):

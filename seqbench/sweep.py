@@ -9,6 +9,8 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
+from . import SeqbenchError
+from .export import reused_into_sweep
 from .files import read_json
 from .record import FINISHED_STATUSES
 
@@ -219,12 +221,10 @@ class ReportAfterSweep(Callback):
         self.out, self.compare = out, compare
 
     def on_multirun_end(self, config, **kwargs) -> None:
-        from . import SeqbenchError
         from .report import build_report
         sweep_dir = Path(config.hydra.sweep.dir)
         out = Path(self.out) if self.out else sweep_dir / "report"
         try:   # the sweep's TensorBoard folder shows every run of the sweep, the reused ones too
-            from .export import reused_into_sweep
             added = reused_into_sweep(sweep_dir)
             if added:
                 print(f"tensorboard: {added} reused run{'s' if added != 1 else ''} added to {sweep_dir / 'tensorboard'}",
