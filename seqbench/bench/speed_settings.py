@@ -31,10 +31,25 @@ class PlainGRURegressor(nn.Module):
 
 
 def mse_step(model, batch, optimizer):
+    """One plain training step: nn.GRU's regressor returns the values, seqbench's network (values,
+    attention weights)."""
     optimizer.zero_grad(set_to_none=True)
-    nn.functional.mse_loss(model(batch["inputs"], batch["lengths"]), batch["targets"]).backward()
+    values = model(batch["inputs"], batch["lengths"])
+    values = values[0].squeeze(-1) if isinstance(values, tuple) else values
+    nn.functional.mse_loss(values, batch["targets"]).backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
     optimizer.step()
+
+
+def seqbench_gru(hidden: int):
+    """seqbench's gru network on the adding task's two inputs, and its Lightning task (fused Adam):
+    (make network, make task), as ``time_lightning`` takes them."""
+    from ..training import RegressionTask   # Lightning: loaded when timed
+    network = partial(RecurrentNet, network_config(cell="gru", hidden_size=hidden, embedding_dim=2), 1, input_dim=2)
+
+    def regression(net):
+        return RegressionTask(net, partial(torch.optim.Adam, lr=1e-3, fused=True), per_step=False)
+    return network, regression
 
 
 def adding_batches(length: int, batch: int, count: int) -> list[dict]:
@@ -59,12 +74,8 @@ def measure_denormals(length: int, hidden: int, batch: int, batches: int, warmup
     loop (nn.GRU + fused Adam + clipping) with denormals kept (torch's default) and flushed, and
     seqbench's own run (its GRU network and RegressionTask through Lightning, denormals flushed as
     ``flush_denormal=true`` does)."""
-    from ..training import RegressionTask   # Lightning: loaded when timed
     data = adding_batches(length, batch, warmup + batches)
-    network = partial(RecurrentNet, network_config(cell="gru", hidden_size=hidden, embedding_dim=2), 1, input_dim=2)
-
-    def regression(net):
-        return RegressionTask(net, partial(torch.optim.Adam, lr=1e-3, fused=True), per_step=False)
+    network, regression = seqbench_gru(hidden)
     paths = {
         "plain PyTorch, denormals kept (torch's default)":
             lambda: with_denormals(False, lambda: time_plain_loop(partial(PlainGRURegressor, hidden), data, device,
@@ -164,15 +175,6 @@ def measure_threads(workload: Workload, texts: EncodedTexts, vocab_size: int, re
     return rows
 
 
-def network_mse_step(model, batch, optimizer):
-    """``mse_step`` for seqbench's network, whose forward also returns attention weights."""
-    optimizer.zero_grad(set_to_none=True)
-    values = model(batch["inputs"], batch["lengths"])[0].squeeze(-1)
-    nn.functional.mse_loss(values, batch["targets"]).backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), CLIP)
-    optimizer.step()
-
-
 HARNESS_PATHS = ("plain loop, nn.GRU on the inputs", "plain loop, seqbench's network", "seqbench")
 
 
@@ -186,15 +188,11 @@ def measure_harness(length: int, hidden: int, batch: int, batches: int, warmup: 
     cost, not the harness's). Quiet and beside one busy process (another job of a sweep);
     interleaved repeats, and per repeat the paired ratio of each plain loop to seqbench (above 1:
     seqbench faster), whose median is the figure (the machine's drift cancels in a pair)."""
-    from ..training import RegressionTask   # Lightning: loaded when timed
     data = adding_batches(length, batch, warmup + batches)
-    network = partial(RecurrentNet, network_config(cell="gru", hidden_size=hidden, embedding_dim=2), 1, input_dim=2)
-
-    def regression(net):
-        return RegressionTask(net, partial(torch.optim.Adam, lr=1e-3, fused=True), per_step=False)
+    network, regression = seqbench_gru(hidden)
     paths = dict(zip(HARNESS_PATHS, (
         lambda: time_plain_loop(partial(PlainGRURegressor, hidden), data, device, mse_step, warmup),
-        lambda: time_plain_loop(network, data, device, network_mse_step, warmup),
+        lambda: time_plain_loop(network, data, device, mse_step, warmup),
         lambda: time_lightning(network, data, device, warmup, "32-true", 0, make_task=regression))))
     rows = {}
     with one_torch_thread():
