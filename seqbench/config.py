@@ -333,9 +333,9 @@ NOT_IDENTITY_TRAINER_KEYS = {"accelerator", "devices", "num_nodes", "strategy", 
                              "divergence_check_every_n_steps"}
 DEBUG_TRAINER_KEYS = ("fast_dev_run", "overfit_batches", "limit_train_batches", "limit_val_batches",
                       "limit_test_batches")
-TOP_LEVEL_KEYS = {"seed", "force", "claimed", "torch_threads", "flush_denormal", "checkpoints", "optimizer", "paths", "model", "dataset", "trainer", "logger",
+TOP_LEVEL_KEYS = {"seed", "force", "claimed", "torch_threads", "flush_denormal", "keep_freed_memory", "checkpoints", "optimizer", "paths", "model", "dataset", "trainer", "logger",
                   "debug", "hparams_search", "experiment", "report", "objective"}
-NOT_IDENTITY_TOP_LEVEL = {"seed", "force", "claimed", "torch_threads", "flush_denormal", "checkpoints", "paths", "logger", "debug", "hparams_search", "experiment",
+NOT_IDENTITY_TOP_LEVEL = {"seed", "force", "claimed", "torch_threads", "flush_denormal", "keep_freed_memory", "checkpoints", "paths", "logger", "debug", "hparams_search", "experiment",
                           "report", "objective"}
 
 
@@ -417,8 +417,9 @@ def check_config(config: dict) -> None:
     if not isinstance((config.get("optimizer") or {}).get("sparse_embedding", False), bool):
         raise ConfigError(f"optimizer.sparse_embedding={config['optimizer']['sparse_embedding']!r}: must be true or "
                           f"false")
-    if not isinstance(config.get("flush_denormal", True), bool):
-        raise ConfigError(f"flush_denormal={config.get('flush_denormal')!r}: must be true or false")
+    for switch in ("flush_denormal", "keep_freed_memory"):
+        if not isinstance(config.get(switch, True), bool):
+            raise ConfigError(f"{switch}={config.get(switch)!r}: must be true or false")
     if config.get("checkpoints", "best") not in ("best", "all"):
         raise ConfigError(f"checkpoints={config.get('checkpoints')!r}: valid: best (a finished run keeps its best "
                           f"weights only), all (best.ckpt and last.ckpt as written)")

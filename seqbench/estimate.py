@@ -26,7 +26,7 @@ from . import SeqbenchError
 from .files import read_json
 from .names import register_resolvers
 from .record import _cpu_model, write_json_atomic
-from .runtime import compose_configs, entry_point, flush_denormals, set_threads
+from .runtime import compose_configs, entry_point, flush_denormals, keep_freed_memory, set_threads
 
 PROBE_STEPS = 8
 PROBE_WARMUP = 2
@@ -113,6 +113,7 @@ def probe_seconds(cfg, jobs: int) -> tuple[float, float]:
     prepared = prepare(cfg)
     set_threads(cfg.get("torch_threads"), jobs)
     flush_denormals(cfg.get("flush_denormal", True))
+    keep_freed_memory(cfg.get("keep_freed_memory", True))
     datamodule = build_datamodule(prepared.config["dataset"], cfg.seed, False, prepared.located)
     datamodule.setup()
     task = build_task(prepared.config, prepared.network, datamodule.spec)

@@ -32,7 +32,7 @@ from .plan import CHECKPOINT_DIR, Claim, Fresh, Resume, copy_beside, release_fol
 from .record import (PREDICTIONS_NAME, RECORD_NAME, atomic_write, current_rss_mb, git_commit, hardware,
                      peak_memory_mb, save_record, versions)
 from .models.sequence import resolve_mode
-from .runtime import Interrupted, flush_denormals, quiet_lightning
+from .runtime import Interrupted, flush_denormals, keep_freed_memory, quiet_lightning
 from .tasks import TASKS
 from .training import (RecordWriter, RunStatistics, SequenceTask, StepScalars, StopWhenAsked, StopWhenSolved,
                        TrainingDiverged, best_epoch, build_task)
@@ -278,6 +278,7 @@ def execute(context: RunContext) -> dict:
         context.claim.move_to(output_dir)
     rss_at_start = current_rss_mb()
     record["flush_denormal"] = flush_denormals(cfg.get("flush_denormal", True))
+    record["keep_freed_memory"] = keep_freed_memory(cfg.get("keep_freed_memory", True))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     datamodule = _data(context, output_dir)
     keeper.save()  # a run killed from here on leaves "running", never "done"

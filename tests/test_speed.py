@@ -3,6 +3,7 @@ with ``unbind`` (not ``x[:, t]``), flushing denormal floats on CPU, sparse embed
 from __future__ import annotations
 
 import io
+import platform
 
 import pytest
 import torch
@@ -81,6 +82,37 @@ def test_lru_sequential_scan_gives_the_sliced_loops_outputs_and_gradients():
         torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
 
 
+# --------------------------------------------------------------- freed memory kept for the next step
+KEEP_OR_NOT = """
+import os, sys, torch
+from seqbench.runtime import keep_freed_memory
+kept = keep_freed_memory(sys.argv[1] == "keep")
+def rss_mb():
+    return int(open(f"/proc/{os.getpid()}/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+block = torch.ones(5 << 20)            # 20 MiB, the size of a long sequence's activations
+held = rss_mb()
+del block
+print(kept, held - rss_mb())           # MiB handed back to the OS when the tensor was freed
+"""
+
+
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
+def test_keeping_freed_memory_keeps_a_freed_20_mib_tensor_for_the_next_step(tmp_path):
+    """A fresh process frees a 20 MiB tensor: glibc hands it back to the OS by default (and the
+    next step faults it in again); with keep_freed_memory the process keeps it."""
+    import subprocess
+    import sys
+    answers = {}
+    for how in ("keep", "default"):
+        out = subprocess.run([sys.executable, "-c", KEEP_OR_NOT, how], capture_output=True, text=True, check=True,
+                             timeout=120)
+        kept, returned_mb = out.stdout.split()
+        answers[how] = (kept, float(returned_mb))
+    assert answers["keep"][0] == "True" and answers["default"][0] == "False"
+    assert answers["default"][1] > 15, answers     # returned to the OS
+    assert answers["keep"][1] < 5, answers         # kept
+
+
 # ------------------------------------------------------------------------ denormal floats on CPU
 def test_flushing_denormals_leaves_a_long_sequence_runs_curve_as_it_was_and_is_recorded(compose_config, tmp_path):
     """The adding task at T = 400 (where the backward pass meets denormals): the same loss curve
@@ -94,6 +126,8 @@ def test_flushing_denormals_leaves_a_long_sequence_runs_curve_as_it_was_and_is_r
     try:
         assert records[True]["flush_denormal"] is torch.set_flush_denormal(True)  # True where the CPU can
         assert records[False]["flush_denormal"] is False
+        glibc = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+        assert records[True]["keep_freed_memory"] is glibc  # the default, said in the record
     finally:
         torch.set_flush_denormal(False)
     curves = {flag: [h["train/loss_epoch"] for h in r["history"]] for flag, r in records.items()}
@@ -102,11 +136,12 @@ def test_flushing_denormals_leaves_a_long_sequence_runs_curve_as_it_was_and_is_r
     assert records[True]["test"]["mse"] == pytest.approx(records[False]["test"]["mse"], rel=1e-5)
 
 
-def test_flush_denormal_must_be_true_or_false(compose_config, tmp_path):
+@pytest.mark.parametrize("switch", ["flush_denormal", "keep_freed_memory"])
+def test_speed_switches_must_be_true_or_false(compose_config, tmp_path, switch):
     from seqbench.config import ConfigError
     from seqbench.run import run
-    with pytest.raises(ConfigError, match="flush_denormal='yes'"):
-        run(compose_config("flush_denormal=yes"), tmp_path)
+    with pytest.raises(ConfigError, match=f"{switch}='yes': must be true or false"):
+        run(compose_config(f"{switch}=yes"), tmp_path)
 
 
 # ------------------------------------------------------------------------ sparse embedding updates

@@ -12,7 +12,7 @@ import torch
 from .. import SeqbenchError
 from ..config import PRECISIONS
 from ..record import describe_hardware, hardware, versions
-from ..runtime import argument_parser, at_least_one, entry_point
+from ..runtime import argument_parser, at_least_one, entry_point, keep_freed_memory
 from . import __doc__ as DESCRIPTION
 from .speed_settings import SPARSE_MODELS
 from .timing import CLIP
@@ -37,6 +37,7 @@ def checked_device(name: str) -> torch.device:
 def main(argv: list[str] | None = None) -> None:
     args = parse_arguments(argv)
     device = checked_device(args.device)
+    keep_freed_memory()  # as every run does by default; process-wide, so every path timed here has it
     lines = header_lines(args, device, " ".join(["seqbench bench", *(sys.argv[1:] if argv is None else argv)]))
     for name in args.workload:
         lines += REGISTRY[name](args, device)
@@ -89,4 +90,6 @@ def header_lines(args: argparse.Namespace, device: torch.device, command: str) -
             f"- device: {device}; hardware: {describe_hardware(info)}; {info['platform']}",
             "- versions: " + ", ".join(f"{k} {v}" for k, v in versions().items() if v),
             f"- every path: {args.warmup} warm-up batches (untimed), then one timed pass; {args.repeats} repeats, "
-            f"interleaved; median reported. Training only (forward, backward, clipping at {CLIP}, Adam).", ""]
+            f"interleaved; median reported. Training only (forward, backward, clipping at {CLIP}, Adam).",
+            f"- freed memory kept for the next step (keep_freed_memory, as runs do; glibc only): "
+            f"{'yes' if keep_freed_memory() else 'no'}, for every path", ""]
