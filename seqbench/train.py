@@ -136,8 +136,8 @@ def build_trainer(context: RunContext, task: SequenceTask, datamodule, output_di
 
 
 def stop_when_solved(config: dict, task_name: str) -> StopWhenSolved | None:
-    """The callback that ends a run at its first solved validation, where ``trainer.stop_when_solved``
-    asks for it (the config check has made sure the data set has a threshold)."""
+    """The callback that ends a run at its first validation solved with a margin, where
+    ``trainer.stop_when_solved`` asks for it (the config check has made sure the data set has a threshold)."""
     if not (config.get("trainer") or {}).get("stop_when_solved"):
         return None
     kind = TASKS[task_name]
@@ -377,6 +377,7 @@ def _record_fit(record: dict, stats: RunStatistics, task: SequenceTask, trainer:
     solved = next((c for c in trainer.callbacks if isinstance(c, StopWhenSolved)), None)
     if solved is not None:  # None where the cap came first
         record["solved_on_validation_at_update"] = solved.solved_at_update
+        record["stops_when_validation_meets"] = solved.stop_threshold  # the threshold with its margin
 
 
 def _test_once(record: dict, task: SequenceTask, trainer: pl.Trainer, datamodule, checkpoint: ModelCheckpoint,

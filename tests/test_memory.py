@@ -95,6 +95,33 @@ def test_a_memory_run_stops_at_its_first_solved_validation_or_at_the_cap(compose
     assert record["status"] == "done" and record["updates"] == record["epochs"] * 4
     assert record["epochs"] == (1 if solved else 3)
     assert record["solved_on_validation_at_update"] == (4 if solved else None)
+    assert record["stops_when_validation_meets"] == threshold / 2
+
+
+@pytest.mark.parametrize("task,threshold,values,solved_at,stops_at", [
+    ("last_step_regression", 0.01, [0.2, 0.0099, 0.006, 0.0049, 0.003], 2, 4),   # adding: MSE below
+    ("per_step_classification", 0.99, [0.5, 0.99, 0.994, 0.995], 2, 4),         # copy: recall accuracy at least
+    ("last_step_regression", 0.01, [0.2, 0.009, 0.0098, 0.011], 2, None),        # crossed, never with the margin
+])
+def test_a_solved_run_trains_on_until_validation_meets_the_threshold_with_half_its_error_allowance(
+        task, threshold, values, solved_at, stops_at):
+    """The updates to solve are the first validation that meets the threshold; the run stops only
+    at the first that meets it with a margin (half the allowed error), so that the test set, judged
+    at the threshold, does not see a model picked on validation's luckiest draw at the line."""
+    from types import SimpleNamespace
+    from seqbench.tasks import TASKS
+    from seqbench.training import StopWhenSolved
+    kind = TASKS[task]
+    callback = StopWhenSolved(kind, threshold)
+    trainer = SimpleNamespace(state=SimpleNamespace(fn="fit"), sanity_checking=False, should_stop=False,
+                              global_step=0, callback_metrics={})
+    stopped = None
+    for epoch, value in enumerate(values, start=1):
+        trainer.global_step, trainer.callback_metrics = epoch, {f"val/{kind.solved_metric}": torch.tensor(value)}
+        callback.on_validation_end(trainer, None)
+        if trainer.should_stop and stopped is None:
+            stopped = epoch
+    assert callback.solved_at_update == solved_at and stopped == stops_at
 
 
 def test_stop_when_solved_is_in_the_config_hash_only_when_on(compose_config):
