@@ -177,21 +177,26 @@ def keep_freed_memory(wanted: bool = True) -> bool:
     """Keep the memory a training step frees for the next step (glibc's malloc only); returns
     whether this process keeps it.
 
-    By default glibc gives a freed block of 128 KiB to 32 MiB back to the OS (each tensor of a
-    recurrent layer's (batch, steps, hidden) size is one) and trims its heap's free top beyond
-    128 KiB, so the next step faults the same memory in again, page by page: in seqbench runs of the
+    By default glibc hands a freed block above its mmap threshold back to the OS (128 KiB at
+    first, raised as blocks are freed, up to 32 MiB; a tensor of a recurrent layer's (batch, steps,
+    hidden) size is such a block) and trims its heap's free top beyond twice that threshold, so the
+    next step faults the same memory in again, page by page: in seqbench runs of the
     adding task at T = 400 (hidden 64), minGRU's step took a median 16.5 ms that way against 15.3 ms
     kept (one process of three: 22.3 ms), minLSTM's 23.2 against 20.3, the LRU's 39.2 against 36.0,
     while nn.GRU's, which allocates less per step, did not move (docs/speed.md). Here blocks up to 32 MiB
     come from the heap, and up to 1 GiB of freed heap stays with the process, which is what
     jemalloc or tcmalloc (PyTorch's CPU tuning advice) would do. It changes no number, only where
     memory comes from. Process-wide and one-way: ``wanted=False`` leaves the allocator as it is,
-    and a process that has kept freed memory once keeps doing so (the record says so)."""
+    and a process that has kept freed memory once keeps doing so (the record says so); in a sweep
+    with several workers, each worker keeps its own. Nothing is done (False) where another
+    allocator is preloaded (jemalloc, tcmalloc, mimalloc: they keep freed memory their own way)."""
     global _freed_memory_kept
     if wanted and not _freed_memory_kept:
         import ctypes
         import platform
-        if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        preloaded = os.environ.get("LD_PRELOAD", "")
+        if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc" \
+                and not any(name in preloaded for name in ("jemalloc", "tcmalloc", "mimalloc")):
             mallopt = ctypes.CDLL(None).mallopt
             _freed_memory_kept = bool(mallopt(_M_MMAP_THRESHOLD, _KEPT_MMAP_THRESHOLD)
                                       and mallopt(_M_TRIM_THRESHOLD, _KEPT_TRIM_THRESHOLD))

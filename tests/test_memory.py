@@ -83,10 +83,10 @@ def test_each_memory_task_runs_end_to_end(compose_config, tmp_path, dataset, tas
 
 
 @pytest.mark.parametrize("threshold,solved", [(10.0, True), (0.0, False)])
-def test_a_memory_run_stops_at_its_first_solved_validation_or_at_the_cap(compose_config, tmp_path, threshold,
+def test_a_memory_run_stops_at_its_first_validation_solved_with_the_margin_or_at_the_cap(compose_config, tmp_path, threshold,
                                                                          solved):
-    """trainer.stop_when_solved: a threshold every validation meets stops the run after its first
-    epoch and records the update; one no run can meet lets it train to the epoch cap."""
+    """trainer.stop_when_solved: a threshold every validation meets (with its margin too) stops the
+    run after its first epoch and records the update; one no run can meet lets it train to the cap."""
     small = [o for o in TINY if not o.startswith(("dataset.", "trainer.max_epochs"))]
     record = run(compose_config(*small, "dataset=adding", "dataset.length=12", "dataset.n_train=64",
                                 "dataset.n_val=32", "dataset.n_test=32", "dataset.batch_size=16",
@@ -121,6 +121,10 @@ def test_a_solved_run_trains_on_until_validation_meets_the_threshold_with_half_i
         callback.on_validation_end(trainer, None)
         if trainer.should_stop and stopped is None:
             stopped = epoch
+        if epoch == solved_at:  # killed and resumed between the crossing and the stop: the update is kept
+            resumed = StopWhenSolved(kind, threshold)
+            resumed.load_state_dict(callback.state_dict())
+            callback = resumed
     assert callback.solved_at_update == solved_at and stopped == stops_at
 
 

@@ -221,15 +221,33 @@ def test_the_same_command_twice_never_shares_a_run(tmp_path):
         first.communicate()
 
 
-def epochs_recorded(sweep: Path) -> int:
-    """Finished epochs over every record of a sweep (a record being rewritten counts as none)."""
-    total = 0
+def sweep_state(sweep: Path) -> dict:
+    """What a sweep has written so far: finished epochs over every record (a record being
+    rewritten counts as none), the pids that have written a record, and the newest last.ckpt."""
+    epochs, pids, newest_checkpoint = 0, set(), 0.0
     for record in sweep.glob("*/record.json"):
         try:
-            total += json.loads(record.read_text()).get("epochs", 0)
+            content = json.loads(record.read_text())
         except (json.JSONDecodeError, OSError):
+            continue
+        epochs += content.get("epochs", 0)
+        pids.add((content.get("process") or {}).get("pid"))
+    for checkpoint in sweep.glob("*/checkpoints/last.ckpt"):
+        try:
+            newest_checkpoint = max(newest_checkpoint, checkpoint.stat().st_mtime)
+        except OSError:
             pass
-    return total
+    return {"epochs": epochs, "pids": pids, "checkpoint": newest_checkpoint}
+
+
+# When a launch is killed: each moment waits for its event (or the launch's end, or 120 s), then a
+# random delay. Events, not the clock, so a fast machine gets its kills too.
+KILL_MOMENTS = {
+    "start-up": (lambda before, now, pid: True, (0.2, 1.5)),              # imports, composing, planning
+    "run start": (lambda before, now, pid: pid in now["pids"], (0.0, 0.5)),   # claimed, data read, resuming
+    "checkpoint": (lambda before, now, pid: now["checkpoint"] > before["checkpoint"], (0.0, 0.05)),  # before its record
+    "epoch": (lambda before, now, pid: now["epochs"] > before["epochs"], (0.0, 0.3)),    # record written, next epoch
+}
 
 
 @pytest.mark.slow
@@ -238,39 +256,46 @@ def test_fault_injection_many_kills_every_run_done_once_every_epoch_once(tmp_pat
     relaunched each time; in the end every run is done once, each history lists every epoch
     once, and the report includes every run.
 
-    The moments follow the sweep's progress, not the clock, so a fast machine gets its 12 kills
-    too (a clock-only schedule let one finish the sweep after 8): half land at a random moment of
-    start-up (imports, claims, resuming), half a random fraction of a second after an epoch ends
-    (checkpoint and record writes, the next epoch). 4 runs x 6 epochs leave more work than the
-    kills can use up."""
+    The moments follow the sweep's progress, not the clock (a clock-only schedule let a fast CI
+    machine finish the sweep after 8 kills): in start-up, just after the launch has written its
+    first record (resuming, the first steps), between a checkpoint and its epoch's record, and
+    just after an epoch's record. 4 runs x 8 epochs leave more work than the kills can use up."""
     sweep = tmp_path / "sweep"
-    epochs = 6
+    epochs = 8
     args = ["-m", "model=rnn,gru", "seed=0,1", *TINY, f"trainer.max_epochs={epochs}", "dataset.n_train=512",
             "trainer.patience=100", f"paths.output_root={tmp_path}", f"hydra.sweep.dir={sweep}"]
     rng = random.Random(20261128)
-    kills, sent, err = 0, None, ""
+    kills, moments, sent, err = 0, [], None, ""
     for attempt in range(40):
+        before = sweep_state(sweep)
         process = launch(args, tmp_path)
-        if kills == 12:
-            out, err = process.communicate(timeout=600)
-            assert process.returncode == 0, err[-3000:]
-            break
-        if rng.random() < 0.5:  # during start-up
-            time.sleep(rng.uniform(0.2, 1.5))
-        else:  # just after the next epoch this launch finishes
-            before, deadline = epochs_recorded(sweep), time.time() + 120
-            while process.poll() is None and epochs_recorded(sweep) <= before and time.time() < deadline:
-                time.sleep(0.05)
-            time.sleep(rng.uniform(0.0, 0.3))
-        if process.poll() is not None:  # finished (or failed) before the kill came
-            out, err = process.communicate()
-            break
-        sent = rng.choice([signal.SIGKILL, signal.SIGTERM])
-        process.send_signal(sent)
-        kills += 1
-        process.communicate(timeout=120)
-    assert kills == 12, f"launch {attempt + 1} ended (exit {process.returncode}) after kill {kills} ({sent!r}): " \
-                        f"{err[-3000:]}"
+        try:
+            if kills == 12:
+                out, err = process.communicate(timeout=600)
+                assert process.returncode == 0, err[-3000:]
+                break
+            moment = rng.choice(sorted(KILL_MOMENTS))
+            happened, delay = KILL_MOMENTS[moment]
+            deadline = time.time() + 120
+            while process.poll() is None and time.time() < deadline \
+                    and not happened(before, sweep_state(sweep), process.pid):
+                time.sleep(0.01)
+            time.sleep(rng.uniform(*delay))
+            if process.poll() is not None:  # finished (or failed) before the kill came
+                out, err = process.communicate()
+                break
+            sent = rng.choice([signal.SIGKILL, signal.SIGTERM])
+            process.send_signal(sent)
+            kills += 1
+            moments.append(moment)
+            process.communicate(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert kills == 12, f"launch {attempt + 1} ended (exit {process.returncode}) after kills at {moments} " \
+                        f"({sent!r}): {err[-3000:]}"
+    assert set(moments) == set(KILL_MOMENTS), moments  # the seed's schedule reaches every kind of moment
     records = [json.loads(p.read_text()) for p in sweep.glob("*/record.json")]
     trained = [r for r in records if not r.get("copy_of")]
     assert sorted((r["model"], r["seed"]) for r in records) == [("gru", 0), ("gru", 1), ("rnn", 0), ("rnn", 1)]

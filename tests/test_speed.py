@@ -100,12 +100,15 @@ print(kept, held - rss_mb())           # MiB handed back to the OS when the tens
 def test_keeping_freed_memory_keeps_a_freed_20_mib_tensor_for_the_next_step(tmp_path):
     """A fresh process frees a 20 MiB tensor: glibc hands it back to the OS by default (and the
     next step faults it in again); with keep_freed_memory the process keeps it."""
+    import os
     import subprocess
     import sys
+    # glibc's defaults in the child: no tunables or preloaded allocator from the caller's environment
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_TUNABLES", "LD_PRELOAD"))}
     answers = {}
     for how in ("keep", "default"):
         out = subprocess.run([sys.executable, "-c", KEEP_OR_NOT, how], capture_output=True, text=True, check=True,
-                             timeout=120)
+                             timeout=120, env=env)
         kept, returned_mb = out.stdout.split()
         answers[how] = (kept, float(returned_mb))
     assert answers["keep"][0] == "True" and answers["default"][0] == "False"
