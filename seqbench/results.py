@@ -491,6 +491,16 @@ def budget_words(records: list[dict]) -> str:
              f"{values('trainer.max_epochs')} epochs, no early stopping",
              f"batch {values('dataset.batch_size')}", f"{values('optimizer._target_').rsplit('.', 1)[-1]} "
              f"lr {values('optimizer.lr')}", seed_words]
+    stop_lines = sorted({r["stops_when_validation_meets"] for r in done if r.get("stops_when_validation_meets")})
+    stops_when_solved = any((_flat(r.get("config") or {}).get("trainer.stop_when_solved")) for r in done)
+    if stops_when_solved and not stops_early:
+        parts[0] = parts[0].replace("no early stopping", "no early stopping on a plateau")
+    if stop_lines:  # trainer.stop_when_solved, with its margin
+        parts.insert(1, f"each run stopped at its first validation at {'/'.join(f'{v:.3g}' for v in stop_lines)} "
+                        f"(the solved threshold with half its error allowance; the updates to solve are its first "
+                        f"crossing of the threshold), else at the cap")
+    elif stops_when_solved:
+        parts.insert(1, "each run stopped at its first validation that met the solved threshold, else at the cap")
     config = _flat(done[0].get("config") or {})
     if "dataset.max_len" in config:
         parts.insert(1, f"texts truncated to {values('dataset.max_len')} tokens")

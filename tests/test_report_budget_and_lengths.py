@@ -180,3 +180,21 @@ def test_the_budget_line_never_gives_tuned_runs_the_untuned_defaults_note():
                          "12 trials, chosen on validation.")
     only_tuned = budget_words(tuned)
     assert "lr chosen on validation for bilstm_attn" not in only_tuned and "1 tuned variant" in only_tuned
+
+
+def test_the_budget_line_says_where_a_run_stopped_when_solved():
+    """trainer.stop_when_solved: the budget line gives the stop line the records carry (the threshold
+    with its margin), or the first-crossing rule of runs from before the margin."""
+    plain = [_record("gru", s, 6, 1) for s in range(2)]
+    assert "stopped at its first validation" not in budget_words(plain) and "on a plateau" not in budget_words(plain)
+    margin = [_record("gru", s, 6, 1) for s in range(2)]
+    for record in margin:
+        record["config"]["trainer"].update(stop_when_solved=True, patience=1000)
+        record["stops_when_validation_meets"] = 0.005
+    assert budget_words(margin).startswith("10 epochs, no early stopping on a plateau")
+    assert "each run stopped at its first validation at 0.005 (the solved threshold with half its error allowance" \
+        in budget_words(margin)
+    for record in margin:
+        del record["stops_when_validation_meets"]
+    assert "each run stopped at its first validation that met the solved threshold, else at the cap" \
+        in budget_words(margin)
