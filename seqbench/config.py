@@ -281,8 +281,9 @@ class TrainerSchema:
     limit_val_batches: int | float | None = None
     limit_test_batches: int | float | None = None
     divergence_check_every_n_steps: int = 50
-    # Stop at the first validation that meets the data set's "solved" threshold (the memory tasks):
-    # the run has answered; the epoch cap is then a cap, not the budget.
+    # Stop at the first validation that meets the data set's "solved" threshold with half its error
+    # allowance (the memory tasks; the first plain crossing is the updates to solve): the run has
+    # answered; the epoch cap is then a cap, not the budget.
     stop_when_solved: bool | None = None   # null (the YAML's): off, and out of the config hash
     precision: int | str | None = "32-true"
     devices: Any = 1
