@@ -37,8 +37,8 @@ def checked_device(name: str) -> torch.device:
 def main(argv: list[str] | None = None) -> None:
     args = parse_arguments(argv)
     device = checked_device(args.device)
-    keep_freed_memory()  # as every run does by default; process-wide, so every path timed here has it
-    lines = header_lines(args, device, " ".join(["seqbench bench", *(sys.argv[1:] if argv is None else argv)]))
+    kept = keep_freed_memory()  # as every run does by default; process-wide, so every path timed here has it
+    lines = header_lines(args, device, " ".join(["seqbench bench", *(sys.argv[1:] if argv is None else argv)]), kept)
     for name in args.workload:
         lines += REGISTRY[name](args, device)
     text = "\n".join(lines) + "\n"
@@ -81,7 +81,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def header_lines(args: argparse.Namespace, device: torch.device, command: str) -> list[str]:
+def header_lines(args: argparse.Namespace, device: torch.device, command: str, freed_memory_kept: bool) -> list[str]:
     """bench.md's head: the command, the date, the machine, the versions and how every path is timed."""
     info = hardware()
     return ["# seqbench training-speed benchmark", "",
@@ -92,4 +92,4 @@ def header_lines(args: argparse.Namespace, device: torch.device, command: str) -
             f"- every path: {args.warmup} warm-up batches (untimed), then one timed pass; {args.repeats} repeats, "
             f"interleaved; median reported. Training only (forward, backward, clipping at {CLIP}, Adam).",
             f"- freed memory kept for the next step (keep_freed_memory, as runs do; glibc only): "
-            f"{'yes' if keep_freed_memory() else 'no'}, for every path", ""]
+            f"{'yes' if freed_memory_kept else 'no'}, for every path", ""]
