@@ -12,8 +12,8 @@ from ..checkpoints import disk_words
 from ..document import Document
 from ..latex import write_summary
 from ..results import data_key, data_labels, designs_under, load_records, long_table, slug, variant_labels
-from .blocks import across_blocks, budget_curve_block, memory_blocks, tuned_blocks, write_section
-from .options import check_resamples, parse_compare
+from .blocks import across_blocks, budget_curve_block, lead_blocks, memory_blocks, tuned_blocks, write_section
+from .options import LEAD_TITLE, check_resamples, parse_compare
 from .provenance import portable_command, portable_frame, private_paths, provenance, report_command, scrub
 from .rows import summary_rows, tuned_table
 from .section import DataSection, compute_section
@@ -24,10 +24,14 @@ from .terminal import terminal_lines
 def build_report(folders: list[str | Path], out: str | Path, command: str | None = None, plots: bool = True,
                  studies: str | Path | None = None, statistics: bool = True, resamples: int = 9999,
                  ropes: dict[str, float] | None = None, compare: str | None = None,
-                 study_figures: list[tuple[Path, str, str | None]] | None = None) -> BuiltReport:
+                 study_figures: list[tuple[Path, str, str | None]] | None = None,
+                 lead: list[str | Path] | None = None, lead_title: str = LEAD_TITLE) -> BuiltReport:
     """Write runs.csv, summary_<data>.csv, pairs_<data>.csv, summary.md, report.html and the figures
     under ``out``; both documents open with the verdict, one line per data set. ``ropes``: metric
-    -> half-width of the region of practical equivalence on the test's scale (parse_ropes)."""
+    -> half-width of the region of practical equivalence on the test's scale (parse_ropes).
+    ``lead``: record folders whose tables and verdicts open the documents, before the verdict of
+    ``folders`` (a search's retrained runs: tuned against tuned, with the defaults second); they
+    write no files of their own (their own report has them)."""
     resamples = check_resamples(resamples)
     try:
         records = load_records(folders)
@@ -58,9 +62,16 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
                       tuned_table(section))  # summary_<data>.tex: the tables for a paper
         sections.append(section)
     doc = Document("seqbench comparison")
+    lead_records = _lead_records(lead)
+    if lead_records:
+        lead_frame = long_table(lead_records)
+        lead_sections = [compute_section(lead_frame, [r for r in lead_records if data_key(r) == key], label, slug(label),
+                                         out, False, statistics, resamples, ropes)
+                         for key, label in sorted(data_labels(lead_records).items(), key=lambda item: item[1])]
+        lead_blocks(doc, lead_sections, lead_title)
     verdicts = [c.verdict for s in sections for c in s.comparisons]
     if verdicts:
-        doc.heading("Verdict")
+        doc.heading("Verdict" + (" of the main folders" if lead_records else ""))
         doc.text(("One line per data set, the pairs named with --compare as the family (nothing about another "
                   "variant enters them): each pair's difference, its interval and the call. " if pairs else
                   "One line per data set: the best group (the top by mean and every variant not separated from it), "
@@ -75,8 +86,9 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
                  f"{', '.join(incomplete)}.", css="warning")
     doc.heading("Provenance")
     shown = portable_command(command, out, private) if command else None
-    again = report_command(folders, out, shown, plots, resamples, ropes, pairs, studies)
-    doc.bullets(provenance(records, shown, again, private, disk_words(folders, skip=out)))
+    again = report_command(folders, out, shown, plots, resamples, ropes, pairs, studies, lead, lead_title)
+    doc.bullets(provenance(records + lead_records, shown, again, private | private_paths(lead_records),
+                           disk_words([*folders, *(lead or [])], skip=out)))
     if frame["code_fingerprint"].nunique() > 1:
         doc.text(f"These runs come from {frame['code_fingerprint'].nunique()} code fingerprints: each run's encoder, "
                  f"data set and the core training code (see runs.csv).")
@@ -101,6 +113,18 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
             if any(path in text for path in private):
                 table.write_text(scrub(text, private))
     return BuiltReport(out, sections)
+
+
+def _lead_records(lead: list[str | Path] | None) -> list[dict]:
+    if not lead:
+        return []
+    try:
+        records = load_records(lead)
+    except FileNotFoundError as error:
+        raise SeqbenchError(f"--lead: {error}") from None
+    if not records:
+        raise SeqbenchError(f"--lead: no run record found under {', '.join(map(str, lead))}")
+    return records
 
 
 @dataclass

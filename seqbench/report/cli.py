@@ -12,7 +12,7 @@ from .. import SeqbenchError
 from ..files import check_regular
 from ..runtime import entry_point
 from .build import build_report
-from .options import MIN_RESAMPLES, check_resamples, parse_ropes
+from .options import LEAD_TITLE, MIN_RESAMPLES, check_resamples, parse_ropes
 
 
 @entry_point
@@ -32,6 +32,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compare", metavar="A:B[,C:D...]",
                         help="make these pairs of variants the family: their intervals and p do not depend on the "
                              "other variants in the folders")
+    parser.add_argument("--lead", action="append", metavar="FOLDER",
+                        help="record folders whose tables and verdicts open the report, before the main folders' "
+                             "verdict (a search's retrained runs: tuned against tuned first, the defaults second); "
+                             "repeat for several")
+    parser.add_argument("--lead-title", default=LEAD_TITLE, help=f"the headline's words (default: {LEAD_TITLE!r})")
     args = parser.parse_args(argv)
     if args.studies:
         check_regular(args.studies, "--studies")
@@ -41,5 +46,6 @@ def main(argv: list[str] | None = None) -> None:
     ropes = parse_ropes(args.rope)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
     built = build_report(args.folders, args.out, args.command, plots=not args.no_plots, resamples=resamples,
-                         ropes=ropes, compare=args.compare, studies=args.studies)
+                         ropes=ropes, compare=args.compare, studies=args.studies, lead=args.lead,
+                         lead_title=args.lead_title)
     print("\n".join(built.terminal()))

@@ -9,6 +9,7 @@ from ..tasks import PERCENT_METRICS, POSITIVE_METRICS, TASKS
 
 
 MIN_RESAMPLES = 99
+LEAD_TITLE = "tuned against tuned"   # --lead's headline unless --lead-title says another
 
 
 def check_resamples(value) -> int:

@@ -13,6 +13,7 @@ import pandas as pd
 from ..data.vectors import vectors_words
 from ..record import describe_hardware
 from ..tasks import PERCENT_METRICS, POSITIVE_METRICS, TASKS
+from .options import LEAD_TITLE
 
 
 def private_paths(records: list[dict]) -> dict[str, str]:
@@ -68,7 +69,7 @@ def portable_command(command: str, out: Path, private: dict[str, str] | None = N
 
 def report_command(folders: list, out: Path, command: str | None, plots: bool, resamples: int,
                    ropes: dict[str, float] | None, compare: list[tuple[str, str]] | None = None,
-                   studies: str | Path | None = None) -> str:
+                   studies: str | Path | None = None, lead: list | None = None, lead_title: str | None = None) -> str:
     """``seqbench report`` with every flag that makes this very report again, run from the report's
     folder (paths relative to it)."""
     words = ["seqbench", "report", *[os.path.relpath(Path(f).resolve(), Path(out).resolve()) for f in folders],
@@ -85,6 +86,10 @@ def report_command(folders: list, out: Path, command: str | None, plots: bool, r
         words.append("--no-plots")
     if studies:
         words += ["--studies", os.path.relpath(Path(studies).resolve(), Path(out).resolve())]
+    for folder in lead or []:
+        words += ["--lead", os.path.relpath(Path(folder).resolve(), Path(out).resolve())]
+    if lead and lead_title and lead_title != LEAD_TITLE:
+        words += ["--lead-title", lead_title]
     if command:
         words += ["--command", command]
     return shlex.join(words)
