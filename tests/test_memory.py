@@ -262,7 +262,8 @@ def test_a_memory_run_recorded_under_the_shared_schema_is_still_read_for_eval():
 
     from seqbench.config import ConfigError, check_dataset, recorded_dataset_config
     from tests.conftest import REPO
-    record = json.loads(next((REPO / "results" / "runs" / "adding").glob("*/record.json")).read_text())
+    old_grid = REPO / "results" / "memory_2000_updates" / "runs" / "adding"   # written under the shared schema
+    record = json.loads(next(old_grid.glob("*/record.json")).read_text())
     dataset = record["config"]["dataset"]
     assert "solved_above" in dataset and "symbols" in dataset   # the copy task's keys
     with pytest.raises(ConfigError, match="unknown key"):
