@@ -530,10 +530,13 @@ def budget_words(records: list[dict]) -> str:
         parts.append(("defaults of the untuned variants: " if len(untuned) < len(done) else "defaults: ")
                      + " / ".join(origins))
     if tuned:
-        trials = sorted({str(r["tuned"].get("trials")) for r in tuned})
+        caps = sorted({str(r["tuned"].get("trials")) for r in tuned})
+        epochs = sorted({str(r["tuned"]["budget_epochs"]) for r in tuned if r["tuned"].get("budget_epochs")})
         count = len({r.get("config_hash") for r in tuned})
+        budget = (f"{'/'.join(epochs)} training epochs (at most {'/'.join(caps)} trials)" if epochs
+                  else f"at most {'/'.join(caps)} trials")
         parts.append(f"{count} tuned variant{'s' if count != 1 else ''}: each with its own best configuration from an "
-                     f"equal-budget search of {'/'.join(trials)} trials, chosen on validation")
+                     f"equal-budget search of {budget}, chosen on validation (trials run: the search's studies table)")
     return "; ".join(parts) + "."
 
 

@@ -20,7 +20,8 @@ def _two_folders(root):
             tuned_or_default_run(root / "defaults" / f"{name}{seed}", name, seed, f"d-{name}", target,
                                  rng.random(400) < default, None)
             tuned_or_default_run(root / "tuned" / f"{name}{seed}", name, seed, f"t-{name}", target,
-                                 rng.random(400) < tuned, {"study": f"trec-{name}", "trials": 9, "params": {}})
+                                 rng.random(400) < tuned, {"study": f"trec-{name}", "trials": 40, "trials_finished": 9,
+                                                                     "budget_epochs": 160, "params": {}})
 
 
 def test_the_lead_table_opens_the_summary_and_the_defaults_come_second(tmp_path):
@@ -57,3 +58,13 @@ def test_a_lead_folder_without_records_is_one_clear_error(tmp_path):
     with pytest.raises(SystemExit):
         report_main([str(tmp_path / "defaults"), "--out", str(tmp_path / "out2"), "--no-plots",
                      "--lead", str(tmp_path / "nowhere")])
+
+
+def test_the_tuned_beside_default_table_gives_the_trials_run_and_the_cap(tmp_path):
+    _two_folders(tmp_path)
+    build_report([tmp_path / "defaults", tmp_path / "tuned"], tmp_path / "out", plots=False, resamples=199)
+    text = (tmp_path / "out" / "summary.md").read_text()
+    assert "| same seeds | trials (cap) | best parameters |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| gru |") and "| yes |" in line)
+    assert "| 9 (40) |" in row
+    assert "equal-budget search of 160 training epochs (at most 40 trials)" in text

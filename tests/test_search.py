@@ -231,6 +231,8 @@ def test_the_whole_protocol_from_the_command_line(tmp_path):
     retrained = [json.loads(p.read_text()) for p in (tmp_path / "search" / "retrain").rglob("record.json")]
     assert sorted(r["model"] for r in retrained) == ["gru", "rnn"]
     assert all(r["seed"] == 1 and "mse" in r["test"] and r["tuned"]["trials"] == 2 for r in retrained)
+    # what each study spent, beside its cap: the tuned table and the budget line read it
+    assert all(r["tuned"]["trials_finished"] == 2 and r["tuned"]["epochs_trained"] >= 2 for r in retrained)
 
 
 @pytest.mark.slow

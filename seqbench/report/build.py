@@ -65,8 +65,8 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
     lead_records = _lead_records(lead)
     if lead_records:
         lead_frame = long_table(lead_records)
-        lead_sections = [compute_section(lead_frame, [r for r in lead_records if data_key(r) == key], label, slug(label),
-                                         out, False, statistics, resamples, ropes)
+        lead_sections = [compute_section(lead_frame, [r for r in lead_records if data_key(r) == key], label,
+                                         slug(label), out, False, statistics, resamples, ropes)
                          for key, label in sorted(data_labels(lead_records).items(), key=lambda item: item[1])]
         lead_blocks(doc, lead_sections, lead_title)
     verdicts = [c.verdict for s in sections for c in s.comparisons]

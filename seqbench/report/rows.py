@@ -150,6 +150,13 @@ def length_rows(section: DataSection) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def trial_words(tuned: dict) -> str:
+    """A tuned run's search in the table's words: the trials its study finished and the cap
+    ("10 (40)"), or the cap alone where the record does not say what was spent ("≤ 40")."""
+    finished = tuned.get("trials_finished")
+    return f"{finished} ({tuned.get('trials')})" if finished is not None else f"≤ {tuned.get('trials')}"
+
+
 def tuned_table(section: DataSection) -> tuple[list[str], list[list[str]]] | None:
     """(header, rows) of the tuned-beside-default table of a data set; None without tuned runs."""
     tuned_records = [r for r in section.done if r.get("tuned")]
@@ -188,7 +195,7 @@ def tuned_table(section: DataSection) -> tuple[list[str], list[list[str]]] | Non
                 delta = (f"{difference_words(level, sign * pair.difference)} [{difference_words(level, low)}, "
                          f"{difference_words(level, high)}]")
         params = parameter_words(info.get("params") or {})
-        rows.append([model, cell(default), cell(tuned), delta, same, str(info.get("trials")), params])
+        rows.append([model, cell(default), cell(tuned), delta, same, trial_words(info), params])
     adjusted = holm_adjusted(p_values)
     for row, p in zip(rows, adjusted):
         row.insert(4, "–" if math.isnan(p) else f"{p:.3g}")
@@ -196,7 +203,7 @@ def tuned_table(section: DataSection) -> tuple[list[str], list[list[str]]] | Non
     level = f"{100 * (1 - ALPHA / family):.4g}%"
     return (["model", f"default: test {metric} (n)", f"tuned: test {metric} (n)",
              f"tuned / default [{level} CI]" if relative else f"tuned − default [{level} CI]",
-             f"p (Holm over {family})", "same seeds", "trials", "best parameters"], rows)
+             f"p (Holm over {family})", "same seeds", "trials (cap)", "best parameters"], rows)
 
 
 def compact_rows(section: DataSection) -> tuple[list[str], list[list[str]]]:

@@ -115,10 +115,11 @@ def write_study_summaries(summaries: dict, path: Path, dataset: str, search_minu
     lines = [f"# Hyper-parameter search: {dataset}", "",
              f"Every variant: the same budget (training epochs where budget_epochs is set, else distinct finished "
              f"trials) over the same space (where a key applies); "
-             f"objective: the best validation metric; test split never read. Wall time: search {search_minutes:.1f} "
-             f"min, retraining {retrain_minutes:.1f} min. \"Bound\": what ended each study. \"Best validation\": "
-             f"the chosen trial's mean over its seed and its choice re-runs' seeds, where the best trials were "
-             f"re-run (hparams_search.choice_top); budget curves in budget_curves.csv.", "",
+             f"objective: the best validation metric; test split never read. Wall time of this command: search "
+             f"{search_minutes:.1f} min, retraining {retrain_minutes:.1f} min (a resumed search counts only what "
+             f"it ran itself; \"training minutes\" counts every trial). \"Bound\": what ended each study. "
+             f"\"Best validation\": the chosen trial's mean over its seed and its choice re-runs' seeds, where the "
+             f"best trials were re-run (hparams_search.choice_top); budget curves in budget_curves.csv.", "",
              "| study | trials finished (budget) | complete | pruned | failed | repeats not run | bound | best validation "
              "| best trial | best parameters | training epochs (trials + choice) | training minutes "
              "| pruning saved (estimate, minutes) |",
