@@ -467,6 +467,16 @@ def learning_curves(records: list[dict], labels: "VariantLabels | None" = None) 
     return {label: pd.DataFrame(series).sort_index() for label, series in curves.items()}
 
 
+def search_epoch_budget(record: dict):
+    """The training epochs each study of a tuned run's search had (``budget_epochs``): from its
+    tag, else from the search settings its config carries (runs retrained before the tag)."""
+    tag = (record.get("tuned") or {}).get("budget_epochs")
+    if tag:
+        return tag
+    search = ((record.get("config") or {}).get("hparams_search") or {})
+    return search.get("budget_epochs") if isinstance(search, dict) else None
+
+
 def budget_words(records: list[dict]) -> str:
     """The training budget of one data set's finished runs, in words, from their configs."""
     done = [r for r in records if r.get("status") == "done"]
@@ -531,12 +541,12 @@ def budget_words(records: list[dict]) -> str:
                      + " / ".join(origins))
     if tuned:
         caps = sorted({str(r["tuned"].get("trials")) for r in tuned})
-        epochs = sorted({str(r["tuned"]["budget_epochs"]) for r in tuned if r["tuned"].get("budget_epochs")})
+        epochs = sorted({str(budget) for budget in map(search_epoch_budget, tuned) if budget})
         count = len({r.get("config_hash") for r in tuned})
         budget = (f"{'/'.join(epochs)} training epochs (at most {'/'.join(caps)} trials)" if epochs
                   else f"at most {'/'.join(caps)} trials")
         parts.append(f"{count} tuned variant{'s' if count != 1 else ''}: each with its own best configuration from an "
-                     f"equal-budget search of {budget}, chosen on validation (trials run: the search's studies table)")
+                     f"equal-budget search of {budget}, chosen on validation (trials run: the search's studies.md)")
     return "; ".join(parts) + "."
 
 

@@ -50,14 +50,38 @@ def test_without_lead_the_summary_opens_with_the_verdict_as_before(tmp_path):
     assert "Headline" not in text and "## Verdict\n" in text
 
 
-def test_a_lead_folder_without_records_is_one_clear_error(tmp_path):
+def test_a_lead_folder_without_records_is_one_clear_error_and_writes_nothing(tmp_path, capsys):
     _two_folders(tmp_path)
     (tmp_path / "empty").mkdir()
     with pytest.raises(SeqbenchError, match="--lead: no run record found under"):
         build_report([tmp_path / "defaults"], tmp_path / "out", plots=False, resamples=199, lead=[tmp_path / "empty"])
-    with pytest.raises(SystemExit):
+    assert not (tmp_path / "out").exists()   # checked before the report folder is touched
+    with pytest.raises(SystemExit) as exit_:
         report_main([str(tmp_path / "defaults"), "--out", str(tmp_path / "out2"), "--no-plots",
                      "--lead", str(tmp_path / "nowhere")])
+    assert exit_.value.code == 2 and "error: --lead: " in capsys.readouterr().err   # the flag known, its folder not
+
+
+def test_a_lead_data_set_the_main_folders_lack_says_so_and_each_lead_data_set_gets_its_table(tmp_path):
+    _two_folders(tmp_path)
+    rng = np.random.default_rng(2)
+    target = rng.integers(0, 2, 400)
+    (tmp_path / "tuned_other").mkdir()
+    for seed in range(3):   # a second data set in the lead folders only
+        folder = tmp_path / "tuned_other" / f"gru{seed}"
+        tuned_or_default_run(folder, "gru", seed, "t-other", target, rng.random(400) < 0.8,
+                             {"study": "other-gru", "trials": 5, "params": {}})
+        record = (folder / "record.json")
+        record.write_text(record.read_text().replace('"trec"', '"polarity"'))
+    build_report([tmp_path / "defaults"], tmp_path / "out", plots=False, resamples=199,
+                 lead=[tmp_path / "tuned", tmp_path / "tuned_other"], lead_title="my headline")
+    text = (tmp_path / "out" / "summary.md").read_text()
+    lead = text[text.index("## Headline: my headline"):text.index("## Verdict of the main folders")]
+    assert "### polarity: my headline" in lead and "### trec: my headline" in lead
+    assert "the main folders have no runs of this data set." in lead
+    assert "the default configurations follow in the section trec below." in lead
+    again = next(line for line in text.splitlines() if "this report again" in line)
+    assert "--lead ../tuned --lead ../tuned_other --lead-title 'my headline'" in again
 
 
 def test_the_tuned_beside_default_table_gives_the_trials_run_and_the_cap(tmp_path):

@@ -266,32 +266,35 @@ def budget_curve_block(doc: Document, studies_json: Path, out: Path, plots: bool
         doc.figure(written[1], "budget curves")
 
 
-def lead_blocks(doc: Document, sections: list[DataSection], named: str) -> None:
+def lead_blocks(doc: Document, sections: list[DataSection], named: str, main_labels: set[str]) -> None:
     """The headline the document opens with (``seqbench report --lead``): each data set of the
     lead folders as its table and verdict, before the main folders' verdict. For a search's
     retrained runs that is every variant tuned against every other tuned one; the main folders'
-    sections (the defaults) follow as the second table."""
+    section of the same data set (the defaults) follows below."""
     doc.heading(f"Headline: {named}")
     for section in sections:
         tuned = [r for r in section.done if r.get("tuned")]
+        all_tuned = bool(tuned) and len(tuned) == len(section.done)
         doc.heading(f"{section.label}: {named}", 3)
         if section.problems:
             doc.text(f"Incomplete: {'; '.join(section.problems)}. Shown as it is; not ranked and given no verdict.",
                      css="warning")
         seeds = sorted({int(r["seed"]) for r in section.done if isinstance(r.get("seed"), int)})
         how = (f"Each variant with its own best configuration, chosen on validation by its own study "
-               f"({len({r['tuned'].get('study') for r in tuned})} studies; the search's budget, trials and choice in "
-               f"its studies table), then trained on seeds {', '.join(map(str, seeds))} and tested once. "
-               if tuned and len(tuned) == len(section.done) else "")
-        doc.text(how + f"Test {section.task.metric_words()} over seeds; the default configurations are the second "
-                       f"table, in the section {section.label} below.")
+               f"({len({r['tuned'].get('study') for r in tuned})} studies; each study's trials, budget and choice are "
+               f"in the search's studies.md), then trained on seeds {', '.join(map(str, seeds))} and tested once. "
+               if all_tuned else "")
+        below = ((f"the default configurations follow in the section {section.label} below." if all_tuned else
+                  f"the main folders' runs of this data set follow in the section {section.label} below.")
+                 if section.label in main_labels else "the main folders have no runs of this data set.")
+        doc.text(how + f"Test {section.task.metric_words()} over seeds; {below}")
         doc.text(f"Budget of the runs shown: {budget_words(section.records)}")
         header, rows, key = summary_rows(section)
         doc.table(header, rows, key=key)
         verdicts = [c.verdict for c in section.comparisons]
         if verdicts:
             doc.text("Verdict (5% family-wise over these variants, seeds as the unit; the same rule as the "
-                     "defaults' verdict below):")
+                     "main folders' verdict below):")
             doc.bullets(verdicts)
 
 

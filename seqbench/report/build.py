@@ -39,6 +39,7 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
         raise SeqbenchError(str(error)) from None
     if not records:
         raise SeqbenchError(f"no run record found under {', '.join(map(str, folders))}")
+    lead_records = _lead_records(lead)   # checked before anything is written: a bad --lead leaves --out as it was
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -46,7 +47,7 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
         raise SeqbenchError(f"cannot write the report to {out}: {error.strerror or error}; choose another folder "
                             f"with --out") from None
     frame = long_table(records)
-    private = private_paths(records)
+    private = private_paths(records + lead_records)
     portable_frame(frame, out, private).to_csv(out / "runs.csv", index=False)
     labels = data_labels(records)
     adaptive = designs_under(folders)
@@ -62,13 +63,12 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
                       tuned_table(section))  # summary_<data>.tex: the tables for a paper
         sections.append(section)
     doc = Document("seqbench comparison")
-    lead_records = _lead_records(lead)
     if lead_records:
         lead_frame = long_table(lead_records)
         lead_sections = [compute_section(lead_frame, [r for r in lead_records if data_key(r) == key], label,
                                          slug(label), out, False, statistics, resamples, ropes)
                          for key, label in sorted(data_labels(lead_records).items(), key=lambda item: item[1])]
-        lead_blocks(doc, lead_sections, lead_title)
+        lead_blocks(doc, lead_sections, lead_title, {s.label for s in sections})
     verdicts = [c.verdict for s in sections for c in s.comparisons]
     if verdicts:
         doc.heading("Verdict" + (" of the main folders" if lead_records else ""))
@@ -87,11 +87,13 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
     doc.heading("Provenance")
     shown = portable_command(command, out, private) if command else None
     again = report_command(folders, out, shown, plots, resamples, ropes, pairs, studies, lead, lead_title)
-    doc.bullets(provenance(records + lead_records, shown, again, private | private_paths(lead_records),
+    doc.bullets(provenance(records + lead_records, shown, again, private,
                            disk_words([*folders, *(lead or [])], skip=out)))
-    if frame["code_fingerprint"].nunique() > 1:
-        doc.text(f"These runs come from {frame['code_fingerprint'].nunique()} code fingerprints: each run's encoder, "
-                 f"data set and the core training code (see runs.csv).")
+    fingerprints = {r.get("code_fingerprint") for r in records + lead_records} - {None}
+    if len(fingerprints) > 1:
+        doc.text(f"These runs come from {len(fingerprints)} code fingerprints: each run's encoder, "
+                 f"data set and the core training code (see runs.csv" + ("; the lead folders' runs are in their own "
+                 "report's runs.csv)." if lead_records else ")."))
     if studies and Path(studies).is_file():
         doc.markdown(Path(studies).read_text().replace("# Hyper-parameter search", "## Hyper-parameter search"))
         budget_curve_block(doc, Path(studies).with_suffix(".json"), out, plots)
