@@ -217,6 +217,28 @@ def test_the_report_draws_metric_against_length_and_the_longest_length_solved(tm
     assert "2 epochs, no early stopping; 100 fresh training sequences per epoch (4 optimiser steps per run)" in text
 
 
+def test_copy_s_memory_length_section_gives_the_recall_accuracy_by_length(tmp_path):
+    """Copy is tested on its cross-entropy and solved on its recall accuracy; the section also
+    gives that accuracy by T (mean, seeds' range), which the solved line hides."""
+    from seqbench.record import write_json_atomic
+    accuracy = {("lru", 50): [0.999, 0.95, 0.9], ("lru", 100): [0.6, 0.62, 0.64], ("lstm", 50): [0.13, 0.14, 0.15]}
+    for (model, length), values in accuracy.items():
+        for seed, acc in enumerate(values):
+            config = {"model": {"name": model}, "dataset": {"name": "copy", "length": length, "solved_above": 0.99},
+                      "trainer": {"max_epochs": 2, "patience": 5}}
+            write_json_atomic(tmp_path / "runs" / f"{model}{length}s{seed}" / "record.json", {
+                "status": "done", "dataset": "copy", "task": "per_step_classification", "model": model, "seed": seed,
+                "config": config, "config_hash": f"{model}-{length}", "best_epoch": 1, "epochs": 2,
+                "history": [{"epoch": 0, "val/ce": 0.1}], "val_best": {"ce": 0.1},
+                "test": {"ce": 0.2 * (1 - acc), "acc": acc}})
+    build_report([tmp_path / "runs"], tmp_path / "out", plots=False, statistics=False)
+    text = (tmp_path / "out" / "summary.md").read_text()
+    section = text[text.index("### copy: memory length"):]
+    assert "Recall accuracy (%) on the test set against T" in section
+    assert "| lru | 95.0 [90.0-99.9] (n = 3) | 62.0 [60.0-64.0] (n = 3) |" in section
+    assert "| lstm | 14.0 [13.0-15.0] (n = 3) | – |" in section
+
+
 def test_runs_on_different_lengths_are_never_paired_and_each_length_gets_its_verdict(tmp_path):
     """Paired tests need the same test examples: a memory task at T = 50 and at T = 100 has two
     test sets, so the report compares variants within each length, never across."""

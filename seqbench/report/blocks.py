@@ -216,6 +216,7 @@ def memory_blocks(doc: Document, records: list[dict], name: str, out: Path, plot
                 longest = f"{t} ({solved} of {len(verdicts)}; [{100 * low:.0f}%, {100 * high:.0f}%])"
         rows.append([names[key], *cells, longest])
     doc.table(["variant", *[f"T = {t}" for t in lengths], "longest T solved (seeds; Wilson 95%)"], rows)
+    recall_table(doc, points, names, lengths, metric)
     updates_table(doc, points, names, lengths, task)
     legend = labels.legend()
     if legend:
@@ -224,6 +225,27 @@ def memory_blocks(doc: Document, records: list[dict], name: str, out: Path, plot
         # The file's name from the data set's label as a slug: a record is data, and its name no path.
         path = plot_memory(points, names, lengths, baselines, name, metric, out, slug(name))
         doc.figure(path, path.stem)
+
+
+def recall_table(doc: Document, points: dict, names: dict, lengths: list[int], metric: str) -> None:
+    """Where the tested metric is not the accuracy but the runs also record one (copy: cross-entropy
+    tested, solved read on the recall accuracy), the accuracy by T: how much of the sequence each
+    cell recalls, which the solved line hides (chance is 1 / the alphabet)."""
+    if metric == "acc":
+        return
+
+    def cell(runs: list[dict]) -> str:
+        values = [100 * r["test"]["acc"] for r in runs if isinstance((r.get("test") or {}).get("acc"), (int, float))]
+        if not values:
+            return "–"
+        spread = f" [{min(values):.1f}-{max(values):.1f}]" if len(values) > 1 else ""
+        return f"{np.mean(values):.1f}{spread} (n = {len(values)})"
+    rows = [[names[key], *[cell(points[key].get(t, [])) for t in lengths]]
+            for key in sorted(points, key=lambda k: names[k])]
+    if not any(cell != "–" for row in rows for cell in row[1:]):
+        return
+    doc.text("Recall accuracy (%) on the test set against T: the mean over seeds, [lowest-highest seed], n seeds.")
+    doc.table(["variant", *[f"T = {t}" for t in lengths]], rows)
 
 
 def updates_table(doc: Document, points: dict, names: dict, lengths: list[int], task: TaskKind) -> None:
