@@ -468,12 +468,9 @@ def learning_curves(records: list[dict], labels: "VariantLabels | None" = None) 
 
 
 def search_epoch_budget(record: dict):
-    """The training epochs each study of a tuned run's search had (``budget_epochs``): from its
-    tag, else from the search settings its config carries (runs retrained before the tag)."""
-    tag = (record.get("tuned") or {}).get("budget_epochs")
-    if tag:
-        return tag
-    search = ((record.get("config") or {}).get("hparams_search") or {})
+    """The training epochs each study of a tuned run's search had (``budget_epochs``), from the
+    search settings the retrained run's config carries."""
+    search = (record.get("config") or {}).get("hparams_search") or {}
     return search.get("budget_epochs") if isinstance(search, dict) else None
 
 

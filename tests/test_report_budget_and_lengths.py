@@ -178,15 +178,12 @@ def test_the_budget_line_never_gives_tuned_runs_the_untuned_defaults_note():
     assert "defaults of the untuned variants: lr chosen on validation for bilstm_attn" in both
     assert both.endswith("1 tuned variant: each with its own best configuration from an equal-budget search of "
                          "at most 12 trials, chosen on validation (trials run: the search's studies.md).")
-    # A run whose search was bounded in epochs says that budget, the trial cap beside it.
-    by_epochs = [_record("lstm", s, 6, 1, tuned={"study": "trec-lstm-1", "trials": 40, "trials_finished": 9,
-                                                 "budget_epochs": 160}) for s in range(2)]
-    assert "equal-budget search of 160 training epochs (at most 40 trials)" in budget_words(by_epochs)
-    # A run retrained before its tag carried the budget: read from the search settings in its config.
-    untagged = [_record("lstm", s, 6, 1, tuned={"study": "trec-lstm-1", "trials": 40}) for s in range(2)]
-    for record in untagged:
+    # A run whose search was bounded in epochs says that budget (from the search settings in its
+    # config), the trial cap beside it.
+    by_epochs = [_record("lstm", s, 6, 1, tuned={"study": "trec-lstm-1", "trials": 40}) for s in range(2)]
+    for record in by_epochs:
         record["config"]["hparams_search"] = {"budget_epochs": 160, "trials": 40}
-    assert "equal-budget search of 160 training epochs (at most 40 trials)" in budget_words(untagged)
+    assert "equal-budget search of 160 training epochs (at most 40 trials)" in budget_words(by_epochs)
     only_tuned = budget_words(tuned)
     assert "lr chosen on validation for bilstm_attn" not in only_tuned and "1 tuned variant" in only_tuned
 

@@ -26,14 +26,18 @@ from .words import (cap_words, conditional_test_words, disagreement_words, lengt
                     power_words, seed_level_words, shown_words)
 
 
+def incomplete_warning(doc: Document, section: DataSection) -> None:
+    if section.problems:
+        doc.text(f"Incomplete: {'; '.join(section.problems)}. Shown as it is; not ranked and given no verdict.",
+                 css="warning")
+
+
 def write_section(doc: Document, section: DataSection) -> None:
     task = section.task
     metric = task.metric
     better = "higher" if task.higher_is_better else "lower"
     doc.heading(section.label)
-    if section.problems:
-        doc.text(f"Incomplete: {'; '.join(section.problems)}. Shown as it is; not ranked and given no verdict.",
-                 css="warning")
+    incomplete_warning(doc, section)
     if section.adaptive_words:
         doc.text(section.adaptive_words)
     interval_words = ("solved in k of n seeds with a 95% Wilson interval (outcomes are solved or not, so no interval "
@@ -298,9 +302,7 @@ def lead_blocks(doc: Document, sections: list[DataSection], named: str, main_lab
         tuned = [r for r in section.done if r.get("tuned")]
         all_tuned = bool(tuned) and len(tuned) == len(section.done)
         doc.heading(f"{section.label}: {named}", 3)
-        if section.problems:
-            doc.text(f"Incomplete: {'; '.join(section.problems)}. Shown as it is; not ranked and given no verdict.",
-                     css="warning")
+        incomplete_warning(doc, section)
         seeds = sorted({int(r["seed"]) for r in section.done if isinstance(r.get("seed"), int)})
         how = (f"Each variant with its own best configuration, chosen on validation by its own study "
                f"({len({r['tuned'].get('study') for r in tuned})} studies; each study's trials, budget and choice are "

@@ -33,13 +33,9 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
     ``folders`` (a search's retrained runs: tuned against tuned, with the defaults second); they
     write no files of their own (their own report has them)."""
     resamples = check_resamples(resamples)
-    try:
-        records = load_records(folders)
-    except FileNotFoundError as error:
-        raise SeqbenchError(str(error)) from None
-    if not records:
-        raise SeqbenchError(f"no run record found under {', '.join(map(str, folders))}")
-    lead_records = _lead_records(lead)   # checked before anything is written: a bad --lead leaves --out as it was
+    records = _records(folders)
+    # checked before anything is written: a bad --lead leaves --out as it was
+    lead_records = _records(lead, flag="--lead: ") if lead else []
     out = Path(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -66,7 +62,7 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
     if lead_records:
         lead_frame = long_table(lead_records)
         lead_sections = [compute_section(lead_frame, [r for r in lead_records if data_key(r) == key], label,
-                                         slug(label), out, False, statistics, resamples, ropes)
+                                         slug(label), out, False, statistics, resamples, ropes, details=False)
                          for key, label in sorted(data_labels(lead_records).items(), key=lambda item: item[1])]
         lead_blocks(doc, lead_sections, lead_title, {s.label for s in sections})
     verdicts = [c.verdict for s in sections for c in s.comparisons]
@@ -117,15 +113,15 @@ def build_report(folders: list[str | Path], out: str | Path, command: str | None
     return BuiltReport(out, sections)
 
 
-def _lead_records(lead: list[str | Path] | None) -> list[dict]:
-    if not lead:
-        return []
+def _records(folders: list[str | Path], flag: str = "") -> list[dict]:
+    """The records under ``folders``, or one line (``flag`` names the option they came from) where
+    a folder is missing or holds none."""
     try:
-        records = load_records(lead)
+        records = load_records(folders)
     except FileNotFoundError as error:
-        raise SeqbenchError(f"--lead: {error}") from None
+        raise SeqbenchError(f"{flag}{error}") from None
     if not records:
-        raise SeqbenchError(f"--lead: no run record found under {', '.join(map(str, lead))}")
+        raise SeqbenchError(f"{flag}no run record found under {', '.join(map(str, folders))}")
     return records
 
 

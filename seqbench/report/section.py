@@ -138,7 +138,11 @@ def test_set_names(records: list[dict]) -> dict[tuple, str]:
 
 def compute_section(frame: pd.DataFrame, records: list[dict], label: str, stem: str, out: Path, plots: bool,
                     statistics: bool, resamples: int, ropes: dict[str, float] | None = None,
-                    compare: list[tuple[str, str]] | None = None, adaptive: dict[str, dict] | None = None) -> DataSection:
+                    compare: list[tuple[str, str]] | None = None, adaptive: dict[str, dict] | None = None,
+                    details: bool = True) -> DataSection:
+    """One data set's numbers. ``details=False`` (a report's lead tables, which show the summary
+    table and the verdict only): no confusion matrices, input lengths or factorial readings, which
+    read every run's predictions and the data set's own files."""
     runs = frame[frame["data"] == label]
     task = task_of(records[0])
     labels = variant_labels(records)
@@ -151,26 +155,28 @@ def compute_section(frame: pd.DataFrame, records: list[dict], label: str, stem: 
     done = section.done
     if task.name == "classification":
         section.baselines = class_baselines(done)
-        by_seed = seed_confusions(done, labels)
-        pooled = confusion_matrices(done, labels, by_seed)
-        order = list(table["model"]) if not table.empty else []
-        # In the main table's order (best first), so the panels read as the table does.
-        ordered = [label for label in [*order, *sorted(set(pooled) - set(order))] if label in pooled]
-        section.confusion = {label: pooled[label] for label in ordered}
-        section.seed_confusion = {label: by_seed[label] for label in ordered}
-        section.per_class = per_class_table(section.confusion)
-        section.shown_classes = shown_classes(section.confusion)
-        if any(r.get("predictions") for r in done):
-            section.lengths, section.lengths_note = text_lengths(done)
-            if section.lengths is not None:
-                section.by_length = length_table(done, labels, section.lengths, order)
+        if details:
+            by_seed = seed_confusions(done, labels)
+            pooled = confusion_matrices(done, labels, by_seed)
+            order = list(table["model"]) if not table.empty else []
+            # In the main table's order (best first), so the panels read as the table does.
+            ordered = [label for label in [*order, *sorted(set(pooled) - set(order))] if label in pooled]
+            section.confusion = {label: pooled[label] for label in ordered}
+            section.seed_confusion = {label: by_seed[label] for label in ordered}
+            section.per_class = per_class_table(section.confusion)
+            section.shown_classes = shown_classes(section.confusion)
+            if any(r.get("predictions") for r in done):
+                section.lengths, section.lengths_note = text_lengths(done)
+                if section.lengths is not None:
+                    section.by_length = length_table(done, labels, section.lengths, order)
     else:
         value = learn_nothing(done, task)
         if value is not None and len({test_set_key(r) for r in done}) == 1:
             section.baselines = {"baseline (learns nothing)": value}
     if statistics and done:
         section.comparisons = comparisons(section, resamples, (ropes or {}).get(task.metric), compare)
-        section.factorials = factorial_readings(section)
+        if details:
+            section.factorials = factorial_readings(section)
     if plots and done:
         letters = {v: c.seed.letters.get(v, "") for c in section.comparisons for v in c.seed.letters}
         figures = [plot_scores(runs, table, label, stem, task.metric, section.baselines, out, letters),

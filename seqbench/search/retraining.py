@@ -36,8 +36,7 @@ def retrain(config_dir: str, overrides: list[str], variant: str, params: dict, s
                                    f"paths.output_root={Path(root) / 'retrain'}", "claimed=wait"], extra_dirs)
         # "trials" is the cap; what the study spent (distinct finished trials, training epochs) beside it
         tags = {"tuned": {"study": summary["study"], "trials": summary["budget_trials"],
-                          "trials_finished": summary.get("finished_distinct"),
-                          "budget_epochs": settings.get("budget_epochs"), "epochs_trained": summary.get("epochs"),
+                          "trials_finished": summary.get("finished_distinct"), "epochs_trained": summary.get("epochs"),
                           "best_trial": summary["best_trial"], "params": params}}
         folder = Path(root) / "retrain" / summary["study"] / f"s{seed}"
         began = time.perf_counter()
