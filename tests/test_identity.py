@@ -244,8 +244,10 @@ def test_a_copy_whose_original_is_gone_is_reused_with_its_predictions(compose_co
     assert (tmp_path / "sweep2" / "0_lstm" / "predictions.csv").is_file()
 
 
-def tuned_or_default_run(folder, name: str, seed: int, config_hash: str, target, correct, tuned: dict | None):
-    """A finished TREC-like run of ``name`` (tuned where ``tuned`` says how) with its predictions."""
+def tuned_or_default_run(folder, name: str, seed: int, config_hash: str, target, correct, tuned: dict | None,
+                         search: dict | None = None):
+    """A finished TREC-like run of ``name`` (tuned where ``tuned`` says how) with its predictions;
+    ``search``: the search settings a retrained run's config carries (``hparams_search``)."""
     folder.mkdir()
     pd.DataFrame({"index": range(len(target)), "target": target, "predicted": np.where(correct, target, 1 - target)}
                  ).to_csv(folder / "predictions.csv", index=False)
@@ -254,7 +256,8 @@ def tuned_or_default_run(folder, name: str, seed: int, config_hash: str, target,
         "config_hash": config_hash, "data_fingerprint": "d", "predictions": "predictions.csv",
         "test": {"acc": float(correct.mean()), "f1": 0.5}, "val_best": {"acc": 0.8}, "best_epoch": 1,
         "epochs": 2, **({"tuned": tuned} if tuned else {}),
-        "config": {"model": {"name": name, "hidden_size": 8 if tuned is None else 16}, "dataset": {"name": "trec"}}})
+        "config": {"model": {"name": name, "hidden_size": 8 if tuned is None else 16}, "dataset": {"name": "trec"},
+                   **({"hparams_search": search} if search else {})}})
 
 
 def test_tuned_minus_default_has_the_sign_of_the_gain(tmp_path):
